@@ -1,0 +1,60 @@
+# cvtk: two commands matter. `make demo` sets everything up and runs the main job;
+# `make test` sets up the same way and runs the whole suite (CI runs exactly this).
+# Setup is idempotent: a second run downloads nothing.
+
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+# Bump the stamp's suffix when requirements change shape (a new file, say).
+VENV_STAMP := $(VENV)/.cvtk-venv-1
+CARGO_CONFIG := .cargo/config.toml
+CARGO ?= cargo
+ARGS ?=
+
+.PHONY: all setup venv sample-data build demo test lint bench clean help
+
+all: build
+
+help:
+	@echo "make demo   - install everything (venv, libtorch, sample data), build, run the main job"
+	@echo "make test   - same setup, then fmt, clippy and the whole test suite (what CI runs)"
+	@echo "make build  - release build of the cvtk program (target/release/cvtk)"
+	@echo "make bench  - side-by-side benchmarks against the Python stack"
+
+$(VENV_STAMP): requirements.txt
+	@command -v python3 >/dev/null || { echo "python3 is required (to install libtorch from PyPI)"; exit 1; }
+	@[ -x $(PY) ] || python3 -m venv $(VENV) || { echo "python3 -m venv failed: on Debian/Ubuntu run 'apt-get install python3-venv'"; exit 1; }
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+venv: $(VENV_STAMP)
+
+$(CARGO_CONFIG): $(VENV_STAMP) scripts/write-cargo-config.sh
+	@mkdir -p .cargo
+	scripts/write-cargo-config.sh $(PY) > $@.tmp && mv $@.tmp $@
+
+sample-data: $(VENV_STAMP)
+	scripts/fetch-sample-data.sh mnist-5k
+
+setup: venv $(CARGO_CONFIG) sample-data
+
+build: setup
+	$(CARGO) build --release -p cvtk-cli
+
+demo: build
+	scripts/demo.sh $(ARGS)
+
+lint: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+test: setup lint
+	$(CARGO) test --workspace --all-targets --locked
+	$(CARGO) test --workspace --doc --locked
+
+bench: setup
+	@echo "benchmarks arrive with the performance work (see benches/README.md)"
+
+clean:
+	$(CARGO) clean
+	rm -rf outputs sample_data/generated

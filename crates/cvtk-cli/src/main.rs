@@ -1,0 +1,39 @@
+//! `cvtk`: the command-line program. It parses arguments, calls the cvtk crates
+//! and prints; no logic lives here that a library user would need.
+//!
+//! Exit codes: 0 success, 1 runtime error (the message says what to do next),
+//! 2 usage error (bad flags or arguments).
+
+mod commands;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Image classification by transfer learning: datasets, models, evaluation, deployment.
+#[derive(Parser, Debug)]
+#[command(name = "cvtk", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: commands::Command,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match commands::run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Logs go to stderr through `tracing`; `RUST_LOG` sets the level (default: warnings).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}

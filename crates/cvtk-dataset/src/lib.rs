@@ -1,0 +1,55 @@
+//! Datasets for cvtk: images in a folder per label, stratified train/test
+//! splits, JSON manifests, storage paths, and the image loader that turns images
+//! into `tch` tensors.
+//!
+//! Main types:
+//! - [`ClassificationDataset`] (the original package's `ClassificationDataset`):
+//!   made by [`ClassificationDataset::create_from_dir`], split by
+//!   [`ClassificationDataset::split`] (its `Splitter`), saved and loaded with
+//!   [`ClassificationDataset::to_manifest`] / [`ClassificationDataset::from_manifest`].
+//! - [`StorageContext`] (its `StorageContext`): outputs, persistent and temp folders.
+//! - [`ImageLoader`]: decode, orient, convert, resize, normalise and batch, in parallel.
+//! - [`sample`]: real MNIST / Fashion-MNIST data from package registries.
+//!
+//! ```
+//! use cvtk_dataset::ClassificationDataset;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! # for label in ["bowl", "cup"] {
+//! #     std::fs::create_dir(dir.path().join(label))?;
+//! #     for i in 0..5 {
+//! #         image::RgbImage::new(8, 8).save(dir.path().join(label).join(format!("{i}.png")))?;
+//! #     }
+//! # }
+//! let dataset = ClassificationDataset::create_from_dir("dishes", dir.path())?;
+//! assert_eq!(dataset.label_names(), ["bowl", "cup"]);
+//! let split = dataset.split(0.6, true, 42)?;
+//! assert_eq!((split.train.len(), split.test.len()), (6, 4));
+//! let mut dataset = dataset;
+//! dataset.set_split(split)?;
+//! dataset.to_manifest(dir.path().join("dishes.json"))?;
+//! let back = ClassificationDataset::from_manifest(dir.path().join("dishes.json"))?;
+//! assert_eq!(back.train()?.len(), 6);
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+mod dataset;
+pub mod decode;
+mod error;
+mod fsutil;
+mod loader;
+mod manifest;
+pub mod progress;
+pub mod sample;
+mod split;
+mod storage;
+
+pub use dataset::{ClassificationDataset, ImageInfo, Label, ScanOptions, SkipKind, Skipped};
+pub use error::{Error, Result};
+pub use fsutil::{write_atomic, write_json_atomic};
+pub use loader::{
+    mix_seed, Batch, Batches, ColorMode, ImageLoader, ImageTransform, LoaderConfig, Normalization, ResizeMode,
+};
+pub use split::{Split, SplitPart};
+pub use storage::StorageContext;

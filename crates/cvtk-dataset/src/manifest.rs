@@ -1,0 +1,155 @@
+//! Dataset manifests: a dataset and its split as one JSON file, written
+//! atomically. Paths are stored relative to the manifest's folder where
+//! possible, so a dataset folder and its manifest can move together.
+//!
+//! ```json
+//! { "format": "cvtk-dataset", "version": 1, "name": "dishes", "root": "dishes",
+//!   "labels": ["bowl", "cup"],
+//!   "images": [{ "id": 0, "name": "a.jpg", "path": "bowl/a.jpg", "labels": ["bowl"] }],
+//!   "skipped": [{ "path": "...", "kind": "corrupt", "reason": "..." }],
+//!   "split": { "train_size": 0.66, "stratify": true, "seed": 0, "train": [0], "test": [] } }
+//! ```
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::dataset::{ImageInfo, Label, Skipped};
+use crate::fsutil::write_json_atomic;
+use crate::split::Split;
+use crate::{ClassificationDataset, Error, Result};
+
+const FORMAT: &str = "cvtk-dataset";
+const VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestFile {
+    format: String,
+    version: u32,
+    name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    root: Option<String>,
+    labels: Vec<String>,
+    images: Vec<ManifestImage>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    skipped: Vec<Skipped>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    split: Option<Split>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestImage {
+    id: u64,
+    name: String,
+    path: String,
+    labels: Vec<String>,
+}
+
+fn relative_to(path: &Path, base: &Path) -> String {
+    path.strip_prefix(base).unwrap_or(path).to_string_lossy().into_owned()
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+impl ClassificationDataset {
+    /// Writes the dataset (and its split, if set) to a JSON manifest at `path`,
+    /// atomically: an interrupted write leaves any previous manifest intact.
+    pub fn to_manifest(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let manifest_dir = absolute(path.parent().unwrap_or(Path::new(".")));
+        let root = self.root.as_deref().map(absolute);
+        // Image paths are relative to the root when under it, else to the manifest.
+        let image_base = root.clone().unwrap_or_else(|| manifest_dir.clone());
+        let file = ManifestFile {
+            format: FORMAT.into(),
+            version: VERSION,
+            name: self.name.clone(),
+            root: root.as_deref().map(|r| {
+                let rel = relative_to(r, &manifest_dir);
+                if rel.is_empty() {
+                    ".".into()
+                } else {
+                    rel
+                }
+            }),
+            labels: self.label_names(),
+            images: self
+                .images
+                .iter()
+                .map(|img| ManifestImage {
+                    id: img.id,
+                    name: img.name.clone(),
+                    path: relative_to(&absolute(&img.path), &image_base),
+                    labels: img.labels.iter().map(|&l| self.labels[l].name.clone()).collect(),
+                })
+                .collect(),
+            skipped: self.skipped.clone(),
+            split: self.split.clone(),
+        };
+        write_json_atomic(path, &file)
+    }
+
+    /// Reads a dataset (and its split, if any) from a manifest written by
+    /// [`to_manifest`](Self::to_manifest), checking that it is consistent.
+    pub fn from_manifest(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let bad = |reason: String| Error::Manifest { path: path.to_path_buf(), reason };
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io("cannot read manifest", path, e))?;
+        let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+        if value.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
+            return Err(bad(format!("not a cvtk dataset manifest (no \"format\": \"{FORMAT}\")")));
+        }
+        let file: ManifestFile = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
+        if file.version > VERSION {
+            return Err(bad(format!(
+                "manifest version {} is newer than this cvtk supports ({VERSION}); upgrade cvtk",
+                file.version
+            )));
+        }
+        let manifest_dir = absolute(path.parent().unwrap_or(Path::new(".")));
+        let root = file.root.as_deref().map(|r| manifest_dir.join(r));
+        let image_base = root.clone().unwrap_or_else(|| manifest_dir.clone());
+
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        for (i, name) in file.labels.iter().enumerate() {
+            if index.insert(name, i).is_some() {
+                return Err(bad(format!("label '{name}' is listed twice")));
+            }
+        }
+        let mut images = Vec::with_capacity(file.images.len());
+        for img in &file.images {
+            let labels = img
+                .labels
+                .iter()
+                .map(|l| {
+                    index
+                        .get(l.as_str())
+                        .copied()
+                        .ok_or_else(|| bad(format!("image {} has label '{l}', which is not in \"labels\"", img.id)))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            if labels.is_empty() {
+                return Err(bad(format!("image {} has no label", img.id)));
+            }
+            images.push(ImageInfo { id: img.id, name: img.name.clone(), path: image_base.join(&img.path), labels });
+        }
+        let mut ds = ClassificationDataset {
+            name: file.name,
+            root,
+            labels: file.labels.into_iter().map(|name| Label { name }).collect(),
+            images,
+            skipped: file.skipped,
+            split: None,
+        };
+        ds.validate().map_err(|e| bad(e.to_string()))?;
+        if let Some(split) = file.split {
+            ds.set_split(split).map_err(|e| bad(e.to_string()))?;
+        }
+        Ok(ds)
+    }
+}

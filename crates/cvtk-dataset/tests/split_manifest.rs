@@ -1,0 +1,138 @@
+//! Splits (counts, stratification, determinism) and manifests (round trip,
+//! relative paths, corrupt files).
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::make_tree;
+use cvtk_dataset::{ClassificationDataset, Error, SplitPart};
+
+fn dataset_63(dir: &std::path::Path) -> ClassificationDataset {
+    // The original package's sample: 63 images over 3 labels.
+    make_tree(dir, &["bowl", "cup", "plate"], &[21, 21, 21]);
+    ClassificationDataset::create_from_dir("dishes", dir).unwrap()
+}
+
+#[test]
+fn sixty_three_images_at_0_66_give_41_train_and_22_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = dataset_63(dir.path());
+    for stratify in [true, false] {
+        let s = ds.split(0.66, stratify, 0).unwrap();
+        assert_eq!((s.train.len(), s.test.len()), (41, 22), "stratify={stratify}");
+        let all: HashSet<u64> = s.train.iter().chain(&s.test).copied().collect();
+        assert_eq!(all.len(), 63, "parts are disjoint and cover the dataset");
+    }
+}
+
+#[test]
+fn stratified_split_keeps_label_proportions() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ds = dataset_63(dir.path());
+    let s = ds.split(0.66, true, 7).unwrap();
+    ds.set_split(s).unwrap();
+    let train = ds.part(SplitPart::Train).unwrap().counts_per_label();
+    let test = ds.part(SplitPart::Test).unwrap().counts_per_label();
+    assert_eq!(train.iter().sum::<usize>(), 41);
+    for (tr, te) in train.iter().zip(&test) {
+        assert!((13..=14).contains(tr) && (7..=8).contains(te), "train {train:?} test {test:?}");
+    }
+}
+
+#[test]
+fn every_label_with_two_images_is_in_both_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    make_tree(dir.path(), &["big", "small_a", "small_b"], &[40, 2, 2]);
+    let ds = ClassificationDataset::create_from_dir("x", dir.path()).unwrap();
+    for seed in 0..20 {
+        let s = ds.split(0.9, true, seed).unwrap();
+        let label_of = |id: &u64| ds.image(*id).unwrap().label();
+        let train: HashSet<usize> = s.train.iter().map(label_of).collect();
+        let test: HashSet<usize> = s.test.iter().map(label_of).collect();
+        assert_eq!(train.len(), 3, "seed {seed}: train labels {train:?}");
+        assert_eq!(test.len(), 3, "seed {seed}: test labels {test:?}");
+    }
+}
+
+#[test]
+fn same_seed_same_split_other_seed_other_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = dataset_63(dir.path());
+    assert_eq!(ds.split(0.66, true, 42).unwrap(), ds.split(0.66, true, 42).unwrap());
+    assert_ne!(ds.split(0.66, true, 42).unwrap().train, ds.split(0.66, true, 43).unwrap().train);
+}
+
+#[test]
+fn rejects_bad_train_sizes() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = dataset_63(dir.path());
+    for bad in [0.0, 1.0, -0.5, 1.5, f64::NAN] {
+        let e = ds.split(bad, true, 0).unwrap_err();
+        assert!(matches!(e, Error::InvalidConfig { field: "train_size", .. }), "{bad}: {e}");
+    }
+    let e = ds.split(0.01, true, 0).unwrap_err();
+    assert!(e.to_string().contains("leaves one part empty"), "{e}");
+}
+
+#[test]
+fn manifest_round_trips_with_split_and_skipped_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut ds = dataset_63(&data);
+    std::fs::write(data.join("bowl/notes.txt"), "x").unwrap();
+    let mut ds2 = ClassificationDataset::create_from_dir("dishes", &data).unwrap();
+    assert_eq!(ds2.skipped().len(), 1);
+    let s = ds.split(0.66, true, 3).unwrap();
+    ds.set_split(s.clone()).unwrap();
+    ds2.set_split(s).unwrap();
+    let path = dir.path().join("dishes.json");
+    ds2.to_manifest(&path).unwrap();
+    let back = ClassificationDataset::from_manifest(&path).unwrap();
+    assert_eq!(back, ds2);
+    assert_eq!(back.train().unwrap().len(), 41);
+    // Paths are stored relative to the manifest, so the pair can move.
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("\"root\": \"data\"") && text.contains("\"path\": \"bowl/img_000.png\""), "{text}");
+    let moved = tempfile::tempdir().unwrap();
+    std::fs::rename(&data, moved.path().join("data")).unwrap();
+    std::fs::rename(&path, moved.path().join("dishes.json")).unwrap();
+    let back = ClassificationDataset::from_manifest(moved.path().join("dishes.json")).unwrap();
+    assert!(back.images().iter().all(|i| i.path.is_file()));
+}
+
+#[test]
+fn corrupt_manifests_get_errors_that_say_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = dataset_63(&dir.path().join("data"));
+    let path = dir.path().join("m.json");
+    ds.to_manifest(&path).unwrap();
+    let good = std::fs::read_to_string(&path).unwrap();
+    let cases = [
+        (good[..good.len() / 2].to_string(), "not JSON"),
+        ("{\"name\": 1}".to_string(), "not a cvtk dataset manifest"),
+        (good.replace("\"version\": 1", "\"version\": 99"), "newer than this cvtk"),
+        (good.replacen("\"labels\": [\n    \"bowl\"", "\"labels\": [\n    \"bowl\", \"bowl\"", 1), "listed twice"),
+        (good.replacen("\"labels\": [\n        \"cup\"", "\"labels\": [\n        \"mug\"", 1), "'mug'"),
+        (good.replacen("\"id\": 1,", "\"id\": 0,", 1), "appears twice"),
+    ];
+    for (text, expected) in cases {
+        std::fs::write(&path, &text).unwrap();
+        let e = ClassificationDataset::from_manifest(&path).unwrap_err();
+        assert!(matches!(e, Error::Manifest { .. }), "{e}");
+        let msg = e.to_string();
+        assert!(msg.contains(expected) && msg.contains("m.json"), "expected '{expected}' in: {msg}");
+    }
+}
+
+#[test]
+fn split_ids_must_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ds = dataset_63(dir.path());
+    let mut s = ds.split(0.66, true, 0).unwrap();
+    s.test.push(999);
+    assert!(ds.set_split(s).unwrap_err().to_string().contains("999"));
+    assert!(matches!(ds.train().unwrap_err(), Error::NoSplit { .. }));
+}
