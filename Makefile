@@ -6,12 +6,12 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 # Bump the stamp's suffix when requirements change shape (a new file, say).
-VENV_STAMP := $(VENV)/.cvtk-venv-1
+VENV_STAMP := $(VENV)/.cvtk-venv-2
 CARGO_CONFIG := .cargo/config.toml
 CARGO ?= cargo
 ARGS ?=
 
-.PHONY: all setup venv sample-data build demo test lint bench clean help
+.PHONY: all setup venv sample-data weights build demo test lint bench clean help
 
 all: build
 
@@ -21,10 +21,12 @@ help:
 	@echo "make build  - release build of the cvtk program (target/release/cvtk)"
 	@echo "make bench  - side-by-side benchmarks against the Python stack"
 
-$(VENV_STAMP): requirements.txt
+# requirements.txt: libtorch for tch. requirements-test.txt: the Python references
+# the tests compare against (torchvision, scikit-learn, ...); never used at run time.
+$(VENV_STAMP): requirements.txt requirements-test.txt
 	@command -v python3 >/dev/null || { echo "python3 is required (to install libtorch from PyPI)"; exit 1; }
 	@[ -x $(PY) ] || python3 -m venv $(VENV) || { echo "python3 -m venv failed: on Debian/Ubuntu run 'apt-get install python3-venv'"; exit 1; }
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -r requirements-test.txt
 	@touch $@
 
 venv: $(VENV_STAMP)
@@ -36,7 +38,10 @@ $(CARGO_CONFIG): $(VENV_STAMP) scripts/write-cargo-config.sh
 sample-data: $(VENV_STAMP)
 	scripts/fetch-sample-data.sh mnist-5k
 
-setup: venv $(CARGO_CONFIG) sample-data
+weights: $(VENV_STAMP)
+	scripts/fetch-weights.sh
+
+setup: venv $(CARGO_CONFIG) sample-data weights
 
 build: setup
 	$(CARGO) build --release -p cvtk-cli

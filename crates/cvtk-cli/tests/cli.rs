@@ -1,7 +1,5 @@
 //! The `cvtk` binary end to end: sample data from a (generated) source file,
 //! dataset info and split, JSON output and exit codes.
-#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
-
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output};

@@ -33,6 +33,8 @@
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
+// No unwrap on anything a user can influence (tests may: see clippy.toml).
+#![warn(clippy::unwrap_used)]
 
 mod dataset;
 pub mod decode;

@@ -1,8 +1,6 @@
 //! Splits (counts, stratification, determinism) and manifests (round trip,
 //! relative paths, corrupt files).
 
-#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
-
 mod common;
 
 use std::collections::HashSet;

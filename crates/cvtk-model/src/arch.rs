@@ -1,0 +1,209 @@
+//! [`Architecture`]: the base networks cvtk knows, with what each needs: input
+//! size and channels, normalisation, feature size, head name, and the weights
+//! file names cvtk looks for.
+
+use std::path::{Path, PathBuf};
+
+use cvtk_dataset::{ColorMode, Normalization};
+use serde::{Deserialize, Serialize};
+use tch::nn;
+
+use crate::nets::{efficientnet_lite, resnet, small_cnn, Network};
+use crate::{Error, Result};
+
+/// A base network. Counterpart of the original package's `base_model_name`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Architecture {
+    /// ResNet-18 (torchvision).
+    Resnet18,
+    /// ResNet-34 (torchvision).
+    Resnet34,
+    /// ResNet-50 (torchvision).
+    Resnet50,
+    /// ResNet-101 (torchvision).
+    Resnet101,
+    /// ResNet-152 (torchvision).
+    Resnet152,
+    /// EfficientNet-Lite0: the default, pretrained weights installed by setup.
+    #[default]
+    EfficientnetLite0,
+    /// EfficientNet-Lite1.
+    EfficientnetLite1,
+    /// EfficientNet-Lite2.
+    EfficientnetLite2,
+    /// A small CNN for 28x28 grayscale images, trained from scratch.
+    SmallCnn,
+}
+
+/// Names accepted by [`Architecture::from_name`].
+pub const ARCHITECTURE_NAMES: &[&str] = &[
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "efficientnet-lite0",
+    "efficientnet-lite1",
+    "efficientnet-lite2",
+    "small-cnn",
+];
+
+impl std::fmt::Display for Architecture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Architecture {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::from_name(s)
+    }
+}
+
+impl Architecture {
+    /// Every architecture.
+    pub const ALL: [Architecture; 9] = [
+        Architecture::Resnet18,
+        Architecture::Resnet34,
+        Architecture::Resnet50,
+        Architecture::Resnet101,
+        Architecture::Resnet152,
+        Architecture::EfficientnetLite0,
+        Architecture::EfficientnetLite1,
+        Architecture::EfficientnetLite2,
+        Architecture::SmallCnn,
+    ];
+
+    /// The architecture called `name` (see [`ARCHITECTURE_NAMES`]).
+    pub fn from_name(name: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.name() == name)
+            .ok_or_else(|| Error::UnknownArchitecture { name: name.to_string(), known: ARCHITECTURE_NAMES.join(", ") })
+    }
+
+    /// The name, e.g. `resnet50`.
+    pub fn name(self) -> &'static str {
+        ARCHITECTURE_NAMES[Self::ALL.iter().position(|a| *a == self).unwrap_or(0)]
+    }
+
+    /// Features produced by the backbone (512 for ResNet-18/34, 2048 for
+    /// ResNet-50+, 1280 for EfficientNet-Lite, 1024 for the small CNN).
+    pub fn feature_dim(self) -> i64 {
+        match self {
+            Architecture::Resnet18 | Architecture::Resnet34 => 512,
+            Architecture::Resnet50 | Architecture::Resnet101 | Architecture::Resnet152 => 2048,
+            Architecture::EfficientnetLite0 | Architecture::EfficientnetLite1 | Architecture::EfficientnetLite2 => 1280,
+            Architecture::SmallCnn => 1024,
+        }
+    }
+
+    /// The input size the network was trained at (square).
+    pub fn default_image_size(self) -> u32 {
+        match self {
+            Architecture::EfficientnetLite0 => 224,
+            Architecture::EfficientnetLite1 => efficientnet_lite::LITE[1].resolution as u32,
+            Architecture::EfficientnetLite2 => efficientnet_lite::LITE[2].resolution as u32,
+            Architecture::SmallCnn => 28,
+            _ => 224,
+        }
+    }
+
+    /// Input channels.
+    pub fn color(self) -> ColorMode {
+        match self {
+            Architecture::SmallCnn => ColorMode::Gray,
+            _ => ColorMode::Rgb,
+        }
+    }
+
+    /// The input normalisation its weights expect.
+    pub fn normalization(self) -> Normalization {
+        match self {
+            Architecture::EfficientnetLite0 | Architecture::EfficientnetLite1 | Architecture::EfficientnetLite2 => {
+                Normalization::EFFICIENTNET_LITE
+            }
+            Architecture::SmallCnn => Normalization::UNIT,
+            _ => Normalization::IMAGENET,
+        }
+    }
+
+    /// The classifier's parameter prefix (`fc`, `_fc`, `fc2`).
+    pub fn head_name(self) -> &'static str {
+        match self {
+            Architecture::EfficientnetLite0 | Architecture::EfficientnetLite1 | Architecture::EfficientnetLite2 => {
+                "_fc"
+            }
+            Architecture::SmallCnn => "fc2",
+            _ => "fc",
+        }
+    }
+
+    /// The smallest input side the network accepts.
+    pub fn min_image_size(self) -> u32 {
+        match self {
+            Architecture::SmallCnn => 28,
+            _ => 32,
+        }
+    }
+
+    /// Builds the network under `p`; with `num_classes`, with a head of that size.
+    pub fn build(self, p: &nn::Path, num_classes: Option<i64>) -> Network {
+        match self {
+            Architecture::Resnet18 => resnet::resnet18(p, num_classes),
+            Architecture::Resnet34 => resnet::resnet34(p, num_classes),
+            Architecture::Resnet50 => resnet::resnet50(p, num_classes),
+            Architecture::Resnet101 => resnet::resnet101(p, num_classes),
+            Architecture::Resnet152 => resnet::resnet152(p, num_classes),
+            Architecture::EfficientnetLite0 => efficientnet_lite::efficientnet_lite(p, 0, num_classes),
+            Architecture::EfficientnetLite1 => efficientnet_lite::efficientnet_lite(p, 1, num_classes),
+            Architecture::EfficientnetLite2 => efficientnet_lite::efficientnet_lite(p, 2, num_classes),
+            Architecture::SmallCnn => small_cnn::small_cnn(p, num_classes),
+        }
+    }
+
+    /// The file-name prefix of its ImageNet weights: torchvision's (`resnet50-`
+    /// as in `resnet50-0676ba61.pth`) or the EfficientNet-Lite package's.
+    pub fn weights_prefix(self) -> String {
+        format!("{}-", self.name())
+    }
+
+    /// Looks for this architecture's weights in `dirs`, by file name: torchvision's
+    /// `NAME-HASH.pth`, or `NAME.pth` / `NAME.pt` / `NAME.safetensors`.
+    pub fn find_weights(self, dirs: &[PathBuf]) -> Option<PathBuf> {
+        let prefix = self.weights_prefix();
+        let is_weights = |p: &Path| {
+            let Some(file) = p.file_name().and_then(|f| f.to_str()) else { return false };
+            let ext_ok = [".pth", ".pt", ".safetensors"].iter().any(|e| file.ends_with(e));
+            let stem = file.rsplit_once('.').map(|(s, _)| s).unwrap_or(file);
+            ext_ok && (file.starts_with(&prefix) || stem == self.name())
+        };
+        for dir in dirs {
+            let Ok(entries) = std::fs::read_dir(dir) else { continue };
+            let mut found: Vec<PathBuf> =
+                entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| is_weights(p)).collect();
+            found.sort();
+            if let Some(p) = found.into_iter().next() {
+                return Some(p);
+            }
+        }
+        None
+    }
+}
+
+/// Folders searched for pretrained weights, in order: `$CVTK_WEIGHTS_DIR`,
+/// `./weights`, `~/.cvtk/weights` (the storage context's), and the `weights/`
+/// folder of the cvtk checkout this program was built from (where `make setup`
+/// puts the EfficientNet-Lite0 file).
+pub fn weights_search_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(d) = std::env::var_os("CVTK_WEIGHTS_DIR").filter(|d| !d.is_empty()) {
+        dirs.push(PathBuf::from(d));
+    }
+    dirs.push(PathBuf::from("weights"));
+    dirs.push(cvtk_dataset::StorageContext::default().weights_dir());
+    dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../weights"));
+    dirs
+}

@@ -1,0 +1,182 @@
+//! [`BaseModel`]: a pretrained network, loaded from its weights file, usable as
+//! an ImageNet classifier or as the starting point of a [`crate::Architecture`]-based model.
+
+use std::path::{Path, PathBuf};
+
+use cvtk_dataset::{ImageLoader, LoaderConfig, ResizeMode};
+use serde::Serialize;
+use tch::{nn, Device, Tensor};
+
+use crate::nets::Network;
+use crate::weights::{load_into, read_state_dict};
+use crate::{weights_search_dirs, Architecture, Error, Result};
+
+/// Picks the device: `None` means CUDA when available, else CPU; otherwise
+/// `"cpu"`, `"cuda"` or `"cuda:N"`. Asking for CUDA without a GPU is an error.
+pub fn resolve_device(name: Option<&str>) -> Result<Device> {
+    match name {
+        None | Some("auto") => Ok(Device::cuda_if_available()),
+        Some("cpu") => Ok(Device::Cpu),
+        Some(s) if s == "cuda" || s.starts_with("cuda:") => {
+            let index = match s.strip_prefix("cuda:") {
+                Some(i) => i
+                    .parse::<usize>()
+                    .map_err(|_| Error::InvalidConfig { field: "device", reason: format!("'{s}' is not cuda:N") })?,
+                None => 0,
+            };
+            if !tch::Cuda::is_available() {
+                return Err(Error::InvalidConfig {
+                    field: "device",
+                    reason: "CUDA was asked for but no GPU is available; use --device cpu".into(),
+                });
+            }
+            if index >= tch::Cuda::device_count() as usize {
+                return Err(Error::InvalidConfig { field: "device", reason: format!("there is no GPU {index}") });
+            }
+            Ok(Device::Cuda(index))
+        }
+        Some(other) => Err(Error::InvalidConfig {
+            field: "device",
+            reason: format!("'{other}' is not one of auto, cpu, cuda, cuda:N"),
+        }),
+    }
+}
+
+/// A base network and the weights file it starts from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BaseModel {
+    /// The architecture.
+    pub arch: Architecture,
+    /// The weights file; `None` means random initialisation.
+    pub weights: Option<PathBuf>,
+}
+
+/// One ImageNet class with its probability.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ImagenetPrediction {
+    /// Class index (0..1000).
+    pub index: usize,
+    /// Class name, from `tch::vision::imagenet::CLASSES`.
+    pub label: String,
+    /// Softmax probability.
+    pub score: f32,
+}
+
+impl BaseModel {
+    /// A base model with explicit weights (or none, for random initialisation).
+    pub fn new(arch: Architecture, weights: Option<PathBuf>) -> Self {
+        BaseModel { arch, weights }
+    }
+
+    /// The architecture with its pretrained weights, found in
+    /// [`weights_search_dirs`] by file name. An error says where it looked.
+    pub fn pretrained(arch: Architecture) -> Result<Self> {
+        let dirs = weights_search_dirs();
+        match arch.find_weights(&dirs) {
+            Some(w) => Ok(BaseModel { arch, weights: Some(w) }),
+            None => Err(Error::WeightsNotFound {
+                arch: arch.name().into(),
+                searched: dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "),
+            }),
+        }
+    }
+
+    /// A loader matching the network: its input size, channels and normalisation.
+    pub fn loader_config(&self, image_size: Option<u32>) -> LoaderConfig {
+        let size = image_size.unwrap_or_else(|| self.arch.default_image_size());
+        LoaderConfig {
+            width: size,
+            height: size,
+            resize: ResizeMode::Squash,
+            normalization: self.arch.normalization(),
+            color: self.arch.color(),
+            ..LoaderConfig::default()
+        }
+    }
+
+    /// Builds the network under `vs`'s root with a head of `num_classes` (if
+    /// any) and loads the weights; the head is skipped when its size differs
+    /// from the file's (a new head for the user's labels).
+    pub fn build(&self, vs: &nn::VarStore, num_classes: Option<i64>, keep_file_head: bool) -> Result<Network> {
+        let net = self.arch.build(&vs.root(), num_classes);
+        if let Some(w) = &self.weights {
+            load_weights_file(vs, w, self.arch, keep_file_head)?;
+        }
+        Ok(net)
+    }
+
+    /// Loads the network with its 1000-class ImageNet head, on `device`.
+    pub fn imagenet_classifier(&self, device: Device) -> Result<(nn::VarStore, Network)> {
+        if self.weights.is_none() {
+            return Err(Error::InvalidConfig {
+                field: "weights",
+                reason: "an ImageNet classifier needs pretrained weights".into(),
+            });
+        }
+        let mut vs = nn::VarStore::new(device);
+        let net = self.build(&vs, Some(1000), true)?;
+        vs.freeze();
+        Ok((vs, net))
+    }
+
+    /// Classifies image files with the ImageNet head: the `top` most likely
+    /// classes of each, with their probabilities, and the raw logits.
+    pub fn predict_imagenet(
+        &self,
+        images: &[PathBuf],
+        top: usize,
+        device: Device,
+    ) -> Result<Vec<(Vec<ImagenetPrediction>, Vec<f32>)>> {
+        let (_vs, net) = self.imagenet_classifier(device)?;
+        let loader = ImageLoader::new(self.loader_config(None))?;
+        let mut out = Vec::new();
+        for chunk in images.chunks(16) {
+            let batch = loader.load_batch(chunk)?.to_device(device);
+            let logits = tch::no_grad(|| net.forward_t(&batch, false)).to_device(Device::Cpu);
+            for row in 0..chunk.len() as i64 {
+                let l = logits.get(row);
+                let raw: Vec<f32> = Vec::<f32>::try_from(&l)?;
+                let probs: Vec<f32> = Vec::<f32>::try_from(&l.softmax(-1, tch::Kind::Float))?;
+                let mut idx: Vec<usize> = (0..probs.len()).collect();
+                idx.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
+                let preds = idx
+                    .into_iter()
+                    .take(top)
+                    .map(|i| ImagenetPrediction {
+                        index: i,
+                        label: tch::vision::imagenet::CLASSES.get(i).copied().unwrap_or("?").to_string(),
+                        score: probs[i],
+                    })
+                    .collect();
+                out.push((preds, raw));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Loads a weights file into `vs`, skipping the classifier head unless `keep_head`.
+pub(crate) fn load_weights_file(vs: &nn::VarStore, path: &Path, arch: Architecture, keep_head: bool) -> Result<()> {
+    let tensors = read_state_dict(path)?;
+    let head = format!("{}.", arch.head_name());
+    let skip: Vec<&str> = if keep_head { vec![] } else { vec![head.as_str()] };
+    load_into(vs, tensors, path, &skip)
+}
+
+/// Checks that a batch fits the network's input before running it (libtorch
+/// would abort on a wrong shape).
+pub(crate) fn check_input(arch: Architecture, xs: &Tensor) -> Result<()> {
+    let size = xs.size();
+    let channels = arch.color().channels() as i64;
+    if size.len() != 4 || size[1] != channels {
+        return Err(Error::InvalidInput(format!("expected a [N, {channels}, H, W] batch for {arch}, got {size:?}")));
+    }
+    let min = i64::from(arch.min_image_size());
+    if size[2] < min || size[3] < min {
+        return Err(Error::InvalidInput(format!(
+            "{arch} needs images of at least {min}x{min} pixels, got {}x{}",
+            size[3], size[2]
+        )));
+    }
+    Ok(())
+}

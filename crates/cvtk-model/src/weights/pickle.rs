@@ -1,0 +1,375 @@
+//! A reader for the subset of Python's pickle protocol (2 to 5) that
+//! `torch.save(state_dict)` writes: dicts (including `OrderedDict`), tuples,
+//! lists, strings, numbers, and tensors rebuilt by `torch._utils._rebuild_tensor_v2`
+//! from storages referenced by persistent ids. No code is ever executed: any
+//! other callable becomes an opaque [`Value::Object`].
+
+use std::collections::HashMap;
+
+/// A decoded pickle value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// `None`.
+    None,
+    /// A bool.
+    Bool(bool),
+    /// An int that fits in i64.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// A str.
+    Str(String),
+    /// bytes.
+    Bytes(Vec<u8>),
+    /// A tuple.
+    Tuple(Vec<Value>),
+    /// A list.
+    List(Vec<Value>),
+    /// A dict, in insertion order.
+    Dict(Vec<(Value, Value)>),
+    /// A global reference `module.name`.
+    Global(String, String),
+    /// A storage reference from a persistent id.
+    Storage(StorageRef),
+    /// A tensor view of a storage.
+    Tensor(TensorRef),
+    /// Any other object (a callable applied to arguments), kept opaque.
+    Object(String),
+}
+
+/// A storage referenced by a persistent id: `('storage', torch.FloatStorage, key, location, numel, ...)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StorageRef {
+    /// The storage class name, e.g. `FloatStorage`.
+    pub dtype: String,
+    /// The key naming the storage's data (a zip entry, or a legacy record).
+    pub key: String,
+    /// Number of elements.
+    pub numel: i64,
+}
+
+/// A tensor: a strided view of a storage.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TensorRef {
+    /// The storage.
+    pub storage: StorageRef,
+    /// Offset into the storage, in elements.
+    pub offset: i64,
+    /// Shape.
+    pub size: Vec<i64>,
+    /// Strides, in elements.
+    pub stride: Vec<i64>,
+}
+
+enum Item {
+    Mark,
+    V(Value),
+}
+
+/// Reads one pickle from `data` starting at `*pos`; leaves `*pos` after its STOP.
+pub fn read_pickle(data: &[u8], pos: &mut usize) -> Result<Value, String> {
+    let mut stack: Vec<Item> = Vec::new();
+    let mut memo: HashMap<u32, Value> = HashMap::new();
+    let take = |pos: &mut usize, n: usize| -> Result<&[u8], String> {
+        let s = data.get(*pos..*pos + n).ok_or_else(|| format!("pickle ends early at byte {}", *pos))?;
+        *pos += n;
+        Ok(s)
+    };
+    let u8_at = |pos: &mut usize| -> Result<u8, String> { Ok(take(pos, 1)?[0]) };
+    let le_u16 = |b: &[u8]| u16::from_le_bytes([b[0], b[1]]);
+    let le_u32 = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    fn pop(stack: &mut Vec<Item>) -> Result<Value, String> {
+        match stack.pop() {
+            Some(Item::V(v)) => Ok(v),
+            Some(Item::Mark) => Err("unexpected MARK on the pickle stack".into()),
+            None => Err("pickle stack underflow".into()),
+        }
+    }
+    fn pop_mark(stack: &mut Vec<Item>) -> Result<Vec<Value>, String> {
+        let mut out = Vec::new();
+        loop {
+            match stack.pop() {
+                Some(Item::Mark) => break,
+                Some(Item::V(v)) => out.push(v),
+                None => return Err("MARK missing on the pickle stack".into()),
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
+    fn top_mut(stack: &mut [Item]) -> Result<&mut Value, String> {
+        match stack.last_mut() {
+            Some(Item::V(v)) => Ok(v),
+            _ => Err("no object on the pickle stack".into()),
+        }
+    }
+    fn push_items(target: &mut Value, items: Vec<Value>) -> Result<(), String> {
+        match target {
+            Value::List(l) => {
+                l.extend(items);
+                Ok(())
+            }
+            Value::Object(_) => Ok(()),
+            _ => Err("APPEND to something that is not a list".into()),
+        }
+    }
+    fn set_items(target: &mut Value, items: Vec<Value>) -> Result<(), String> {
+        if items.len() % 2 != 0 {
+            return Err("SETITEMS with an odd number of items".into());
+        }
+        match target {
+            Value::Dict(d) => {
+                let mut it = items.into_iter();
+                while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                    d.push((k, v));
+                }
+                Ok(())
+            }
+            Value::Object(_) => Ok(()),
+            _ => Err("SETITEM on something that is not a dict".into()),
+        }
+    }
+    loop {
+        let op = u8_at(pos)?;
+        match op {
+            0x80 => {
+                u8_at(pos)?; // PROTO n
+            }
+            0x95 => {
+                take(pos, 8)?; // FRAME
+            }
+            b'.' => return pop(&mut stack), // STOP
+            b'(' => stack.push(Item::Mark),
+            b')' => stack.push(Item::V(Value::Tuple(Vec::new()))),
+            b'}' => stack.push(Item::V(Value::Dict(Vec::new()))),
+            b']' => stack.push(Item::V(Value::List(Vec::new()))),
+            b'N' => stack.push(Item::V(Value::None)),
+            0x88 => stack.push(Item::V(Value::Bool(true))),
+            0x89 => stack.push(Item::V(Value::Bool(false))),
+            b'K' => {
+                let v = u8_at(pos)?;
+                stack.push(Item::V(Value::Int(i64::from(v))))
+            }
+            b'M' => {
+                let b = take(pos, 2)?;
+                stack.push(Item::V(Value::Int(i64::from(le_u16(b)))))
+            }
+            b'J' => {
+                let b = take(pos, 4)?;
+                stack.push(Item::V(Value::Int(i64::from(le_u32(b) as i32))))
+            }
+            0x8a => {
+                // LONG1: little-endian two's complement of n bytes.
+                let n = usize::from(u8_at(pos)?);
+                let b = take(pos, n)?;
+                let v = if n == 0 {
+                    0
+                } else if n <= 8 {
+                    let mut buf = if b[n - 1] & 0x80 != 0 { [0xffu8; 8] } else { [0u8; 8] };
+                    buf[..n].copy_from_slice(b);
+                    i64::from_le_bytes(buf)
+                } else {
+                    // Too big for i64 (e.g. the legacy magic number): keep a marker.
+                    i64::MIN
+                };
+                stack.push(Item::V(Value::Int(v)))
+            }
+            b'G' => {
+                let b = take(pos, 8)?;
+                let mut a = [0u8; 8];
+                a.copy_from_slice(b);
+                stack.push(Item::V(Value::Float(f64::from_be_bytes(a))))
+            }
+            b'X' | 0x8c | 0x8d => {
+                let n = match op {
+                    b'X' => le_u32(take(pos, 4)?) as usize,
+                    0x8c => usize::from(u8_at(pos)?),
+                    _ => {
+                        let b = take(pos, 8)?;
+                        let mut a = [0u8; 8];
+                        a.copy_from_slice(b);
+                        u64::from_le_bytes(a) as usize
+                    }
+                };
+                let s = String::from_utf8_lossy(take(pos, n)?).into_owned();
+                stack.push(Item::V(Value::Str(s)))
+            }
+            b'C' | b'B' => {
+                let n = if op == b'C' { usize::from(u8_at(pos)?) } else { le_u32(take(pos, 4)?) as usize };
+                stack.push(Item::V(Value::Bytes(take(pos, n)?.to_vec())))
+            }
+            b'c' => {
+                // GLOBAL: "module\nname\n"
+                let read_line = |pos: &mut usize| -> Result<String, String> {
+                    let start = *pos;
+                    while u8_at(pos)? != b'\n' {}
+                    Ok(String::from_utf8_lossy(&data[start..*pos - 1]).into_owned())
+                };
+                let module = read_line(pos)?;
+                let name = read_line(pos)?;
+                stack.push(Item::V(Value::Global(module, name)))
+            }
+            0x93 => {
+                // STACK_GLOBAL
+                let name = pop(&mut stack)?;
+                let module = pop(&mut stack)?;
+                match (module, name) {
+                    (Value::Str(m), Value::Str(n)) => stack.push(Item::V(Value::Global(m, n))),
+                    _ => return Err("STACK_GLOBAL needs two strings".into()),
+                }
+            }
+            b'q' | b'r' | 0x94 => {
+                let key = match op {
+                    b'q' => u32::from(u8_at(pos)?),
+                    b'r' => le_u32(take(pos, 4)?),
+                    _ => memo.len() as u32,
+                };
+                let v = match stack.last() {
+                    Some(Item::V(v)) => v.clone(),
+                    _ => return Err("memoize with no object on the stack".into()),
+                };
+                memo.insert(key, v);
+            }
+            b'h' | b'j' => {
+                let key = if op == b'h' { u32::from(u8_at(pos)?) } else { le_u32(take(pos, 4)?) };
+                let v = memo.get(&key).cloned().ok_or_else(|| format!("memo key {key} missing"))?;
+                stack.push(Item::V(v))
+            }
+            b't' => {
+                let items = pop_mark(&mut stack)?;
+                stack.push(Item::V(Value::Tuple(items)))
+            }
+            0x85..=0x87 => {
+                let n = usize::from(op - 0x84);
+                let mut items = Vec::with_capacity(n);
+                for _ in 0..n {
+                    items.push(pop(&mut stack)?);
+                }
+                items.reverse();
+                stack.push(Item::V(Value::Tuple(items)))
+            }
+            b'a' => {
+                let v = pop(&mut stack)?;
+                push_items(top_mut(&mut stack)?, vec![v])?
+            }
+            b'e' => {
+                let items = pop_mark(&mut stack)?;
+                push_items(top_mut(&mut stack)?, items)?
+            }
+            b's' => {
+                let v = pop(&mut stack)?;
+                let k = pop(&mut stack)?;
+                set_items(top_mut(&mut stack)?, vec![k, v])?
+            }
+            b'u' => {
+                let items = pop_mark(&mut stack)?;
+                set_items(top_mut(&mut stack)?, items)?
+            }
+            b'l' => {
+                let items = pop_mark(&mut stack)?;
+                stack.push(Item::V(Value::List(items)))
+            }
+            b'd' => {
+                let items = pop_mark(&mut stack)?;
+                let mut d = Value::Dict(Vec::new());
+                set_items(&mut d, items)?;
+                stack.push(Item::V(d))
+            }
+            b'b' => {
+                // BUILD: set state on the object below; we keep the object as is.
+                pop(&mut stack)?;
+            }
+            b'Q' => {
+                let pid = pop(&mut stack)?;
+                stack.push(Item::V(persistent_load(pid)?))
+            }
+            b'R' | 0x81 => {
+                let args = pop(&mut stack)?;
+                let callable = pop(&mut stack)?;
+                stack.push(Item::V(reduce(callable, args)?))
+            }
+            other => return Err(format!("unsupported pickle opcode 0x{other:02x} at byte {}", *pos - 1)),
+        }
+    }
+}
+
+fn persistent_load(pid: Value) -> Result<Value, String> {
+    let Value::Tuple(items) = pid else { return Err("persistent id is not a tuple".into()) };
+    match items.as_slice() {
+        [Value::Str(kind), Value::Global(_, dtype), Value::Str(key), _location, Value::Int(numel), ..]
+            if kind == "storage" =>
+        {
+            Ok(Value::Storage(StorageRef { dtype: dtype.clone(), key: key.clone(), numel: *numel }))
+        }
+        _ => Err(format!("unsupported persistent id {items:?}")),
+    }
+}
+
+fn ints(v: &Value) -> Result<Vec<i64>, String> {
+    match v {
+        Value::Tuple(items) | Value::List(items) => items
+            .iter()
+            .map(|i| match i {
+                Value::Int(n) => Ok(*n),
+                other => Err(format!("expected an int, found {other:?}")),
+            })
+            .collect(),
+        other => Err(format!("expected a tuple of ints, found {other:?}")),
+    }
+}
+
+fn reduce(callable: Value, args: Value) -> Result<Value, String> {
+    let Value::Global(module, name) = callable else {
+        return Ok(Value::Object("<call of a non-global>".into()));
+    };
+    let args = match args {
+        Value::Tuple(a) => a,
+        other => vec![other],
+    };
+    match (module.as_str(), name.as_str()) {
+        ("collections", "OrderedDict") => Ok(Value::Dict(Vec::new())),
+        ("torch._utils", "_rebuild_tensor_v2") | ("torch._utils", "_rebuild_tensor") => match args.as_slice() {
+            [Value::Storage(s), Value::Int(offset), size, stride, ..] => Ok(Value::Tensor(TensorRef {
+                storage: s.clone(),
+                offset: *offset,
+                size: ints(size)?,
+                stride: ints(stride)?,
+            })),
+            _ => Err(format!("unexpected arguments to {module}.{name}")),
+        },
+        ("torch._utils", "_rebuild_parameter") | ("torch._utils", "_rebuild_parameter_with_state") => {
+            args.into_iter().next().ok_or_else(|| "empty _rebuild_parameter".to_string())
+        }
+        _ => Ok(Value::Object(format!("{module}.{name}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_dict_of_ints_strings_and_tuples() {
+        // pickle.dumps({'a': 1, 'b': ('x', 300, -2)}, protocol=2)
+        let data = b"\x80\x02}q\x00(X\x01\x00\x00\x00aq\x01K\x01X\x01\x00\x00\x00bq\x02X\x01\x00\x00\x00xq\x03M,\x01J\xfe\xff\xff\xff\x87q\x04u.";
+        let mut pos = 0;
+        let v = read_pickle(data, &mut pos).unwrap();
+        assert_eq!(pos, data.len());
+        assert_eq!(
+            v,
+            Value::Dict(vec![
+                (Value::Str("a".into()), Value::Int(1)),
+                (Value::Str("b".into()), Value::Tuple(vec![Value::Str("x".into()), Value::Int(300), Value::Int(-2)])),
+            ])
+        );
+    }
+
+    #[test]
+    fn refuses_unknown_opcodes_without_panicking() {
+        let mut pos = 0;
+        let e = read_pickle(b"\x80\x02\xff.", &mut pos).unwrap_err();
+        assert!(e.contains("0xff"), "{e}");
+        let mut pos = 0;
+        assert!(read_pickle(b"\x80\x02}q", &mut pos).unwrap_err().contains("ends early"));
+    }
+}
