@@ -94,3 +94,118 @@ fn exit_codes_are_1_for_runtime_errors_and_2_for_usage_errors() {
     assert_eq!(cvtk(&["sample-data", "cifar-10", "--out", "x"]).status.code(), Some(2));
     assert!(cvtk(&["--help"]).status.success());
 }
+
+/// A tiny colour dataset: 3 labels x `n` 32x32 images.
+fn colour_tree(root: &Path, n: usize) {
+    for (c, name) in ["blue", "green", "red"].iter().enumerate() {
+        std::fs::create_dir_all(root.join(name)).unwrap();
+        for i in 0..n {
+            let img = image::RgbImage::from_fn(32, 32, |x, y| {
+                let mut p = [((x * 7 + y * 3 + i as u32 * 11) % 60) as u8; 3];
+                p[2 - c] = 200;
+                image::Rgb(p)
+            });
+            img.save(root.join(name).join(format!("{i}.png"))).unwrap();
+        }
+    }
+}
+
+#[test]
+fn train_then_predict_with_dnn_and_svm() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("colours");
+    colour_tree(&data, 6);
+    let manifest = dir.path().join("m.json");
+    let m = manifest.to_str().unwrap();
+    json(&cvtk(&[
+        "dataset",
+        "split",
+        data.to_str().unwrap(),
+        "--stratify",
+        "--train-size",
+        "0.5",
+        "--out",
+        m,
+        "--json",
+    ]));
+    let model = dir.path().join("model");
+    let trained = json(&cvtk(&[
+        "train",
+        m,
+        "--base-model",
+        "resnet18",
+        "--random-init",
+        "--image-size",
+        "32",
+        "--lr-per-mb",
+        "0.01*2",
+        "--mb-size",
+        "4",
+        "--device",
+        "cpu",
+        "--out",
+        model.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(trained["classifier"], "dnn");
+    assert_eq!(trained["history"].as_array().unwrap().len(), 2);
+    assert_eq!(trained["train_images"], 9);
+    assert_eq!(trained["eval_images"], 9);
+    assert!(trained["eval_accuracy"].as_f64().is_some());
+    let img = data.join("red/0.png");
+    let pred = json(&cvtk(&["predict", "--model", model.to_str().unwrap(), img.to_str().unwrap(), "--json"]));
+    assert_eq!(pred[0]["scores"].as_array().unwrap().len(), 3);
+    let total: f64 = pred[0]["scores"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).sum();
+    assert!((total - 1.0).abs() < 1e-4);
+
+    let svm = dir.path().join("svm");
+    let trained = json(&cvtk(&[
+        "train",
+        m,
+        "--classifier",
+        "svm",
+        "--image-size",
+        "64",
+        "--out",
+        svm.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(trained["classifier"], "svm");
+    assert_eq!(trained["train_accuracy"], 1.0);
+    let text = cvtk(&["predict", "--model", svm.to_str().unwrap(), img.to_str().unwrap()]);
+    assert!(text.status.success());
+    assert!(String::from_utf8_lossy(&text.stdout).contains('%'));
+}
+
+#[test]
+fn predict_imagenet_with_the_pretrained_default_prints_logits() {
+    let dir = tempfile::tempdir().unwrap();
+    colour_tree(dir.path(), 1);
+    let img = dir.path().join("red/0.png");
+    let out = json(&cvtk(&["predict", img.to_str().unwrap(), "--top", "3", "--json"]));
+    assert_eq!(out[0]["top"].as_array().unwrap().len(), 3);
+    assert_eq!(out[0]["logits"].as_array().unwrap().len(), 1000);
+}
+
+#[test]
+fn train_and_predict_errors_say_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    colour_tree(dir.path(), 2);
+    let d = dir.path().to_str().unwrap();
+    let out = cvtk(&["train", d, "--base-model", "resnet50", "--out", "/tmp/unused-cvtk-model"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--weights FILE"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cvtk(&["train", d, "--base-model", "vgg16", "--out", "x"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown base model 'vgg16'"));
+    let out = cvtk(&["train", d, "--lr-per-mb", "0.1*z", "--out", "x"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("repeat count"));
+    let out = cvtk(&["predict", "--model", d, &format!("{d}/red/0.png")]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no model.json"));
+    let out = cvtk(&["predict", "/nonexistent.png"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+    assert_eq!(cvtk(&["train", d, "--classifier", "tree", "--out", "x"]).status.code(), Some(2));
+}

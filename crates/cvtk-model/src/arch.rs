@@ -186,7 +186,7 @@ impl Architecture {
                 entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| is_weights(p)).collect();
             found.sort();
             if let Some(p) = found.into_iter().next() {
-                return Some(p);
+                return Some(std::fs::canonicalize(&p).unwrap_or(p));
             }
         }
         None

@@ -250,3 +250,49 @@ pub fn load_classifier(dir: &Path, device: Device) -> Result<Box<dyn Classifier>
         ModelKind::Svm => Ok(Box::new(crate::SvmClassifier::from_parts(dir, meta, tensors, device)?)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BaseModel, TransferModel};
+
+    fn model(seed: i64) -> TransferModel {
+        tch::manual_seed(seed);
+        TransferModel::new(
+            vec!["a".into(), "b".into()],
+            &BaseModel::new(Architecture::Resnet18, None),
+            Some(32),
+            Device::Cpu,
+        )
+        .unwrap()
+    }
+
+    fn scores(m: &dyn Classifier) -> Vec<Vec<f32>> {
+        let x = Tensor::ones([2, 3, 32, 32], (tch::Kind::Float, Device::Cpu));
+        rows(&m.score_batch(&x).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn an_interrupted_save_leaves_the_previous_model_loadable() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = model(1);
+        old.save(dir.path()).unwrap();
+        let new = model(2);
+        assert_ne!(scores(&old), scores(&new));
+        // A save of `new` that dies after writing its weights, before model.json
+        // is replaced, and one that dies mid-way through the weights file.
+        write_weights(dir.path(), &new.tensors()).unwrap();
+        std::fs::write(dir.path().join(".weights-dead.safetensors.tmp"), b"half a file").unwrap();
+        let back = TransferModel::load(dir.path(), Device::Cpu).unwrap();
+        assert_eq!(scores(&back), scores(&old));
+        // The next complete save wins and clears the leftovers.
+        new.save(dir.path()).unwrap();
+        let back = TransferModel::load(dir.path(), Device::Cpu).unwrap();
+        assert_eq!(scores(&back), scores(&new));
+        let files: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(files.len(), 2, "model.json and one weights file: {files:?}");
+    }
+}

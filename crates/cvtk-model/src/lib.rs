@@ -30,4 +30,4 @@ pub use classifier::{load_classifier, Classifier, ModelKind, Prediction, Scores}
 pub use error::{Error, Result};
 pub use svm::{decision_accuracy, fit_linear_svm, Featurizer, LinearModel, SvmClassifier, SvmParams, SvmSolver};
 pub use tch::Device;
-pub use transfer::{EpochStats, TrainConfig, TransferModel};
+pub use transfer::{EpochCallback, EpochStats, TrainConfig, TransferModel};

@@ -20,6 +20,9 @@ use crate::tensorboard::EventWriter;
 use crate::weights::load_into;
 use crate::{Architecture, Error, Result};
 
+/// A function called after each epoch with its statistics and the epoch count.
+pub type EpochCallback = Arc<dyn Fn(&EpochStats, usize) + Send + Sync>;
+
 /// How [`TransferModel::train`] trains. Counterpart of the arguments of the
 /// original's `CNTKTLModel.train`.
 #[derive(Clone)]
@@ -45,6 +48,8 @@ pub struct TrainConfig {
     pub loader_threads: usize,
     /// Show a progress bar on a terminal. By default, true.
     pub progress: bool,
+    /// Called after each epoch with its statistics (the CLI prints them). By default, none.
+    pub on_epoch: Option<EpochCallback>,
 }
 
 impl std::fmt::Debug for TrainConfig {
@@ -78,6 +83,7 @@ impl Default for TrainConfig {
             tensorboard_logdir: None,
             loader_threads: 0,
             progress: true,
+            on_epoch: None,
         }
     }
 }
@@ -130,6 +136,22 @@ pub struct EpochStats {
     pub samples_per_sec: f64,
     /// Seconds the epoch took.
     pub seconds: f64,
+}
+
+impl EpochStats {
+    /// The line the original printed after each epoch, e.g.
+    /// `Finished Epoch[3 of 15]: [Training] loss = 0.412 * 41, metric = 12.20% * 41 3.1s (13.2 samples/s); eval error 9.09%`.
+    pub fn summary_line(&self, epochs: usize, samples: usize) -> String {
+        format!(
+            "Finished Epoch[{} of {epochs}]: [Training] loss = {:.6} * {samples}, metric = {:.2}% * {samples} {:.1}s ({:.1} samples/s){}",
+            self.epoch,
+            self.loss,
+            100.0 * (1.0 - self.train_acc),
+            self.seconds,
+            self.samples_per_sec,
+            self.eval_acc.map(|a| format!("; eval error {:.2}%", 100.0 * (1.0 - a))).unwrap_or_default()
+        )
+    }
 }
 
 /// A network fine-tuned for the user's labels.
@@ -259,6 +281,12 @@ impl TransferModel {
                 });
                 for batch in rx {
                     let batch = batch?;
+                    if batch.ids.len() == 1 && train_set.len() > 1 {
+                        // Batch norm cannot estimate a variance from one image
+                        // (it would store NaN statistics): skip a lone last image.
+                        tracing::debug!("skipping a final batch of one image");
+                        continue;
+                    }
                     let xs = batch.images.f_to_device(device)?;
                     let ys = batch.labels.f_to_device(device)?;
                     let logits = if cfg.freeze_backbone {
@@ -288,6 +316,12 @@ impl TransferModel {
                 Ok(())
             })?;
             bar.finish_and_clear();
+            if let Some((name, _)) =
+                self.vs.variables().into_iter().find(|(_, v)| v.isfinite().all().int64_value(&[]) == 0)
+            {
+                tracing::error!("{name} is no longer finite after epoch {epoch}");
+                return Err(Error::Diverged { epoch, loss: f64::NAN });
+            }
             let seconds = start.elapsed().as_secs_f64();
             let eval_acc = match &eval_set {
                 Some(ev) => Some(self.score_dataset(ev, cfg.mb_size.max(16), false)?.accuracy()),
@@ -302,15 +336,10 @@ impl TransferModel {
                 samples_per_sec: seen as f64 / seconds.max(1e-9),
                 seconds,
             };
-            tracing::info!(
-                "Finished Epoch[{} of {epochs}]: [Training] loss = {:.6} * {seen}, metric = {:.2}% * {seen} {:.1}s ({:.1} samples/s){}",
-                e + 1,
-                stats.loss,
-                100.0 * (1.0 - stats.train_acc),
-                seconds,
-                stats.samples_per_sec,
-                eval_acc.map(|a| format!("; eval error {:.2}%", 100.0 * (1.0 - a))).unwrap_or_default()
-            );
+            tracing::info!("{}", stats.summary_line(epochs, seen));
+            if let Some(f) = &cfg.on_epoch {
+                f(&stats, epochs);
+            }
             if let Some(w) = tb.as_mut() {
                 let mut values = vec![("loss", stats.loss), ("accuracy/train", stats.train_acc), ("learning_rate", lr)];
                 if let Some(a) = eval_acc {
@@ -352,7 +381,7 @@ impl TransferModel {
         Ok(ClassificationDataset::from_parts(ds.name(), labels, images)?)
     }
 
-    fn tensors(&self) -> Vec<(String, Tensor)> {
+    pub(crate) fn tensors(&self) -> Vec<(String, Tensor)> {
         let mut named: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
         named.sort_by(|a, b| a.0.cmp(&b.0));
         named

@@ -1,7 +1,9 @@
 //! The subcommands, one module each.
 
 mod dataset;
+mod predict;
 mod sample_data;
+mod train;
 
 use clap::Subcommand;
 
@@ -13,6 +15,10 @@ pub enum Command {
     /// Inspect and split datasets.
     #[command(subcommand)]
     Dataset(dataset::Command),
+    /// Train a classifier: fine-tune a network, or a linear SVM on its features.
+    Train(train::Args),
+    /// Classify images with a trained model, or a pretrained network's ImageNet classes.
+    Predict(predict::Args),
 }
 
 /// Runs one subcommand.
@@ -20,5 +26,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::SampleData(args) => sample_data::run(args),
         Command::Dataset(cmd) => dataset::run(cmd),
+        Command::Train(args) => train::run(args),
+        Command::Predict(args) => predict::run(args),
     }
 }

@@ -23,3 +23,27 @@ pub fn read_f32(path: &Path, shape: &[i64]) -> tch::Tensor {
     let bytes = std::fs::read(path).unwrap();
     tch::Tensor::from_data_size(&bytes, shape, tch::Kind::Float)
 }
+
+/// A dataset of `per_class` 40x40 images per colour class (red, green, blue
+/// dominant, with per-image noise and a bright square at a random place).
+pub fn colour_dataset(dir: &Path, per_class: usize) -> cvtk_dataset::ClassificationDataset {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    for (c, name) in ["blue", "green", "red"].iter().enumerate() {
+        let channel = 2 - c;
+        std::fs::create_dir_all(dir.join(name)).unwrap();
+        for i in 0..per_class {
+            let (sx, sy) = (rng.random_range(0..30u32), rng.random_range(0..30u32));
+            let img = image::RgbImage::from_fn(40, 40, |x, y| {
+                let mut p = [rng.random_range(0..90u8), rng.random_range(0..90u8), rng.random_range(0..90u8)];
+                p[channel] = p[channel].saturating_add(120);
+                if x >= sx && x < sx + 10 && y >= sy && y < sy + 10 {
+                    p = [230, 230, 230];
+                }
+                image::Rgb(p)
+            });
+            img.save(dir.join(name).join(format!("{i}.png"))).unwrap();
+        }
+    }
+    cvtk_dataset::ClassificationDataset::create_from_dir("colours", dir).unwrap()
+}

@@ -1,0 +1,282 @@
+//! `cvtk train`: fine-tune a network (`--classifier dnn`) or fit a linear SVM on
+//! its features (`--classifier svm`), and save the model folder.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use cvtk_dataset::ClassificationDataset;
+use cvtk_model::{
+    Architecture, BaseModel, Classifier, EpochCallback, EpochStats, Featurizer, SvmClassifier, SvmParams, SvmSolver,
+    TrainConfig, TransferModel,
+};
+use serde::Serialize;
+
+use super::dataset::open_dataset;
+use crate::output::print_json;
+
+/// Which classifier to train.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClassifierKind {
+    /// Fine-tune the network (the original's CNTKTLModel).
+    Dnn,
+    /// A linear SVM on the network's features (the original's ScikitClassifier).
+    Svm,
+}
+
+/// Options that pick and load a base network, shared by train and predict.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BaseModelArgs {
+    /// Base network: efficientnet-lite0 (default, pretrained), efficientnet-lite1/2,
+    /// resnet18/34/50/101/152 (bring torchvision weights), small-cnn.
+    #[arg(long, default_value = "efficientnet-lite0")]
+    pub base_model: String,
+    /// Weights file (.pth from torchvision, .pt, .safetensors); default: found by
+    /// name in $CVTK_WEIGHTS_DIR, ./weights, ~/.cvtk/weights.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Start from random weights instead of pretrained ones.
+    #[arg(long, conflicts_with = "weights")]
+    pub random_init: bool,
+    /// Device: auto (CUDA when available), cpu, cuda, cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+impl BaseModelArgs {
+    /// The base model these options name.
+    pub fn base_model(&self) -> anyhow::Result<BaseModel> {
+        let arch = Architecture::from_name(&self.base_model)?;
+        Ok(match (&self.weights, self.random_init) {
+            (Some(w), _) => {
+                if !w.is_file() {
+                    bail!("weights file {} does not exist", w.display());
+                }
+                BaseModel::new(arch, Some(w.clone()))
+            }
+            (None, true) => BaseModel::new(arch, None),
+            (None, false) if arch == Architecture::SmallCnn => BaseModel::new(arch, None),
+            (None, false) => BaseModel::pretrained(arch)?,
+        })
+    }
+
+    /// The device.
+    pub fn device(&self) -> anyhow::Result<tch::Device> {
+        Ok(cvtk_model::resolve_device(Some(&self.device))?)
+    }
+}
+
+/// Arguments of `cvtk train`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// A manifest with a split (trains on train, reports on test), or a folder (trains on all).
+    dataset: PathBuf,
+    /// dnn: fine-tune the network; svm: linear SVM on its features.
+    #[arg(long, value_enum, default_value = "dnn")]
+    classifier: ClassifierKind,
+    #[command(flatten)]
+    base: BaseModelArgs,
+    /// Learning rate per epoch, comma-separated, with Python-like repeats:
+    /// "0.05*7,0.005*7,0.0005" (the original's default) is 15 epochs.
+    #[arg(long)]
+    lr_per_mb: Option<String>,
+    /// Epochs at --lr, the last third at a tenth of it (instead of --lr-per-mb).
+    #[arg(long, conflicts_with = "lr_per_mb")]
+    epochs: Option<usize>,
+    /// Learning rate for --epochs.
+    #[arg(long, default_value_t = 0.01, requires = "epochs")]
+    lr: f64,
+    /// Minibatch size.
+    #[arg(long, default_value_t = 32)]
+    mb_size: usize,
+    /// Input size in pixels (square); default: the network's own.
+    #[arg(long)]
+    image_size: Option<u32>,
+    /// Train only the new head.
+    #[arg(long)]
+    freeze_backbone: bool,
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.9)]
+    momentum: f64,
+    /// L2 weight decay.
+    #[arg(long, default_value_t = 1e-4)]
+    weight_decay: f64,
+    /// Seed of initialisation, dropout and data order.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Write TensorBoard event files here.
+    #[arg(long)]
+    tensorboard: Option<PathBuf>,
+    /// SVM regularisation C.
+    #[arg(long, default_value_t = 1.0)]
+    c: f64,
+    /// SVM solver: dual-cd (scales linearly) or linfa (SMO, n^2 memory).
+    #[arg(long, value_enum, default_value = "dual-cd")]
+    solver: SolverArg,
+    /// The model folder to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Print a JSON summary instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// SVM solver choice.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum SolverArg {
+    /// Dual coordinate descent.
+    DualCd,
+    /// linfa-svm's SMO.
+    Linfa,
+}
+
+/// Parses "0.05*7,0.005*7,0.0005".
+pub fn parse_schedule(s: &str) -> anyhow::Result<Vec<f64>> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (v, n) = match part.split_once('*') {
+            Some((v, n)) => (
+                v.trim(),
+                n.trim().parse::<usize>().with_context(|| format!("'{n}' in '{part}' is not a repeat count"))?,
+            ),
+            None => (part, 1),
+        };
+        let lr: f64 = v.parse().with_context(|| format!("'{v}' in --lr-per-mb is not a number"))?;
+        out.extend(std::iter::repeat_n(lr, n));
+    }
+    if out.is_empty() {
+        bail!("--lr-per-mb is empty; e.g. 0.05*7,0.005*7,0.0005");
+    }
+    Ok(out)
+}
+
+#[derive(Serialize)]
+struct Summary {
+    model_dir: PathBuf,
+    classifier: &'static str,
+    base_model: String,
+    base_weights: Option<PathBuf>,
+    labels: Vec<String>,
+    train_images: usize,
+    eval_images: usize,
+    history: Vec<EpochStats>,
+    train_accuracy: f64,
+    eval_accuracy: Option<f64>,
+}
+
+/// Runs `cvtk train`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let ds = open_dataset(&args.dataset, false)?;
+    let (train, eval): (ClassificationDataset, Option<ClassificationDataset>) = match ds.split_info() {
+        Some(_) => (ds.train()?, Some(ds.test()?)),
+        None => {
+            if !args.json {
+                eprintln!(
+                    "note: {} has no split; training on all {} images (make one with `cvtk dataset split`)",
+                    args.dataset.display(),
+                    ds.len()
+                );
+            }
+            (ds.clone(), None)
+        }
+    };
+    let base = args.base.base_model()?;
+    let device = args.base.device()?;
+    let labels = ds.label_names();
+    if !args.json {
+        println!(
+            "training a {} classifier on {} ({}) with {} images of {} labels{}, on {device:?}",
+            if args.classifier == ClassifierKind::Dnn { "fine-tuned" } else { "linear SVM" },
+            base.arch,
+            base.weights.as_ref().map(|w| w.display().to_string()).unwrap_or_else(|| "random init".into()),
+            train.len(),
+            labels.len(),
+            eval.as_ref().map(|e| format!(", evaluating on {}", e.len())).unwrap_or_default()
+        );
+    }
+    let (classifier, history): (Box<dyn Classifier>, Vec<EpochStats>) = match args.classifier {
+        ClassifierKind::Dnn => {
+            let lr_per_mb = match (&args.lr_per_mb, args.epochs) {
+                (Some(s), _) => parse_schedule(s)?,
+                (None, Some(n)) => TrainConfig::step_schedule(args.lr, n),
+                (None, None) => TrainConfig::default().lr_per_mb,
+            };
+            let quiet = args.json;
+            let cfg = TrainConfig {
+                lr_per_mb,
+                mb_size: args.mb_size,
+                momentum: args.momentum,
+                weight_decay: args.weight_decay,
+                freeze_backbone: args.freeze_backbone,
+                seed: args.seed,
+                tensorboard_logdir: args.tensorboard.clone(),
+                progress: !quiet,
+                on_epoch: (!quiet).then(|| {
+                    let n = train.len();
+                    Arc::new(move |s: &EpochStats, epochs: usize| println!("{}", s.summary_line(epochs, n)))
+                        as EpochCallback
+                }),
+                ..TrainConfig::default()
+            };
+            tch::manual_seed(args.seed as i64);
+            let mut model = TransferModel::new(labels.clone(), &base, args.image_size, device)?;
+            model.train(&train, &cfg, eval.as_ref())?;
+            let history = model.history().to_vec();
+            (Box::new(model), history)
+        }
+        ClassifierKind::Svm => {
+            let params = SvmParams {
+                c: args.c,
+                solver: match args.solver {
+                    SolverArg::DualCd => SvmSolver::DualCd,
+                    SolverArg::Linfa => SvmSolver::Linfa,
+                },
+                seed: args.seed,
+                ..SvmParams::default()
+            };
+            let featurizer = Featurizer::new(&base, args.image_size, device)?;
+            (Box::new(SvmClassifier::fit(featurizer, &train, &params)?), Vec::new())
+        }
+    };
+    classifier.save(&args.out).with_context(|| format!("saving the model to {}", args.out.display()))?;
+    let train_accuracy = classifier.score_dataset(&train, args.mb_size.max(16), false)?.accuracy();
+    let eval_accuracy = match &eval {
+        Some(e) => Some(classifier.score_dataset(e, args.mb_size.max(16), false)?.accuracy()),
+        None => None,
+    };
+    let summary = Summary {
+        model_dir: args.out.clone(),
+        classifier: if args.classifier == ClassifierKind::Dnn { "dnn" } else { "svm" },
+        base_model: base.arch.to_string(),
+        base_weights: base.weights.clone(),
+        labels,
+        train_images: train.len(),
+        eval_images: eval.as_ref().map_or(0, ClassificationDataset::len),
+        history,
+        train_accuracy,
+        eval_accuracy,
+    };
+    if args.json {
+        return print_json(&summary);
+    }
+    println!("train accuracy {:.2}%", 100.0 * train_accuracy);
+    if let Some(a) = eval_accuracy {
+        println!("test accuracy {:.2}% ({} images)", 100.0 * a, summary.eval_images);
+    }
+    println!("model saved to {}", args.out.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_parse_like_the_python_lists() {
+        assert_eq!(parse_schedule("0.05*2,0.005*1,0.0005").unwrap(), vec![0.05, 0.05, 0.005, 0.0005]);
+        assert_eq!(parse_schedule("0.1").unwrap(), vec![0.1]);
+        assert!(parse_schedule("fast").unwrap_err().to_string().contains("not a number"));
+        assert!(parse_schedule("0.1*x").unwrap_err().to_string().contains("repeat count"));
+        assert!(parse_schedule("").is_err());
+    }
+}

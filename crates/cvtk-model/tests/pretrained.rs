@@ -1,0 +1,40 @@
+//! The pretrained default (EfficientNet-Lite0 with the ImageNet weights `make
+//! setup` installs) classifies real photos from a registry package
+//! (scikit-image's sample images) as a person would.
+
+mod common;
+
+use std::path::PathBuf;
+
+use cvtk_model::{Architecture, BaseModel, Device};
+
+fn skimage_photo(name: &str) -> PathBuf {
+    let out = std::process::Command::new(common::python())
+        .args(["-c", "import os, skimage; print(os.path.join(os.path.dirname(skimage.__file__), 'data'))"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "scikit-image missing from .venv: run `make setup`");
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()).join(name)
+}
+
+#[test]
+fn lite0_recognises_a_cat_a_coffee_cup_and_a_rocket() {
+    let base =
+        BaseModel::pretrained(Architecture::EfficientnetLite0).expect("run `make setup` to install the Lite0 weights");
+    let photos = [skimage_photo("chelsea.png"), skimage_photo("coffee.png"), skimage_photo("rocket.jpg")];
+    let preds = base.predict_imagenet(&photos, 5, Device::Cpu).unwrap();
+    for (p, (top, raw)) in photos.iter().zip(&preds) {
+        eprintln!(
+            "{}: {:?}",
+            p.display(),
+            top.iter().map(|t| (t.index, t.label.as_str(), t.score)).collect::<Vec<_>>()
+        );
+        assert_eq!(raw.len(), 1000);
+    }
+    // ImageNet 281-285 are the domestic cats (tabby, tiger cat, Persian, Siamese, Egyptian cat).
+    assert!((281..=285).contains(&preds[0].0[0].index), "chelsea: {:?}", preds[0].0[0]);
+    // 967 espresso, 968 cup, 504 coffee mug.
+    assert!([967, 968, 504].contains(&preds[1].0[0].index), "coffee: {:?}", preds[1].0[0]);
+    // 812 space shuttle, 744 projectile/missile, 657 missile.
+    assert!(preds[2].0.iter().take(3).any(|t| [812, 744, 657].contains(&t.index)), "rocket: {:?}", preds[2].0);
+}

