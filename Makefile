@@ -11,7 +11,7 @@ CARGO_CONFIG := .cargo/config.toml
 CARGO ?= cargo
 ARGS ?=
 
-.PHONY: all setup venv sample-data weights build demo test lint bench clean help
+.PHONY: all setup venv sample-data weights browser-deps build demo test lint bench clean help
 
 all: build
 
@@ -41,7 +41,19 @@ sample-data: $(VENV_STAMP)
 weights: $(VENV_STAMP)
 	scripts/fetch-weights.sh
 
-setup: venv $(CARGO_CONFIG) sample-data weights
+# Browser tests: Debian's chromium (installed when missing, as root) and
+# playwright-core from npm (never a browser download of its own).
+BROWSER_STAMP := tests/browser/node_modules/.cvtk-installed
+$(BROWSER_STAMP): tests/browser/package.json tests/browser/package-lock.json
+	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+browser-deps: $(BROWSER_STAMP)
+	@command -v chromium >/dev/null || [ -x "$${CHROMIUM:-}" ] || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; \
+	  else echo "the browser tests need Debian's chromium: run 'sudo apt-get install chromium' (or set CHROMIUM=/path/to/chromium)"; exit 1; fi; }
+
+setup: venv $(CARGO_CONFIG) sample-data weights browser-deps
 
 build: setup
 	$(CARGO) build --release -p cvtk-cli

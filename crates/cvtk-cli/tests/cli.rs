@@ -209,3 +209,52 @@ fn train_and_predict_errors_say_what_to_do() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
     assert_eq!(cvtk(&["train", d, "--classifier", "tree", "--out", "x"]).status.code(), Some(2));
 }
+
+#[test]
+fn evaluate_prints_metrics_and_writes_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("colours");
+    colour_tree(&data, 6);
+    let manifest = dir.path().join("m.json");
+    let m = manifest.to_str().unwrap();
+    json(&cvtk(&[
+        "dataset",
+        "split",
+        data.to_str().unwrap(),
+        "--stratify",
+        "--train-size",
+        "0.5",
+        "--out",
+        m,
+        "--json",
+    ]));
+    let model = dir.path().join("svm");
+    json(&cvtk(&["train", m, "--classifier", "svm", "--image-size", "64", "--out", model.to_str().unwrap(), "--json"]));
+    let report = dir.path().join("report");
+    let out = json(&cvtk(&[
+        "evaluate",
+        m,
+        "--model",
+        model.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(out["images"], 9);
+    assert_eq!(out["part"], "test");
+    assert_eq!(out["confusion_matrix"]["counts"].as_array().unwrap().len(), 3);
+    assert!(out["class_averaged_accuracy"].as_f64().unwrap() > 0.5);
+    assert_eq!(out["curves"].as_array().unwrap().len(), 3);
+    for f in ["report.html", "confusion_matrix.png", "roc_curves.svg", "pr_curves.png"] {
+        assert!(report.join(f).is_file(), "{f} written");
+    }
+    let text = cvtk(&["evaluate", m, "--model", model.to_str().unwrap(), "--split", "train"]);
+    let text = String::from_utf8_lossy(&text.stdout).to_string();
+    assert!(
+        text.contains("class-averaged accuracy") && text.contains("confusion matrix") && text.contains("(train)"),
+        "{text}"
+    );
+    let bad = cvtk(&["evaluate", m, "--model", model.to_str().unwrap(), "--split", "validation"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("use train or test"));
+}

@@ -20,9 +20,26 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .tempfile_in(dir)
         .map_err(|e| Error::io("cannot create a temporary file in", dir, e))?;
     tmp.write_all(bytes).map_err(|e| Error::io("cannot write", tmp.path().to_path_buf(), e))?;
+    // Temp files are created 0600; keep the replaced file's mode, or the usual 0644.
+    if let Some(perms) = std::fs::metadata(path).ok().map(|m| m.permissions()).or_else(default_permissions) {
+        tmp.as_file()
+            .set_permissions(perms)
+            .map_err(|e| Error::io("cannot set permissions of", tmp.path().to_path_buf(), e))?;
+    }
     tmp.as_file().sync_all().map_err(|e| Error::io("cannot sync", tmp.path().to_path_buf(), e))?;
     tmp.persist(path).map_err(|e| Error::io("cannot replace", path, e.error))?;
     Ok(())
+}
+
+#[cfg(unix)]
+fn default_permissions() -> Option<std::fs::Permissions> {
+    use std::os::unix::fs::PermissionsExt;
+    Some(std::fs::Permissions::from_mode(0o644))
+}
+
+#[cfg(not(unix))]
+fn default_permissions() -> Option<std::fs::Permissions> {
+    None
 }
 
 /// Serialises `value` as pretty JSON and writes it atomically to `path`.
@@ -46,6 +63,19 @@ mod tests {
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 1, "temp files left behind: {names:?}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn new_files_are_0644_and_replaced_files_keep_their_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.json");
+        write_atomic(&p, b"one").unwrap();
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o644);
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o640);
     }
 
     #[test]

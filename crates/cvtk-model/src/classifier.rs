@@ -30,12 +30,9 @@ pub struct Scores {
 }
 
 impl Scores {
-    /// The index of the highest score of each row.
+    /// The index of the highest score of each row (the first, on ties).
     pub fn predicted(&self) -> Vec<usize> {
-        self.values
-            .iter()
-            .map(|row| row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0))
-            .collect()
+        self.values.iter().map(|row| first_max(row)).collect()
     }
 
     /// Fraction of rows whose highest score is the true label.
@@ -74,10 +71,33 @@ pub trait Classifier: Send {
     fn device(&self) -> Device;
     /// What kind of classifier (`dnn` or `svm`).
     fn kind(&self) -> ModelKind;
+    /// Train and evaluation accuracy per epoch, for models trained in epochs.
+    fn train_eval_accs(&self) -> Option<(Vec<f64>, Vec<f64>)> {
+        None
+    }
+    /// A one-line description (architecture, input size, weights it started from).
+    fn describe(&self) -> String;
 
     /// Scores every image of `dataset` in dataset order, in batches of
     /// `batch_size`, with softmax if asked. Shows a progress bar on a terminal.
     fn score_dataset(&self, dataset: &ClassificationDataset, batch_size: usize, softmax: bool) -> Result<Scores> {
+        // True labels by name, in this classifier's label order.
+        let names = dataset.label_names();
+        let to_model: Vec<Option<usize>> = names.iter().map(|n| self.labels().iter().position(|l| l == n)).collect();
+        let true_labels = dataset
+            .images()
+            .iter()
+            .map(|i| {
+                to_model.get(i.label()).copied().flatten().ok_or_else(|| {
+                    Error::InvalidInput(format!(
+                        "image {} has label '{}', which the model does not know (its labels: {})",
+                        i.path.display(),
+                        names.get(i.label()).cloned().unwrap_or_default(),
+                        self.labels().join(", ")
+                    ))
+                })
+            })
+            .collect::<Result<Vec<usize>>>()?;
         let loader = ImageLoader::new(self.loader_config())?;
         let batches = loader.batches(dataset, batch_size, None, 0);
         let bar = cvtk_dataset::progress::bar(dataset.len() as u64, "scoring");
@@ -94,7 +114,6 @@ pub trait Classifier: Send {
             ids.extend(batch.ids);
         }
         bar.finish_and_clear();
-        let true_labels = dataset.images().iter().map(|i| i.label()).collect();
         Ok(Scores { labels: self.labels().to_vec(), ids, true_labels, values })
     }
 
@@ -104,10 +123,21 @@ pub trait Classifier: Send {
         let batch = loader.load_batch(&[image])?;
         let s = self.score_batch(&batch)?.f_softmax(-1, tch::Kind::Float)?;
         let scores = rows(&s)?.into_iter().next().unwrap_or_default();
-        let (best, score) =
-            scores.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, s)| (i, *s)).unwrap_or((0, 0.0));
+        let best = first_max(&scores);
+        let score = scores.get(best).copied().unwrap_or(0.0);
         Ok(Prediction { label: self.labels().get(best).cloned().unwrap_or_default(), score, scores })
     }
+}
+
+/// Index of the first highest value (numpy's `argmax`: ties go to the lower index).
+pub fn first_max(row: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, v) in row.iter().enumerate() {
+        if *v > row[best] {
+            best = i;
+        }
+    }
+    best
 }
 
 /// A 2-D float tensor as rows.

@@ -405,6 +405,21 @@ impl Classifier for SvmClassifier {
     fn kind(&self) -> ModelKind {
         ModelKind::Svm
     }
+
+    fn describe(&self) -> String {
+        format!(
+            "linear SVM (C = {}, {:?}) on {} features ({}x{} input, from {})",
+            self.params.c,
+            self.params.solver,
+            self.featurizer.arch,
+            self.featurizer.loader.width,
+            self.featurizer.loader.height,
+            self.featurizer
+                .base_weights
+                .as_ref()
+                .map_or("random initialisation".to_string(), |w| w.display().to_string())
+        )
+    }
 }
 
 /// Accuracy of decision values against labels (for tests and benches).

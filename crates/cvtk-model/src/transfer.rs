@@ -463,6 +463,21 @@ impl Classifier for TransferModel {
     fn kind(&self) -> ModelKind {
         ModelKind::Dnn
     }
+
+    fn train_eval_accs(&self) -> Option<(Vec<f64>, Vec<f64>)> {
+        (!self.history.is_empty()).then(|| TransferModel::train_eval_accs(self))
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "fine-tuned {} ({}x{} input, {} epochs, from {})",
+            self.arch,
+            self.loader.width,
+            self.loader.height,
+            self.history.len(),
+            self.base_weights.as_ref().map_or("random initialisation".to_string(), |w| w.display().to_string())
+        )
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The subcommands, one module each.
 
 mod dataset;
+mod evaluate;
 mod predict;
 mod sample_data;
 mod train;
@@ -19,6 +20,8 @@ pub enum Command {
     Train(train::Args),
     /// Classify images with a trained model, or a pretrained network's ImageNet classes.
     Predict(predict::Args),
+    /// Evaluate a model on a dataset: accuracy, confusion matrix, curves, plots, HTML report.
+    Evaluate(evaluate::Args),
 }
 
 /// Runs one subcommand.
@@ -28,5 +31,6 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Dataset(cmd) => dataset::run(cmd),
         Command::Train(args) => train::run(args),
         Command::Predict(args) => predict::run(args),
+        Command::Evaluate(args) => evaluate::run(args),
     }
 }

@@ -10,7 +10,7 @@
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
-use super::Network;
+use super::{torch_linear, Network, TORCH_DEFAULT_INIT};
 
 /// Width and depth multipliers, input resolution and dropout of each variant.
 #[derive(Clone, Copy, Debug)]
@@ -70,7 +70,13 @@ fn pad_same(xs: &Tensor, k: i64, s: i64) -> Tensor {
 }
 
 fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, groups: i64) -> nn::Conv2D {
-    nn::conv2d(p, c_in, c_out, k, nn::ConvConfig { stride, padding: 0, groups, bias: false, ..Default::default() })
+    nn::conv2d(
+        p,
+        c_in,
+        c_out,
+        k,
+        nn::ConvConfig { stride, padding: 0, groups, bias: false, ws_init: TORCH_DEFAULT_INIT, ..Default::default() },
+    )
 }
 
 fn bn(p: nn::Path, c: i64) -> nn::BatchNorm {
@@ -149,7 +155,7 @@ pub fn efficientnet_lite(p: &nn::Path, variant: usize, num_classes: Option<i64>)
             .adaptive_avg_pool2d([1, 1])
             .flatten(1, -1)
     });
-    let head = num_classes.map(|c| nn::linear(p / "_fc", 1280, c, Default::default()));
+    let head = num_classes.map(|c| torch_linear(p / "_fc", 1280, c));
     Network::new(features, 1280, head).with_dropout(params.dropout)
 }
 

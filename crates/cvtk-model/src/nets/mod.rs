@@ -6,8 +6,24 @@ pub mod efficientnet_lite;
 pub mod resnet;
 pub mod small_cnn;
 
-use tch::nn::{self, ModuleT};
+use tch::nn::{self, Init, ModuleT};
 use tch::Tensor;
+
+/// PyTorch's default initialisation of `Conv2d` and `Linear` weights,
+/// `kaiming_uniform_(a=sqrt(5))`: uniform in +-1/sqrt(fan_in). (tch's default
+/// uses the ReLU gain, sqrt(6) times wider, which leaves eval-mode batch-norm
+/// statistics far behind a randomly initialised network's activations.)
+pub(crate) const TORCH_DEFAULT_INIT: Init = Init::Kaiming {
+    dist: nn::init::NormalOrUniform::Uniform,
+    fan: nn::init::FanInOut::FanIn,
+    non_linearity: nn::init::NonLinearity::ExplicitGain(0.577_350_269_189_625_8), // sqrt(1/3)
+};
+
+/// A linear layer initialised as PyTorch's `nn.Linear` (weights and bias
+/// uniform in +-1/sqrt(in_dim)).
+pub(crate) fn torch_linear(p: nn::Path, in_dim: i64, out_dim: i64) -> nn::Linear {
+    nn::linear(p, in_dim, out_dim, nn::LinearConfig { ws_init: TORCH_DEFAULT_INIT, ..Default::default() })
+}
 
 /// A backbone with an optional classifier head.
 pub struct Network {
@@ -61,5 +77,33 @@ impl Network {
     /// Logits `[N, classes]` (features when there is no head).
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         self.head_t(&self.features_t(xs, train), train)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bound_of(t: &Tensor) -> f64 {
+        t.abs().max().double_value(&[])
+    }
+
+    #[test]
+    fn random_initialisation_matches_the_reference_implementations() {
+        tch::manual_seed(0);
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let _lite = efficientnet_lite::efficientnet_lite(&(vs.root() / "lite"), 0, Some(10));
+        let _resnet = resnet::resnet18(&(vs.root() / "resnet"), Some(10));
+        let v = vs.variables();
+        // Lite stem: PyTorch's Conv2d default, U(+-1/sqrt(3*3*3)).
+        let stem = bound_of(&v["lite._conv_stem.weight"]);
+        assert!(stem <= 1.0 / 27f64.sqrt() + 1e-6 && stem > 0.9 / 27f64.sqrt(), "{stem}");
+        // Heads: PyTorch's Linear default, U(+-1/sqrt(in)).
+        assert!(bound_of(&v["lite._fc.weight"]) <= 1.0 / 1280f64.sqrt() + 1e-6);
+        assert!(bound_of(&v["resnet.fc.bias"]) <= 1.0 / 512f64.sqrt() + 1e-6);
+        // torchvision's ResNet conv1: normal with std sqrt(2 / fan_out) = sqrt(2 / (64*7*7)).
+        let std = v["resnet.conv1.weight"].std(true).double_value(&[]);
+        let expected = (2.0 / (64.0 * 49.0f64)).sqrt();
+        assert!((std / expected - 1.0).abs() < 0.05, "{std} vs {expected}");
     }
 }

@@ -8,10 +8,24 @@
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
-use super::Network;
+use super::{torch_linear, Network};
+
+/// torchvision's initialisation of ResNet convolutions:
+/// `kaiming_normal_(mode="fan_out", nonlinearity="relu")`.
+const CONV_INIT: nn::Init = nn::Init::Kaiming {
+    dist: nn::init::NormalOrUniform::Normal,
+    fan: nn::init::FanInOut::FanOut,
+    non_linearity: nn::init::NonLinearity::ReLU,
+};
 
 fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, padding: i64) -> nn::Conv2D {
-    nn::conv2d(p, c_in, c_out, k, nn::ConvConfig { stride, padding, bias: false, ..Default::default() })
+    nn::conv2d(
+        p,
+        c_in,
+        c_out,
+        k,
+        nn::ConvConfig { stride, padding, bias: false, ws_init: CONV_INIT, ..Default::default() },
+    )
 }
 
 fn bn(p: nn::Path, c: i64) -> nn::BatchNorm {
@@ -101,7 +115,7 @@ fn resnet(p: &nn::Path, blocks: Blocks, num_classes: Option<i64>) -> Network {
             .adaptive_avg_pool2d([1, 1])
             .flatten(1, -1)
     });
-    let head = num_classes.map(|n| nn::linear(p / "fc", c_in, n, Default::default()));
+    let head = num_classes.map(|n| torch_linear(p / "fc", c_in, n));
     Network::new(features, c_in, head)
 }
 

@@ -1,0 +1,117 @@
+//! `cvtk evaluate`: score a dataset with a model, print accuracy and the
+//! confusion matrix (as the original notebook did), write plots and report.html.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use cvtk_dataset::SplitPart;
+use cvtk_eval::{write_report, ClassificationEvaluation, EvaluationSummary, ReportImage, ReportOptions};
+use cvtk_model::load_classifier;
+use serde::Serialize;
+
+use super::dataset::open_dataset;
+use crate::output::print_json;
+
+/// Arguments of `cvtk evaluate`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// A manifest (its --split part is evaluated) or a folder (all its images).
+    dataset: PathBuf,
+    /// The model folder written by `cvtk train`.
+    #[arg(long)]
+    model: PathBuf,
+    /// Which part of a manifest's split to evaluate: test or train.
+    #[arg(long, default_value = "test")]
+    split: String,
+    /// Folder for report.html and the plots (PNG and SVG).
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Minibatch size for scoring.
+    #[arg(long, default_value_t = 32)]
+    mb_size: usize,
+    /// Device: auto, cpu, cuda, cuda:N.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Print every metric as JSON (schema: cvtk_eval::EvaluationSummary).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Output<'a> {
+    model: PathBuf,
+    dataset: PathBuf,
+    part: &'a str,
+    report: Option<PathBuf>,
+    #[serde(flatten)]
+    summary: EvaluationSummary,
+}
+
+/// Runs `cvtk evaluate`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let part: SplitPart = args.split.parse()?;
+    let ds = open_dataset(&args.dataset, false)?;
+    let (test, part_name) = match ds.split_info() {
+        Some(_) => (ds.part(part)?, args.split.as_str()),
+        None => (ds.clone(), "all"),
+    };
+    let device = cvtk_model::resolve_device(Some(&args.device))?;
+    let model = load_classifier(&args.model, device)?;
+    let scores = model.score_dataset(&test, args.mb_size, false)?;
+    let eval = ClassificationEvaluation::from_scores(&scores)?;
+    let summary = EvaluationSummary::new(&eval);
+    let report = match &args.report {
+        Some(dir) => {
+            let images = test.images().iter().map(|i| ReportImage { id: i.id, path: i.path.clone() }).collect();
+            let options = ReportOptions {
+                title: format!("{} on {} ({} images, {part_name})", args.model.display(), test.name(), test.len()),
+                model: model.describe(),
+                images,
+                history: model.train_eval_accs(),
+                max_thumbnails: 0,
+            };
+            Some(
+                write_report(dir, &eval, &options)
+                    .with_context(|| format!("writing the report into {}", dir.display()))?,
+            )
+        }
+        None => None,
+    };
+    if args.json {
+        return print_json(&Output {
+            model: args.model.clone(),
+            dataset: args.dataset.clone(),
+            part: part_name,
+            report: report.map(|r| r.html),
+            summary,
+        });
+    }
+    println!(
+        "evaluated {} on {} images ({part_name}) of {}",
+        args.model.display(),
+        summary.images,
+        args.dataset.display()
+    );
+    println!("class-averaged accuracy: {:.2}%", 100.0 * summary.class_averaged_accuracy);
+    println!("overall accuracy:        {:.2}%", 100.0 * summary.accuracy);
+    if let Some(a) = summary.macro_auc {
+        println!("macro AUC:               {a:.4}");
+    }
+    if let Some(a) = summary.macro_average_precision {
+        println!("mean average precision:  {a:.4}");
+    }
+    println!("confusion matrix:\n{}", summary.confusion_table());
+    if let Some(r) = report {
+        println!("report: {}", r.html.display());
+        println!(
+            "plots:  {}",
+            r.plots
+                .iter()
+                .filter(|p| p.extension().is_some_and(|e| e == "png"))
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
+}

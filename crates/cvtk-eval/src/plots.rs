@@ -1,0 +1,382 @@
+//! Plots with plotters: ROC curves, PR curves, the confusion matrix as a heat
+//! map with counts, and training curves. Counterparts of the original's
+//! `graph_roc_curve`, `graph_pr_curve` and `graph_confusion_matrix`. Each
+//! renders to PNG (text drawn with the embedded DejaVu Sans, so no system fonts
+//! are needed), to an SVG file, or to an SVG string for the HTML report.
+
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::metrics::ClassificationEvaluation;
+use crate::{Error, Result};
+
+const FONT: &str = "sans-serif";
+
+fn register_fonts() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular()).is_err()
+            || plotters::style::register_font(FONT, FontStyle::Bold, dejavu::sans::bold()).is_err()
+        {
+            tracing::warn!("cannot register the embedded DejaVu font; PNG text may be missing");
+        }
+    });
+}
+
+/// Where a plot goes.
+pub enum Target<'a> {
+    /// A PNG or SVG file, chosen by its extension.
+    File(&'a Path),
+    /// An SVG document in a string.
+    SvgString(&'a mut String),
+}
+
+fn plot_err<E: std::fmt::Debug>(e: E) -> Error {
+    Error::Plot(format!("{e:?}"))
+}
+
+macro_rules! render {
+    ($target:expr, $size:expr, $draw:ident, $($arg:expr),*) => {{
+        register_fonts();
+        match $target {
+            Target::SvgString(s) => {
+                let root = SVGBackend::with_string(s, $size).into_drawing_area();
+                $draw(&root, $($arg),*)?;
+                root.present().map_err(plot_err)
+            }
+            Target::File(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| Error::Io { action: "cannot create folder", path: dir.to_path_buf(), source: e })?;
+                }
+                match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+                    Some("svg") => {
+                        let root = SVGBackend::new(path, $size).into_drawing_area();
+                        $draw(&root, $($arg),*)?;
+                        root.present().map_err(plot_err)
+                    }
+                    Some("png") => {
+                        let root = BitMapBackend::new(path, $size).into_drawing_area();
+                        $draw(&root, $($arg),*)?;
+                        root.present().map_err(plot_err)
+                    }
+                    _ => Err(Error::Invalid(format!("{}: plots are written as .png or .svg", path.display()))),
+                }
+            }
+        }
+    }};
+}
+
+fn colour(i: usize) -> RGBColor {
+    // Tableau 10: distinct and readable.
+    const C: [(u8, u8, u8); 10] = [
+        (31, 119, 180),
+        (255, 127, 14),
+        (44, 160, 44),
+        (214, 39, 40),
+        (148, 103, 189),
+        (140, 86, 75),
+        (227, 119, 194),
+        (127, 127, 127),
+        (188, 189, 34),
+        (23, 190, 207),
+    ];
+    let (r, g, b) = C[i % C.len()];
+    RGBColor(r, g, b)
+}
+
+type Curve = (String, Vec<(f64, f64)>, RGBColor, bool);
+
+fn curves_chart<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    curves: &[Curve],
+    diagonal: bool,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(plot_err)?;
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FONT, 22).into_font().style(FontStyle::Bold))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(54)
+        .build_cartesian_2d(0f64..1.0, 0f64..1.02)
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .axis_desc_style((FONT, 16))
+        .label_style((FONT, 13))
+        .light_line_style(RGBColor(240, 240, 240))
+        .max_light_lines(1)
+        .draw()
+        .map_err(plot_err)?;
+    if diagonal {
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(0.0, 0.0), (1.0, 1.0)],
+                6,
+                4,
+                RGBColor(150, 150, 150).stroke_width(1),
+            ))
+            .map_err(plot_err)?
+            .label("chance")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], RGBColor(150, 150, 150)));
+    }
+    for (name, points, c, dashed) in curves {
+        let style = c.stroke_width(2);
+        let c = *c;
+        let series = if *dashed {
+            chart.draw_series(DashedLineSeries::new(points.clone(), 8, 4, style)).map_err(plot_err)?
+        } else {
+            chart.draw_series(LineSeries::new(points.clone(), style)).map_err(plot_err)?
+        };
+        series
+            .label(name.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(200, 200, 200))
+        .label_font((FONT, 13))
+        .position(if diagonal { SeriesLabelPosition::LowerRight } else { SeriesLabelPosition::LowerLeft })
+        .draw()
+        .map_err(plot_err)?;
+    Ok(())
+}
+
+fn roc_curves(e: &ClassificationEvaluation) -> Vec<Curve> {
+    let mut curves: Vec<Curve> = (0..e.labels().len())
+        .filter_map(|c| {
+            e.roc_curve(c).map(|r| {
+                (
+                    format!("{} (AUC {:.3})", e.labels()[c], r.auc),
+                    r.fpr.into_iter().zip(r.tpr).collect(),
+                    colour(c),
+                    false,
+                )
+            })
+        })
+        .collect();
+    if let Some(m) = e.micro_roc_curve() {
+        curves.push((format!("micro-average (AUC {:.3})", m.auc), m.fpr.into_iter().zip(m.tpr).collect(), BLACK, true));
+    }
+    curves
+}
+
+/// A step curve through the points, holding each y until the next x
+/// (matplotlib's `drawstyle="steps-post"`, as scikit-learn draws PR curves).
+fn steps(x: &[f64], y: &[f64]) -> Vec<(f64, f64)> {
+    let mut out = Vec::with_capacity(2 * x.len());
+    for i in 0..x.len() {
+        if i > 0 {
+            out.push((x[i], y[i - 1]));
+        }
+        out.push((x[i], y[i]));
+    }
+    out
+}
+
+fn pr_curves(e: &ClassificationEvaluation) -> Vec<Curve> {
+    let mut curves: Vec<Curve> = (0..e.labels().len())
+        .filter_map(|c| {
+            e.pr_curve(c).map(|p| {
+                (
+                    format!("{} (AP {:.3})", e.labels()[c], p.average_precision),
+                    steps(&p.recall, &p.precision),
+                    colour(c),
+                    false,
+                )
+            })
+        })
+        .collect();
+    if let Some(m) = e.micro_pr_curve() {
+        curves.push((
+            format!("micro-average (AP {:.3})", m.average_precision),
+            steps(&m.recall, &m.precision),
+            BLACK,
+            true,
+        ));
+    }
+    curves
+}
+
+fn roc_chart<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, e: &ClassificationEvaluation) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let title = match e.macro_auc() {
+        Some(a) => format!("ROC curves (macro AUC {a:.3})"),
+        None => "ROC curves (undefined: needs two labels with test images)".into(),
+    };
+    curves_chart(root, &title, "false positive rate", "true positive rate", &roc_curves(e), true)
+}
+
+fn pr_chart<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, e: &ClassificationEvaluation) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let title = match e.macro_average_precision() {
+        Some(a) => format!("Precision-recall curves (mean AP {a:.3})"),
+        None => "Precision-recall curves".into(),
+    };
+    curves_chart(root, &title, "recall", "precision", &pr_curves(e), false)
+}
+
+fn confusion_chart<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, e: &ClassificationEvaluation) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(plot_err)?;
+    let cm = e.confusion_matrix();
+    let norm = cm.normalized();
+    let k = cm.labels.len() as i32;
+    let title = format!(
+        "Confusion matrix (accuracy {:.1}%, class-averaged {:.1}%)",
+        100.0 * e.accuracy(),
+        100.0 * e.class_averaged_accuracy()
+    );
+    let longest = cm.labels.iter().map(|l| l.chars().count()).max().unwrap_or(1) as u32;
+    // Rows from the top: true label t is drawn at y = k - 1 - t. (plotters'
+    // integer ranges are inclusive: 0..k-1 holds k cells.)
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FONT, 20).into_font().style(FontStyle::Bold))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(36 + 8 * longest.min(20))
+        .build_cartesian_2d((0..k - 1).into_segmented(), (0..k - 1).into_segmented())
+        .map_err(plot_err)?;
+    let name = |v: &SegmentValue<i32>, flip: bool| match v {
+        SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
+            let idx = if flip { k - 1 - *i } else { *i };
+            usize::try_from(idx).ok().and_then(|i| cm.labels.get(i)).cloned().unwrap_or_default()
+        }
+        SegmentValue::Last => String::new(),
+    };
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_desc("predicted label")
+        .y_desc("true label")
+        .axis_desc_style((FONT, 16))
+        .label_style((FONT, 13))
+        .x_labels(k as usize + 1)
+        .y_labels(k as usize + 1)
+        .x_label_formatter(&|v| name(v, false))
+        .y_label_formatter(&|v| name(v, true))
+        .draw()
+        .map_err(plot_err)?;
+    let font_size = if k <= 6 {
+        20
+    } else if k <= 12 {
+        14
+    } else {
+        9
+    };
+    let centre = plotters::style::text_anchor::Pos::new(
+        plotters::style::text_anchor::HPos::Center,
+        plotters::style::text_anchor::VPos::Center,
+    );
+    for (t, row) in cm.counts.iter().enumerate() {
+        for (p, &count) in row.iter().enumerate() {
+            let v = norm[t][p];
+            // White to a deep blue by the row-normalised value.
+            let fill = RGBColor((247.0 - 239.0 * v) as u8, (251.0 - 203.0 * v) as u8, (255.0 - 148.0 * v) as u8);
+            let (x, y) = (p as i32, k - 1 - t as i32);
+            let cell = Rectangle::new(
+                [
+                    (SegmentValue::Exact(x), SegmentValue::Exact(y)),
+                    (SegmentValue::Exact(x + 1), SegmentValue::Exact(y + 1)),
+                ],
+                fill.filled(),
+            );
+            chart.draw_series(std::iter::once(cell)).map_err(plot_err)?;
+            let text_colour = if v > 0.5 { WHITE } else { BLACK };
+            let style = TextStyle::from((FONT, font_size).into_font()).color(&text_colour).pos(centre);
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    count.to_string(),
+                    (SegmentValue::CenterOf(x), SegmentValue::CenterOf(y)),
+                    style,
+                )))
+                .map_err(plot_err)?;
+        }
+    }
+    Ok(())
+}
+
+fn training_chart<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, train: &[f64], test: &[f64]) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(plot_err)?;
+    let epochs = train.len().max(test.len()).max(1);
+    let mut chart = ChartBuilder::on(root)
+        .caption("Training curves", (FONT, 22).into_font().style(FontStyle::Bold))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(54)
+        .build_cartesian_2d(1f64..(epochs as f64).max(2.0), 0f64..1.02)
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc("accuracy")
+        .axis_desc_style((FONT, 16))
+        .label_style((FONT, 13))
+        .light_line_style(RGBColor(240, 240, 240))
+        .max_light_lines(1)
+        .draw()
+        .map_err(plot_err)?;
+    for (name, values, c) in [("train", train, colour(0)), ("test", test, colour(1))] {
+        if values.is_empty() {
+            continue;
+        }
+        let pts: Vec<(f64, f64)> = values.iter().enumerate().map(|(i, &v)| ((i + 1) as f64, v)).collect();
+        chart
+            .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
+            .map_err(plot_err)?
+            .label(format!("{name} accuracy"))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+        chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, c.filled()))).map_err(plot_err)?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(200, 200, 200))
+        .label_font((FONT, 13))
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()
+        .map_err(plot_err)?;
+    Ok(())
+}
+
+/// ROC curves of every label, the micro average and the chance line.
+pub fn graph_roc_curve(e: &ClassificationEvaluation, target: Target<'_>) -> Result<()> {
+    render!(target, (760, 600), roc_chart, e)
+}
+
+/// Precision-recall curves of every label and the micro average.
+pub fn graph_pr_curve(e: &ClassificationEvaluation, target: Target<'_>) -> Result<()> {
+    render!(target, (760, 600), pr_chart, e)
+}
+
+/// The confusion matrix as a heat map (row-normalised colour, counts in the cells).
+pub fn graph_confusion_matrix(e: &ClassificationEvaluation, target: Target<'_>) -> Result<()> {
+    let k = e.labels().len() as u32;
+    let side = (420 + 40 * k.min(20)).min(1100);
+    render!(target, (side + 120, side), confusion_chart, e)
+}
+
+/// Train and test accuracy per epoch (`TransferModel::train_eval_accs`).
+pub fn graph_training_curves(train: &[f64], test: &[f64], target: Target<'_>) -> Result<()> {
+    render!(target, (760, 480), training_chart, train, test)
+}

@@ -1,0 +1,178 @@
+//! The HTML report: one self-contained file (no network fetches) with the
+//! summary metrics, the plots (inline SVG), a results viewer (a thumbnail per
+//! test image with true label, predicted label and confidence; filter to the
+//! misclassified ones; sort by confidence) and a precision/recall threshold
+//! explorer (a slider showing precision, recall and the images kept at each
+//! threshold). Counterpart of the original's results viewer and
+//! precision/recall widgets. Also writes every plot as PNG and SVG beside it.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::metrics::ClassificationEvaluation;
+use crate::plots::{graph_confusion_matrix, graph_pr_curve, graph_roc_curve, graph_training_curves, Target};
+use crate::summary::EvaluationSummary;
+use crate::{Error, Result};
+
+/// One test image shown in the results viewer.
+#[derive(Clone, Debug)]
+pub struct ReportImage {
+    /// Image id (from the dataset).
+    pub id: u64,
+    /// File to make the thumbnail from.
+    pub path: PathBuf,
+}
+
+/// What goes into a report besides the evaluation.
+#[derive(Clone, Debug, Default)]
+pub struct ReportOptions {
+    /// Title at the top of the page.
+    pub title: String,
+    /// A line describing the model (architecture, weights, ...).
+    pub model: String,
+    /// The test images, in the evaluation's row order (for thumbnails).
+    pub images: Vec<ReportImage>,
+    /// Train and test accuracy per epoch, for the training-curves plot.
+    pub history: Option<(Vec<f64>, Vec<f64>)>,
+    /// At most this many thumbnails (misclassified first). By default 0 means 2000.
+    pub max_thumbnails: usize,
+}
+
+/// Files written by [`write_report`].
+#[derive(Clone, Debug, Serialize)]
+pub struct ReportFiles {
+    /// The HTML page.
+    pub html: PathBuf,
+    /// Plot files (PNG and SVG).
+    pub plots: Vec<PathBuf>,
+}
+
+#[derive(Serialize)]
+struct Row {
+    id: u64,
+    name: String,
+    truth: usize,
+    pred: usize,
+    probs: Vec<f32>,
+    thumb: Option<String>,
+}
+
+fn thumbnail(path: &Path) -> Option<String> {
+    let img = cvtk_dataset::decode::decode_rgb(path, cvtk_dataset::decode::DEFAULT_MAX_PIXELS).ok()?;
+    let thumb = image::DynamicImage::ImageRgb8(img).thumbnail(112, 112).to_rgb8();
+    let mut buf = Cursor::new(Vec::new());
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, 82).encode_image(&thumb).ok()?;
+    Some(format!("data:image/jpeg;base64,{}", base64::engine::general_purpose::STANDARD.encode(buf.into_inner())))
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// Writes `report.html` and the plots (`confusion_matrix`, `roc_curves`,
+/// `pr_curves`, `training_curves`, each `.png` and `.svg`) into `dir`.
+pub fn write_report(dir: &Path, e: &ClassificationEvaluation, options: &ReportOptions) -> Result<ReportFiles> {
+    std::fs::create_dir_all(dir).map_err(|err| Error::Io {
+        action: "cannot create folder",
+        path: dir.to_path_buf(),
+        source: err,
+    })?;
+    if !options.images.is_empty() && options.images.len() != e.y_true().len() {
+        return Err(Error::Invalid(format!(
+            "{} report images for {} evaluated rows",
+            options.images.len(),
+            e.y_true().len()
+        )));
+    }
+    let mut plots = Vec::new();
+    let mut svgs: Vec<(&str, String)> = Vec::new();
+    type PlotFn<'a> = Box<dyn Fn(Target<'_>) -> Result<()> + 'a>;
+    let mut jobs: Vec<(&str, &str, PlotFn<'_>)> = vec![
+        ("confusion_matrix", "Confusion matrix", Box::new(|t| graph_confusion_matrix(e, t))),
+        ("roc_curves", "ROC curves", Box::new(|t| graph_roc_curve(e, t))),
+        ("pr_curves", "Precision-recall curves", Box::new(|t| graph_pr_curve(e, t))),
+    ];
+    if let Some((train, test)) = &options.history {
+        if !train.is_empty() {
+            jobs.push(("training_curves", "Training curves", Box::new(move |t| graph_training_curves(train, test, t))));
+        }
+    }
+    for (name, title, f) in &jobs {
+        for ext in ["png", "svg"] {
+            let p = dir.join(format!("{name}.{ext}"));
+            f(Target::File(&p))?;
+            plots.push(p);
+        }
+        let mut s = String::new();
+        f(Target::SvgString(&mut s))?;
+        svgs.push((title, s));
+    }
+
+    // Thumbnails: misclassified first, up to the limit.
+    let limit = if options.max_thumbnails == 0 { 2000 } else { options.max_thumbnails };
+    let mut order: Vec<usize> = (0..e.y_true().len()).collect();
+    order.sort_by_key(|&i| e.y_true()[i] == e.y_pred()[i]);
+    let with_thumb: std::collections::HashSet<usize> = order.into_iter().take(limit).collect();
+    let confidences = e.confidences();
+    let rows: Vec<Row> = (0..e.y_true().len())
+        .into_par_iter()
+        .map(|i| {
+            let img = options.images.get(i);
+            Row {
+                id: img.map_or(i as u64, |m| m.id),
+                name: img
+                    .and_then(|m| m.path.file_name())
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| format!("#{i}")),
+                truth: e.y_true()[i],
+                pred: e.y_pred()[i],
+                probs: confidences[i].clone(),
+                thumb: if with_thumb.contains(&i) { img.and_then(|m| thumbnail(&m.path)) } else { None },
+            }
+        })
+        .collect();
+    let summary = EvaluationSummary::new(e);
+    let data =
+        serde_json::json!({ "labels": e.labels(), "rows": rows, "thumbnails_limited": e.y_true().len() > limit });
+    let data_json = serde_json::to_string(&data).map_err(|err| Error::Invalid(err.to_string()))?.replace("</", "<\\/");
+
+    let mut per_class = String::new();
+    for c in &summary.per_class {
+        per_class.push_str(&format!(
+            "<tr><td>{}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            html_escape(&c.label),
+            c.precision,
+            c.recall,
+            c.f1,
+            c.support,
+            c.average_precision.map_or("n/a".into(), |v| format!("{v:.3}")),
+            c.auc.map_or("n/a".into(), |v| format!("{v:.3}")),
+        ));
+    }
+    let mut figures = String::new();
+    for (title, svg) in &svgs {
+        let body = svg.find("<svg").map_or(svg.as_str(), |i| &svg[i..]);
+        figures.push_str(&format!("<figure><figcaption>{title}</figcaption>{body}</figure>"));
+    }
+    let fmt_opt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
+    let html = TEMPLATE
+        .replace("{{TITLE}}", &html_escape(&options.title))
+        .replace("{{MODEL}}", &html_escape(&options.model))
+        .replace("{{N}}", &e.y_true().len().to_string())
+        .replace("{{ACC}}", &format!("{:.2}%", 100.0 * summary.accuracy))
+        .replace("{{CACC}}", &format!("{:.2}%", 100.0 * summary.class_averaged_accuracy))
+        .replace("{{AUC}}", &fmt_opt(summary.macro_auc))
+        .replace("{{MAP}}", &fmt_opt(summary.macro_average_precision))
+        .replace("{{PER_CLASS}}", &per_class)
+        .replace("{{FIGURES}}", &figures)
+        .replace("{{DATA}}", &data_json);
+    let html_path = dir.join("report.html");
+    cvtk_dataset::write_atomic(&html_path, html.as_bytes())?;
+    Ok(ReportFiles { html: html_path, plots })
+}
+
+const TEMPLATE: &str = include_str!("report.html");

@@ -1,0 +1,84 @@
+//! The HTML report in headless Chromium (tests/browser/report.test.mjs): no
+//! console errors, no network requests, the filter, sort and threshold slider
+//! work, and a screenshot is written to target/screenshots/report.png.
+//! Needs `make setup` (Debian's chromium and tests/browser/node_modules); fails
+//! loudly without them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use cvtk_eval::{write_report, ClassificationEvaluation, ReportImage, ReportOptions};
+use serde_json::json;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+fn explorer(e: &ClassificationEvaluation, label: usize, t: f32) -> serde_json::Value {
+    let conf = e.confidences();
+    let kept: Vec<usize> = (0..conf.len()).filter(|&i| conf[i][label] >= t).collect();
+    let tp = kept.iter().filter(|&&i| e.y_true()[i] == label).count();
+    let pos = e.y_true().iter().filter(|&&y| y == label).count();
+    let fmt =
+        |num: usize, den: usize| if den == 0 { "n/a".to_string() } else { format!("{:.3}", num as f64 / den as f64) };
+    json!({ "precision": fmt(tp, kept.len()), "recall": fmt(tp, pos), "kept": kept.len() })
+}
+
+#[test]
+fn the_report_works_in_headless_chromium() {
+    let repo = repo();
+    let browser_dir = repo.join("tests/browser");
+    assert!(
+        browser_dir.join("node_modules/playwright-core").is_dir(),
+        "playwright-core missing: run `make setup` (npm ci in tests/browser)"
+    );
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(Path::new(&chromium).is_file(), "{chromium} missing: run `make setup` (apt-get install chromium)");
+
+    // 40 images of 3 labels; scores depend on the index so some are wrong.
+    let labels: Vec<String> = ["bowl", "cup", "plate"].iter().map(|s| s.to_string()).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut y, mut s, mut images) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..40usize {
+        let t = i % 3;
+        let mut row = vec![0.0f32; 3];
+        row[t] = 1.0 + (i % 5) as f32 * 0.6;
+        row[(t + 1 + i % 2) % 3] = if i % 4 == 0 { 2.5 } else { 0.4 + (i % 3) as f32 * 0.3 };
+        y.push(t);
+        s.push(row);
+        let p = dir.path().join(format!("{}_{i}.png", labels[t]));
+        let mut px = [40u8, 40, 40];
+        px[t] = 220;
+        image::RgbImage::from_pixel(48, 36, image::Rgb(px)).save(&p).unwrap();
+        images.push(ReportImage { id: i as u64, path: p });
+    }
+    let e = ClassificationEvaluation::new(labels, y, s).unwrap();
+    let options = ReportOptions {
+        title: "Browser test".into(),
+        model: "test scores".into(),
+        images,
+        history: Some((vec![0.6, 0.8, 0.9], vec![0.5, 0.7, 0.75])),
+        max_thumbnails: 0,
+    };
+    let files = write_report(&dir.path().join("report"), &e, &options).unwrap();
+
+    let wrong = e.y_true().iter().zip(e.y_pred()).filter(|(t, p)| t != p).count();
+    assert!(wrong > 0 && wrong < 40);
+    let expect = json!({ "total": 40, "wrong": wrong, "at050": explorer(&e, 0, 0.5), "at090": explorer(&e, 0, 0.9) });
+    assert_ne!(expect["at050"], expect["at090"], "the two thresholds should keep different images");
+    let shots = repo.join("target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let out = Command::new("node")
+        .args(["--test", "report.test.mjs"])
+        .current_dir(&browser_dir)
+        .env("CVTK_REPORT", &files.html)
+        .env("CVTK_SCREENSHOT", shots.join("report.png"))
+        .env("CVTK_EXPECT", expect.to_string())
+        .env("CHROMIUM", &chromium)
+        .output()
+        .expect("node is needed for the browser tests");
+    let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "browser test failed:\n{log}");
+    let shot = image::open(shots.join("report.png")).unwrap();
+    assert!(shot.height() > 1000, "a full-page screenshot");
+}

@@ -1,0 +1,61 @@
+// The evaluation report in headless Chromium: it loads with no console errors
+// and no network requests, the misclassified filter, the confidence sort and the
+// threshold slider change what is shown, and a screenshot is taken.
+// Run by crates/cvtk-eval/tests/report_browser.rs, which writes the report and
+// passes: CVTK_REPORT (html path), CVTK_SCREENSHOT (png path), CVTK_EXPECT
+// (JSON: total and misclassified image counts, precision/recall/kept of label 0
+// at thresholds 0.5 and 0.9).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { launch, watch } from "./chromium.mjs";
+
+const report = process.env.CVTK_REPORT;
+const shot = process.env.CVTK_SCREENSHOT;
+const expect = JSON.parse(process.env.CVTK_EXPECT || "{}");
+
+test("the report works in a browser", async () => {
+  assert.ok(report, "CVTK_REPORT must name the report to test");
+  const browser = await launch();
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+    const seen = watch(page);
+    await page.goto("file://" + report);
+    await page.waitForSelector("#grid .tile");
+
+    assert.equal(await page.locator("#grid .tile").count(), expect.total);
+    assert.equal(await page.locator("figure svg").count(), 4, "four inline plots");
+
+    // Filter to the misclassified images.
+    await page.check("#only-wrong");
+    assert.equal(await page.locator("#grid .tile").count(), expect.wrong);
+    assert.equal(await page.locator("#grid .tile:not(.wrong)").count(), 0);
+    await page.uncheck("#only-wrong");
+
+    // Sort by confidence, lowest first, then highest first.
+    await page.selectOption("#sort", "conf-asc");
+    let conf = await page.locator("#grid .tile").evaluateAll((ts) => ts.map((t) => Number(t.dataset.conf)));
+    assert.deepEqual(conf, [...conf].sort((a, b) => a - b));
+    await page.selectOption("#sort", "conf-desc");
+    conf = await page.locator("#grid .tile").evaluateAll((ts) => ts.map((t) => Number(t.dataset.conf)));
+    assert.deepEqual(conf, [...conf].sort((a, b) => b - a));
+
+    // The threshold explorer follows the slider.
+    const read = async () => ({
+      precision: await page.textContent("#ex-precision"),
+      recall: await page.textContent("#ex-recall"),
+      kept: Number(await page.textContent("#ex-kept")),
+    });
+    await page.selectOption("#ex-label", "0");
+    await page.locator("#ex-threshold").fill("0.5");
+    assert.deepEqual(await read(), expect.at050);
+    await page.locator("#ex-threshold").fill("0.9");
+    assert.deepEqual(await read(), expect.at090);
+    assert.equal(await page.textContent("#ex-threshold-value"), "0.90");
+
+    await page.screenshot({ path: shot, fullPage: true });
+    assert.deepEqual(seen.errors, [], "console errors");
+    assert.deepEqual(seen.requests, [], "network requests");
+  } finally {
+    await browser.close();
+  }
+});
