@@ -286,15 +286,9 @@ mod tests {
     use super::*;
     use crate::{BaseModel, TransferModel};
 
-    fn model(seed: i64) -> TransferModel {
-        tch::manual_seed(seed);
-        TransferModel::new(
-            vec!["a".into(), "b".into()],
-            &BaseModel::new(Architecture::Resnet18, None),
-            Some(32),
-            Device::Cpu,
-        )
-        .unwrap()
+    fn model(seed: u64) -> TransferModel {
+        let base = BaseModel::new(Architecture::Resnet18, None);
+        TransferModel::new_seeded(vec!["a".into(), "b".into()], &base, Some(32), Device::Cpu, seed).unwrap()
     }
 
     fn scores(m: &dyn Classifier) -> Vec<Vec<f32>> {

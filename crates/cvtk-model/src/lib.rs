@@ -30,4 +30,13 @@ pub use classifier::{first_max, load_classifier, Classifier, ModelKind, Predicti
 pub use error::{Error, Result};
 pub use svm::{decision_accuracy, fit_linear_svm, Featurizer, LinearModel, SvmClassifier, SvmParams, SvmSolver};
 pub use tch::Device;
+
+/// libtorch's random generator is global to the process. Work that draws from it
+/// (initialising weights, training with dropout) holds this lock and seeds the
+/// generator inside it, so seeded runs are reproducible even when other threads
+/// use cvtk at the same time.
+pub(crate) fn torch_rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 pub use transfer::{EpochCallback, EpochStats, TrainConfig, TransferModel};

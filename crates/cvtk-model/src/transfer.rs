@@ -178,8 +178,20 @@ impl std::fmt::Debug for TransferModel {
 impl TransferModel {
     /// A model for `labels` on `base`'s network (its pretrained weights loaded,
     /// the 1000-class head replaced by one of `labels.len()` outputs), taking
-    /// `image_size` x `image_size` inputs (None: the network's own size).
+    /// `image_size` x `image_size` inputs (None: the network's own size). The new
+    /// weights are initialised from seed 0; see [`Self::new_seeded`].
     pub fn new(labels: Vec<String>, base: &BaseModel, image_size: Option<u32>, device: Device) -> Result<Self> {
+        Self::new_seeded(labels, base, image_size, device, 0)
+    }
+
+    /// [`Self::new`] with the seed of the new weights' initialisation.
+    pub fn new_seeded(
+        labels: Vec<String>,
+        base: &BaseModel,
+        image_size: Option<u32>,
+        device: Device,
+        seed: u64,
+    ) -> Result<Self> {
         if labels.len() < 2 {
             return Err(Error::InvalidConfig {
                 field: "labels",
@@ -195,7 +207,11 @@ impl TransferModel {
         }
         loader.validate()?;
         let vs = nn::VarStore::new(device);
-        let net = base.build(&vs, Some(labels.len() as i64), false)?;
+        let net = {
+            let _rng = crate::torch_rng_lock();
+            tch::manual_seed(seed as i64);
+            base.build(&vs, Some(labels.len() as i64), false)?
+        };
         Ok(TransferModel {
             labels,
             arch: base.arch,
@@ -238,6 +254,7 @@ impl TransferModel {
         if train_set.is_empty() {
             return Err(Error::InvalidInput("the training set is empty".into()));
         }
+        let _rng = crate::torch_rng_lock();
         tch::manual_seed(cfg.seed as i64);
         let device = self.vs.device();
         let head_prefix = format!("{}.", self.arch.head_name());

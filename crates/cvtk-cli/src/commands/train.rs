@@ -218,8 +218,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 }),
                 ..TrainConfig::default()
             };
-            tch::manual_seed(args.seed as i64);
-            let mut model = TransferModel::new(labels.clone(), &base, args.image_size, device)?;
+            let mut model = TransferModel::new_seeded(labels.clone(), &base, args.image_size, device, args.seed)?;
             model.train(&train, &cfg, eval.as_ref())?;
             let history = model.history().to_vec();
             (Box::new(model), history)

@@ -183,8 +183,11 @@ pub fn load_into(
 ) -> Result<()> {
     let mut by_name: HashMap<String, Tensor> = tensors.into_iter().collect();
     let mut missing = Vec::new();
+    // Sorted, so that the first problem reported is the same on every run.
+    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
     tch::no_grad(|| -> Result<()> {
-        for (name, mut var) in vs.variables() {
+        for (name, mut var) in vars {
             if skip_prefixes.iter().any(|p| name.starts_with(p)) {
                 by_name.remove(&name);
                 continue;
