@@ -297,6 +297,16 @@ mod tests {
     }
 
     #[test]
+    fn model_metadata_floats_round_trip_exactly() {
+        // serde_json's default float parser can be off by one unit in the last
+        // place; model.json uses its exact (float_roundtrip) parser.
+        for v in [1.2976488669713335f64, 0.1 + 0.2, 1e-300, 123456.78901234567] {
+            let back: f64 = serde_json::from_str(&serde_json::to_string(&v).unwrap()).unwrap();
+            assert_eq!(back.to_bits(), v.to_bits(), "{v}");
+        }
+    }
+
+    #[test]
     fn an_interrupted_save_leaves_the_previous_model_loadable() {
         let dir = tempfile::tempdir().unwrap();
         let old = model(1);

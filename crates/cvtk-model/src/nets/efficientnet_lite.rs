@@ -80,7 +80,7 @@ fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, groups: i64) ->
 }
 
 fn bn(p: nn::Path, c: i64) -> nn::BatchNorm {
-    nn::batch_norm2d(p, c, nn::BatchNormConfig { eps: 1e-3, momentum: 0.01, ..Default::default() })
+    nn::batch_norm2d(p, c, nn::BatchNormConfig { eps: 1e-3, momentum: 0.01, ..super::torch_batch_norm() })
 }
 
 /// Stochastic depth: drops whole samples of the residual branch in training.

@@ -19,6 +19,14 @@ pub(crate) const TORCH_DEFAULT_INIT: Init = Init::Kaiming {
     non_linearity: nn::init::NonLinearity::ExplicitGain(0.577_350_269_189_625_8), // sqrt(1/3)
 };
 
+/// PyTorch's batch-norm initialisation: weight 1, bias 0. (tch draws the weight
+/// uniformly from [0, 1]; at a mean of 0.5 per layer, the eval-mode signal of a
+/// randomly initialised deep network vanishes and every image gets the same
+/// prediction.)
+pub(crate) fn torch_batch_norm() -> nn::BatchNormConfig {
+    nn::BatchNormConfig { ws_init: Init::Const(1.0), bs_init: Init::Const(0.0), ..Default::default() }
+}
+
 /// A linear layer initialised as PyTorch's `nn.Linear` (weights and bias
 /// uniform in +-1/sqrt(in_dim)).
 pub(crate) fn torch_linear(p: nn::Path, in_dim: i64, out_dim: i64) -> nn::Linear {
@@ -105,5 +113,11 @@ mod tests {
         let std = v["resnet.conv1.weight"].std(true).double_value(&[]);
         let expected = (2.0 / (64.0 * 49.0f64)).sqrt();
         assert!((std / expected - 1.0).abs() < 0.05, "{std} vs {expected}");
+        // Batch norm: weight 1, bias 0, running statistics 0 and 1.
+        for k in ["lite._blocks.3._bn1", "resnet.layer2.0.bn1"] {
+            assert!(v[&format!("{k}.weight")].eq(1.0).all().int64_value(&[]) == 1, "{k}.weight");
+            assert!(v[&format!("{k}.bias")].eq(0.0).all().int64_value(&[]) == 1, "{k}.bias");
+            assert!(v[&format!("{k}.running_var")].eq(1.0).all().int64_value(&[]) == 1, "{k}.running_var");
+        }
     }
 }

@@ -29,7 +29,7 @@ fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, padding: i64) -
 }
 
 fn bn(p: nn::Path, c: i64) -> nn::BatchNorm {
-    nn::batch_norm2d(p, c, nn::BatchNormConfig { eps: 1e-5, momentum: 0.1, ..Default::default() })
+    nn::batch_norm2d(p, c, nn::BatchNormConfig { eps: 1e-5, momentum: 0.1, ..super::torch_batch_norm() })
 }
 
 fn downsample(p: &nn::Path, c_in: i64, c_out: i64, stride: i64) -> Option<(nn::Conv2D, nn::BatchNorm)> {
