@@ -110,13 +110,11 @@ fn colour_tree(root: &Path, n: usize) {
     }
 }
 
-#[test]
-fn train_then_predict_with_dnn_and_svm() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("colours");
+/// A colour tree of 3 x 6 images split in half, stratified: (folder, manifest).
+fn split_colours(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let data = dir.join("colours");
     colour_tree(&data, 6);
-    let manifest = dir.path().join("m.json");
-    let m = manifest.to_str().unwrap();
+    let manifest = dir.join("m.json");
     json(&cvtk(&[
         "dataset",
         "split",
@@ -125,9 +123,17 @@ fn train_then_predict_with_dnn_and_svm() {
         "--train-size",
         "0.5",
         "--out",
-        m,
+        manifest.to_str().unwrap(),
         "--json",
     ]));
+    (data, manifest)
+}
+
+#[test]
+fn train_then_predict_with_dnn_and_svm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, manifest) = split_colours(dir.path());
+    let m = manifest.to_str().unwrap();
     let model = dir.path().join("model");
     let trained = json(&cvtk(&[
         "train",
@@ -213,21 +219,8 @@ fn train_and_predict_errors_say_what_to_do() {
 #[test]
 fn evaluate_prints_metrics_and_writes_the_report() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("colours");
-    colour_tree(&data, 6);
-    let manifest = dir.path().join("m.json");
+    let (_, manifest) = split_colours(dir.path());
     let m = manifest.to_str().unwrap();
-    json(&cvtk(&[
-        "dataset",
-        "split",
-        data.to_str().unwrap(),
-        "--stratify",
-        "--train-size",
-        "0.5",
-        "--out",
-        m,
-        "--json",
-    ]));
     let model = dir.path().join("svm");
     json(&cvtk(&["train", m, "--classifier", "svm", "--image-size", "64", "--out", model.to_str().unwrap(), "--json"]));
     let report = dir.path().join("report");

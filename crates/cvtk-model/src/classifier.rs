@@ -272,6 +272,19 @@ pub(crate) fn read_model_dir(dir: &Path) -> Result<(ModelMeta, Vec<(String, Tens
     Ok((meta, tensors))
 }
 
+/// [`read_model_dir`] for a folder that must hold a classifier of `kind`.
+pub(crate) fn read_model_dir_of_kind(dir: &Path, kind: ModelKind) -> Result<(ModelMeta, Vec<(String, Tensor)>)> {
+    let (meta, tensors) = read_model_dir(dir)?;
+    if meta.kind != kind {
+        let (holds, loader) = match meta.kind {
+            ModelKind::Dnn => ("a fine-tuned network", "TransferModel::load"),
+            ModelKind::Svm => ("an SVM classifier", "SvmClassifier::load"),
+        };
+        return Err(model_err(dir, format!("holds {holds}; load it with {loader} or load_classifier")));
+    }
+    Ok((meta, tensors))
+}
+
 /// Loads whichever classifier a model folder holds.
 pub fn load_classifier(dir: &Path, device: Device) -> Result<Box<dyn Classifier>> {
     let (meta, tensors) = read_model_dir(dir)?;

@@ -22,7 +22,7 @@ use tch::{nn, Device, Tensor};
 
 use crate::base::{check_input, BaseModel};
 use crate::classifier::{
-    read_model_dir, save_model_dir, Classifier, ModelKind, ModelMeta, MODEL_FORMAT, MODEL_VERSION,
+    read_model_dir_of_kind, save_model_dir, Classifier, ModelKind, ModelMeta, MODEL_FORMAT, MODEL_VERSION,
 };
 use crate::nets::Network;
 use crate::weights::load_into;
@@ -346,13 +346,7 @@ impl SvmClassifier {
     /// Loads an SVM classifier saved by [`Classifier::save`].
     pub fn load(dir: impl AsRef<Path>, device: Device) -> Result<Self> {
         let dir = dir.as_ref();
-        let (meta, tensors) = read_model_dir(dir)?;
-        if meta.kind != ModelKind::Svm {
-            return Err(Error::ModelFile {
-                path: dir.to_path_buf(),
-                reason: "holds a fine-tuned network; load it with TransferModel::load or load_classifier".into(),
-            });
-        }
+        let (meta, tensors) = read_model_dir_of_kind(dir, ModelKind::Svm)?;
         Self::from_parts(dir, meta, tensors, device)
     }
 }

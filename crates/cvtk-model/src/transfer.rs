@@ -13,7 +13,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::base::{check_input, BaseModel};
 use crate::classifier::{
-    read_model_dir, save_model_dir, Classifier, ModelKind, ModelMeta, MODEL_FORMAT, MODEL_VERSION,
+    read_model_dir_of_kind, save_model_dir, Classifier, ModelKind, ModelMeta, MODEL_FORMAT, MODEL_VERSION,
 };
 use crate::nets::Network;
 use crate::tensorboard::EventWriter;
@@ -432,13 +432,7 @@ impl TransferModel {
     /// Loads a model saved by [`Classifier::save`], onto `device`.
     pub fn load(dir: impl AsRef<Path>, device: Device) -> Result<Self> {
         let dir = dir.as_ref();
-        let (meta, tensors) = read_model_dir(dir)?;
-        if meta.kind != ModelKind::Dnn {
-            return Err(Error::ModelFile {
-                path: dir.to_path_buf(),
-                reason: "holds an SVM classifier; load it with SvmClassifier::load or load_classifier".into(),
-            });
-        }
+        let (meta, tensors) = read_model_dir_of_kind(dir, ModelKind::Dnn)?;
         Self::from_parts(dir, meta, tensors, device)
     }
 }
