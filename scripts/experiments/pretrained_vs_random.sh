@@ -3,7 +3,8 @@
 # same network from random initialisation, same budget, on 4-class subsets of
 # the sample data; then the SVM on the pretrained features. Prints a Markdown
 # table (docs/models.md quotes it). Takes about 15 minutes on 2 cores.
-# Usage: scripts/experiments/pretrained_vs_random.sh [OUT_DIR]
+# Usage: scripts/experiments/pretrained_vs_random.sh [OUT_DIR [DATASET...]]
+#   DATASET: fashion-distinct, fashion-lookalike, mnist-digits (default: all three)
 # Setup mirrors the PyTorch reference in shared/VERIFIED.md: 112x112 input, SGD
 # momentum 0.9, weight decay 1e-4, batch 32, lr [0.01]*7 + [0.001]*7 + [0.0001],
 # first 100 training and first 100 test images per class.
@@ -45,6 +46,13 @@ PY
   acc+=("$(python3 -c "import json;print('%.2f%%' % (100*json.load(open('$d/train-svm.json'))['eval_accuracy']))")")
   printf '| %s | %s | %s | %s | %s |\n' "$name" "$classes" "${acc[0]}" "${acc[1]}" "${acc[2]}"
 }
-run fashion-distinct fashion-mnist T-shirt_top,Trouser,Sneaker,Bag
-run fashion-lookalike fashion-mnist T-shirt_top,Pullover,Coat,Shirt
-run mnist-digits mnist 0,1,2,3
+shift || true
+wanted=("${@:-fashion-distinct fashion-lookalike mnist-digits}")
+for name in ${wanted[@]}; do
+  case "$name" in
+    fashion-distinct) run fashion-distinct fashion-mnist T-shirt_top,Trouser,Sneaker,Bag ;;
+    fashion-lookalike) run fashion-lookalike fashion-mnist T-shirt_top,Pullover,Coat,Shirt ;;
+    mnist-digits) run mnist-digits mnist 0,1,2,3 ;;
+    *) echo "unknown dataset $name" >&2; exit 2 ;;
+  esac
+done
