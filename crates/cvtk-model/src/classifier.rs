@@ -81,23 +81,11 @@ pub trait Classifier: Send {
     /// Scores every image of `dataset` in dataset order, in batches of
     /// `batch_size`, with softmax if asked. Shows a progress bar on a terminal.
     fn score_dataset(&self, dataset: &ClassificationDataset, batch_size: usize, softmax: bool) -> Result<Scores> {
-        // True labels by name, in this classifier's label order.
-        let names = dataset.label_names();
-        let to_model: Vec<Option<usize>> = names.iter().map(|n| self.labels().iter().position(|l| l == n)).collect();
-        let true_labels = dataset
-            .images()
-            .iter()
-            .map(|i| {
-                to_model.get(i.label()).copied().flatten().ok_or_else(|| {
-                    Error::InvalidInput(format!(
-                        "image {} has label '{}', which the model does not know (its labels: {})",
-                        i.path.display(),
-                        names.get(i.label()).cloned().unwrap_or_default(),
-                        self.labels().join(", ")
-                    ))
-                })
-            })
-            .collect::<Result<Vec<usize>>>()?;
+        // True labels by name, in this classifier's label order (map_labels
+        // checked that every image's label has one).
+        let map = map_labels(dataset, self.labels())?;
+        let true_labels: Vec<usize> =
+            dataset.images().iter().map(|i| map.get(i.label()).copied().flatten().unwrap_or_default()).collect();
         let loader = ImageLoader::new(self.loader_config())?;
         let batches = loader.batches(dataset, batch_size, None, 0);
         let bar = cvtk_dataset::progress::bar(dataset.len() as u64, "scoring");
@@ -127,6 +115,23 @@ pub trait Classifier: Send {
         let score = scores.get(best).copied().unwrap_or(0.0);
         Ok(Prediction { label: self.labels().get(best).cloned().unwrap_or_default(), score, scores })
     }
+}
+
+/// For each of `dataset`'s label indices, the index of the label with the same
+/// name in `model_labels` (None for a label the model lacks and no image uses).
+/// An image whose label the model does not know is an error naming the image.
+pub(crate) fn map_labels(dataset: &ClassificationDataset, model_labels: &[String]) -> Result<Vec<Option<usize>>> {
+    let names = dataset.label_names();
+    let map: Vec<Option<usize>> = names.iter().map(|n| model_labels.iter().position(|l| l == n)).collect();
+    if let Some(i) = dataset.images().iter().find(|i| map.get(i.label()).copied().flatten().is_none()) {
+        return Err(Error::InvalidInput(format!(
+            "image {} has label '{}', which the model does not know (its labels: {})",
+            i.path.display(),
+            names.get(i.label()).cloned().unwrap_or_default(),
+            model_labels.join(", ")
+        )));
+    }
+    Ok(map)
 }
 
 /// Index of the first highest value (numpy's `argmax`: ties go to the lower index).

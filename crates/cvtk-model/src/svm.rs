@@ -180,6 +180,9 @@ pub fn fit_linear_svm(x: &Array2<f32>, y: &[usize], k: usize, params: &SvmParams
         return Err(Error::InvalidInput("features contain NaN or infinite values".into()));
     }
     let counts: Vec<usize> = (0..k).map(|c| y.iter().filter(|&&l| l == c).count()).collect();
+    // Converted once and shared by the k one-vs-rest problems.
+    let x = x.mapv(f64::from);
+    let sq_norms: Vec<f64> = x.outer_iter().map(|r| r.dot(&r)).collect();
     let mut weights = Array2::<f64>::zeros((k, x.ncols()));
     let mut bias = Array1::<f64>::zeros(k);
     // One problem per class, in parallel: they are independent.
@@ -194,8 +197,8 @@ pub fn fit_linear_svm(x: &Array2<f32>, y: &[usize], k: usize, params: &SvmParams
             };
             let target: Vec<bool> = y.iter().map(|&l| l == c).collect();
             match params.solver {
-                SvmSolver::DualCd => Ok(dual_cd(x, &target, c_pos, params.c, params)),
-                SvmSolver::Linfa => linfa_binary(x, &target, c_pos, params.c, params),
+                SvmSolver::DualCd => Ok(dual_cd(&x, &sq_norms, &target, c_pos, params.c, params)),
+                SvmSolver::Linfa => linfa_binary(&x, &target, c_pos, params.c, params),
             }
         })
         .collect();
@@ -209,12 +212,19 @@ pub fn fit_linear_svm(x: &Array2<f32>, y: &[usize], k: usize, params: &SvmParams
 
 /// Dual coordinate descent for the L2-regularised squared-hinge SVM with a bias
 /// feature of 1 (liblinear's solver 1, Hsieh et al. 2008).
-fn dual_cd(x: &Array2<f32>, target: &[bool], c_pos: f64, c_neg: f64, params: &SvmParams) -> (Array1<f64>, f64) {
+/// `sq_norms` holds each row's squared norm.
+fn dual_cd(
+    x: &Array2<f64>,
+    sq_norms: &[f64],
+    target: &[bool],
+    c_pos: f64,
+    c_neg: f64,
+    params: &SvmParams,
+) -> (Array1<f64>, f64) {
     let (n, d) = x.dim();
-    let xs: Vec<Vec<f64>> = x.outer_iter().map(|r| r.iter().map(|&v| f64::from(v)).collect()).collect();
     let yv: Vec<f64> = target.iter().map(|&t| if t { 1.0 } else { -1.0 }).collect();
     let diag: Vec<f64> = target.iter().map(|&t| 0.5 / if t { c_pos } else { c_neg }).collect();
-    let qd: Vec<f64> = xs.iter().zip(&diag).map(|(r, dg)| r.iter().map(|v| v * v).sum::<f64>() + 1.0 + dg).collect();
+    let qd: Vec<f64> = sq_norms.iter().zip(&diag).map(|(sq, dg)| sq + 1.0 + dg).collect();
     let mut w = vec![0f64; d];
     let mut b = 0f64;
     let mut alpha = vec![0f64; n];
@@ -224,7 +234,7 @@ fn dual_cd(x: &Array2<f32>, target: &[bool], c_pos: f64, c_neg: f64, params: &Sv
         order.shuffle(&mut rng);
         let (mut pg_max, mut pg_min) = (f64::NEG_INFINITY, f64::INFINITY);
         for &i in &order {
-            let xi = &xs[i];
+            let xi = x.row(i);
             let wx: f64 = xi.iter().zip(&w).map(|(a, b)| a * b).sum::<f64>() + b;
             let g = yv[i] * wx - 1.0 + diag[i] * alpha[i];
             let pg = if alpha[i] == 0.0 { g.min(0.0) } else { g };
@@ -234,7 +244,7 @@ fn dual_cd(x: &Array2<f32>, target: &[bool], c_pos: f64, c_neg: f64, params: &Sv
                 let old = alpha[i];
                 alpha[i] = (alpha[i] - g / qd[i]).max(0.0);
                 let delta = (alpha[i] - old) * yv[i];
-                for (wj, xj) in w.iter_mut().zip(xi) {
+                for (wj, xj) in w.iter_mut().zip(xi.iter()) {
                     *wj += delta * xj;
                 }
                 b += delta;
@@ -248,14 +258,14 @@ fn dual_cd(x: &Array2<f32>, target: &[bool], c_pos: f64, c_neg: f64, params: &Sv
 }
 
 fn linfa_binary(
-    x: &Array2<f32>,
+    x: &Array2<f64>,
     target: &[bool],
     c_pos: f64,
     c_neg: f64,
     params: &SvmParams,
 ) -> Result<(Array1<f64>, f64)> {
-    let records = x.mapv(f64::from);
-    let dataset = linfa::Dataset::new(records, Array1::from(target.to_vec()));
+    let targets = Array1::from(target.to_vec());
+    let dataset = linfa::DatasetBase::new(x.view(), targets.view());
     let svm = linfa_svm::Svm::<f64, bool>::params()
         .pos_neg_weights(c_pos, c_neg)
         .eps(params.tol)

@@ -13,7 +13,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::base::{check_input, BaseModel};
 use crate::classifier::{
-    read_model_dir_of_kind, save_model_dir, Classifier, ModelKind, ModelMeta, MODEL_FORMAT, MODEL_VERSION,
+    map_labels, read_model_dir_of_kind, save_model_dir, Classifier, ModelKind, ModelMeta, MODEL_FORMAT, MODEL_VERSION,
 };
 use crate::nets::Network;
 use crate::tensorboard::EventWriter;
@@ -376,16 +376,7 @@ impl TransferModel {
 
     /// A dataset whose label indices follow this model's label order.
     fn relabel(&self, ds: &ClassificationDataset) -> Result<ClassificationDataset> {
-        let names = ds.label_names();
-        let map: Vec<Option<usize>> = names.iter().map(|n| self.labels.iter().position(|l| l == n)).collect();
-        if let Some(i) = ds.images().iter().find(|i| map.get(i.label()).copied().flatten().is_none()) {
-            return Err(Error::InvalidInput(format!(
-                "image {} has label '{}', which the model does not know (its labels: {})",
-                i.path.display(),
-                names.get(i.label()).cloned().unwrap_or_default(),
-                self.labels.join(", ")
-            )));
-        }
+        let map = map_labels(ds, &self.labels)?;
         let labels = self.labels.iter().map(|n| cvtk_dataset::Label { name: n.clone() }).collect();
         let images = ds
             .images()
