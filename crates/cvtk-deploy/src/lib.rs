@@ -1,6 +1,48 @@
-//! Deployment for cvtk: the counterpart of the original package's `AMLDeployment`
-//! and its web-service load testing.
+//! Deployment for cvtk: the counterpart of the original package's
+//! `AMLDeployment` and its web-service load testing.
 //!
-//! This crate owns the REST scoring service, its client, deployment records,
-//! Docker and Kubernetes artifacts and load tests. It is being built (see the
-//! deployment issue); today it only fixes its place in the workspace.
+//! - [`ScoringService`] and [`app`]: the REST scoring service (axum). One
+//!   thread owns the model and scores batches from a bounded queue; handlers
+//!   only decode, validate and wait. [`serve`] runs it on a socket.
+//! - [`api`]: the wire format (the original's base64 payload, the MNIST
+//!   tutorial's `{"data": ...}`, raw and multipart images), shared with
+//!   [`Client`], which parses answers back into typed results.
+//! - [`Deployment`]: starts the service as a background process, records it
+//!   under the [`cvtk_dataset::StorageContext`], lists, scores and deletes it.
+//! - [`artifacts`]: a Docker build context and Kubernetes manifests.
+//! - [`LoadTest`]: concurrent load with latency percentiles.
+//!
+//! ```no_run
+//! use cvtk_deploy::{Deployment, DeployConfig};
+//! use cvtk_dataset::StorageContext;
+//!
+//! # fn main() -> cvtk_deploy::Result<()> {
+//! let storage = StorageContext::new();
+//! let record = Deployment::new("flowers", "outputs/model", DeployConfig::default()).deploy(&storage)?;
+//! let result = record.client()?.score_files(&["flower.jpg"], true)?;
+//! println!("{} at {}: {:?}", record.name, record.url, result[0]);
+//! record.delete(&storage)?;
+//! # Ok(()) }
+//! ```
+
+#![deny(missing_docs)]
+#![warn(clippy::unwrap_used)]
+
+pub mod api;
+pub mod artifacts;
+mod client;
+mod config;
+mod deployment;
+mod error;
+mod loadtest;
+mod server;
+
+pub use client::{score_existing_service_with_image, Client, ImageInput};
+pub use config::{generate_key, is_loopback, ServeConfig, UrlPolicy};
+pub use deployment::{
+    delete_if_service_exist, get_deployment, is_existing_service, list_deployments, DeployConfig, Deployment,
+    DeploymentRecord, DeploymentStatus,
+};
+pub use error::{Error, Result};
+pub use loadtest::{read_images, Latency, LoadTest, LoadTestReport, LoadTestStop};
+pub use server::{app, serve, serve_on, AppState, LoadState, ScoringService, OPENAPI};

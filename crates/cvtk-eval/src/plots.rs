@@ -359,6 +359,52 @@ where
     Ok(())
 }
 
+fn latency_chart<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, points: &[(f64, f64)], title: &str) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(plot_err)?;
+    let top = points.iter().map(|p| p.1).fold(0.0f64, f64::max).max(1e-3) * 1.08;
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FONT, 20).into_font().style(FontStyle::Bold))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..100f64, 0f64..top)
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc("percentile")
+        .y_desc("latency (ms)")
+        .axis_desc_style((FONT, 16))
+        .label_style((FONT, 13))
+        .light_line_style(RGBColor(240, 240, 240))
+        .max_light_lines(1)
+        .draw()
+        .map_err(plot_err)?;
+    let c = colour(0);
+    chart.draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2))).map_err(plot_err)?;
+    for (p, name) in [(50.0, "p50"), (90.0, "p90"), (99.0, "p99")] {
+        if let Some(&(x, y)) = points.iter().find(|(x, _)| *x >= p) {
+            chart.draw_series(std::iter::once(Circle::new((x, y), 4, colour(1).filled()))).map_err(plot_err)?;
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    format!("{name} {y:.1} ms"),
+                    (x - 12.0, y + top * 0.04),
+                    (FONT, 13),
+                )))
+                .map_err(plot_err)?;
+        }
+    }
+    Ok(())
+}
+
+/// A latency distribution: `points` are (percentile 0..=100, milliseconds),
+/// in increasing percentile order, as a load test measures them.
+pub fn graph_latency_percentiles(points: &[(f64, f64)], title: &str, target: Target<'_>) -> Result<()> {
+    render!(target, (760, 480), latency_chart, points, title)
+}
+
 /// ROC curves of every label, the micro average and the chance line.
 pub fn graph_roc_curve(e: &ClassificationEvaluation, target: Target<'_>) -> Result<()> {
     render!(target, (760, 600), roc_chart, e)

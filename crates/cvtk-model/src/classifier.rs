@@ -146,7 +146,7 @@ pub fn first_max(row: &[f32]) -> usize {
 }
 
 /// A 2-D float tensor as rows.
-pub(crate) fn rows(t: &Tensor) -> Result<Vec<Vec<f32>>> {
+pub fn rows(t: &Tensor) -> Result<Vec<Vec<f32>>> {
     let t = t.f_to_kind(tch::Kind::Float)?.f_to_device(Device::Cpu)?.f_contiguous()?;
     let size = t.size();
     if size.len() != 2 {

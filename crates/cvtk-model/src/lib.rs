@@ -26,7 +26,7 @@ pub mod weights;
 
 pub use arch::{weights_search_dirs, Architecture, ARCHITECTURE_NAMES};
 pub use base::{resolve_device, BaseModel, ImagenetPrediction};
-pub use classifier::{first_max, load_classifier, Classifier, ModelKind, Prediction, Scores};
+pub use classifier::{first_max, load_classifier, rows, Classifier, ModelKind, Prediction, Scores};
 pub use error::{Error, Result};
 pub use svm::{decision_accuracy, fit_linear_svm, Featurizer, LinearModel, SvmClassifier, SvmParams, SvmSolver};
 pub use tch::Device;

@@ -1,9 +1,12 @@
 //! The subcommands, one module each.
 
 mod dataset;
+mod deploy;
 mod evaluate;
+mod loadtest;
 mod predict;
 mod sample_data;
+mod serve;
 mod train;
 
 use clap::Subcommand;
@@ -22,6 +25,13 @@ pub enum Command {
     Predict(predict::Args),
     /// Evaluate a model on a dataset: accuracy, confusion matrix, curves, plots, HTML report.
     Evaluate(evaluate::Args),
+    /// Run the REST scoring service for a model folder.
+    Serve(serve::Args),
+    /// Local deployments (start, list, show, score, delete) and Docker/Kubernetes artifacts.
+    #[command(subcommand)]
+    Deploy(deploy::Command),
+    /// Load-test a scoring service: throughput, latency percentiles, errors.
+    Loadtest(loadtest::Args),
 }
 
 /// Runs one subcommand.
@@ -32,5 +42,8 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Train(args) => train::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Evaluate(args) => evaluate::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Deploy(cmd) => deploy::run(cmd),
+        Command::Loadtest(args) => loadtest::run(args),
     }
 }

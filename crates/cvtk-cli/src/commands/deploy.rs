@@ -1,0 +1,323 @@
+//! `cvtk deploy`: start, list, show, score and delete local deployments, and
+//! write Docker and Kubernetes artifacts.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use cvtk_dataset::StorageContext;
+use cvtk_deploy::api::{ItemResult, Parameters};
+use cvtk_deploy::artifacts::{build_docker_image, write_k8s_manifests, DockerOptions, K8sOptions};
+use cvtk_deploy::{
+    delete_if_service_exist, get_deployment, list_deployments, DeployConfig, Deployment, DeploymentStatus,
+};
+use serde::Serialize;
+
+use crate::output::print_json;
+
+/// Where deployments are recorded.
+#[derive(clap::Args, Debug)]
+pub struct Home {
+    /// Where deployments are recorded (default $CVTK_HOME, else ~/.cvtk).
+    #[arg(long, env = "CVTK_HOME", global = true)]
+    home: Option<PathBuf>,
+}
+
+impl Home {
+    fn storage(&self) -> StorageContext {
+        match &self.home {
+            Some(h) => StorageContext::new().with_persistent(h),
+            None => StorageContext::new(),
+        }
+    }
+}
+
+/// `cvtk deploy` subcommands.
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Start a model as a local background service and record it.
+    Create {
+        /// The deployment's name (lowercase letters, digits, '-').
+        name: String,
+        /// The model folder to serve.
+        #[arg(long)]
+        model: PathBuf,
+        /// Address to bind.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Port (0 picks a free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Device for the model: auto, cpu, cuda, cuda:N.
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// Seconds to wait for the model to load.
+        #[arg(long, default_value_t = 120)]
+        ready_timeout_s: u64,
+        /// More `cvtk serve` flags, after `--` (e.g. -- --max-batch 16).
+        #[arg(last = true)]
+        serve_args: Vec<String>,
+        #[command(flatten)]
+        home: Home,
+        /// Print the record as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List recorded deployments and whether they run.
+    List {
+        #[command(flatten)]
+        home: Home,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a deployment's endpoint, key and how to call it with curl.
+    Show {
+        /// The deployment's name.
+        name: String,
+        #[command(flatten)]
+        home: Home,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Score images with a deployment over HTTP.
+    Score {
+        /// The deployment's name.
+        name: String,
+        /// Image files or http(s) URLs.
+        #[arg(required = true)]
+        images: Vec<String>,
+        /// Resize each image to WIDTHxHEIGHT before sending.
+        #[arg(long)]
+        resize: Option<String>,
+        #[command(flatten)]
+        home: Home,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a deployment and remove its record.
+    Delete {
+        /// The deployment's name.
+        name: String,
+        #[command(flatten)]
+        home: Home,
+    },
+    /// Write a Docker build context for a deployment's model, and build it when Docker answers.
+    Docker {
+        /// The deployment's name (its model is used unless --model is given).
+        name: String,
+        /// The build context folder to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// The model folder (default: the recorded deployment's).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Image tag (default cvtk-NAME:latest).
+        #[arg(long)]
+        image: Option<String>,
+        /// Only write the context.
+        #[arg(long)]
+        no_build: bool,
+        #[command(flatten)]
+        home: Home,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write Kubernetes manifests (Deployment, Service, HorizontalPodAutoscaler, Secret).
+    K8s {
+        /// The deployment's name.
+        name: String,
+        /// The folder to write the manifests into.
+        #[arg(long)]
+        out: PathBuf,
+        /// Container image (default cvtk-NAME:latest).
+        #[arg(long)]
+        image: Option<String>,
+        /// Service key for the Secret (default: the recorded deployment's, else a new one).
+        #[arg(long, env = "CVTK_SERVICE_KEY")]
+        key: Option<String>,
+        /// Fewest replicas.
+        #[arg(long, default_value_t = 1)]
+        min_replicas: u32,
+        /// Most replicas.
+        #[arg(long, default_value_t = 4)]
+        max_replicas: u32,
+        /// Average CPU use (percent) the autoscaler aims at.
+        #[arg(long, default_value_t = 70)]
+        cpu_target: u32,
+        #[command(flatten)]
+        home: Home,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Serialize)]
+struct Listed {
+    name: String,
+    url: String,
+    pid: u32,
+    status: DeploymentStatus,
+    model_dir: PathBuf,
+}
+
+fn parse_dims(s: &str) -> anyhow::Result<(u32, u32)> {
+    let (w, h) = s.split_once(['x', 'X']).context("--resize takes WIDTHxHEIGHT, e.g. 224x224")?;
+    Ok((w.trim().parse().context("--resize width")?, h.trim().parse().context("--resize height")?))
+}
+
+/// Runs a `cvtk deploy` subcommand.
+pub fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Create { name, model, host, port, device, ready_timeout_s, serve_args, home, json } => {
+            let config = DeployConfig {
+                host,
+                port,
+                device,
+                extra_args: serve_args,
+                ready_timeout: Duration::from_secs(ready_timeout_s),
+                ..DeployConfig::default()
+            };
+            let record = Deployment::new(&name, &model, config).deploy(&home.storage())?;
+            if json {
+                return print_json(&record);
+            }
+            println!("deployed {} at {} (pid {})", record.name, record.url, record.pid);
+            println!("see how to call it: cvtk deploy show {}", record.name);
+        }
+        Command::List { home, json } => {
+            let all = list_deployments(&home.storage())?;
+            let listed: Vec<Listed> = all
+                .into_iter()
+                .map(|(r, status)| Listed { name: r.name, url: r.url, pid: r.pid, status, model_dir: r.model_dir })
+                .collect();
+            if json {
+                return print_json(&listed);
+            }
+            if listed.is_empty() {
+                println!("no deployments (create one with `cvtk deploy create NAME --model DIR`)");
+            }
+            for l in &listed {
+                println!("{:<20} {:<12} {:<28} pid {:<8} {}", l.name, l.status, l.url, l.pid, l.model_dir.display());
+            }
+        }
+        Command::Show { name, home, json } => {
+            let r = get_deployment(&home.storage(), &name)?;
+            let status = r.status();
+            let key = r.key()?;
+            if json {
+                #[derive(Serialize)]
+                struct Shown<'a> {
+                    name: &'a str,
+                    url: &'a str,
+                    scoring_url: String,
+                    key: &'a str,
+                    status: DeploymentStatus,
+                    pid: u32,
+                    model_dir: &'a std::path::Path,
+                    log_file: &'a std::path::Path,
+                }
+                return print_json(&Shown {
+                    name: &r.name,
+                    url: &r.url,
+                    scoring_url: format!("{}/score", r.url),
+                    key: &key,
+                    status,
+                    pid: r.pid,
+                    model_dir: &r.model_dir,
+                    log_file: &r.log_file,
+                });
+            }
+            println!(
+                "name:     {}\nstatus:   {status}\nendpoint: {}/score\nkey:      {key}\nmodel:    {}\nlog:      {}",
+                r.name,
+                r.url,
+                r.model_dir.display(),
+                r.log_file.display()
+            );
+            println!("\nscore an image with curl:");
+            println!("  curl -s -H 'Authorization: Bearer {key}' -H 'Content-Type: image/jpeg' --data-binary @IMAGE.jpg '{}/score?add_softmax=true'", r.url);
+            println!("or with the original package's JSON payload:");
+            println!("  echo \"[{{\\\"image_in_base64\\\": \\\"$(base64 -w0 IMAGE.jpg)\\\", \\\"parameters\\\": {{\\\"add_softmax\\\": true}}}}]\" | curl -s -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' --data-binary @- {}/score", r.url);
+        }
+        Command::Score { name, images, resize, home, json } => {
+            let r = get_deployment(&home.storage(), &name)?;
+            if r.status() == DeploymentStatus::Dead {
+                bail!("deployment '{name}' is not running (its process is gone); delete it and create it again");
+            }
+            let dims = resize.as_deref().map(parse_dims).transpose()?;
+            let client = r.client()?;
+            let results: Vec<(String, ItemResult)> = images
+                .iter()
+                .map(|img| Ok((img.clone(), client.score_image(img.as_str(), dims, Parameters { add_softmax: true })?)))
+                .collect::<anyhow::Result<_>>()?;
+            if json {
+                #[derive(Serialize)]
+                struct Scored<'a> {
+                    image: &'a str,
+                    #[serde(flatten)]
+                    result: &'a ItemResult,
+                }
+                let out: Vec<Scored> = results.iter().map(|(i, r)| Scored { image: i, result: r }).collect();
+                return print_json(&out);
+            }
+            for (img, result) in results {
+                match result {
+                    ItemResult::Scored(s) => println!("{img}: {} ({:.2}%)", s.label, 100.0 * s.score),
+                    ItemResult::Failed { error } => println!("{img}: error: {error}"),
+                }
+            }
+        }
+        Command::Delete { name, home } => {
+            if delete_if_service_exist(&home.storage(), &name)? {
+                println!("deleted {name}");
+            } else {
+                bail!("no deployment named '{name}' (see `cvtk deploy list`)");
+            }
+        }
+        Command::Docker { name, out, model, image, no_build, home, json } => {
+            let model = match model {
+                Some(m) => m,
+                None => get_deployment(&home.storage(), &name)
+                    .map(|r| r.model_dir)
+                    .with_context(|| format!("no --model given and no deployment '{name}' recorded"))?,
+            };
+            let options = DockerOptions { image, build: !no_build, ..DockerOptions::default() };
+            let built = build_docker_image(&name, &model, &out, &options)?;
+            if json {
+                return print_json(&built);
+            }
+            println!("Docker build context: {}\nimage: {}\n{}", built.context.display(), built.image, built.note);
+        }
+        Command::K8s { name, out, image, key, min_replicas, max_replicas, cpu_target, home, json } => {
+            let key = match key {
+                Some(k) => k,
+                None => match get_deployment(&home.storage(), &name) {
+                    Ok(r) => r.key()?,
+                    Err(_) => cvtk_deploy::generate_key(),
+                },
+            };
+            let options = K8sOptions {
+                image,
+                key,
+                min_replicas,
+                max_replicas,
+                cpu_target_percent: cpu_target,
+                ..K8sOptions::default()
+            };
+            let files = write_k8s_manifests(&name, &out, &options)?;
+            if json {
+                return print_json(&files);
+            }
+            for f in &files {
+                println!("wrote {}", f.display());
+            }
+            println!("apply with: kubectl apply -f {}", out.display());
+        }
+    }
+    Ok(())
+}

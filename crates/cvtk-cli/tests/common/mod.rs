@@ -1,0 +1,50 @@
+//! Helpers shared by the CLI tests: running `cvtk`, parsing its JSON, tiny datasets.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Runs `cvtk` with `args`, logs quiet.
+pub fn cvtk(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cvtk")).args(args).env("RUST_LOG", "error").output().unwrap()
+}
+
+/// Parses `out`'s stdout as JSON, failing with its stderr if the command failed.
+pub fn json(out: &Output) -> serde_json::Value {
+    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Three colour labels (blue, green, red) of `n` 32x32 PNGs each.
+pub fn colour_tree(root: &Path, n: usize) {
+    for (c, name) in ["blue", "green", "red"].iter().enumerate() {
+        std::fs::create_dir_all(root.join(name)).unwrap();
+        for i in 0..n {
+            let img = image::RgbImage::from_fn(32, 32, |x, y| {
+                let mut p = [((x * 7 + y * 3 + i as u32 * 11) % 60) as u8; 3];
+                p[2 - c] = 200;
+                image::Rgb(p)
+            });
+            img.save(root.join(name).join(format!("{i}.png"))).unwrap();
+        }
+    }
+}
+
+/// A colour tree of 3 x 6 images split in half, stratified: (folder, manifest).
+pub fn split_colours(dir: &Path) -> (PathBuf, PathBuf) {
+    let data = dir.join("colours");
+    colour_tree(&data, 6);
+    let manifest = dir.join("m.json");
+    json(&cvtk(&[
+        "dataset",
+        "split",
+        data.to_str().unwrap(),
+        "--stratify",
+        "--train-size",
+        "0.5",
+        "--out",
+        manifest.to_str().unwrap(),
+        "--json",
+    ]));
+    (data, manifest)
+}

@@ -1,0 +1,289 @@
+//! Deployment end to end: train a tiny model with `cvtk train`, deploy it as a
+//! background service, score over HTTP in every payload form and compare with
+//! in-process scores, list, load-test on loopback, delete, and check that the
+//! process is gone.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use cvtk_deploy::api::{ImageItem, ItemResult, Parameters};
+use cvtk_model::{load_classifier, Device};
+
+/// Trains a small CNN (28x28 gray input) for one pass on the colour tree.
+fn tiny_model(dir: &Path) -> PathBuf {
+    let (_, manifest) = split_colours(dir);
+    let model = dir.join("model");
+    json(&cvtk(&[
+        "train",
+        manifest.to_str().unwrap(),
+        "--base-model",
+        "small-cnn",
+        "--random-init",
+        "--lr-per-mb",
+        "0.01*1",
+        "--mb-size",
+        "4",
+        "--device",
+        "cpu",
+        "--out",
+        model.to_str().unwrap(),
+        "--json",
+    ]));
+    model
+}
+
+/// Gray 28x28 PNGs (R = G = B, the model's input size) and their pixel values.
+fn gray_images(dir: &Path, n: u8) -> Vec<(PathBuf, Vec<f64>)> {
+    std::fs::create_dir_all(dir).unwrap();
+    (0..n)
+        .map(|i| {
+            let img =
+                image::GrayImage::from_fn(28, 28, |x, y| image::Luma([((x * 9 + y * 5) as u8).wrapping_mul(i + 1)]));
+            let path = dir.join(format!("g{i}.png"));
+            image::DynamicImage::ImageLuma8(img.clone()).to_rgb8().save(&path).unwrap();
+            (path, img.pixels().map(|p| f64::from(p[0])).collect())
+        })
+        .collect()
+}
+
+fn scores(r: &ItemResult) -> Vec<f32> {
+    match r {
+        ItemResult::Scored(s) => s.scores.clone(),
+        ItemResult::Failed { error } => panic!("scoring failed: {error}"),
+    }
+}
+
+fn assert_close(http: &[f32], local: &[f32], what: &str) {
+    assert_eq!(http.len(), local.len(), "{what}");
+    for (a, b) in http.iter().zip(local) {
+        assert!((a - b).abs() <= 1e-5, "{what}: HTTP {http:?} vs in-process {local:?}");
+    }
+}
+
+/// Whether process `pid` is gone (no /proc entry, or a zombie awaiting its reaper).
+fn process_gone(pid: u64) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')),
+    }
+}
+
+fn wait_gone(pid: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !process_gone(pid) {
+        assert!(Instant::now() < deadline, "process {pid} still runs");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn cvtk_home(home: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_cvtk"))
+        .args(args)
+        .env("CVTK_HOME", home)
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn deploy_score_in_every_form_list_loadtest_and_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let model = tiny_model(dir.path());
+    let images = gray_images(&dir.path().join("score"), 4);
+
+    // In-process probabilities, the reference.
+    let local = load_classifier(&model, Device::Cpu).unwrap();
+    let expected: Vec<Vec<f32>> = images.iter().map(|(p, _)| local.predict(p).unwrap().scores).collect();
+
+    let created = json(&cvtk_home(
+        &home,
+        &["deploy", "create", "tiny", "--model", model.to_str().unwrap(), "--device", "cpu", "--json"],
+    ));
+    let pid = created["pid"].as_u64().unwrap();
+    let storage = cvtk_dataset::StorageContext::new().with_persistent(&home);
+    let record = cvtk_deploy::get_deployment(&storage, "tiny").unwrap();
+    assert_eq!(record.url, created["url"].as_str().unwrap());
+    assert!(cvtk_deploy::is_existing_service(&storage, "tiny"));
+    let client = record.client().unwrap();
+    let on = Parameters { add_softmax: true };
+
+    // 1. The original's JSON list of base64 items.
+    let paths: Vec<&Path> = images.iter().map(|(p, _)| p.as_path()).collect();
+    let listed = client.score_files(&paths, true).unwrap();
+    // 2. The Python client's "b'...'" strings.
+    let items: Vec<ImageItem> = images
+        .iter()
+        .map(|(p, _)| {
+            let mut it = ImageItem::from_bytes(&std::fs::read(p).unwrap(), on);
+            it.image_in_base64 = it.image_in_base64.map(|s| format!("b'{s}'"));
+            it
+        })
+        .collect();
+    let python = client.score_items(&items).unwrap().results;
+    // 3. The MNIST tutorial's {"data": [[pixels]]}.
+    let pixels = client.score_pixels(images.iter().map(|(_, v)| v.clone()).collect(), 255.0, true).unwrap();
+    // 4. Multipart upload.
+    let parts = images.iter().map(|(p, _)| ("x.png".to_string(), std::fs::read(p).unwrap())).collect();
+    let multipart = client.score_multipart(parts, true).unwrap();
+    for (i, want) in expected.iter().enumerate() {
+        assert_close(&scores(&listed[i]), want, "base64 list");
+        assert_close(&scores(&python[i]), want, "b'...' strings");
+        assert_close(&scores(&pixels[i]), want, "pixel rows");
+        assert_close(&scores(&multipart[i]), want, "multipart");
+        // 5. A raw image/png body, and the original's score_image.
+        let bytes = std::fs::read(&images[i].0).unwrap();
+        assert_close(&scores(&client.score_raw(bytes, "image/png", true).unwrap()), want, "raw body");
+        assert_close(&scores(&record.score_image(images[i].0.as_path(), None, on).unwrap()), want, "score_image");
+    }
+    let existing = cvtk_deploy::score_existing_service_with_image(
+        images[0].0.as_path(),
+        &format!("{}/score", record.url),
+        Some(record.key().unwrap()),
+    )
+    .unwrap();
+    assert_close(&scores(&existing), &expected[0], "score_existing_service_with_image");
+
+    // The CLI scores too, and lists the deployment as running.
+    let cli_scores = json(&cvtk_home(&home, &["deploy", "score", "tiny", images[1].0.to_str().unwrap(), "--json"]));
+    let cli_first: Vec<f32> =
+        cli_scores[0]["scores"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+    assert_close(&cli_first, &expected[1], "cvtk deploy score");
+    let listed = json(&cvtk_home(&home, &["deploy", "list", "--json"]));
+    assert_eq!(listed[0]["name"], "tiny");
+    assert_eq!(listed[0]["status"], "running");
+    let shown = String::from_utf8(cvtk_home(&home, &["deploy", "show", "tiny"]).stdout).unwrap();
+    assert!(shown.contains("curl") && shown.contains(&record.key().unwrap()), "{shown}");
+
+    // A second deployment under the same name is refused while this one runs.
+    let again = cvtk_home(&home, &["deploy", "create", "tiny", "--model", model.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already running"));
+
+    // Load test on loopback: concurrency 32 for 30 s, no 5xx but deliberate 503s.
+    let plot = dir.path().join("latency.svg");
+    let report = json(&cvtk_home(
+        &home,
+        &[
+            "loadtest",
+            "--deployment",
+            "tiny",
+            "--images",
+            dir.path().join("score").to_str().unwrap(),
+            "--concurrency",
+            "32",
+            "--duration",
+            "30",
+            "--plot",
+            plot.to_str().unwrap(),
+            "--json",
+        ],
+    ));
+    assert!(report["ok"].as_u64().unwrap() > 100, "{report}");
+    assert_eq!(report["server_errors"], 0, "{report}");
+    let non_503_failures: u64 = report["errors"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| *k != "http_503")
+        .map(|(_, v)| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(non_503_failures, 0, "{report}");
+    assert!(report["latency_ms"]["p99"].as_f64().unwrap() >= report["latency_ms"]["p50"].as_f64().unwrap());
+    assert!(std::fs::read_to_string(&plot).unwrap().contains("<svg"));
+
+    // Delete: the record goes and so does the process.
+    let deleted = cvtk_home(&home, &["deploy", "delete", "tiny"]);
+    assert!(deleted.status.success(), "{}", String::from_utf8_lossy(&deleted.stderr));
+    wait_gone(pid);
+    assert!(!cvtk_deploy::is_existing_service(&storage, "tiny"));
+    assert_eq!(json(&cvtk_home(&home, &["deploy", "list", "--json"])), serde_json::json!([]));
+    assert_eq!(cvtk_home(&home, &["deploy", "delete", "tiny"]).status.code(), Some(1));
+}
+
+#[test]
+fn a_deployment_whose_process_died_is_reported_dead_and_can_be_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let model = tiny_model(dir.path());
+    let created = json(&cvtk_home(
+        &home,
+        &["deploy", "create", "gone", "--model", model.to_str().unwrap(), "--device", "cpu", "--json"],
+    ));
+    let pid = created["pid"].as_u64().unwrap();
+    assert!(Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap().success());
+    wait_gone(pid);
+    let listed = json(&cvtk_home(&home, &["deploy", "list", "--json"]));
+    assert_eq!(listed[0]["status"], "dead", "{listed}");
+    let score = cvtk_home(&home, &["deploy", "score", "gone", "x.png"]);
+    assert_eq!(score.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&score.stderr).contains("not running"));
+    // Creating it again replaces the dead record.
+    let again = json(&cvtk_home(
+        &home,
+        &["deploy", "create", "gone", "--model", model.to_str().unwrap(), "--device", "cpu", "--json"],
+    ));
+    assert_ne!(again["pid"], created["pid"]);
+    assert!(cvtk_home(&home, &["deploy", "delete", "gone"]).status.success());
+    wait_gone(again["pid"].as_u64().unwrap());
+}
+
+#[test]
+fn serve_stops_cleanly_on_sigterm_and_refuses_a_missing_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let addr = dir.path().join("addr");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cvtk"))
+        .args([
+            "serve",
+            "--model",
+            model.to_str().unwrap(),
+            "--port",
+            "0",
+            "--no-auth",
+            "--device",
+            "cpu",
+            "--addr-file",
+            addr.to_str().unwrap(),
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let url = loop {
+        if let Ok(u) = std::fs::read_to_string(&addr) {
+            let c = cvtk_deploy::Client::new(&u, None).unwrap();
+            if c.ready() {
+                break u;
+            }
+        }
+        assert!(Instant::now() < deadline, "not ready");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // No key needed: --no-auth on loopback.
+    let c = cvtk_deploy::Client::new(&url, None).unwrap();
+    let img = gray_images(&dir.path().join("g"), 1);
+    assert!(matches!(c.score_files(&[&img[0].0], false).unwrap()[0], ItemResult::Scored(_)));
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "still running 10 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+
+    let missing = cvtk(&["serve", "--model", dir.path().join("nothing").to_str().unwrap()]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("model.json"));
+    let open_wide =
+        cvtk(&["serve", "--model", model.to_str().unwrap(), "--no-auth", "--host", "0.0.0.0", "--port", "0"]);
+    assert_eq!(open_wide.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&open_wide.stderr).contains("loopback"));
+}

@@ -1,0 +1,235 @@
+//! The service's wire format, shared by the server and the [`crate::Client`].
+//!
+//! `POST /score` accepts:
+//! - the original package's payload, a JSON list of
+//!   `{"image_in_base64": "...", "parameters": {"add_softmax": true}}` objects
+//!   (the Python client's `"b'...'"` form of the string is accepted too, and so
+//!   is a `data:image/...;base64,` URL); an item may give `"image_url"`
+//!   instead, which the service fetches only when its [`crate::UrlPolicy`]
+//!   allows the host;
+//! - the MNIST tutorial's `{"data": [[pixel, ...], ...]}`: one row per image,
+//!   `height * width` values (or `height * width * 3`, interleaved RGB) on a
+//!   0..=`max_value` scale (default 255), for models whose input is small;
+//! - a raw `image/jpeg`, `image/png` (any `image/*`) or
+//!   `application/octet-stream` body: one image;
+//! - `multipart/form-data`: one image per file part.
+//!
+//! For the last two, and as a default for the others, the query parameter
+//! `?add_softmax=true` asks for probabilities.
+//!
+//! The answer is a [`ScoreResponse`]: one entry per input, in order, either a
+//! [`ScoreResult`] or an [`ErrorDetail`]. A request in which every image failed
+//! gets a 4xx whose body is an [`ErrorResponse`] holding the same entries.
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+/// Scoring options of one item (the original's `parameters`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Parameters {
+    /// Return probabilities (softmax over the scores) instead of raw scores
+    /// (logits, or SVM decision values). By default, false, as in the original.
+    #[serde(default)]
+    pub add_softmax: bool,
+}
+
+/// One item of the original package's JSON list payload.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageItem {
+    /// The encoded image (JPEG, PNG, ...) in standard base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_in_base64: Option<String>,
+    /// An image URL for the service to fetch (needs the service's allow-list).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_url: Option<String>,
+    /// Scoring options; absent means the request's defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Parameters>,
+}
+
+impl ImageItem {
+    /// An item carrying `bytes`, base64-encoded.
+    pub fn from_bytes(bytes: &[u8], parameters: Parameters) -> Self {
+        ImageItem {
+            image_in_base64: Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+            image_url: None,
+            parameters: Some(parameters),
+        }
+    }
+}
+
+/// The MNIST tutorial's payload: rows of pixel values, one row per image.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PixelRequest {
+    /// One row per image: `height * width` gray values, or `height * width * 3`
+    /// interleaved RGB values, row-major.
+    pub data: Vec<Vec<f64>>,
+    /// The value that means full intensity. By default, 255.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_value: Option<f64>,
+    /// Scoring options for every row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Parameters>,
+}
+
+/// One image's scores.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScoreResult {
+    /// The label with the highest score.
+    pub label: String,
+    /// Its score.
+    pub score: f32,
+    /// Every label's score, in [`ScoreResponse::labels`] order.
+    pub scores: Vec<f32>,
+    /// Whether the scores are probabilities (softmax applied).
+    pub softmax: bool,
+}
+
+/// What went wrong, with a stable machine-readable code.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// A stable code: `bad_json`, `bad_request`, `bad_base64`, `bad_image`,
+    /// `image_too_large`, `bad_pixels`, `url_not_allowed`, `url_fetch_failed`,
+    /// `empty`, `too_many_images`, `body_too_large`, `unsupported_media_type`,
+    /// `unauthorized`, `overloaded`, `timeout`, `not_ready`, `internal`.
+    pub code: String,
+    /// A sentence for a person: what is wrong and what to do.
+    pub message: String,
+}
+
+impl ErrorDetail {
+    /// An error with `code` and `message`.
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        ErrorDetail { code: code.into(), message: message.into() }
+    }
+}
+
+impl std::fmt::Display for ErrorDetail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.message, self.code)
+    }
+}
+
+/// One entry of a response: scores, or the error of that one input.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ItemResult {
+    /// The image was scored.
+    Scored(ScoreResult),
+    /// The image could not be scored.
+    Failed {
+        /// Why.
+        error: ErrorDetail,
+    },
+}
+
+impl ItemResult {
+    /// As a `Result`.
+    pub fn into_result(self) -> Result<ScoreResult, ErrorDetail> {
+        match self {
+            ItemResult::Scored(s) => Ok(s),
+            ItemResult::Failed { error } => Err(error),
+        }
+    }
+}
+
+/// The body of a successful `POST /score`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScoreResponse {
+    /// The model's labels, in score order.
+    pub labels: Vec<String>,
+    /// One entry per input, in input order.
+    pub results: Vec<ItemResult>,
+}
+
+/// The body of every error answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorResponse {
+    /// What went wrong.
+    pub error: ErrorDetail,
+    /// For a request whose every image failed: each image's error, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub results: Vec<ItemResult>,
+}
+
+/// Decodes an `image_in_base64` string: standard base64, padding optional,
+/// whitespace ignored; the Python client's `"b'...'"` wrapping and a
+/// `data:...;base64,` prefix are stripped first.
+pub fn decode_base64(s: &str) -> Result<Vec<u8>, ErrorDetail> {
+    let mut s = s.trim();
+    for (open, close) in [("b'", "'"), ("b\"", "\"")] {
+        if let Some(inner) = s.strip_prefix(open).and_then(|r| r.strip_suffix(close)) {
+            s = inner;
+        }
+    }
+    if s.starts_with("data:") {
+        s = s.split_once(";base64,").map(|(_, data)| data).unwrap_or(s);
+    }
+    // Python's base64.encodebytes breaks lines, and its repr shows them as "\n".
+    let cleaned: String = s.replace("\\n", "").chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    if cleaned.is_empty() {
+        return Err(ErrorDetail::new("bad_base64", "image_in_base64 is empty"));
+    }
+    let engine = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    engine.decode(cleaned.as_bytes()).map_err(|e| {
+        ErrorDetail::new(
+            "bad_base64",
+            format!("image_in_base64 is not valid base64 ({e}); send the file's bytes base64-encoded"),
+        )
+    })
+}
+
+/// Softmax of one row of scores (in f64, for stability).
+pub fn softmax(row: &[f32]) -> Vec<f32> {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exps: Vec<f64> = row.iter().map(|v| f64::from(v - max).exp()).collect();
+    let sum: f64 = exps.iter().sum();
+    exps.iter().map(|e| (e / sum) as f32).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_accepts_the_python_client_forms() {
+        let want = b"\x89PNG\r\n".to_vec();
+        for s in
+            ["iVBORw0K", "b'iVBORw0K'", "b\"iVBORw0K\"", "iVBO\nRw0K", "iVBORw0K\\n", "data:image/png;base64,iVBORw0K"]
+        {
+            assert_eq!(decode_base64(s).unwrap(), want, "{s}");
+        }
+        assert_eq!(decode_base64("aGk").unwrap(), b"hi", "padding is optional");
+    }
+
+    #[test]
+    fn base64_errors_have_codes() {
+        assert_eq!(decode_base64("not base64!").unwrap_err().code, "bad_base64");
+        assert_eq!(decode_base64("b''").unwrap_err().code, "bad_base64");
+    }
+
+    #[test]
+    fn item_results_round_trip_untagged() {
+        let ok =
+            ItemResult::Scored(ScoreResult { label: "a".into(), score: 0.5, scores: vec![0.5, 0.5], softmax: true });
+        let bad = ItemResult::Failed { error: ErrorDetail::new("bad_image", "no") };
+        for r in [ok, bad] {
+            let json = serde_json::to_string(&r).unwrap();
+            assert_eq!(serde_json::from_str::<ItemResult>(&json).unwrap(), r, "{json}");
+        }
+    }
+
+    #[test]
+    fn softmax_sums_to_one_and_keeps_order() {
+        let p = softmax(&[1000.0, 999.0, -5.0]);
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!(p[0] > p[1] && p[1] > p[2]);
+    }
+}

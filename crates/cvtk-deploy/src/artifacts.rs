@@ -1,0 +1,302 @@
+//! Container and cluster artifacts: a Docker build context for a model
+//! ([`build_docker_image`], the original's `build_docker_image`) and
+//! Kubernetes manifests ([`write_k8s_manifests`]) to scale past one machine.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::deployment::{check_name, find_server_exe, write_private};
+use crate::{Error, Result};
+
+/// The port the service listens on inside a container.
+pub const CONTAINER_PORT: u16 = 8080;
+
+/// How the Docker build context is made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DockerOptions {
+    /// Image tag. By default, `cvtk-NAME:latest`.
+    pub image: Option<String>,
+    /// The `cvtk` program copied into the image. By default, found as for
+    /// deployments (see [`crate::DeployConfig::server_exe`]).
+    pub server_exe: Option<PathBuf>,
+    /// Base image; must have Python 3.11 and a glibc at least as new as the
+    /// machine that built `cvtk`. By default, `python:3.11-slim-bookworm`.
+    pub base_image: String,
+    /// The torch wheel that provides libtorch. By default, 2.11.0, the version
+    /// cvtk is built against.
+    pub torch_version: String,
+    /// The pip index for it. By default, PyTorch's CPU-only index (smaller).
+    pub torch_index_url: String,
+    /// Run `docker build` when a Docker engine answers. By default, true.
+    pub build: bool,
+    /// The Docker command-line program. By default, `docker` (on `PATH`).
+    pub docker_program: PathBuf,
+}
+
+impl Default for DockerOptions {
+    fn default() -> Self {
+        DockerOptions {
+            image: None,
+            server_exe: None,
+            base_image: "python:3.11-slim-bookworm".into(),
+            torch_version: "2.11.0".into(),
+            torch_index_url: "https://download.pytorch.org/whl/cpu".into(),
+            build: true,
+            docker_program: PathBuf::from("docker"),
+        }
+    }
+}
+
+/// What [`build_docker_image`] did.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DockerBuild {
+    /// The build context folder.
+    pub context: PathBuf,
+    /// The image tag.
+    pub image: String,
+    /// Whether the image was built.
+    pub built: bool,
+    /// Why not, when it was not (no engine, build failed, not asked).
+    pub note: String,
+}
+
+/// The default image tag of deployment `name`.
+pub fn default_image(name: &str) -> String {
+    format!("cvtk-{name}:latest")
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).map_err(|e| Error::io("cannot create", to, e))?;
+    for entry in std::fs::read_dir(from).map_err(|e| Error::io("cannot list", from, e))? {
+        let entry = entry.map_err(|e| Error::io("cannot list", from, e))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if src.is_dir() {
+            copy_dir(&src, &dst)?;
+        } else {
+            std::fs::copy(&src, &dst).map_err(|e| Error::io("cannot copy", &src, e))?;
+        }
+    }
+    Ok(())
+}
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    Ok(cvtk_dataset::write_atomic(path, text.as_bytes())?)
+}
+
+/// The Dockerfile for a context holding `cvtk` and `model/`.
+pub fn dockerfile(options: &DockerOptions) -> String {
+    format!(
+        r#"# Built by `cvtk deploy docker`. The service key is not in the image:
+# pass it at run time, e.g. docker run -e CVTK_SERVICE_KEY=... -p 8080:8080 IMAGE
+FROM {base}
+RUN pip install --no-cache-dir torch=={torch} --index-url {index} \
+ && rm -rf /root/.cache
+ENV LD_LIBRARY_PATH=/usr/local/lib/python3.11/site-packages/torch/lib \
+    RUST_LOG=info
+COPY cvtk /usr/local/bin/cvtk
+COPY model /model
+USER 65534:65534
+EXPOSE {port}
+HEALTHCHECK --interval=15s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}/health')"
+ENTRYPOINT ["cvtk", "serve", "--model", "/model", "--host", "0.0.0.0", "--port", "{port}", "--device", "cpu"]
+"#,
+        base = options.base_image,
+        torch = options.torch_version,
+        index = options.torch_index_url,
+        port = CONTAINER_PORT
+    )
+}
+
+/// Writes a Docker build context for deployment `name` of `model_dir` into
+/// `out` (Dockerfile, the `cvtk` program, the model), then builds it when a
+/// Docker engine answers. With no engine the context is left ready and
+/// [`DockerBuild::note`] says so.
+pub fn build_docker_image(name: &str, model_dir: &Path, out: &Path, options: &DockerOptions) -> Result<DockerBuild> {
+    check_name(name)?;
+    if !model_dir.join("model.json").is_file() {
+        return Err(Error::config(
+            "model_dir",
+            format!("{} is not a cvtk model folder (no model.json)", model_dir.display()),
+        ));
+    }
+    let exe = find_server_exe(options.server_exe.as_deref())?;
+    std::fs::create_dir_all(out).map_err(|e| Error::io("cannot create", out, e))?;
+    let model_out = out.join("model");
+    if model_out.exists() {
+        std::fs::remove_dir_all(&model_out).map_err(|e| Error::io("cannot replace", &model_out, e))?;
+    }
+    copy_dir(model_dir, &model_out)?;
+    std::fs::copy(&exe, out.join("cvtk")).map_err(|e| Error::io("cannot copy", &exe, e))?;
+    write(&out.join("Dockerfile"), &dockerfile(options))?;
+    write(&out.join(".dockerignore"), "*\n!cvtk\n!model\n")?;
+    let image = options.image.clone().unwrap_or_else(|| default_image(name));
+    let mut result =
+        DockerBuild { context: out.to_path_buf(), image: image.clone(), built: false, note: String::new() };
+    if !options.build {
+        result.note = format!("not built (asked not to); build with: docker build -t {image} {}", out.display());
+        return Ok(result);
+    }
+    let engine = Command::new(&options.docker_program).args(["info", "--format", "{{.ServerVersion}}"]).output();
+    match engine {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => {
+            result.note = format!(
+                "no Docker engine answers ({}); the context is ready: docker build -t {image} {}",
+                String::from_utf8_lossy(&o.stderr).lines().next().unwrap_or("docker info failed").trim(),
+                out.display()
+            );
+            return Ok(result);
+        }
+        Err(e) => {
+            result.note = format!(
+                "docker is not installed ({e}); the context is ready: docker build -t {image} {}",
+                out.display()
+            );
+            return Ok(result);
+        }
+    }
+    let status = Command::new(&options.docker_program).arg("build").arg("-t").arg(&image).arg(out).status();
+    match status {
+        Ok(s) if s.success() => {
+            result.built = true;
+            result.note = format!(
+                "built {image}; run: docker run -e CVTK_SERVICE_KEY=KEY -p {CONTAINER_PORT}:{CONTAINER_PORT} {image}"
+            );
+        }
+        Ok(s) => result.note = format!("docker build failed ({s}); see its output above"),
+        Err(e) => result.note = format!("cannot run docker build: {e}"),
+    }
+    Ok(result)
+}
+
+/// Kubernetes settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct K8sOptions {
+    /// The container image. By default, `cvtk-NAME:latest`.
+    pub image: Option<String>,
+    /// The service key, stored in a Secret. Required.
+    pub key: String,
+    /// Fewest replicas. By default, 1.
+    pub min_replicas: u32,
+    /// Most replicas the autoscaler may run. By default, 4.
+    pub max_replicas: u32,
+    /// Target average CPU use that triggers scaling, in percent. By default, 70.
+    pub cpu_target_percent: u32,
+    /// CPU requested per replica. By default, `"1"`.
+    pub cpu_request: String,
+    /// Memory requested per replica. By default, `"2Gi"`.
+    pub memory_request: String,
+    /// Memory limit per replica. By default, `"4Gi"`.
+    pub memory_limit: String,
+}
+
+impl Default for K8sOptions {
+    fn default() -> Self {
+        K8sOptions {
+            image: None,
+            key: String::new(),
+            min_replicas: 1,
+            max_replicas: 4,
+            cpu_target_percent: 70,
+            cpu_request: "1".into(),
+            memory_request: "2Gi".into(),
+            memory_limit: "4Gi".into(),
+        }
+    }
+}
+
+/// The manifests as (file name, object) pairs.
+pub fn k8s_objects(name: &str, options: &K8sOptions) -> Result<Vec<(&'static str, serde_json::Value)>> {
+    check_name(name)?;
+    if options.key.len() < 16 {
+        return Err(Error::config("key", "the service key must be set (16 or more characters)"));
+    }
+    if options.min_replicas == 0 || options.max_replicas < options.min_replicas {
+        return Err(Error::config(
+            "replicas",
+            format!("min {} and max {}: need 1 <= min <= max", options.min_replicas, options.max_replicas),
+        ));
+    }
+    if !(1..=100).contains(&options.cpu_target_percent) {
+        return Err(Error::config("cpu_target_percent", format!("{} is not in 1..=100", options.cpu_target_percent)));
+    }
+    let image = options.image.clone().unwrap_or_else(|| default_image(name));
+    let labels = json!({ "app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "cvtk" });
+    let secret_name = format!("{name}-key");
+    let probe = |path: &str, delay: u32| json!({ "httpGet": { "path": path, "port": "http" }, "initialDelaySeconds": delay, "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3 });
+    let secret = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": { "name": secret_name, "labels": labels },
+        "type": "Opaque",
+        "stringData": { "key": options.key },
+    });
+    let deployment = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": { "name": name, "labels": labels },
+        "spec": {
+            "replicas": options.min_replicas,
+            "selector": { "matchLabels": labels },
+            "template": {
+                "metadata": { "labels": labels },
+                "spec": {
+                    "terminationGracePeriodSeconds": 30,
+                    "containers": [{
+                        "name": "cvtk",
+                        "image": image,
+                        "ports": [{ "name": "http", "containerPort": CONTAINER_PORT }],
+                        "env": [{ "name": "CVTK_SERVICE_KEY", "valueFrom": { "secretKeyRef": { "name": secret_name, "key": "key" } } }],
+                        "readinessProbe": probe("/ready", 5),
+                        "livenessProbe": probe("/health", 15),
+                        "resources": {
+                            "requests": { "cpu": options.cpu_request, "memory": options.memory_request },
+                            "limits": { "memory": options.memory_limit },
+                        },
+                    }],
+                },
+            },
+        },
+    });
+    let service = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": { "name": name, "labels": labels },
+        "spec": {
+            "selector": labels,
+            "ports": [{ "name": "http", "port": 80, "targetPort": "http" }],
+        },
+    });
+    let hpa = json!({
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": { "name": name, "labels": labels },
+        "spec": {
+            "scaleTargetRef": { "apiVersion": "apps/v1", "kind": "Deployment", "name": name },
+            "minReplicas": options.min_replicas,
+            "maxReplicas": options.max_replicas,
+            "metrics": [{ "type": "Resource", "resource": { "name": "cpu", "target": { "type": "Utilization", "averageUtilization": options.cpu_target_percent } } }],
+        },
+    });
+    Ok(vec![("secret.yaml", secret), ("deployment.yaml", deployment), ("service.yaml", service), ("hpa.yaml", hpa)])
+}
+
+/// Writes the Secret, Deployment, Service and HorizontalPodAutoscaler of
+/// deployment `name` as YAML files in `out` (the Secret owner-readable only);
+/// `kubectl apply -f out/` creates them. Returns the files.
+pub fn write_k8s_manifests(name: &str, out: &Path, options: &K8sOptions) -> Result<Vec<PathBuf>> {
+    let objects = k8s_objects(name, options)?;
+    std::fs::create_dir_all(out).map_err(|e| Error::io("cannot create", out, e))?;
+    let mut files = Vec::new();
+    for (file, object) in objects {
+        let yaml = serde_norway::to_string(&object).map_err(|e| Error::config("manifest", e.to_string()))?;
+        let text =
+            format!("# {file} for cvtk deployment {name}; apply with: kubectl apply -f {}\n{yaml}", out.display());
+        let path = out.join(file);
+        if file == "secret.yaml" {
+            write_private(&path, &text)?;
+        } else {
+            write(&path, &text)?;
+        }
+        files.push(path);
+    }
+    Ok(files)
+}

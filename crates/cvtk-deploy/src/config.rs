@@ -1,0 +1,248 @@
+//! [`ServeConfig`]: how the scoring service listens, authenticates, limits and
+//! batches; [`UrlPolicy`]: whether and where it may fetch `image_url`s.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::{Error, Result};
+
+/// Whether and where the service fetches images given by URL.
+///
+/// Off by default: a scoring server that fetches any URL it is handed is a
+/// server-side request forgery hole. Turned on by listing the hosts allowed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UrlPolicy {
+    /// Hosts (exact names, or `*.example.com` for sub-domains) whose URLs may be
+    /// fetched. By default, none: `image_url` items get an error.
+    pub allow_hosts: Vec<String>,
+    /// Largest download accepted. By default, 20 MiB.
+    pub max_bytes: u64,
+    /// Time limit per download, connection included. By default, 10 s.
+    pub timeout: Duration,
+}
+
+impl Default for UrlPolicy {
+    fn default() -> Self {
+        UrlPolicy { allow_hosts: Vec::new(), max_bytes: 20 << 20, timeout: Duration::from_secs(10) }
+    }
+}
+
+impl UrlPolicy {
+    /// Whether any URL may be fetched at all.
+    pub fn enabled(&self) -> bool {
+        !self.allow_hosts.is_empty()
+    }
+
+    /// Whether `host` is on the allow-list.
+    pub fn allows(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        self.allow_hosts.iter().any(|a| {
+            let a = a.to_ascii_lowercase();
+            match a.strip_prefix("*.") {
+                Some(suffix) => host.ends_with(&format!(".{suffix}")),
+                None => host == a,
+            }
+        })
+    }
+}
+
+/// The scoring service's settings. Every field has a documented default.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServeConfig {
+    /// Address to bind. By default, `127.0.0.1` (loopback only).
+    pub host: String,
+    /// Port to bind; 0 picks a free one. By default, 8080.
+    pub port: u16,
+    /// Service keys, any of which is accepted as `Authorization: Bearer KEY`.
+    /// By default, none, which [`ServeConfig::validate`] refuses unless
+    /// `auth_disabled` is set.
+    pub keys: Vec<String>,
+    /// Serve without a key. Only allowed on a loopback address. By default, false.
+    pub auth_disabled: bool,
+    /// Largest request body, in bytes; larger gets 413. By default, 32 MiB.
+    pub max_body_bytes: usize,
+    /// Largest number of images in one request. By default, 256.
+    pub max_images_per_request: usize,
+    /// Requests waiting for the model at most; more get 503 with Retry-After.
+    /// By default, 64.
+    pub queue_capacity: usize,
+    /// Time limit for one request, waiting included; over it gets 504.
+    /// By default, 30 s.
+    pub request_timeout: Duration,
+    /// Dynamic batching: the most images scored in one forward pass. By
+    /// default, 32. A request larger than this is still scored whole.
+    pub max_batch: usize,
+    /// Dynamic batching: how long the model waits for more requests to fill a
+    /// batch. Zero turns batching off (each request is its own batch). By
+    /// default, 2 ms.
+    pub max_delay: Duration,
+    /// Largest decoded image, in pixels (a decompression-bomb guard). By
+    /// default, the loader's limit.
+    pub max_pixels: u64,
+    /// Fetching `image_url`s. By default, off.
+    pub urls: UrlPolicy,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            keys: Vec::new(),
+            auth_disabled: false,
+            max_body_bytes: 32 << 20,
+            max_images_per_request: 256,
+            queue_capacity: 64,
+            request_timeout: Duration::from_secs(30),
+            max_batch: 32,
+            max_delay: Duration::from_millis(2),
+            max_pixels: cvtk_dataset::decode::DEFAULT_MAX_PIXELS,
+            urls: UrlPolicy::default(),
+        }
+    }
+}
+
+/// Whether `host` names a loopback address (`127.0.0.0/8`, `::1`, `localhost`).
+pub fn is_loopback(host: &str) -> bool {
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+impl ServeConfig {
+    /// Checks every field; the error names the first bad one.
+    pub fn validate(&self) -> Result<()> {
+        if self.host.trim().is_empty() {
+            return Err(Error::config("host", "empty; use 127.0.0.1 for this machine only, 0.0.0.0 for all"));
+        }
+        if self.keys.is_empty() && !self.auth_disabled {
+            return Err(Error::config(
+                "keys",
+                "no service key; pass --key KEY or --key-file FILE (or --no-auth on a loopback address)",
+            ));
+        }
+        if let Some(k) =
+            self.keys.iter().find(|k| k.len() < 16 || k.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            return Err(Error::config(
+                "keys",
+                format!(
+                    "a key of {} characters; keys need 16 or more printable characters without spaces",
+                    k.chars().count()
+                ),
+            ));
+        }
+        if self.auth_disabled && !is_loopback(&self.host) {
+            return Err(Error::config(
+                "auth_disabled",
+                format!("serving without a key is only allowed on a loopback address, not {}; give a key", self.host),
+            ));
+        }
+        let positive = [
+            ("max_body_bytes", self.max_body_bytes),
+            ("max_images_per_request", self.max_images_per_request),
+            ("queue_capacity", self.queue_capacity),
+            ("max_batch", self.max_batch),
+        ];
+        if let Some((field, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(Error::config(field, "must be at least 1"));
+        }
+        if self.request_timeout.is_zero() {
+            return Err(Error::config("request_timeout", "must be more than zero"));
+        }
+        if self.max_delay > Duration::from_secs(1) {
+            return Err(Error::config(
+                "max_delay",
+                format!("{:?} is over 1 s; batching delays are a few milliseconds", self.max_delay),
+            ));
+        }
+        if self.max_pixels == 0 {
+            return Err(Error::config("max_pixels", "must be at least 1"));
+        }
+        if self.urls.enabled() && (self.urls.max_bytes == 0 || self.urls.timeout.is_zero()) {
+            return Err(Error::config("urls", "max_bytes and timeout must be more than zero"));
+        }
+        Ok(())
+    }
+}
+
+/// A new random service key: 32 bytes from rand's thread generator (a CSPRNG
+/// seeded by the operating system), as 64 hex digits.
+pub fn generate_key() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keyed() -> ServeConfig {
+        ServeConfig { keys: vec![generate_key()], ..ServeConfig::default() }
+    }
+
+    #[test]
+    fn defaults_with_a_key_are_valid() {
+        keyed().validate().unwrap();
+    }
+
+    #[test]
+    fn no_key_is_refused_unless_auth_is_explicitly_off_on_loopback() {
+        let e = ServeConfig::default().validate().unwrap_err().to_string();
+        assert!(e.contains("--key"), "{e}");
+        ServeConfig { auth_disabled: true, ..ServeConfig::default() }.validate().unwrap();
+        let e = ServeConfig { auth_disabled: true, host: "0.0.0.0".into(), ..ServeConfig::default() }
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("loopback"), "{e}");
+    }
+
+    #[test]
+    fn short_keys_and_zero_limits_are_refused_by_field() {
+        let short = ServeConfig { keys: vec!["abc".into()], ..ServeConfig::default() };
+        assert!(matches!(short.validate(), Err(Error::InvalidConfig { field: "keys", .. })));
+        for (cfg, field) in [
+            (ServeConfig { queue_capacity: 0, ..keyed() }, "queue_capacity"),
+            (ServeConfig { max_batch: 0, ..keyed() }, "max_batch"),
+            (ServeConfig { max_body_bytes: 0, ..keyed() }, "max_body_bytes"),
+            (ServeConfig { request_timeout: Duration::ZERO, ..keyed() }, "request_timeout"),
+            (ServeConfig { max_delay: Duration::from_secs(5), ..keyed() }, "max_delay"),
+        ] {
+            match cfg.validate() {
+                Err(Error::InvalidConfig { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn loopback_names() {
+        for h in ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost"] {
+            assert!(is_loopback(h), "{h}");
+        }
+        for h in ["0.0.0.0", "10.0.0.1", "example.com", "::"] {
+            assert!(!is_loopback(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn url_allow_list_matches_hosts_and_wildcard_subdomains() {
+        let p =
+            UrlPolicy { allow_hosts: vec!["images.example.com".into(), "*.cdn.org".into()], ..UrlPolicy::default() };
+        assert!(p.allows("images.example.com") && p.allows("IMAGES.example.com."));
+        assert!(p.allows("a.cdn.org") && p.allows("a.b.cdn.org"));
+        assert!(!p.allows("cdn.org") && !p.allows("evil.com") && !p.allows("images.example.com.evil.com"));
+        assert!(!UrlPolicy::default().enabled());
+    }
+
+    #[test]
+    fn generated_keys_are_long_and_distinct() {
+        let (a, b) = (generate_key(), generate_key());
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, b);
+    }
+}

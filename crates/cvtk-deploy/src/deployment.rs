@@ -1,0 +1,522 @@
+//! [`Deployment`]: runs `cvtk serve` as a background process and records it
+//! under the storage context, the counterpart of the original's
+//! `AMLDeployment` (deploy, list_deployment, is_existing_service, delete,
+//! delete_if_service_exist, score_image).
+//!
+//! Each deployment has a folder `<persistent>/deployments/NAME/` holding
+//! `deployment.json` (the record), `key` (the service key, mode 0600) and
+//! `server.log` (the service's output).
+
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use cvtk_dataset::StorageContext;
+use serde::{Deserialize, Serialize};
+
+use crate::api::{ItemResult, Parameters};
+use crate::{generate_key, Client, Error, ImageInput, Result};
+
+/// How a deployment is started.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeployConfig {
+    /// Address the service binds. By default, `127.0.0.1`.
+    pub host: String,
+    /// Port; 0 lets the system pick a free one. By default, 0.
+    pub port: u16,
+    /// Device for the model (`cpu`, `cuda`, `cuda:N`, `auto`). By default, `auto`.
+    pub device: String,
+    /// The `cvtk` program to run. By default, `$CVTK_EXE`, else a `cvtk` next
+    /// to (or one folder above) the running program, else `cvtk` on `PATH`.
+    pub server_exe: Option<PathBuf>,
+    /// More `cvtk serve` flags (e.g. `--max-batch 16`). By default, none.
+    pub extra_args: Vec<String>,
+    /// How long to wait for `/ready`. By default, 120 s.
+    pub ready_timeout: Duration,
+}
+
+impl Default for DeployConfig {
+    fn default() -> Self {
+        DeployConfig {
+            host: "127.0.0.1".into(),
+            port: 0,
+            device: "auto".into(),
+            server_exe: None,
+            extra_args: Vec::new(),
+            ready_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// A model to deploy under a name: the counterpart of `AMLDeployment(...)`.
+#[derive(Clone, Debug)]
+pub struct Deployment {
+    name: String,
+    model_dir: PathBuf,
+    config: DeployConfig,
+}
+
+/// What is recorded about a running deployment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentRecord {
+    /// The deployment's name.
+    pub name: String,
+    /// Its base URL (`http://IP:PORT`); scoring is `POST {url}/score`.
+    pub url: String,
+    /// The service's process id.
+    pub pid: u32,
+    /// The model folder it serves.
+    pub model_dir: PathBuf,
+    /// When it was started (seconds since the Unix epoch).
+    pub created_unix: u64,
+    /// The file holding its service key.
+    pub key_file: PathBuf,
+    /// Its log.
+    pub log_file: PathBuf,
+    /// The program that runs it.
+    pub server_exe: PathBuf,
+}
+
+/// Whether a recorded deployment is up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeploymentStatus {
+    /// The process runs and `/health` answers.
+    Running,
+    /// The process runs but `/health` does not answer.
+    Unresponsive,
+    /// The process is gone.
+    Dead,
+}
+
+impl std::fmt::Display for DeploymentStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DeploymentStatus::Running => "running",
+            DeploymentStatus::Unresponsive => "unresponsive",
+            DeploymentStatus::Dead => "dead",
+        })
+    }
+}
+
+/// Children started by this process, kept so they can be reaped (a dead child
+/// of a living parent stays a zombie until waited for).
+static CHILDREN: Mutex<Vec<Child>> = Mutex::new(Vec::new());
+
+fn reap() {
+    if let Ok(mut children) = CHILDREN.lock() {
+        children.retain_mut(|c| matches!(c.try_wait(), Ok(None)));
+    }
+}
+
+/// Checks a deployment name: it becomes a Kubernetes object name and a folder.
+pub(crate) fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !name.ends_with('-')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidName { name: name.to_string() })
+    }
+}
+
+fn record_dir(storage: &StorageContext, name: &str) -> PathBuf {
+    storage.deployments_dir().join(name)
+}
+
+fn record_path(storage: &StorageContext, name: &str) -> PathBuf {
+    record_dir(storage, name).join("deployment.json")
+}
+
+/// Finds the `cvtk` program (see [`DeployConfig::server_exe`]).
+pub(crate) fn find_server_exe(explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = explicit {
+        return if p.is_file() {
+            Ok(p.to_path_buf())
+        } else {
+            Err(Error::config("server_exe", format!("{} is not a file", p.display())))
+        };
+    }
+    if let Some(p) = std::env::var_os("CVTK_EXE").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    let name = format!("cvtk{}", std::env::consts::EXE_SUFFIX);
+    if let Ok(me) = std::env::current_exe() {
+        if me.file_name().is_some_and(|n| n == name.as_str()) {
+            return Ok(me);
+        }
+        // target/release/cvtk beside target/release/examples/x or target/debug/deps/x.
+        for dir in me.ancestors().skip(1).take(2) {
+            let candidate = dir.join(&name);
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        if let Some(found) = std::env::split_paths(&path).map(|d| d.join(&name)).find(|p| p.is_file()) {
+            return Ok(found);
+        }
+    }
+    Err(Error::config(
+        "server_exe",
+        "cannot find the cvtk program; build it (`cargo build --release -p cvtk-cli`) and put it on PATH, or set CVTK_EXE",
+    ))
+}
+
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(12)..].join("\n");
+    if tail.is_empty() {
+        format!("(log {} is empty)", path.display())
+    } else {
+        format!("log {}:\n{tail}", path.display())
+    }
+}
+
+/// Writes `contents` to `path` readable by the owner only, atomically.
+pub(crate) fn write_private(path: &Path, contents: &str) -> Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut f = options.open(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;
+    f.write_all(contents.as_bytes()).and_then(|()| f.sync_all()).map_err(|e| Error::io("cannot write", &tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io("cannot rename into", path, e))
+}
+
+impl Deployment {
+    /// A deployment of the model in `model_dir` under `name`.
+    pub fn new(name: impl Into<String>, model_dir: impl Into<PathBuf>, config: DeployConfig) -> Self {
+        Deployment { name: name.into(), model_dir: model_dir.into(), config }
+    }
+
+    /// Starts the service in the background, waits until `/ready` answers and
+    /// records it. A dead deployment of the same name is replaced; a running
+    /// one is an error.
+    pub fn deploy(&self, storage: &StorageContext) -> Result<DeploymentRecord> {
+        check_name(&self.name)?;
+        if !self.model_dir.join("model.json").is_file() {
+            return Err(Error::config(
+                "model_dir",
+                format!(
+                    "{} is not a cvtk model folder (no model.json); train one with `cvtk train`",
+                    self.model_dir.display()
+                ),
+            ));
+        }
+        let model_dir = self.model_dir.canonicalize().map_err(|e| Error::io("cannot resolve", &self.model_dir, e))?;
+        if let Ok(old) = get_deployment(storage, &self.name) {
+            match old.status() {
+                DeploymentStatus::Dead => old.remove_files(storage)?,
+                _ => return Err(Error::AlreadyRunning { name: self.name.clone(), url: old.url }),
+            }
+        }
+        let exe = find_server_exe(self.config.server_exe.as_deref())?;
+        let dir = record_dir(storage, &self.name);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
+        let key_file = dir.join("key");
+        write_private(&key_file, &generate_key())?;
+        let addr_file = dir.join("address");
+        let _ = std::fs::remove_file(&addr_file);
+        let log_file = dir.join("server.log");
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_file)
+            .map_err(|e| Error::io("cannot open", &log_file, e))?;
+        let log2 = log.try_clone().map_err(|e| Error::io("cannot open", &log_file, e))?;
+        let mut cmd = Command::new(&exe);
+        cmd.arg("serve")
+            .arg("--model")
+            .arg(&model_dir)
+            .args([
+                "--host",
+                &self.config.host,
+                "--port",
+                &self.config.port.to_string(),
+                "--device",
+                &self.config.device,
+            ])
+            .arg("--key-file")
+            .arg(&key_file)
+            .arg("--addr-file")
+            .arg(&addr_file)
+            .args(&self.config.extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log2));
+        // Its own process group: a Ctrl-C in the deploying terminal leaves it running.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let mut child = cmd.spawn().map_err(|e| Error::StartFailed {
+            name: self.name.clone(),
+            reason: format!("cannot run {}: {e}", exe.display()),
+        })?;
+        let pid = child.id();
+        let started = Instant::now();
+        let fail = |child: &mut Child, reason: String| {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_dir_all(&dir);
+            Error::StartFailed { name: self.name.clone(), reason }
+        };
+        let url = loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                let reason = format!("the service exited ({status}); {}", log_tail(&log_file));
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(Error::StartFailed { name: self.name.clone(), reason });
+            }
+            if started.elapsed() > self.config.ready_timeout {
+                let reason = format!("not ready after {:?}; {}", self.config.ready_timeout, log_tail(&log_file));
+                return Err(fail(&mut child, reason));
+            }
+            if let Ok(url) = std::fs::read_to_string(&addr_file) {
+                let client = match Client::new(url.trim(), None) {
+                    Ok(c) => c,
+                    Err(e) => return Err(fail(&mut child, e.to_string())),
+                };
+                if client.ready() {
+                    break url.trim().to_string();
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let record = DeploymentRecord {
+            name: self.name.clone(),
+            url,
+            pid,
+            model_dir,
+            created_unix: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            key_file,
+            log_file,
+            server_exe: exe,
+        };
+        let path = record_path(storage, &self.name);
+        if let Err(e) = cvtk_dataset::write_json_atomic(&path, &record) {
+            return Err(fail(&mut child, e.to_string()));
+        }
+        if let Ok(mut children) = CHILDREN.lock() {
+            children.push(child);
+        }
+        tracing::info!("deployed {} at {} (pid {pid})", record.name, record.url);
+        Ok(record)
+    }
+}
+
+/// Whether process `pid` exists and is not a zombie.
+fn process_alive(pid: u32) -> bool {
+    reap();
+    let Ok(raw) = i32::try_from(pid) else { return false };
+    if nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None).is_err() {
+        return false;
+    }
+    // A zombie still has a pid; /proc says so (state Z), where there is a /proc.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit_once(") ").is_none_or(|(_, rest)| !rest.starts_with('Z')),
+        Err(_) => !Path::new("/proc/self").exists(),
+    }
+}
+
+impl DeploymentRecord {
+    /// The service key.
+    pub fn key(&self) -> Result<String> {
+        Ok(std::fs::read_to_string(&self.key_file)
+            .map_err(|e| Error::io("cannot read the key file", &self.key_file, e))?
+            .trim()
+            .to_string())
+    }
+
+    /// Whether the process runs and answers.
+    pub fn status(&self) -> DeploymentStatus {
+        if !process_alive(self.pid) {
+            return DeploymentStatus::Dead;
+        }
+        match Client::new(&self.url, None) {
+            Ok(c) if c.health() => DeploymentStatus::Running,
+            _ => DeploymentStatus::Unresponsive,
+        }
+    }
+
+    /// A client of this deployment, with its key.
+    pub fn client(&self) -> Result<Client> {
+        Client::new(&self.url, Some(self.key()?))
+    }
+
+    /// Scores one image (path, URL or bytes), optionally resized first: the
+    /// original's `score_image`.
+    pub fn score_image(
+        &self,
+        image: impl Into<ImageInput>,
+        resize_dims: Option<(u32, u32)>,
+        parameters: Parameters,
+    ) -> Result<ItemResult> {
+        self.client()?.score_image(image, resize_dims, parameters)
+    }
+
+    /// Stops the service (SIGTERM, then SIGKILL after 10 s) and removes its record.
+    pub fn delete(&self, storage: &StorageContext) -> Result<()> {
+        stop_process(self.pid, Duration::from_secs(10));
+        self.remove_files(storage)
+    }
+
+    fn remove_files(&self, storage: &StorageContext) -> Result<()> {
+        let dir = record_dir(storage, &self.name);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("cannot remove", dir, e)),
+        }
+    }
+}
+
+fn stop_process(pid: u32, grace: Duration) {
+    use nix::sys::signal::{kill, Signal};
+    let Ok(raw) = i32::try_from(pid) else { return };
+    let target = nix::unistd::Pid::from_raw(raw);
+    if !process_alive(pid) {
+        return;
+    }
+    let _ = kill(target, Signal::SIGTERM);
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if !process_alive(pid) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    tracing::warn!("process {pid} ignored SIGTERM for {grace:?}; killing it");
+    let _ = kill(target, Signal::SIGKILL);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while process_alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// The recorded deployment `name`.
+pub fn get_deployment(storage: &StorageContext, name: &str) -> Result<DeploymentRecord> {
+    check_name(name)?;
+    let path = record_path(storage, name);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotFound { name: name.to_string() }),
+        Err(e) => return Err(Error::io("cannot read", path, e)),
+    };
+    serde_json::from_str(&text).map_err(|e| Error::Record { path, reason: e.to_string() })
+}
+
+/// Every recorded deployment with its status, by name: the original's
+/// `list_deployment`. Unreadable records are skipped with a warning.
+pub fn list_deployments(storage: &StorageContext) -> Result<Vec<(DeploymentRecord, DeploymentStatus)>> {
+    let dir = storage.deployments_dir();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("cannot list", dir, e)),
+    };
+    let mut names: Vec<String> =
+        entries.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()).collect();
+    names.sort();
+    let mut out = Vec::new();
+    for name in names {
+        match get_deployment(storage, &name) {
+            Ok(r) => {
+                let s = r.status();
+                out.push((r, s));
+            }
+            Err(e) => tracing::warn!("skipping deployment folder {name}: {e}"),
+        }
+    }
+    Ok(out)
+}
+
+/// Whether a deployment `name` is recorded and its process alive.
+pub fn is_existing_service(storage: &StorageContext, name: &str) -> bool {
+    get_deployment(storage, name).is_ok_and(|r| r.status() != DeploymentStatus::Dead)
+}
+
+/// Deletes deployment `name` if it is recorded; true if there was one.
+pub fn delete_if_service_exist(storage: &StorageContext, name: &str) -> Result<bool> {
+    match get_deployment(storage, name) {
+        Ok(r) => r.delete(storage).map(|()| true),
+        Err(Error::NotFound { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_must_be_kubernetes_names() {
+        for ok in ["a", "flowers", "mnist-1", "a-b-c"] {
+            check_name(ok).unwrap();
+        }
+        for bad in ["", "Flowers", "1abc", "a_b", "a/b", "../x", "a-", &"a".repeat(64)] {
+            assert!(matches!(check_name(bad), Err(Error::InvalidName { .. })), "{bad}");
+        }
+    }
+
+    #[test]
+    fn unknown_deployments_are_not_found_and_listing_an_empty_store_is_empty() {
+        let tmp = std::env::temp_dir().join(format!("cvtk-deploy-test-{}", std::process::id()));
+        let storage = StorageContext::under(&tmp);
+        assert!(matches!(get_deployment(&storage, "nothing"), Err(Error::NotFound { .. })));
+        assert!(!is_existing_service(&storage, "nothing"));
+        assert!(!delete_if_service_exist(&storage, "nothing").unwrap());
+        assert!(list_deployments(&storage).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_record_whose_process_is_gone_is_dead() {
+        // A child that has exited and been reaped: its pid is free.
+        let mut child = Command::new("true").spawn().unwrap();
+        child.wait().unwrap();
+        let r = DeploymentRecord {
+            name: "x".into(),
+            url: "http://127.0.0.1:1".into(),
+            pid: child.id(),
+            model_dir: PathBuf::new(),
+            created_unix: 0,
+            key_file: PathBuf::new(),
+            log_file: PathBuf::new(),
+            server_exe: PathBuf::new(),
+        };
+        assert_eq!(r.status(), DeploymentStatus::Dead);
+    }
+
+    #[test]
+    fn private_files_are_owner_only() {
+        let dir = tempfile_dir();
+        let p = dir.join("key");
+        write_private(&p, "secret").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "secret");
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "cvtk-deploy-priv-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+}

@@ -1,0 +1,375 @@
+//! [`LoadTest`]: concurrent requests against a scoring service, bounded in
+//! time or count, with throughput, latency percentiles (an HDR histogram) and
+//! errors by kind. The counterpart of the original's web-service load test.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::{Error, Result};
+
+/// When a load test stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadTestStop {
+    /// After this long (requests in flight then finish).
+    Duration(Duration),
+    /// After this many requests.
+    Requests(u64),
+}
+
+/// A load test: `concurrency` clients, each sending one request at a time.
+#[derive(Clone, Debug)]
+pub struct LoadTest {
+    /// The service's base URL (`http://host:port`) or its `/score` URL.
+    pub endpoint: String,
+    /// The service key, if it needs one.
+    pub key: Option<String>,
+    /// Encoded images, sent in turn.
+    pub images: Vec<Vec<u8>>,
+    /// Clients sending at the same time. By default, 8.
+    pub concurrency: usize,
+    /// When to stop. By default, after 10 s.
+    pub stop: LoadTestStop,
+    /// Images per request. By default, 1.
+    pub batch: usize,
+    /// Time limit per request. By default, 30 s.
+    pub request_timeout: Duration,
+    /// Show a progress bar (on a terminal). By default, true.
+    pub progress: bool,
+}
+
+/// Latency figures, in milliseconds.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Latency {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Slowest.
+    pub max: f64,
+    /// Mean.
+    pub mean: f64,
+}
+
+/// What a load test measured.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LoadTestReport {
+    /// The endpoint tested.
+    pub endpoint: String,
+    /// Clients at the same time.
+    pub concurrency: usize,
+    /// Images per request.
+    pub batch: usize,
+    /// Requests sent (answered or failed).
+    pub requests: u64,
+    /// Requests answered 200.
+    pub ok: u64,
+    /// Images scored (in 200 answers).
+    pub images_scored: u64,
+    /// Wall time, in seconds.
+    pub duration_s: f64,
+    /// Answered-200 requests per second.
+    pub requests_per_s: f64,
+    /// Images scored per second.
+    pub images_per_s: f64,
+    /// Latency of all answered requests.
+    pub latency_ms: Latency,
+    /// Answers by HTTP status.
+    pub status_counts: BTreeMap<u16, u64>,
+    /// Failures by kind: `http_NNN` for error statuses, `timeout`, `connect`,
+    /// `other` for requests that got no answer.
+    pub errors: BTreeMap<String, u64>,
+    /// 5xx answers other than 503 (503 is deliberate back-pressure).
+    pub server_errors: u64,
+    /// (percentile, milliseconds) points of the latency distribution, for plots.
+    pub percentiles: Vec<(f64, f64)>,
+}
+
+impl Default for LoadTest {
+    fn default() -> Self {
+        LoadTest {
+            endpoint: String::new(),
+            key: None,
+            images: Vec::new(),
+            concurrency: 8,
+            stop: LoadTestStop::Duration(Duration::from_secs(10)),
+            batch: 1,
+            request_timeout: Duration::from_secs(30),
+            progress: true,
+        }
+    }
+}
+
+/// Reads up to `limit` image files (by extension) under `dir`, in path order.
+pub fn read_images(dir: &Path, limit: usize) -> Result<Vec<(PathBuf, Vec<u8>)>> {
+    let mut paths: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+        .follow_links(false)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file() && cvtk_dataset::decode::has_image_extension(e.path()))
+        .map(|e| e.into_path())
+        .collect();
+    paths.sort();
+    paths.truncate(limit);
+    if paths.is_empty() {
+        return Err(Error::config("images", format!("no image files under {}", dir.display())));
+    }
+    paths
+        .into_iter()
+        .map(|p| std::fs::read(&p).map(|b| (p.clone(), b)).map_err(|e| Error::io("cannot read", p, e)))
+        .collect()
+}
+
+#[derive(Default)]
+struct Tally {
+    hist: Option<Histogram<u64>>,
+    status: BTreeMap<u16, u64>,
+    errors: BTreeMap<String, u64>,
+}
+
+impl LoadTest {
+    fn validate(&self) -> Result<()> {
+        if self.images.is_empty() {
+            return Err(Error::config("images", "no images to send"));
+        }
+        if self.concurrency == 0 || self.concurrency > 1024 {
+            return Err(Error::config("concurrency", format!("{} is not in 1..=1024", self.concurrency)));
+        }
+        if self.batch == 0 || self.batch > 256 {
+            return Err(Error::config("batch", format!("{} is not in 1..=256", self.batch)));
+        }
+        match self.stop {
+            LoadTestStop::Duration(d) if d.is_zero() || d > Duration::from_secs(3600) => {
+                Err(Error::config("duration", format!("{d:?} is not in (0, 1 h]")))
+            }
+            LoadTestStop::Requests(0) => Err(Error::config("requests", "must be at least 1")),
+            _ => Ok(()),
+        }
+    }
+
+    /// Runs the test on its own runtime and reports.
+    pub fn run(&self) -> Result<LoadTestReport> {
+        self.validate()?;
+        let base = self.endpoint.trim_end_matches('/').trim_end_matches("/score").trim_end_matches('/').to_string();
+        let url = format!("{base}/score");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| Error::config("runtime", e.to_string()))?;
+        // Each image as a ready JSON item; a request joins `batch` of them.
+        let items: Arc<Vec<String>> = Arc::new(
+            self.images
+                .iter()
+                .map(|b| {
+                    format!(
+                        "{{\"image_in_base64\":\"{}\",\"parameters\":{{\"add_softmax\":true}}}}",
+                        base64::engine::general_purpose::STANDARD.encode(b)
+                    )
+                })
+                .collect(),
+        );
+        let client = reqwest::Client::builder()
+            .timeout(self.request_timeout)
+            .pool_max_idle_per_host(self.concurrency)
+            .build()
+            .map_err(|e| Error::Http { url: url.clone(), reason: e.to_string() })?;
+        let next = Arc::new(AtomicU64::new(0));
+        let done = Arc::new(AtomicU64::new(0));
+        let started = Instant::now();
+        let (bar_len, by_time) = match self.stop {
+            LoadTestStop::Duration(d) => (d.as_secs().max(1), true),
+            LoadTestStop::Requests(n) => (n, false),
+        };
+        let bar = if self.progress {
+            cvtk_dataset::progress::bar(bar_len, "load test")
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        let tallies = runtime.block_on(async {
+            let mut tasks = Vec::new();
+            for _ in 0..self.concurrency {
+                let (client, url, items, next, done) =
+                    (client.clone(), url.clone(), items.clone(), next.clone(), done.clone());
+                let (key, stop, batch) = (self.key.clone(), self.stop, self.batch);
+                tasks.push(tokio::spawn(async move {
+                    let mut t = Tally { hist: Histogram::new_with_bounds(1, 600_000_000, 3).ok(), ..Tally::default() };
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        match stop {
+                            LoadTestStop::Requests(n) if i >= n => break,
+                            LoadTestStop::Duration(d) if started.elapsed() >= d => break,
+                            _ => {}
+                        }
+                        let body: Vec<&str> =
+                            (0..batch).map(|j| items[((i as usize) * batch + j) % items.len()].as_str()).collect();
+                        let body = format!("[{}]", body.join(","));
+                        let mut req = client.post(&url).header("content-type", "application/json").body(body);
+                        if let Some(k) = &key {
+                            req = req.bearer_auth(k);
+                        }
+                        let t0 = Instant::now();
+                        let answer = match req.send().await {
+                            Ok(r) => {
+                                let status = r.status().as_u16();
+                                r.bytes().await.map(|_| status)
+                            }
+                            Err(e) => Err(e),
+                        };
+                        let micros = t0.elapsed().as_micros().max(1) as u64;
+                        match answer {
+                            Ok(status) => {
+                                if let Some(h) = t.hist.as_mut() {
+                                    let _ = h.record(micros);
+                                }
+                                *t.status.entry(status).or_default() += 1;
+                                if status >= 400 {
+                                    *t.errors.entry(format!("http_{status}")).or_default() += 1;
+                                }
+                            }
+                            Err(e) => {
+                                let kind = if e.is_timeout() {
+                                    "timeout"
+                                } else if e.is_connect() {
+                                    "connect"
+                                } else {
+                                    "other"
+                                };
+                                *t.errors.entry(kind.into()).or_default() += 1;
+                            }
+                        }
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    t
+                }));
+            }
+            let ticker = {
+                let (bar, done) = (bar.clone(), done.clone());
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        bar.set_position(if by_time {
+                            started.elapsed().as_secs()
+                        } else {
+                            done.load(Ordering::Relaxed)
+                        });
+                    }
+                })
+            };
+            let mut tallies = Vec::new();
+            for t in tasks {
+                if let Ok(t) = t.await {
+                    tallies.push(t);
+                }
+            }
+            ticker.abort();
+            tallies
+        });
+        bar.finish_and_clear();
+        let duration = started.elapsed().as_secs_f64();
+        Ok(self.report(base, tallies, duration))
+    }
+
+    fn report(&self, endpoint: String, tallies: Vec<Tally>, duration_s: f64) -> LoadTestReport {
+        let mut hist: Option<Histogram<u64>> = None;
+        let mut status_counts = BTreeMap::new();
+        let mut errors = BTreeMap::new();
+        for t in tallies {
+            if let Some(h) = t.hist {
+                match hist.as_mut() {
+                    Some(all) => {
+                        let _ = all.add(&h);
+                    }
+                    None => hist = Some(h),
+                }
+            }
+            for (k, v) in t.status {
+                *status_counts.entry(k).or_default() += v;
+            }
+            for (k, v) in t.errors {
+                *errors.entry(k).or_default() += v;
+            }
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        let (latency_ms, percentiles) = match hist.as_ref().filter(|h| !h.is_empty()) {
+            Some(h) => (
+                Latency {
+                    p50: ms(h.value_at_quantile(0.50)),
+                    p90: ms(h.value_at_quantile(0.90)),
+                    p99: ms(h.value_at_quantile(0.99)),
+                    max: ms(h.max()),
+                    mean: h.mean() / 1000.0,
+                },
+                (0..99)
+                    .map(f64::from)
+                    .chain((990..=1000).map(|i| f64::from(i) / 10.0))
+                    .map(|p| (p, ms(h.value_at_percentile(p))))
+                    .collect(),
+            ),
+            None => (Latency { p50: 0.0, p90: 0.0, p99: 0.0, max: 0.0, mean: 0.0 }, Vec::new()),
+        };
+        let ok = status_counts.get(&200).copied().unwrap_or(0);
+        let requests = status_counts.values().sum::<u64>()
+            + errors.iter().filter(|(k, _)| !k.starts_with("http_")).map(|(_, v)| v).sum::<u64>();
+        let server_errors = status_counts.iter().filter(|(s, _)| **s >= 500 && **s != 503).map(|(_, v)| v).sum();
+        let images_scored = ok * self.batch as u64;
+        LoadTestReport {
+            endpoint,
+            concurrency: self.concurrency,
+            batch: self.batch,
+            requests,
+            ok,
+            images_scored,
+            duration_s,
+            requests_per_s: ok as f64 / duration_s.max(1e-9),
+            images_per_s: images_scored as f64 / duration_s.max(1e-9),
+            latency_ms,
+            status_counts,
+            errors,
+            server_errors,
+            percentiles,
+        }
+    }
+}
+
+impl LoadTestReport {
+    /// Writes the latency distribution as a PNG or SVG plot.
+    pub fn write_latency_plot(&self, path: &Path) -> Result<()> {
+        let title = format!(
+            "Latency, concurrency {}, batch {} ({:.1} req/s)",
+            self.concurrency, self.batch, self.requests_per_s
+        );
+        cvtk_eval::plots::graph_latency_percentiles(&self.percentiles, &title, cvtk_eval::plots::Target::File(path))
+            .map_err(|e| Error::config("plot", e.to_string()))
+    }
+
+    /// A few lines for a person.
+    pub fn summary(&self) -> String {
+        let statuses: Vec<String> = self.status_counts.iter().map(|(s, n)| format!("{s}: {n}")).collect();
+        let errors: Vec<String> = self.errors.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+        format!(
+            "{} requests in {:.1}s at concurrency {} (batch {}): {:.1} requests/s, {:.1} images/s\nlatency ms: p50 {:.1}, p90 {:.1}, p99 {:.1}, max {:.1}, mean {:.1}\nstatus: {}\nerrors: {}",
+            self.requests,
+            self.duration_s,
+            self.concurrency,
+            self.batch,
+            self.requests_per_s,
+            self.images_per_s,
+            self.latency_ms.p50,
+            self.latency_ms.p90,
+            self.latency_ms.p99,
+            self.latency_ms.max,
+            self.latency_ms.mean,
+            if statuses.is_empty() { "none".into() } else { statuses.join(", ") },
+            if errors.is_empty() { "none".into() } else { errors.join(", ") },
+        )
+    }
+}

@@ -1,0 +1,56 @@
+//! Prometheus metrics: requests by route and status, `/score` latency, batch
+//! sizes and queue depth, in the text exposition format at `/metrics`.
+
+use std::sync::atomic::AtomicI64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// Labels of the request counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct RequestLabels {
+    pub route: String,
+    pub status: String,
+}
+
+/// The service's metrics.
+pub(crate) struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub latency: Histogram,
+    pub batch_size: Histogram,
+    pub images: Counter,
+    pub queue_depth: Gauge<i64, AtomicI64>,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("cvtk");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register("http_requests", "HTTP requests by route and status", requests.clone());
+        let latency = Histogram::new(exponential_buckets(0.0005, 2.0, 18));
+        registry.register("score_latency_seconds", "Time to answer POST /score, queueing included", latency.clone());
+        let batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 10));
+        registry.register("batch_size_images", "Images per forward pass of the model", batch_size.clone());
+        let images = Counter::default();
+        registry.register("images_scored", "Images scored", images.clone());
+        let queue_depth = Gauge::<i64, AtomicI64>::default();
+        registry.register("queue_depth", "Requests waiting for the model", queue_depth.clone());
+        Metrics { registry, requests, latency, batch_size, images, queue_depth }
+    }
+
+    pub fn count(&self, route: &str, status: u16) {
+        self.requests.get_or_create(&RequestLabels { route: route.into(), status: status.to_string() }).inc();
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

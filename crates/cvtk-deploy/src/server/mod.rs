@@ -1,0 +1,626 @@
+//! The scoring service: [`app`] builds the axum router over an [`AppState`],
+//! [`ScoringService`] owns the model worker, and [`serve`] runs it all on a
+//! socket until SIGTERM or Ctrl-C.
+//!
+//! Endpoints:
+//! - `POST /score`: scores images (see [`crate::api`] for the payload forms);
+//!   needs `Authorization: Bearer KEY` unless the service runs without keys.
+//! - `GET /health`: 200 while the process serves HTTP (liveness).
+//! - `GET /ready`: 200 once the model is loaded, 503 before (readiness).
+//! - `GET /metrics`: Prometheus text format.
+//! - `GET /openapi.json`: the OpenAPI 3 description of all this.
+
+mod fetch;
+mod inputs;
+mod metrics;
+mod worker;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use cvtk_dataset::{ImageLoader, LoaderConfig};
+use cvtk_model::{first_max, Classifier};
+use subtle::ConstantTimeEq;
+use tokio::sync::oneshot;
+
+use crate::api::{softmax, ErrorDetail, ErrorResponse, ItemResult, ScoreResponse, ScoreResult};
+use crate::{Error, Result, ServeConfig};
+use inputs::{Input, Source};
+use metrics::Metrics;
+use worker::{Job, Queue, Refused};
+
+/// The OpenAPI description served at `/openapi.json`.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// An error answer: a status and a JSON [`ErrorResponse`].
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    detail: ErrorDetail,
+    results: Vec<ItemResult>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        ApiError { status, detail: ErrorDetail::new(code, message), results: Vec::new() }
+    }
+
+    pub(crate) fn bad_request(code: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// The status that fits an input error's code.
+    fn status_for(code: &str) -> StatusCode {
+        match code {
+            "bad_image" => StatusCode::UNPROCESSABLE_ENTITY,
+            "image_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
+            "url_fetch_failed" => StatusCode::BAD_GATEWAY,
+            "internal" => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status;
+        let mut response = (status, Json(ErrorResponse { error: self.detail, results: self.results })).into_response();
+        let headers = response.headers_mut();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// What the handlers need to know about the loaded model.
+struct ModelInfo {
+    labels: Vec<String>,
+    loader: ImageLoader,
+}
+
+struct Inner {
+    config: ServeConfig,
+    model: Arc<OnceLock<ModelInfo>>,
+    load_error: Arc<OnceLock<String>>,
+    queue: Queue,
+    metrics: Arc<Metrics>,
+    fetcher: Option<reqwest::Client>,
+}
+
+/// The handlers' shared state: cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("config", &self.0.config).finish_non_exhaustive()
+    }
+}
+
+/// Whether the model is loaded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LoadState {
+    /// Still loading.
+    Loading,
+    /// Loaded; `/ready` answers 200.
+    Ready,
+    /// Loading failed, with the reason.
+    Failed(String),
+}
+
+/// The model worker and the state its HTTP handlers share. Dropping it stops
+/// the worker once the queue is empty.
+pub struct ScoringService {
+    state: AppState,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for ScoringService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScoringService").field("state", &self.state).finish_non_exhaustive()
+    }
+}
+
+impl ScoringService {
+    /// Validates `config` and starts the model worker, which calls `load` on
+    /// its own thread; `/ready` answers 200 once that returns a classifier.
+    pub fn start<F>(config: ServeConfig, load: F) -> Result<Self>
+    where
+        F: FnOnce() -> cvtk_model::Result<Box<dyn Classifier>> + Send + 'static,
+    {
+        config.validate()?;
+        let metrics = Arc::new(Metrics::new());
+        let (queue, rx) = worker::queue(config.queue_capacity, metrics.clone());
+        let model = Arc::new(OnceLock::new());
+        let load_error = Arc::new(OnceLock::new());
+        let (m, le, mx) = (model.clone(), load_error.clone(), metrics.clone());
+        let (max_batch, max_delay, max_pixels) = (config.max_batch, config.max_delay, config.max_pixels);
+        let worker = std::thread::Builder::new()
+            .name("cvtk-model".into())
+            .spawn(move || {
+                let started = Instant::now();
+                let classifier = match load() {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::error!("cannot load the model: {e}");
+                        let _ = le.set(e.to_string());
+                        return;
+                    }
+                };
+                let config = LoaderConfig { threads: 1, max_pixels, ..classifier.loader_config() };
+                match ImageLoader::new(config) {
+                    Ok(loader) => {
+                        let _ = m.set(ModelInfo { labels: classifier.labels().to_vec(), loader });
+                    }
+                    Err(e) => {
+                        let _ = le.set(e.to_string());
+                        return;
+                    }
+                }
+                tracing::info!("model loaded in {:.1}s: {}", started.elapsed().as_secs_f64(), classifier.describe());
+                worker::run(&*classifier, &rx, &mx, max_batch, max_delay);
+            })
+            .map_err(|e| Error::config("worker", format!("cannot start the model thread: {e}")))?;
+        let fetcher = fetch::client(&config.urls);
+        let state = AppState(Arc::new(Inner { config, model, load_error, queue, metrics, fetcher }));
+        Ok(ScoringService { state, worker: Some(worker) })
+    }
+
+    /// Starts a service over an already loaded classifier.
+    pub fn with_classifier(config: ServeConfig, classifier: Box<dyn Classifier>) -> Result<Self> {
+        Self::start(config, move || Ok(classifier))
+    }
+
+    /// The handlers' state, for [`app`].
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// The router over this service.
+    pub fn router(&self) -> Router {
+        app(self.state())
+    }
+
+    /// Stops the worker once the queue is empty and waits for it. Every router
+    /// made from this service must have been dropped first.
+    pub fn shutdown(self) {
+        let ScoringService { state, worker } = self;
+        drop(state);
+        if let Some(w) = worker {
+            let _ = w.join();
+        }
+    }
+
+    /// Whether the model is loaded.
+    pub fn load_state(&self) -> LoadState {
+        self.state.load_state()
+    }
+
+    /// Waits until the model is loaded, failed, or `timeout` passed.
+    pub fn wait_ready(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.load_state() {
+                LoadState::Ready => return Ok(()),
+                LoadState::Failed(e) => return Err(Error::config("model", e)),
+                LoadState::Loading if Instant::now() > deadline => {
+                    return Err(Error::config("model", format!("not loaded after {timeout:?}")))
+                }
+                LoadState::Loading => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    }
+}
+
+impl AppState {
+    fn load_state(&self) -> LoadState {
+        if self.0.model.get().is_some() {
+            LoadState::Ready
+        } else if let Some(e) = self.0.load_error.get() {
+            LoadState::Failed(e.clone())
+        } else {
+            LoadState::Loading
+        }
+    }
+}
+
+/// The service's router: `/score` behind the key check and body limit, the
+/// operational endpoints open, JSON errors for unknown routes and methods.
+pub fn app(state: AppState) -> Router {
+    let limit = state.0.config.max_body_bytes;
+    let score_route = post(score)
+        .layer(DefaultBodyLimit::max(limit))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
+    Router::new()
+        .route("/score", score_route)
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics_text))
+        .route("/openapi.json", get(openapi))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .with_state(state)
+}
+
+async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = match req.uri().path() {
+        p @ ("/score" | "/health" | "/ready" | "/metrics" | "/openapi.json") => p.to_string(),
+        _ => "other".to_string(),
+    };
+    let response = next.run(req).await;
+    state.0.metrics.count(&route, response.status().as_u16());
+    response
+}
+
+async fn require_key(State(state): State<AppState>, headers: HeaderMap, req: Request, next: Next) -> Response {
+    let config = &state.0.config;
+    if config.auth_disabled && config.keys.is_empty() {
+        return next.run(req).await;
+    }
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim);
+    let Some(given) = given else {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing service key; send the header 'Authorization: Bearer KEY' (`cvtk deploy show NAME` prints it)",
+        )
+        .into_response();
+    };
+    // Every key is compared, in constant time, whatever the first ones gave.
+    let ok = config.keys.iter().fold(subtle::Choice::from(0), |acc, k| acc | k.as_bytes().ct_eq(given.as_bytes()));
+    if bool::from(ok) {
+        next.run(req).await
+    } else {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "wrong service key").into_response()
+    }
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    match state.load_state() {
+        LoadState::Ready => Json(serde_json::json!({ "status": "ready" })).into_response(),
+        LoadState::Loading => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the model is still loading").into_response()
+        }
+        LoadState::Failed(e) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", format!("the model failed to load: {e}"))
+                .into_response()
+        }
+    }
+}
+
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    let mut response = state.0.metrics.render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint; see /openapi.json (POST /score, GET /health, /ready, /metrics)",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "wrong method; /score takes POST, the rest GET")
+}
+
+async fn score(State(state): State<AppState>, req: Request) -> Response {
+    let started = Instant::now();
+    let timeout = state.0.config.request_timeout;
+    let response = match tokio::time::timeout(timeout, score_request(&state, req)).await {
+        Ok(Ok(r)) => r.into_response(),
+        Ok(Err(e)) => e.into_response(),
+        Err(_) => ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            format!("not scored within {timeout:?}; send fewer images per request or retry later"),
+        )
+        .into_response(),
+    };
+    state.0.metrics.latency.observe(started.elapsed().as_secs_f64());
+    response
+}
+
+/// `add_softmax` from the query string (default false).
+fn query_softmax(query: Option<&str>) -> std::result::Result<bool, ApiError> {
+    let mut softmax = false;
+    for (k, v) in query.unwrap_or("").split('&').filter(|p| !p.is_empty()).map(|p| p.split_once('=').unwrap_or((p, "")))
+    {
+        match (k, v) {
+            ("add_softmax", "true" | "1" | "") => softmax = true,
+            ("add_softmax", "false" | "0") => softmax = false,
+            ("add_softmax", other) => {
+                return Err(ApiError::bad_request(
+                    "bad_request",
+                    format!("add_softmax must be true or false, not '{other}'"),
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(softmax)
+}
+
+async fn read_inputs(req: Request, default_softmax: bool) -> std::result::Result<Vec<Input>, ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    let too_large = |status: StatusCode, text: String| {
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                status,
+                "body_too_large",
+                "the request body is over this service's limit; send fewer or smaller images per request",
+            )
+        } else {
+            ApiError::new(status, "bad_request", text)
+        }
+    };
+    if content_type.as_deref() == Some("multipart/form-data") {
+        let mut multipart =
+            Multipart::from_request(req, &()).await.map_err(|e| too_large(e.status(), e.body_text()))?;
+        let mut inputs = Vec::new();
+        while let Some(field) = multipart.next_field().await.map_err(|e| too_large(e.status(), e.body_text()))? {
+            let bytes = field.bytes().await.map_err(|e| too_large(e.status(), e.body_text()))?;
+            inputs.push(Input { source: Ok(Source::Bytes(bytes.to_vec())), softmax: default_softmax });
+        }
+        return Ok(inputs);
+    }
+    let body = Bytes::from_request(req, &()).await.map_err(|e| too_large(e.status(), e.body_text()))?;
+    let is_json = match content_type.as_deref() {
+        Some(t) if t == "application/json" || t.ends_with("+json") => true,
+        Some(t) if t.starts_with("image/") || t == "application/octet-stream" => false,
+        None => body.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| *b == b'[' || *b == b'{'),
+        Some(t) => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("content type {t} is not accepted; use application/json, image/*, application/octet-stream or multipart/form-data"),
+            ))
+        }
+    };
+    if is_json {
+        inputs::from_json(&body, default_softmax)
+    } else {
+        Ok(vec![Input { source: Ok(Source::Bytes(body.to_vec())), softmax: default_softmax }])
+    }
+}
+
+async fn score_request(state: &AppState, req: Request) -> std::result::Result<Json<ScoreResponse>, ApiError> {
+    let inner = &state.0;
+    let default_softmax = query_softmax(req.uri().query())?;
+    let mut inputs = read_inputs(req, default_softmax).await?;
+    if inputs.is_empty() {
+        return Err(ApiError::bad_request("empty", "the request holds no image; send at least one"));
+    }
+    let max = inner.config.max_images_per_request;
+    if inputs.len() > max {
+        return Err(ApiError::bad_request(
+            "too_many_images",
+            format!("{} images in one request; this service takes at most {max}", inputs.len()),
+        ));
+    }
+    if state.load_state() != LoadState::Ready {
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the model is not loaded yet; retry"));
+    }
+    for input in &mut inputs {
+        if let Ok(Source::Url(url)) = &input.source {
+            input.source = fetch::fetch(inner.fetcher.as_ref(), &inner.config.urls, url).await.map(Source::Bytes);
+        }
+    }
+    let softmaxes: Vec<bool> = inputs.iter().map(|i| i.softmax).collect();
+    let decoder = state.clone();
+    let (decoded, tensor) = tokio::task::spawn_blocking(move || {
+        let Some(model) = decoder.0.model.get() else {
+            return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the model is not loaded"));
+        };
+        let mut ok_images = Vec::new();
+        let decoded: Vec<std::result::Result<(), ErrorDetail>> = inputs
+            .into_iter()
+            .enumerate()
+            .map(|(i, input)| {
+                let img = inputs::decode(&model.loader, i, input.source?)?;
+                ok_images.push(img);
+                Ok(())
+            })
+            .collect();
+        let tensor = if ok_images.is_empty() {
+            None
+        } else {
+            Some(
+                model
+                    .loader
+                    .to_tensor(&ok_images)
+                    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?,
+            )
+        };
+        Ok((decoded, tensor))
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("decoding failed: {e}")))??;
+
+    let Some(images) = tensor else {
+        let results: Vec<ItemResult> =
+            decoded.into_iter().filter_map(|d| d.err()).map(|error| ItemResult::Failed { error }).collect();
+        let first = match results.first() {
+            Some(ItemResult::Failed { error }) => error.clone(),
+            _ => ErrorDetail::new("bad_request", "no usable image"),
+        };
+        let status = ApiError::status_for(&first.code);
+        let detail = if results.len() == 1 {
+            first
+        } else {
+            ErrorDetail::new(
+                &first.code,
+                format!("none of the {} images could be scored; the first: {}", results.len(), first.message),
+            )
+        };
+        return Err(ApiError { status, detail, results });
+    };
+
+    let (tx, rx) = oneshot::channel();
+    inner.queue.try_send(Job { images, reply: tx }).map_err(|e| match e {
+        Refused::Full => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "the service is at capacity; retry after a second",
+        ),
+        Refused::Stopped => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the model worker has stopped"),
+    })?;
+    let rows = rx
+        .await
+        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the model worker has stopped"))?
+        .map_err(|e| {
+            tracing::error!("scoring failed: {e}");
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "scoring failed; see the service log")
+        })?;
+    let labels = inner.model.get().map(|m| m.labels.clone()).unwrap_or_default();
+    let mut rows = rows.into_iter();
+    let results = decoded
+        .into_iter()
+        .zip(softmaxes)
+        .map(|(d, sm)| match d {
+            Err(error) => ItemResult::Failed { error },
+            Ok(()) => {
+                let raw = rows.next().unwrap_or_default();
+                let scores = if sm { softmax(&raw) } else { raw };
+                let best = first_max(&scores);
+                ItemResult::Scored(ScoreResult {
+                    label: labels.get(best).cloned().unwrap_or_default(),
+                    score: scores.get(best).copied().unwrap_or(f32::NAN),
+                    scores,
+                    softmax: sm,
+                })
+            }
+        })
+        .collect();
+    Ok(Json(ScoreResponse { labels, results }))
+}
+
+/// Serves `service` on `listener` until `shutdown` resolves or the model fails
+/// to load, then stops accepting connections and lets in-flight requests
+/// finish. A load failure is returned as the error.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    service: &ScoringService,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let state = service.state();
+    let failed = Arc::new(OnceLock::new());
+    let failed_in = failed.clone();
+    let watch_state = state.clone();
+    let stop = async move {
+        let load_failed = async {
+            loop {
+                if let LoadState::Failed(e) = watch_state.load_state() {
+                    let _ = failed_in.set(e);
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        tokio::select! {
+            () = shutdown => {}
+            () = load_failed => {}
+        }
+    };
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(stop)
+        .await
+        .map_err(|e| Error::io("serving on", PathBuf::from("socket"), e))?;
+    match failed.get() {
+        Some(e) => Err(Error::config("model", format!("cannot load the model: {e}"))),
+        None => Ok(()),
+    }
+}
+
+/// Runs the service on a socket until SIGTERM or Ctrl-C, then lets in-flight
+/// requests finish. The model in `model_dir` loads in the background: `/health`
+/// answers at once, `/ready` once it is loaded. If it fails to load, the
+/// service stops with that error. When `addr_file` is given, the bound URL
+/// (`http://IP:PORT`) is written there once listening.
+pub fn serve(config: ServeConfig, model_dir: &Path, device: tch::Device, addr_file: Option<PathBuf>) -> Result<()> {
+    config.validate()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("cvtk-http")
+        .build()
+        .map_err(|e| Error::config("runtime", e.to_string()))?;
+    let dir = model_dir.to_path_buf();
+    let service = ScoringService::start(config.clone(), move || cvtk_model::load_classifier(&dir, device))?;
+    let result = runtime.block_on(async {
+        let addr = format!("{}:{}", config.host, config.port);
+        let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| {
+            Error::config("port", format!("cannot listen on {addr}: {e}; pick another --port or --host"))
+        })?;
+        let bound: SocketAddr = listener.local_addr().map_err(|e| Error::io("cannot read the address of", &addr, e))?;
+        let url = format!("http://{bound}");
+        if let Some(f) = &addr_file {
+            cvtk_dataset::write_atomic(f, url.as_bytes())?;
+        }
+        eprintln!("cvtk serve: listening on {url} (model {}); Ctrl-C or SIGTERM stops", model_dir.display());
+        serve_on(listener, &service, async {
+            terminate().await;
+            eprintln!("cvtk serve: stopping; finishing requests in flight");
+        })
+        .await
+    });
+    service.shutdown();
+    result
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn terminate() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

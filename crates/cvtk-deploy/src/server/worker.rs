@@ -1,0 +1,142 @@
+//! The model worker: one thread owns the classifier (a `tch::Tensor` is `Send`
+//! but not `Sync`) and takes jobs from a bounded channel. A full channel is the
+//! service's back-pressure (503); waiting up to `max_delay` for more jobs gives
+//! dynamic batching.
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cvtk_model::Classifier;
+use tch::Tensor;
+use tokio::sync::oneshot;
+
+use super::metrics::Metrics;
+
+/// Raw scores of one job's images, or why scoring failed.
+pub(crate) type JobReply = Result<Vec<Vec<f32>>, String>;
+
+/// Images `[N, C, H, W]` of one request, and where to send their scores.
+pub(crate) struct Job {
+    pub images: Tensor,
+    pub reply: oneshot::Sender<JobReply>,
+}
+
+impl Job {
+    fn len(&self) -> usize {
+        self.images.size().first().copied().unwrap_or(0).max(0) as usize
+    }
+}
+
+/// The sending side, shared by the request handlers.
+pub(crate) struct Queue {
+    tx: SyncSender<Job>,
+    metrics: Arc<Metrics>,
+}
+
+/// Why a job was not queued.
+pub(crate) enum Refused {
+    Full,
+    Stopped,
+}
+
+impl Queue {
+    /// Queues a job without waiting.
+    pub fn try_send(&self, job: Job) -> Result<(), Refused> {
+        self.metrics.queue_depth.inc();
+        self.tx.try_send(job).map_err(|e| {
+            self.metrics.queue_depth.dec();
+            match e {
+                TrySendError::Full(_) => Refused::Full,
+                TrySendError::Disconnected(_) => Refused::Stopped,
+            }
+        })
+    }
+}
+
+/// A bounded queue of `capacity` jobs and its receiving end.
+pub(crate) fn queue(capacity: usize, metrics: Arc<Metrics>) -> (Queue, Receiver<Job>) {
+    let (tx, rx) = std::sync::mpsc::sync_channel(capacity);
+    (Queue { tx, metrics }, rx)
+}
+
+/// Serves jobs until every sender is gone. Jobs arriving within `max_delay` of
+/// the first are scored together while their images fit in `max_batch`.
+pub(crate) fn run(
+    classifier: &dyn Classifier,
+    rx: &Receiver<Job>,
+    metrics: &Metrics,
+    max_batch: usize,
+    max_delay: Duration,
+) {
+    let mut carry: Option<Job> = None;
+    loop {
+        let first = match carry.take() {
+            Some(job) => job,
+            None => match rx.recv() {
+                Ok(job) => {
+                    metrics.queue_depth.dec();
+                    job
+                }
+                Err(_) => return,
+            },
+        };
+        let mut images = first.len();
+        let mut jobs = vec![first];
+        if !max_delay.is_zero() {
+            let deadline = Instant::now() + max_delay;
+            while images < max_batch {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match rx.recv_timeout(left) {
+                    Ok(job) => {
+                        metrics.queue_depth.dec();
+                        if images + job.len() > max_batch {
+                            carry = Some(job);
+                            break;
+                        }
+                        images += job.len();
+                        jobs.push(job);
+                    }
+                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+                }
+            }
+        }
+        // Requests that timed out meanwhile are not worth scoring.
+        jobs.retain(|j| !j.reply.is_closed());
+        if jobs.is_empty() {
+            continue;
+        }
+        score(classifier, jobs, metrics);
+    }
+}
+
+fn score(classifier: &dyn Classifier, jobs: Vec<Job>, metrics: &Metrics) {
+    let sizes: Vec<usize> = jobs.iter().map(Job::len).collect();
+    let total: usize = sizes.iter().sum();
+    let result = (|| -> Result<Vec<Vec<f32>>, String> {
+        let input = if jobs.len() == 1 {
+            jobs[0].images.shallow_clone()
+        } else {
+            let parts: Vec<&Tensor> = jobs.iter().map(|j| &j.images).collect();
+            Tensor::f_cat(&parts, 0).map_err(|e| e.to_string())?
+        };
+        let out = tch::no_grad(|| classifier.score_batch(&input)).map_err(|e| e.to_string())?;
+        cvtk_model::rows(&out).map_err(|e| e.to_string())
+    })();
+    metrics.batch_size.observe(total as f64);
+    match result {
+        Ok(rows) => {
+            metrics.images.inc_by(total as u64);
+            let mut rows = rows.into_iter();
+            for (job, n) in jobs.into_iter().zip(sizes) {
+                let _ = job.reply.send(Ok(rows.by_ref().take(n).collect()));
+            }
+        }
+        Err(e) => {
+            tracing::error!("scoring failed: {e}");
+            for job in jobs {
+                let _ = job.reply.send(Err(e.clone()));
+            }
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! Docker build contexts and Kubernetes manifests: written, parsed back, and
+//! checked field by field.
+
+use std::path::Path;
+
+use cvtk_deploy::artifacts::{build_docker_image, k8s_objects, write_k8s_manifests, DockerOptions, K8sOptions};
+use serde_json::Value;
+
+const KEY: &str = "k8s-test-key-0123456789";
+
+fn model_dir(root: &Path) -> std::path::PathBuf {
+    let dir = root.join("model");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("model.json"), "{}").unwrap();
+    std::fs::write(dir.join("weights-1.safetensors"), b"weights").unwrap();
+    dir
+}
+
+fn read_yaml(path: &Path) -> Value {
+    serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn kubernetes_manifests_parse_back_with_probes_scaling_and_the_key_as_a_secret() {
+    let tmp = tempfile::tempdir().unwrap();
+    let options = K8sOptions { key: KEY.into(), max_replicas: 6, ..K8sOptions::default() };
+    let files = write_k8s_manifests("flowers", tmp.path(), &options).unwrap();
+    let names: Vec<_> = files.iter().map(|f| f.file_name().unwrap().to_str().unwrap().to_string()).collect();
+    assert_eq!(names, ["secret.yaml", "deployment.yaml", "service.yaml", "hpa.yaml"]);
+
+    let secret = read_yaml(&files[0]);
+    assert_eq!((secret["kind"].as_str(), secret["stringData"]["key"].as_str()), (Some("Secret"), Some(KEY)));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&files[0]).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    let d = read_yaml(&files[1]);
+    assert_eq!(d["apiVersion"], "apps/v1");
+    assert_eq!(d["kind"], "Deployment");
+    assert_eq!(d["metadata"]["name"], "flowers");
+    assert_eq!(d["spec"]["selector"]["matchLabels"], d["spec"]["template"]["metadata"]["labels"]);
+    let c = &d["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["image"], "cvtk-flowers:latest");
+    assert_eq!(c["ports"][0]["containerPort"], 8080);
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/ready");
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/health");
+    assert_eq!(c["env"][0]["name"], "CVTK_SERVICE_KEY");
+    assert_eq!(c["env"][0]["valueFrom"]["secretKeyRef"]["name"], secret["metadata"]["name"]);
+    assert!(c["resources"]["requests"]["cpu"].is_string());
+
+    let svc = read_yaml(&files[2]);
+    assert_eq!(svc["kind"], "Service");
+    assert_eq!(svc["spec"]["selector"], d["spec"]["selector"]["matchLabels"]);
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], "http");
+
+    let hpa = read_yaml(&files[3]);
+    assert_eq!(hpa["apiVersion"], "autoscaling/v2");
+    assert_eq!(hpa["spec"]["scaleTargetRef"]["name"], "flowers");
+    assert_eq!((hpa["spec"]["minReplicas"].as_u64(), hpa["spec"]["maxReplicas"].as_u64()), (Some(1), Some(6)));
+    assert_eq!(hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"], 70);
+}
+
+#[test]
+fn kubernetes_options_are_checked() {
+    let ok = K8sOptions { key: KEY.into(), ..K8sOptions::default() };
+    assert!(k8s_objects("Bad_Name", &ok).is_err());
+    assert!(k8s_objects("x", &K8sOptions { key: "short".into(), ..ok.clone() }).is_err());
+    assert!(k8s_objects("x", &K8sOptions { min_replicas: 5, max_replicas: 2, ..ok.clone() }).is_err());
+    assert!(k8s_objects("x", &K8sOptions { cpu_target_percent: 0, ..ok }).is_err());
+}
+
+fn docker_options(program: &str) -> DockerOptions {
+    DockerOptions {
+        server_exe: Some(std::env::current_exe().unwrap()),
+        docker_program: program.into(),
+        ..DockerOptions::default()
+    }
+}
+
+#[test]
+fn docker_context_holds_the_program_the_model_and_a_dockerfile_with_libtorch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = model_dir(tmp.path());
+    let out = tmp.path().join("ctx");
+    let built =
+        build_docker_image("flowers", &model, &out, &DockerOptions { build: false, ..docker_options("docker") })
+            .unwrap();
+    assert!(!built.built);
+    assert_eq!(built.image, "cvtk-flowers:latest");
+    assert!(built.note.contains("docker build -t cvtk-flowers:latest"), "{}", built.note);
+    assert!(out.join("cvtk").is_file());
+    assert_eq!(std::fs::read(out.join("model/weights-1.safetensors")).unwrap(), b"weights");
+    let dockerfile = std::fs::read_to_string(out.join("Dockerfile")).unwrap();
+    for needed in [
+        "torch==2.11.0",
+        "LD_LIBRARY_PATH=/usr/local/lib/python3.11/site-packages/torch/lib",
+        "COPY model /model",
+        "\"serve\"",
+        "EXPOSE 8080",
+        "HEALTHCHECK",
+    ] {
+        assert!(dockerfile.contains(needed), "{needed} missing:\n{dockerfile}");
+    }
+    assert!(!dockerfile.contains(KEY));
+}
+
+#[test]
+fn without_a_docker_engine_the_context_is_left_ready_and_the_note_says_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = model_dir(tmp.path());
+    let missing =
+        build_docker_image("a", &model, &tmp.path().join("c1"), &docker_options("/nonexistent/docker")).unwrap();
+    assert!(!missing.built && missing.note.contains("not installed"), "{}", missing.note);
+    // A docker client whose engine does not answer.
+    let fake = tmp.path().join("docker");
+    std::fs::write(&fake, "#!/bin/sh\necho 'Cannot connect to the Docker daemon' >&2\nexit 1\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let no_engine =
+        build_docker_image("a", &model, &tmp.path().join("c2"), &docker_options(fake.to_str().unwrap())).unwrap();
+    assert!(!no_engine.built, "{}", no_engine.note);
+    assert!(
+        no_engine.note.contains("no Docker engine") && no_engine.note.contains("Cannot connect"),
+        "{}",
+        no_engine.note
+    );
+    assert!(tmp.path().join("c2/Dockerfile").is_file());
+}
+
+#[test]
+fn a_folder_without_a_model_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = build_docker_image("a", tmp.path(), &tmp.path().join("c"), &docker_options("docker")).unwrap_err();
+    assert!(e.to_string().contains("model.json"), "{e}");
+}

@@ -1,0 +1,126 @@
+//! Shared test helpers: a tiny real model, a scriptable fake classifier,
+//! images as bytes, and a one-call router helper.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use cvtk_dataset::{ColorMode, LoaderConfig, Normalization};
+use cvtk_deploy::ServeConfig;
+use cvtk_model::{Architecture, BaseModel, Classifier, Device, ModelKind, TransferModel};
+use serde_json::Value;
+use tch::Tensor;
+use tower::ServiceExt;
+
+/// The dataset crate's image fixtures (PNG headers that lie, EXIF JPEGs, ...).
+#[path = "../../../cvtk-dataset/tests/common/mod.rs"]
+pub mod images;
+
+pub const KEY: &str = "test-key-0123456789abcdef";
+
+pub fn config() -> ServeConfig {
+    ServeConfig { keys: vec![KEY.into()], port: 0, ..ServeConfig::default() }
+}
+
+/// A random-init small CNN over three labels (28x28 gray input).
+pub fn tiny_model() -> TransferModel {
+    let base = BaseModel::new(Architecture::SmallCnn, None);
+    TransferModel::new_seeded(vec!["a".into(), "b".into(), "c".into()], &base, None, Device::Cpu, 7).unwrap()
+}
+
+/// A classifier that sleeps per batch and records batch sizes.
+pub struct Fake {
+    pub delay: Duration,
+    pub batches: Arc<Mutex<Vec<usize>>>,
+    labels: Vec<String>,
+}
+
+impl Fake {
+    pub fn new(delay: Duration) -> Self {
+        Fake { delay, batches: Arc::default(), labels: vec!["x".into(), "y".into()] }
+    }
+}
+
+impl Classifier for Fake {
+    fn labels(&self) -> &[String] {
+        &self.labels
+    }
+    fn loader_config(&self) -> LoaderConfig {
+        LoaderConfig { color: ColorMode::Gray, normalization: Normalization::UNIT, ..LoaderConfig::square(8) }
+    }
+    fn score_batch(&self, images: &Tensor) -> cvtk_model::Result<Tensor> {
+        let n = images.size()[0];
+        self.batches.lock().unwrap().push(n as usize);
+        std::thread::sleep(self.delay);
+        // Score = mean intensity for "x", its negation for "y".
+        let m = images.mean_dim(&[1i64, 2, 3][..], false, tch::Kind::Float);
+        Ok(Tensor::stack(&[&m, &(-&m)], 1))
+    }
+    fn save(&self, _dir: &Path) -> cvtk_model::Result<()> {
+        Ok(())
+    }
+    fn device(&self) -> Device {
+        Device::Cpu
+    }
+    fn kind(&self) -> ModelKind {
+        ModelKind::Dnn
+    }
+    fn describe(&self) -> String {
+        "fake".into()
+    }
+}
+
+fn gradient(w: u32, h: u32, seed: u8) -> image::RgbImage {
+    image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7 + u32::from(seed)) as u8, (y * 5) as u8, seed]))
+}
+
+/// A PNG of `w`x`h` with a colour gradient seeded by `seed`.
+pub fn png(w: u32, h: u32, seed: u8) -> Vec<u8> {
+    images::encode(&gradient(w, h, seed), image::ImageFormat::Png)
+}
+
+/// A gray PNG (R = G = B) and its pixel values, row-major.
+pub fn gray_png(w: u32, h: u32, seed: u8) -> (Vec<u8>, Vec<f64>) {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        let v = ((x * 9 + y * 4) as u8).wrapping_add(seed);
+        image::Rgb([v, v, v])
+    });
+    let values = img.pixels().map(|p| f64::from(p[0])).collect();
+    (images::encode(&img, image::ImageFormat::Png), values)
+}
+
+pub fn jpeg(w: u32, h: u32, seed: u8) -> Vec<u8> {
+    images::encode(&gradient(w, h, seed), image::ImageFormat::Jpeg)
+}
+
+pub fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Sends one request through the router (no socket).
+pub async fn call(app: &Router, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let response = app.clone().oneshot(req).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    let value =
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, headers, value)
+}
+
+pub fn score_req(content_type: &str, body: impl Into<Body>) -> Request<Body> {
+    Request::post("/score")
+        .header("authorization", format!("Bearer {KEY}"))
+        .header("content-type", content_type)
+        .body(body.into())
+        .unwrap()
+}
+
+pub fn json_req(value: &Value) -> Request<Body> {
+    score_req("application/json", value.to_string())
+}
