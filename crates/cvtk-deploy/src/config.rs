@@ -70,7 +70,8 @@ pub struct ServeConfig {
     /// By default, 30 s.
     pub request_timeout: Duration,
     /// Dynamic batching: the most images scored in one forward pass. By
-    /// default, 32. A request larger than this is still scored whole.
+    /// default, 16 (larger CPU batches measured no faster; see docs/deployment.md).
+    /// A request larger than this is still scored whole.
     pub max_batch: usize,
     /// Dynamic batching: how long the model waits for more requests to fill a
     /// batch. Zero turns batching off (each request is its own batch). By
@@ -94,7 +95,7 @@ impl Default for ServeConfig {
             max_images_per_request: 256,
             queue_capacity: 64,
             request_timeout: Duration::from_secs(30),
-            max_batch: 32,
+            max_batch: 16,
             max_delay: Duration::from_millis(2),
             max_pixels: cvtk_dataset::decode::DEFAULT_MAX_PIXELS,
             urls: UrlPolicy::default(),

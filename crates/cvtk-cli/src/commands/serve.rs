@@ -31,7 +31,7 @@ pub struct Args {
     #[arg(long, default_value = "auto")]
     device: String,
     /// Dynamic batching: most images per forward pass.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 16)]
     max_batch: usize,
     /// Dynamic batching: milliseconds to wait for more requests (0 = off).
     #[arg(long, default_value_t = 2)]
