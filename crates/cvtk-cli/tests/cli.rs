@@ -212,3 +212,60 @@ fn evaluate_prints_metrics_and_writes_the_report() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("use train or test"));
 }
+
+#[test]
+fn augment_writes_copies_and_train_takes_a_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, manifest) = split_colours(dir.path());
+    let pipeline = concat!(env!("CARGO_MANIFEST_DIR"), "/../../sample_data/pipelines/flip_crop.json");
+    let out = dir.path().join("aug");
+    let summary = json(&cvtk(&[
+        "augment",
+        manifest.to_str().unwrap(),
+        "--pipeline",
+        pipeline,
+        "--part",
+        "train",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!((summary["originals"].as_u64(), summary["copies"].as_u64()), (Some(9), Some(9)));
+    let listed = json(&cvtk(&["dataset", "info", summary["manifest"].as_str().unwrap(), "--json"]));
+    assert_eq!(listed["images"], 18);
+
+    let photo = concat!(env!("CARGO_MANIFEST_DIR"), "/../../sample_data/pipelines/photo.toml");
+    let model = dir.path().join("model");
+    let trained = json(&cvtk(&[
+        "train",
+        manifest.to_str().unwrap(),
+        "--base-model",
+        "small-cnn",
+        "--random-init",
+        "--lr-per-mb",
+        "0.01*2",
+        "--mb-size",
+        "4",
+        "--device",
+        "cpu",
+        "--augment",
+        photo,
+        "--out",
+        model.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(trained["history"].as_array().unwrap().len(), 2);
+
+    let svm = cvtk(&["train", manifest.to_str().unwrap(), "--classifier", "svm", "--augment", photo, "--out", "x"]);
+    assert_eq!(svm.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&svm.stderr).contains("cvtk augment"));
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"type": "Fliplr", "p": 2}"#).unwrap();
+    let refused = cvtk(&["augment", manifest.to_str().unwrap(), "--pipeline", bad.to_str().unwrap(), "--out", "y"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("Fliplr.p"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}

@@ -1,5 +1,6 @@
 //! The subcommands, one module each.
 
+mod augment;
 mod dataset;
 mod deploy;
 mod evaluate;
@@ -19,6 +20,8 @@ pub enum Command {
     /// Inspect and split datasets.
     #[command(subcommand)]
     Dataset(dataset::Command),
+    /// Write augmented copies of a dataset's images (imgaug-style pipelines in JSON or TOML).
+    Augment(augment::Args),
     /// Train a classifier: fine-tune a network, or a linear SVM on its features.
     Train(train::Args),
     /// Classify images with a trained model, or a pretrained network's ImageNet classes.
@@ -39,6 +42,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::SampleData(args) => sample_data::run(args),
         Command::Dataset(cmd) => dataset::run(cmd),
+        Command::Augment(args) => augment::run(args),
         Command::Train(args) => train::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Evaluate(args) => evaluate::run(args),

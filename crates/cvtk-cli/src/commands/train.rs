@@ -107,6 +107,9 @@ pub struct Args {
     /// Write TensorBoard event files here.
     #[arg(long)]
     tensorboard: Option<PathBuf>,
+    /// Augment training images on the fly with this pipeline (JSON or TOML; see `cvtk augment`).
+    #[arg(long)]
+    augment: Option<PathBuf>,
     /// SVM regularisation C.
     #[arg(long, default_value_t = 1.0)]
     c: f64,
@@ -166,6 +169,9 @@ struct Summary {
 
 /// Runs `cvtk train`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.augment.is_some() && matches!(args.classifier, ClassifierKind::Svm) {
+        anyhow::bail!("--augment applies to fine-tuning (--classifier dnn); for an SVM, write augmented copies first with `cvtk augment`");
+    }
     let ds = open_dataset(&args.dataset, false)?;
     let (train, eval): (ClassificationDataset, Option<ClassificationDataset>) = match ds.split_info() {
         Some(_) => (ds.train()?, Some(ds.test()?)),
@@ -202,7 +208,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 (None, None) => TrainConfig::default().lr_per_mb,
             };
             let quiet = args.json;
+            let augmentation = match &args.augment {
+                Some(p) => {
+                    Some(Arc::new(cvtk_augment::Pipeline::from_file(p)?) as Arc<dyn cvtk_dataset::ImageTransform>)
+                }
+                None => None,
+            };
             let cfg = TrainConfig {
+                augmentation,
                 lr_per_mb,
                 mb_size: args.mb_size,
                 momentum: args.momentum,

@@ -1,0 +1,97 @@
+//! [`augment_dataset`]: the original's `augment_dataset`, writing augmented
+//! copies of every image and returning a dataset of originals plus copies.
+
+use std::path::{Path, PathBuf};
+
+use cvtk_dataset::{ClassificationDataset, ImageInfo, Split, StorageContext};
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::Pipeline;
+
+/// Writes, for every image of `dataset` and every pipeline, one augmented copy
+/// as PNG under `<outputs>/augmented/<dataset name>/<label>/`, and returns a
+/// dataset holding the originals and the copies (41 images and one pipeline
+/// give 82), labels kept. A copy of a training image is in the training part
+/// of the result's split, and likewise for test images, when `dataset` has a
+/// split. `seed` makes the copies reproducible.
+pub fn augment_dataset(
+    dataset: &ClassificationDataset,
+    pipelines: &[Pipeline],
+    storage: &StorageContext,
+    seed: u64,
+) -> Result<ClassificationDataset> {
+    let out = storage.outputs().join("augmented").join(sanitize(dataset.name()));
+    augment_dataset_into(dataset, pipelines, &out, seed)
+}
+
+/// Like [`augment_dataset`], writing into `out` instead.
+pub fn augment_dataset_into(
+    dataset: &ClassificationDataset,
+    pipelines: &[Pipeline],
+    out: &Path,
+    seed: u64,
+) -> Result<ClassificationDataset> {
+    let labels = dataset.labels().to_vec();
+    let names = dataset.label_names();
+    for name in &names {
+        let dir = out.join(sanitize(name));
+        std::fs::create_dir_all(&dir).map_err(|source| Error::Io { action: "cannot create", path: dir, source })?;
+    }
+    let next_id = dataset.images().iter().map(|i| i.id).max().map_or(0, |m| m + 1);
+    let jobs: Vec<(usize, &ImageInfo)> =
+        (0..pipelines.len()).flat_map(|k| dataset.images().iter().map(move |img| (k, img))).collect();
+    let bar = cvtk_dataset::progress::bar(jobs.len() as u64, "augmenting");
+    let copies: Vec<ImageInfo> = jobs
+        .par_iter()
+        .enumerate()
+        .map(|(n, (k, img))| {
+            let source = cvtk_dataset::decode::decode_rgb(&img.path, cvtk_dataset::decode::DEFAULT_MAX_PIXELS)?;
+            let augmented = pipelines[*k].run(source, cvtk_dataset::mix_seed(seed, *k as u64, img.id));
+            let stem =
+                img.path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| img.id.to_string());
+            let label = names.get(img.label()).map(|s| sanitize(s)).unwrap_or_default();
+            let path: PathBuf = out.join(label).join(format!("{stem}_{}_aug{k}.png", img.id));
+            let mut bytes = std::io::Cursor::new(Vec::new());
+            augmented
+                .write_to(&mut bytes, image::ImageFormat::Png)
+                .map_err(|e| Error::Image { path: path.clone(), reason: e.to_string() })?;
+            cvtk_dataset::write_atomic(&path, bytes.get_ref())?;
+            bar.inc(1);
+            Ok(ImageInfo {
+                id: next_id + n as u64,
+                name: path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+                path,
+                labels: img.labels.clone(),
+            })
+        })
+        .collect::<Result<_>>()?;
+    bar.finish_and_clear();
+    let source_ids: Vec<u64> = jobs.iter().map(|(_, img)| img.id).collect();
+    let mut images = dataset.images().to_vec();
+    images.extend(copies.iter().cloned());
+    let mut result = ClassificationDataset::from_parts(format!("{}-augmented", dataset.name()), labels, images)?;
+    if let Some(split) = dataset.split_info() {
+        let (mut train, mut test) = (split.train.clone(), split.test.clone());
+        for (copy, src) in copies.iter().zip(&source_ids) {
+            if split.train.contains(src) {
+                train.push(copy.id);
+            } else if split.test.contains(src) {
+                test.push(copy.id);
+            }
+        }
+        result.set_split(Split { train, test, ..split.clone() })?;
+    }
+    Ok(result)
+}
+
+/// A file-name-safe version of a label or dataset name.
+fn sanitize(name: &str) -> String {
+    let s: String =
+        name.chars().map(|c| if c.is_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' }).collect();
+    if s.is_empty() || s.starts_with('.') {
+        format!("_{s}")
+    } else {
+        s
+    }
+}

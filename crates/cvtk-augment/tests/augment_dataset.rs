@@ -1,0 +1,107 @@
+//! `augment_dataset`: copies written, originals kept, labels and split carried.
+
+use cvtk_augment::{augment_dataset, Crop, Fliplr, Pipeline, Sequential};
+use cvtk_dataset::{ClassificationDataset, StorageContext};
+
+#[path = "../../cvtk-dataset/tests/common/mod.rs"]
+mod images;
+
+fn pipeline() -> Pipeline {
+    Pipeline::new(
+        Sequential::new(vec![Fliplr::new(0.5).unwrap().into(), Crop::percent((0.0, 0.1)).unwrap().into()]).unwrap(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn forty_one_training_images_and_one_pipeline_give_eighty_two() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("dishes");
+    images::make_tree(&root, &["plate", "bowl", "cup"], &[21, 21, 21]);
+    let mut ds = ClassificationDataset::create_from_dir("dishes", &root).unwrap();
+    let split = ds.split(0.66, true, 0).unwrap();
+    ds.set_split(split).unwrap();
+    let train = ds.train().unwrap();
+    assert_eq!(train.len(), 41);
+    let storage = StorageContext::under(dir.path().join("store"));
+    let out = augment_dataset(&train, &[pipeline()], &storage, 1).unwrap();
+    assert_eq!(out.len(), 82);
+    assert_eq!(out.label_names(), train.label_names());
+    // Each copy has its original's label and exists on disk, under outputs/.
+    let counts = |d: &ClassificationDataset| {
+        let mut c = vec![0; d.labels().len()];
+        d.images().iter().for_each(|i| c[i.label()] += 1);
+        c
+    };
+    assert_eq!(counts(&out), counts(&train).iter().map(|n| n * 2).collect::<Vec<_>>());
+    for img in &out.images()[41..] {
+        assert!(img.path.starts_with(storage.outputs().join("augmented")), "{}", img.path.display());
+        assert!(img.path.is_file());
+        let label = &out.label_names()[img.label()];
+        assert_eq!(img.path.parent().unwrap().file_name().unwrap().to_str().unwrap(), label);
+    }
+    // Two pipelines: three images per original; ids unique.
+    let two = augment_dataset(&train, &[pipeline(), pipeline()], &storage, 1).unwrap();
+    assert_eq!(two.len(), 123);
+    let mut ids: Vec<u64> = two.images().iter().map(|i| i.id).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 123);
+}
+
+#[test]
+fn a_split_is_carried_to_the_copies_and_survives_the_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("d");
+    images::make_tree(&root, &["a", "b"], &[5, 5]);
+    let mut ds = ClassificationDataset::create_from_dir("d", &root).unwrap();
+    let split = ds.split(0.6, true, 3).unwrap();
+    ds.set_split(split).unwrap();
+    let out = augment_dataset(&ds, &[pipeline()], &StorageContext::under(dir.path()), 0).unwrap();
+    assert_eq!(out.train().unwrap().len(), 2 * ds.train().unwrap().len());
+    assert_eq!(out.test().unwrap().len(), 2 * ds.test().unwrap().len());
+    let manifest = dir.path().join("aug.json");
+    out.to_manifest(&manifest).unwrap();
+    let back = ClassificationDataset::from_manifest(&manifest).unwrap();
+    assert_eq!(back.len(), out.len());
+    // Same seed, same bytes.
+    let again = augment_dataset(&ds, &[pipeline()], &StorageContext::under(dir.path().join("again")), 0).unwrap();
+    for (a, b) in out.images()[10..].iter().zip(&again.images()[10..]) {
+        assert_eq!(std::fs::read(&a.path).unwrap(), std::fs::read(&b.path).unwrap());
+    }
+}
+
+#[test]
+fn the_loader_applies_a_pipeline_on_the_fly_per_epoch_and_never_when_scoring() {
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("d");
+    images::make_tree(&root, &["a", "b"], &[4, 4]);
+    // Make the images asymmetric so a flip shows.
+    for entry in walk(&root) {
+        let img = image::RgbImage::from_fn(8, 8, |x, y| image::Rgb([(x * 30) as u8, (y * 30) as u8, 7]));
+        img.save(&entry).unwrap();
+    }
+    let ds = ClassificationDataset::create_from_dir("d", &root).unwrap();
+    let config = cvtk_dataset::LoaderConfig { threads: 2, ..cvtk_dataset::LoaderConfig::square(8) };
+    let flip = Pipeline::new(Fliplr::new(1.0).unwrap()).unwrap();
+    let plain = cvtk_dataset::ImageLoader::new(config.clone()).unwrap();
+    let augmenting = cvtk_dataset::ImageLoader::new(config).unwrap().with_transform(Arc::new(flip));
+    let first = |l: &cvtk_dataset::ImageLoader, shuffle: Option<u64>| {
+        l.batches(&ds, 8, shuffle, 0).next().unwrap().unwrap().images
+    };
+    // Training (a shuffle seed): flipped. Scoring (no seed): untouched.
+    let trained = first(&augmenting, Some(1));
+    let reference = first(&plain, Some(1));
+    assert!(trained.flip(&[3i64][..]).allclose(&reference, 0.0, 0.0, false));
+    assert!(first(&augmenting, None).allclose(&first(&plain, None), 0.0, 0.0, false));
+}
+
+fn walk(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for label in std::fs::read_dir(root).unwrap() {
+        for f in std::fs::read_dir(label.unwrap().path()).unwrap() {
+            out.push(f.unwrap().path());
+        }
+    }
+    out
+}
