@@ -70,7 +70,7 @@ test: setup lint
 	$(CARGO) test --workspace --doc --locked
 
 bench: setup
-	@echo "benchmarks arrive with the performance work (see benches/README.md)"
+	cargo bench --locked --bench augment
 
 clean:
 	$(CARGO) clean

@@ -15,11 +15,17 @@ fn clamp_u8(v: f32) -> u8 {
     v.round().clamp(0.0, 255.0) as u8
 }
 
-/// Applies `f(value, channel)` to every subpixel.
+/// Applies `f(value, channel)` to every subpixel, through a lookup table per channel.
 fn map(mut image: RgbImage, f: impl Fn(f32, usize) -> f32) -> RgbImage {
-    for px in image.pixels_mut() {
+    let mut lut = [[0u8; 256]; 3];
+    for (c, table) in lut.iter_mut().enumerate() {
+        for (v, out) in table.iter_mut().enumerate() {
+            *out = clamp_u8(f(v as f32, c));
+        }
+    }
+    for px in image.chunks_exact_mut(3) {
         for c in 0..3 {
-            px[c] = clamp_u8(f(f32::from(px[c]), c));
+            px[c] = lut[c][usize::from(px[c])];
         }
     }
     image
@@ -161,8 +167,62 @@ impl Augmenter for GaussianBlur {
         if sigma < 0.05 {
             return image;
         }
-        image::imageops::blur(&image, sigma)
+        gaussian_blur(&image, sigma)
     }
+}
+
+/// Separable Gaussian blur (radius 3 sigma, edges clamped) in fixed point.
+fn gaussian_blur(image: &RgbImage, sigma: f32) -> RgbImage {
+    let (w, h) = (image.width() as usize, image.height() as usize);
+    let radius = (3.0 * sigma).ceil().max(1.0) as usize;
+    let raw: Vec<f32> =
+        (0..=2 * radius).map(|i| (-((i as f32 - radius as f32).powi(2)) / (2.0 * sigma * sigma)).exp()).collect();
+    let sum: f32 = raw.iter().sum();
+    // Weights in 1/65536ths, the centre adjusted so they sum to exactly 65536
+    // (so a shift replaces the division, and flat areas stay flat).
+    let mut kernel: Vec<u32> = raw.iter().map(|k| (k / sum * 65536.0).round() as u32).collect();
+    let others: u32 = kernel.iter().enumerate().filter(|(i, _)| *i != radius).map(|(_, k)| k).sum();
+    kernel[radius] = 65536 - others;
+    let src: &[u8] = image;
+    let clamp = |i: isize, n: usize| i.clamp(0, n as isize - 1) as usize;
+    // Horizontal pass into u8 (rounded), over a row padded with its edge
+    // pixels so the inner loop needs no bounds logic; then vertical.
+    let mut tmp = vec![0u8; w * h * 3];
+    let mut padded = vec![0u8; (w + 2 * radius) * 3];
+    let mut acc = vec![0u32; w * 3];
+    for y in 0..h {
+        let row = &src[y * w * 3..(y + 1) * w * 3];
+        for (i, px) in padded.chunks_exact_mut(3).enumerate() {
+            let sx = clamp(i as isize - radius as isize, w) * 3;
+            px.copy_from_slice(&row[sx..sx + 3]);
+        }
+        acc.iter_mut().for_each(|a| *a = 0);
+        for (j, k) in kernel.iter().enumerate() {
+            for (a, v) in acc.iter_mut().zip(&padded[j * 3..j * 3 + w * 3]) {
+                *a += u32::from(*v) * k;
+            }
+        }
+        for (o, a) in tmp[y * w * 3..(y + 1) * w * 3].iter_mut().zip(&acc) {
+            *o = ((a + (1 << 15)) >> 16).min(255) as u8;
+        }
+    }
+    let mut out = RgbImage::new(w as u32, h as u32);
+    let dst: &mut [u8] = &mut out;
+    let stride = w * 3;
+    for y in 0..h {
+        acc.iter_mut().for_each(|a| *a = 0);
+        for (j, k) in kernel.iter().enumerate() {
+            let sy = clamp(y as isize + j as isize - radius as isize, h);
+            let row = &tmp[sy * stride..(sy + 1) * stride];
+            for (a, v) in acc.iter_mut().zip(row) {
+                *a += u32::from(*v) * k;
+            }
+        }
+        for (d, a) in dst[y * stride..(y + 1) * stride].iter_mut().zip(&acc) {
+            *d = ((a + (1 << 15)) >> 16).min(255) as u8;
+        }
+    }
+    out
 }
 
 /// Adds Gaussian noise of standard deviation `scale` (in 0..255 units;

@@ -33,7 +33,7 @@ impl Fliplr {
 impl Augmenter for Fliplr {
     fn augment(&self, image: RgbImage, rng: &mut ChaCha8Rng) -> RgbImage {
         if chance(rng, self.p) {
-            image::imageops::flip_horizontal(&image)
+            flip_rows(image)
         } else {
             image
         }
@@ -64,11 +64,39 @@ impl Flipud {
 impl Augmenter for Flipud {
     fn augment(&self, image: RgbImage, rng: &mut ChaCha8Rng) -> RgbImage {
         if chance(rng, self.p) {
-            image::imageops::flip_vertical(&image)
+            flip_columns(image)
         } else {
             image
         }
     }
+}
+
+/// Mirrors each row in place.
+fn flip_rows(mut image: RgbImage) -> RgbImage {
+    let w = image.width() as usize;
+    if w < 2 {
+        return image;
+    }
+    for row in image.chunks_exact_mut(w * 3) {
+        let (left, right) = row.split_at_mut(w / 2 * 3);
+        let right = &mut right[(w % 2) * 3..];
+        for (a, b) in left.chunks_exact_mut(3).zip(right.chunks_exact_mut(3).rev()) {
+            a.swap_with_slice(b);
+        }
+    }
+    image
+}
+
+/// Swaps rows top to bottom in place.
+fn flip_columns(mut image: RgbImage) -> RgbImage {
+    let (w, h) = (image.width() as usize, image.height() as usize);
+    let stride = w * 3;
+    let buf: &mut [u8] = &mut image;
+    for y in 0..h / 2 {
+        let (top, bottom) = buf.split_at_mut((h - 1 - y) * stride);
+        top[y * stride..(y + 1) * stride].swap_with_slice(&mut bottom[..stride]);
+    }
+    image
 }
 
 fn default_true() -> bool {
@@ -151,11 +179,15 @@ impl Augmenter for Crop {
         let r = r.min(w.saturating_sub(1 + l));
         let t = t.min(h.saturating_sub(1));
         let b = b.min(h.saturating_sub(1 + t));
-        let cropped = image::imageops::crop_imm(&image, l, t, w - l - r, h - t - b).to_image();
+        let (cw, ch) = (w - l - r, h - t - b);
+        if (cw, ch) == (w, h) {
+            return image;
+        }
         if self.keep_size {
-            resize(&cropped, w, h)
+            // Crop and resize back in one pass of the SIMD resizer.
+            resize_region(&image, (l, t, cw, ch), w, h)
         } else {
-            cropped
+            image::imageops::crop_imm(&image, l, t, cw, ch).to_image()
         }
     }
 }
@@ -390,13 +422,38 @@ fn warp(image: &RgbImage, a: [[f64; 2]; 2], t: (f64, f64), mode: FillMode, fill:
     let (cx, cy) = ((f64::from(w) - 1.0) / 2.0, (f64::from(h) - 1.0) / 2.0);
     let det = a[0][0] * a[1][1] - a[0][1] * a[1][0];
     let inv = [[a[1][1] / det, -a[0][1] / det], [-a[1][0] / det, a[0][0] / det]];
-    let snap = |v: f64| if (v - v.round()).abs() < 1e-6 { v.round() } else { v };
+    // Source positions in 16.16 fixed point: exact for quarter turns (whose
+    // matrix entries round to 0 and +-1) and cheap per pixel.
+    let fixed = |v: f64| (v * 65536.0).round() as i64;
+    let (step_x, step_y) = (fixed(inv[0][0]), fixed(inv[1][0]));
+    let (max_x, max_y) = ((i64::from(w) - 1) << 16, (i64::from(h) - 1) << 16);
+    let src: &[u8] = image;
+    let stride = w as usize * 3;
     let mut out = RgbImage::new(w, h);
-    for (x, y, px) in out.enumerate_pixels_mut() {
-        let (dx, dy) = (f64::from(x) - cx - t.0, f64::from(y) - cy - t.1);
-        let sx = snap(inv[0][0] * dx + inv[0][1] * dy + cx);
-        let sy = snap(inv[1][0] * dx + inv[1][1] * dy + cy);
-        *px = bilinear(image, sx, sy, mode, fill);
+    for (y, row) in out.chunks_exact_mut(stride).enumerate() {
+        let dy = y as f64 - cy - t.1;
+        let dx0 = -cx - t.0;
+        let mut sx = fixed(inv[0][0] * dx0 + inv[0][1] * dy + cx);
+        let mut sy = fixed(inv[1][0] * dx0 + inv[1][1] * dy + cy);
+        for px in row.chunks_exact_mut(3) {
+            if sx >= 0 && sy >= 0 && sx < max_x && sy < max_y {
+                // Inside: all four neighbours exist; 8-bit weights.
+                let (x0, y0) = ((sx >> 16) as usize, (sy >> 16) as usize);
+                let (fx, fy) = (((sx >> 8) & 255) as u32, ((sy >> 8) & 255) as u32);
+                let i = y0 * stride + x0 * 3;
+                let (a, b) = (&src[i..i + 6], &src[i + stride..i + stride + 6]);
+                for k in 0..3 {
+                    let top = u32::from(a[k]) * (256 - fx) + u32::from(a[k + 3]) * fx;
+                    let bottom = u32::from(b[k]) * (256 - fx) + u32::from(b[k + 3]) * fx;
+                    px[k] = ((top * (256 - fy) + bottom * fy + (1 << 15)) >> 16) as u8;
+                }
+            } else {
+                let (x, y) = (sx as f64 / 65536.0, sy as f64 / 65536.0);
+                px.copy_from_slice(&bilinear(image, x, y, mode, fill).0);
+            }
+            sx += step_x;
+            sy += step_y;
+        }
     }
     out
 }
@@ -515,11 +572,24 @@ pub(crate) fn resize(image: &RgbImage, w: u32, h: u32) -> RgbImage {
     if image.dimensions() == (w, h) {
         return image.clone();
     }
+    resize_region(image, (0, 0, image.width(), image.height()), w, h)
+}
+
+/// Resizes the region (left, top, width, height) of `image` to `w` x `h`.
+fn resize_region(image: &RgbImage, (l, t, cw, ch): (u32, u32, u32, u32), w: u32, h: u32) -> RgbImage {
     let mut dst = RgbImage::new(w, h);
-    let options = fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Bilinear));
+    let options = fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Bilinear)).crop(
+        f64::from(l),
+        f64::from(t),
+        f64::from(cw),
+        f64::from(ch),
+    );
     match fr::Resizer::new().resize(image, &mut dst, &options) {
         Ok(()) => dst,
         // Only fails on unsupported pixel layouts, which RgbImage is not.
-        Err(_) => image::imageops::resize(image, w, h, image::imageops::FilterType::Triangle),
+        Err(_) => {
+            let region = image::imageops::crop_imm(image, l, t, cw, ch).to_image();
+            image::imageops::resize(&region, w, h, image::imageops::FilterType::Triangle)
+        }
     }
 }

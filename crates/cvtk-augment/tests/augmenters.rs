@@ -269,3 +269,18 @@ fn bad_pipeline_text_gets_errors_that_say_what_is_wrong() {
     let parse = Pipeline::from_file(&path).unwrap_err().to_string();
     assert!(parse.contains("p.toml"), "{parse}");
 }
+
+#[test]
+fn blur_keeps_flat_areas_and_spreads_a_point_symmetrically() {
+    let flat = RgbImage::from_pixel(20, 15, Rgb([90, 120, 200]));
+    assert_eq!(run(&GaussianBlur::new(2.0).unwrap(), &flat, 0), flat);
+    let mut dot = RgbImage::new(21, 21);
+    dot.put_pixel(10, 10, Rgb([255, 255, 255]));
+    let b = run(&GaussianBlur::new(1.5).unwrap(), &dot, 0);
+    assert!(b.get_pixel(10, 10)[0] < 255 && b.get_pixel(10, 10)[0] > b.get_pixel(11, 10)[0]);
+    for (dx, dy) in [(1, 0), (2, 1), (3, 3)] {
+        let v = b.get_pixel(10 + dx, 10 + dy);
+        assert_eq!(v, b.get_pixel(10 - dx, 10 - dy));
+        assert_eq!(v, b.get_pixel(10 + dy, 10 + dx));
+    }
+}

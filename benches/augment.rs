@@ -1,0 +1,128 @@
+//! Augmentation speed: cvtk-augment against albumentations (PyPI 2.0.8, on
+//! OpenCV) running the same pipelines on the same photos, in the same run,
+//! alternating, at 1 and 2 threads. Decoding is excluded on both sides.
+//!
+//! `cargo bench --bench augment` (or `make bench`) prints the medians and
+//! ratios as a Markdown table. Without `--bench` (as `cargo test` runs it) it
+//! does one tiny round, so the benchmark cannot rot.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use cvtk::augment::{Affine, Crop, FillMode, Fliplr, GaussianBlur, Multiply, Pipeline, Sequential};
+use rayon::prelude::*;
+
+/// The photos: scikit-image's bundled RGB test photos (0.1 to 2 MP), from the venv.
+fn photos(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let lib = root.join(".venv/lib");
+    let python_dir = std::fs::read_dir(&lib)
+        .with_context(|| format!("{} missing; run `make setup`", lib.display()))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("python3")))
+        .context("no python3.* in .venv/lib")?;
+    let data = python_dir.join("site-packages/skimage/data");
+    let names = [
+        "astronaut.png",
+        "chelsea.png",
+        "coffee.png",
+        "hubble_deep_field.jpg",
+        "ihc.png",
+        "motorcycle_left.png",
+        "motorcycle_right.png",
+        "retina.jpg",
+        "rocket.jpg",
+    ];
+    let paths: Vec<PathBuf> = names.iter().map(|n| data.join(n)).collect();
+    if let Some(missing) = paths.iter().find(|p| !p.is_file()) {
+        bail!("{} missing; `make setup` installs scikit-image into .venv", missing.display());
+    }
+    Ok(paths)
+}
+
+fn pipeline(name: &str) -> anyhow::Result<Pipeline> {
+    let mut steps = vec![Fliplr::new(0.5)?.into(), Crop::percent((0.0, 0.1))?.into()];
+    if name == "photo" {
+        steps.push(Affine::new().rotate((-15.0, 15.0))?.mode(FillMode::Reflect).into());
+        steps.push(Multiply::new((0.8, 1.2))?.into());
+        steps.push(GaussianBlur::new((0.1, 1.0))?.into());
+    }
+    Ok(Pipeline::new(Sequential::new(steps)?)?)
+}
+
+/// Images per second of cvtk over `repeats` passes.
+fn cvtk_rate(p: &Pipeline, images: &[image::RgbImage], threads: usize, repeats: usize) -> anyhow::Result<f64> {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+    let jobs: Vec<(usize, u64)> =
+        (0..repeats).flat_map(|r| (0..images.len()).map(move |i| (i, (r * 1000 + i) as u64))).collect();
+    let start = Instant::now();
+    let sizes: Vec<(u32, u32)> =
+        pool.install(|| jobs.par_iter().map(|&(i, seed)| p.run(images[i].clone(), seed).dimensions()).collect());
+    let secs = start.elapsed().as_secs_f64();
+    assert!(sizes.iter().zip(jobs.iter()).all(|(s, (i, _))| *s == images[*i].dimensions()));
+    Ok(jobs.len() as f64 / secs)
+}
+
+/// Images per second of albumentations over `repeats` passes.
+fn python_rate(root: &Path, name: &str, paths: &[PathBuf], threads: usize, repeats: usize) -> anyhow::Result<f64> {
+    let python = root.join(".venv/bin/python");
+    let out = Command::new(&python)
+        .arg(root.join("benches/python/augment_albumentations.py"))
+        .args([name, &threads.to_string(), &repeats.to_string()])
+        .args(paths)
+        .env("OMP_NUM_THREADS", threads.to_string())
+        .output()
+        .with_context(|| format!("cannot run {}; run `make setup`", python.display()))?;
+    if !out.status.success() {
+        bail!("albumentations failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let (n, s) = (v["images"].as_f64().context("images")?, v["seconds"].as_f64().context("seconds")?);
+    Ok(n / s)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() -> anyhow::Result<()> {
+    let full = std::env::args().any(|a| a == "--bench");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut paths = photos(&root)?;
+    let (rounds, repeats) = if full { (5, 4) } else { (1, 1) };
+    if !full {
+        paths.truncate(2);
+    }
+    let images: Vec<image::RgbImage> = paths
+        .iter()
+        .map(|p| cvtk::dataset::decode::decode_rgb(p, cvtk::dataset::decode::DEFAULT_MAX_PIXELS))
+        .collect::<Result<_, _>>()?;
+    let megapixels: f64 =
+        images.iter().map(|i| f64::from(i.width() * i.height()) / 1e6).sum::<f64>() / images.len() as f64;
+    println!(
+        "augmentation: {} photos (mean {:.2} MP), {rounds} rounds of {repeats} passes, alternating cvtk and albumentations\n",
+        images.len(),
+        megapixels
+    );
+    println!("| pipeline | threads | cvtk images/s | albumentations images/s | cvtk / albumentations |");
+    println!("|---|---|---|---|---|");
+    for name in ["flip_crop", "photo"] {
+        let p = pipeline(name)?;
+        for threads in [1, 2] {
+            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+            for _ in 0..rounds {
+                ours.push(cvtk_rate(&p, &images, threads, repeats)?);
+                theirs.push(python_rate(&root, name, &paths, threads, repeats)?);
+            }
+            let (a, b) = (median(ours), median(theirs));
+            if !(a > 0.0 && b > 0.0) {
+                bail!("a rate was not positive: cvtk {a}, albumentations {b}");
+            }
+            println!("| {name} | {threads} | {a:.1} | {b:.1} | {:.2}x |", a / b);
+        }
+    }
+    Ok(())
+}
