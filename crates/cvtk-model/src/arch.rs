@@ -141,6 +141,18 @@ impl Architecture {
         }
     }
 
+    /// The momentum of the network's batch-norm running statistics (PyTorch's
+    /// convention), or None for a network without batch norm.
+    pub fn batch_norm_momentum(self) -> Option<f64> {
+        match self {
+            Architecture::EfficientnetLite0 | Architecture::EfficientnetLite1 | Architecture::EfficientnetLite2 => {
+                Some(0.01)
+            }
+            Architecture::SmallCnn => None,
+            _ => Some(0.1),
+        }
+    }
+
     /// The smallest input side the network accepts.
     pub fn min_image_size(self) -> u32 {
         match self {

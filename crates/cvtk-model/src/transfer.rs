@@ -50,6 +50,13 @@ pub struct TrainConfig {
     pub progress: bool,
     /// Called after each epoch with its statistics (the CLI prints them). By default, none.
     pub on_epoch: Option<EpochCallback>,
+    /// After the last epoch, recompute batch norm's running statistics as the
+    /// average over one pass of the training images (as PyTorch's
+    /// `swa_utils.update_bn`), so eval-mode scores describe the new images rather
+    /// than lag behind them (EfficientNet-Lite's momentum is 0.01). Skipped with
+    /// a frozen backbone. The last epoch's `eval_acc` is then measured after
+    /// recalibration. By default, true.
+    pub recalibrate_batch_norm: bool,
 }
 
 impl std::fmt::Debug for TrainConfig {
@@ -84,6 +91,7 @@ impl Default for TrainConfig {
             loader_threads: 0,
             progress: true,
             on_epoch: None,
+            recalibrate_batch_norm: true,
         }
     }
 }
@@ -366,12 +374,73 @@ impl TransferModel {
             }
             self.history.push(stats);
         }
+        if cfg.recalibrate_batch_norm && !cfg.freeze_backbone && self.recalibrate_batch_norm(&train_set, cfg)? {
+            if let (Some(ev), Some(last)) = (&eval_set, self.history.len().checked_sub(1)) {
+                let acc = self.score_dataset(ev, cfg.mb_size.max(16), false)?.accuracy();
+                tracing::info!("eval accuracy after batch-norm recalibration: {:.2}%", 100.0 * acc);
+                self.history[last].eval_acc = Some(acc);
+            }
+        }
         if cfg.freeze_backbone {
             for (_, var) in self.vs.variables() {
                 let _ = var.set_requires_grad(true);
             }
         }
         Ok(&self.history[first_epoch..])
+    }
+
+    /// Sets every batch-norm layer's running mean and variance to their
+    /// average over the batches of `train_set` (no augmentation). Each batch
+    /// runs in training mode after the statistics are zeroed, so a layer's
+    /// updated statistics are exactly momentum times that batch's, whatever
+    /// the momentum. Returns whether there was anything to recalibrate.
+    fn recalibrate_batch_norm(&mut self, train_set: &ClassificationDataset, cfg: &TrainConfig) -> Result<bool> {
+        let Some(m) = self.arch.batch_norm_momentum() else { return Ok(false) };
+        let stats: Vec<Tensor> = self
+            .vs
+            .variables()
+            .into_iter()
+            .filter(|(n, _)| n.ends_with("running_mean") || n.ends_with("running_var"))
+            .map(|(_, t)| t)
+            .collect();
+        if stats.is_empty() {
+            return Ok(false);
+        }
+        let saved: Vec<Tensor> = stats.iter().map(Tensor::copy).collect();
+        let mut sums: Vec<Tensor> = stats.iter().map(Tensor::zeros_like).collect();
+        let loader = ImageLoader::new(LoaderConfig { threads: cfg.loader_threads, ..self.loader.clone() })?;
+        let device = self.vs.device();
+        let mut batches = 0f64;
+        let result = tch::no_grad(|| -> Result<()> {
+            for batch in loader.batches(train_set, cfg.mb_size, None, 0) {
+                let batch = batch?;
+                if batch.ids.len() < 2 {
+                    continue;
+                }
+                for t in &stats {
+                    let _ = t.shallow_clone().f_zero_()?;
+                }
+                let _ = self.net.forward_t(&batch.images.f_to_device(device)?, true);
+                for (sum, t) in sums.iter_mut().zip(&stats) {
+                    *sum = sum.f_add(&t.f_div_scalar(m)?)?;
+                }
+                batches += 1.0;
+            }
+            Ok(())
+        });
+        let ok = result.is_ok() && batches > 0.0;
+        tch::no_grad(|| -> Result<()> {
+            for ((t, sum), old) in stats.iter().zip(&sums).zip(&saved) {
+                let value = if ok { sum.f_div_scalar(batches)? } else { old.shallow_clone() };
+                t.shallow_clone().f_copy_(&value)?;
+            }
+            Ok(())
+        })?;
+        result?;
+        if ok {
+            tracing::info!("batch-norm statistics recalibrated over {} batches", batches);
+        }
+        Ok(ok)
     }
 
     /// A dataset whose label indices follow this model's label order.

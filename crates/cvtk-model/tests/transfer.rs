@@ -189,3 +189,42 @@ fn a_lone_last_image_does_not_poison_batch_norm() {
     let scores = m.score_dataset(&ds, 4, false).unwrap();
     assert!(scores.values.iter().flatten().all(|v| v.is_finite()), "{:?}", scores.values);
 }
+
+/// The saved model's tensors by name.
+fn saved_tensors(m: &TransferModel, dir: &std::path::Path) -> std::collections::HashMap<String, tch::Tensor> {
+    m.save(dir).unwrap();
+    let file = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .unwrap();
+    cvtk_model::weights::read_state_dict(&file).unwrap().into_iter().collect()
+}
+
+#[test]
+fn batch_norm_statistics_are_recalibrated_to_the_training_images_average() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = colour_dataset(dir.path(), 12);
+    let cfg = |recalibrate| TrainConfig { recalibrate_batch_norm: recalibrate, ..quick_config(1) };
+    let mut m = small_model(ds.label_names());
+    m.train(&ds, &cfg(true), None).unwrap();
+    let t = saved_tensors(&m, &dir.path().join("m1"));
+    // The first batch norm's input is conv1's output: its running mean must be
+    // the average over the (unshuffled) training batches of the per-batch
+    // channel means.
+    let loader = cvtk_dataset::ImageLoader::new(m.loader_config()).unwrap();
+    let mut means = Vec::new();
+    for batch in loader.batches(&ds, 8, None, 0) {
+        let x = batch.unwrap().images;
+        let y = x.conv2d(&t["conv1.weight"], None::<tch::Tensor>, [2, 2], [3, 3], [1, 1], 1);
+        means.push(y.mean_dim(&[0i64, 2, 3][..], false, tch::Kind::Float));
+    }
+    let expected = tch::Tensor::stack(&means, 0).mean_dim(&[0i64][..], false, tch::Kind::Float);
+    let diff = (&t["bn1.running_mean"] - &expected).abs().max().double_value(&[]);
+    assert!(diff < 1e-4, "bn1.running_mean is off by {diff}");
+    // Without recalibration the statistics are the momentum average instead.
+    let mut plain = small_model(ds.label_names());
+    plain.train(&ds, &cfg(false), None).unwrap();
+    let p = saved_tensors(&plain, &dir.path().join("m2"));
+    assert!((&p["bn1.running_mean"] - &expected).abs().max().double_value(&[]) > 1e-3);
+}

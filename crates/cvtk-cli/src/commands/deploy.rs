@@ -103,6 +103,9 @@ pub enum Command {
         name: String,
         #[command(flatten)]
         home: Home,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Write a Docker build context for a deployment's model, and build it when Docker answers.
     Docker {
@@ -272,8 +275,11 @@ pub fn run(command: Command) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Delete { name, home } => {
+        Command::Delete { name, home, json } => {
             if delete_if_service_exist(&home.storage(), &name)? {
+                if json {
+                    return print_json(&serde_json::json!({ "deleted": name }));
+                }
                 println!("deleted {name}");
             } else {
                 bail!("no deployment named '{name}' (see `cvtk deploy list`)");

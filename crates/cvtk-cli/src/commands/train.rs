@@ -107,6 +107,9 @@ pub struct Args {
     /// Write TensorBoard event files here.
     #[arg(long)]
     tensorboard: Option<PathBuf>,
+    /// Keep batch norm's running statistics as training left them (no recalibration pass).
+    #[arg(long)]
+    no_recalibrate_bn: bool,
     /// Augment training images on the fly with this pipeline (JSON or TOML; see `cvtk augment`).
     #[arg(long)]
     augment: Option<PathBuf>,
@@ -216,6 +219,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             };
             let cfg = TrainConfig {
                 augmentation,
+                recalibrate_batch_norm: !args.no_recalibrate_bn,
                 lr_per_mb,
                 mb_size: args.mb_size,
                 momentum: args.momentum,

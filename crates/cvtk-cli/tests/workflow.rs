@@ -1,0 +1,114 @@
+//! The whole workflow through the `cvtk` program, as a user would run it on a
+//! tiny dataset: sample data, dataset info and split, augmentation, training,
+//! evaluation with the report, prediction, deployment, scoring over HTTP, a
+//! load test, and deletion. Every step's `--json` output is checked.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::*;
+
+fn run(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cvtk"))
+        .args(args)
+        .env("CVTK_HOME", home)
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_eight_steps_on_a_tiny_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |p: &str| dir.path().join(p).to_str().unwrap().to_string();
+    let home = dir.path().join("home");
+    fake_mnist_5k(dir.path());
+
+    // 1. Create a dataset and split it.
+    let written = json(&run(
+        &home,
+        &["sample-data", "mnist-5k", "--data-dir", &d(""), "--classes", "0,1,2", "--out", &d("digits"), "--json"],
+    ));
+    assert_eq!(written["per_label"].as_array().unwrap().len(), 3);
+    let info = json(&run(&home, &["dataset", "info", &d("digits"), "--json"]));
+    assert_eq!(info["images"], 18);
+    let split = json(&run(
+        &home,
+        &["dataset", "split", &d("digits"), "--train-size", "0.66", "--stratify", "--out", &d("digits.json"), "--json"],
+    ));
+    assert_eq!(split["split"]["train"].as_u64().unwrap() + split["split"]["test"].as_u64().unwrap(), 18);
+
+    // 3. Augment the training part.
+    let pipeline = concat!(env!("CARGO_MANIFEST_DIR"), "/../../sample_data/pipelines/flip_crop.json");
+    let augmented = json(&run(
+        &home,
+        &["augment", &d("digits.json"), "--part", "train", "--pipeline", pipeline, "--out", &d("aug"), "--json"],
+    ));
+    assert_eq!(augmented["copies"], augmented["originals"]);
+
+    // 4-5. Define and train a model (the small CNN from scratch, to stay fast).
+    let trained = json(&run(
+        &home,
+        &[
+            "train",
+            augmented["manifest"].as_str().unwrap(),
+            "--base-model",
+            "small-cnn",
+            "--random-init",
+            "--lr-per-mb",
+            "0.01*2",
+            "--mb-size",
+            "4",
+            "--device",
+            "cpu",
+            "--out",
+            &d("model"),
+            "--json",
+        ],
+    ));
+    assert_eq!(trained["history"].as_array().unwrap().len(), 2);
+
+    // 6. Evaluate on the test part, with the report; predict one image.
+    let evaluated = json(&run(
+        &home,
+        &["evaluate", &d("digits.json"), "--model", &d("model"), "--report", &d("report"), "--device", "cpu", "--json"],
+    ));
+    assert_eq!(evaluated["images"], split["split"]["test"]);
+    assert!(Path::new(evaluated["report"].as_str().unwrap()).is_file());
+    let image = dir.path().join("digits/0/0_00000.png");
+    let predicted = json(&run(&home, &["predict", "--model", &d("model"), image.to_str().unwrap(), "--json"]));
+    assert_eq!(predicted[0]["top"].as_array().unwrap().len(), 3);
+
+    // 7. Deploy, score over HTTP (same answer as in-process), show.
+    let created =
+        json(&run(&home, &["deploy", "create", "digits", "--model", &d("model"), "--device", "cpu", "--json"]));
+    let scored = json(&run(&home, &["deploy", "score", "digits", image.to_str().unwrap(), "--json"]));
+    assert_eq!(scored[0]["label"], predicted[0]["top"][0]["label"]);
+    let local = predicted[0]["top"][0]["score"].as_f64().unwrap();
+    assert!((scored[0]["score"].as_f64().unwrap() - local).abs() < 1e-5);
+    let shown = json(&run(&home, &["deploy", "show", "digits", "--json"]));
+    assert_eq!(shown["url"], created["url"]);
+
+    // 8. Load-test it briefly, then delete it.
+    let load = json(&run(
+        &home,
+        &[
+            "loadtest",
+            "--deployment",
+            "digits",
+            "--images",
+            &d("digits"),
+            "--concurrency",
+            "4",
+            "--requests",
+            "40",
+            "--json",
+        ],
+    ));
+    assert_eq!(load["ok"], 40, "{load}");
+    let deleted = json(&run(&home, &["deploy", "delete", "digits", "--json"]));
+    assert_eq!(deleted["deleted"], "digits");
+    assert_eq!(json(&run(&home, &["deploy", "list", "--json"])), serde_json::json!([]));
+}
