@@ -219,24 +219,7 @@ fn augment_writes_copies_and_train_takes_a_pipeline() {
 
     let photo = concat!(env!("CARGO_MANIFEST_DIR"), "/../../sample_data/pipelines/photo.toml");
     let model = dir.path().join("model");
-    let trained = json(&cvtk(&[
-        "train",
-        manifest.to_str().unwrap(),
-        "--base-model",
-        "small-cnn",
-        "--random-init",
-        "--lr-per-mb",
-        "0.01*2",
-        "--mb-size",
-        "4",
-        "--device",
-        "cpu",
-        "--augment",
-        photo,
-        "--out",
-        model.to_str().unwrap(),
-        "--json",
-    ]));
+    let trained = train_small_cnn(&manifest, &model, 2, &["--augment", photo]);
     assert_eq!(trained["history"].as_array().unwrap().len(), 2);
 
     let svm = cvtk(&["train", manifest.to_str().unwrap(), "--classifier", "svm", "--augment", photo, "--out", "x"]);

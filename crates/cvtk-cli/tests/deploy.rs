@@ -17,22 +17,7 @@ use cvtk_model::{load_classifier, Device};
 fn tiny_model(dir: &Path) -> PathBuf {
     let (_, manifest) = split_colours(dir);
     let model = dir.join("model");
-    json(&cvtk(&[
-        "train",
-        manifest.to_str().unwrap(),
-        "--base-model",
-        "small-cnn",
-        "--random-init",
-        "--lr-per-mb",
-        "0.01*1",
-        "--mb-size",
-        "4",
-        "--device",
-        "cpu",
-        "--out",
-        model.to_str().unwrap(),
-        "--json",
-    ]));
+    train_small_cnn(&manifest, &model, 1, &[]);
     model
 }
 
@@ -80,15 +65,6 @@ fn wait_gone(pid: u64) {
     }
 }
 
-fn cvtk_home(home: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_cvtk"))
-        .args(args)
-        .env("CVTK_HOME", home)
-        .env("RUST_LOG", "error")
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn deploy_score_in_every_form_list_loadtest_and_delete() {
     let dir = tempfile::tempdir().unwrap();
@@ -100,7 +76,7 @@ fn deploy_score_in_every_form_list_loadtest_and_delete() {
     let local = load_classifier(&model, Device::Cpu).unwrap();
     let expected: Vec<Vec<f32>> = images.iter().map(|(p, _)| local.predict(p).unwrap().scores).collect();
 
-    let created = json(&cvtk_home(
+    let created = json(&cvtk_in(
         &home,
         &["deploy", "create", "tiny", "--model", model.to_str().unwrap(), "--device", "cpu", "--json"],
     ));
@@ -149,24 +125,24 @@ fn deploy_score_in_every_form_list_loadtest_and_delete() {
     assert_close(&scores(&existing), &expected[0], "score_existing_service_with_image");
 
     // The CLI scores too, and lists the deployment as running.
-    let cli_scores = json(&cvtk_home(&home, &["deploy", "score", "tiny", images[1].0.to_str().unwrap(), "--json"]));
+    let cli_scores = json(&cvtk_in(&home, &["deploy", "score", "tiny", images[1].0.to_str().unwrap(), "--json"]));
     let cli_first: Vec<f32> =
         cli_scores[0]["scores"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
     assert_close(&cli_first, &expected[1], "cvtk deploy score");
-    let listed = json(&cvtk_home(&home, &["deploy", "list", "--json"]));
+    let listed = json(&cvtk_in(&home, &["deploy", "list", "--json"]));
     assert_eq!(listed[0]["name"], "tiny");
     assert_eq!(listed[0]["status"], "running");
-    let shown = String::from_utf8(cvtk_home(&home, &["deploy", "show", "tiny"]).stdout).unwrap();
+    let shown = String::from_utf8(cvtk_in(&home, &["deploy", "show", "tiny"]).stdout).unwrap();
     assert!(shown.contains("curl") && shown.contains(&record.key().unwrap()), "{shown}");
 
     // A second deployment under the same name is refused while this one runs.
-    let again = cvtk_home(&home, &["deploy", "create", "tiny", "--model", model.to_str().unwrap()]);
+    let again = cvtk_in(&home, &["deploy", "create", "tiny", "--model", model.to_str().unwrap()]);
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains("already running"));
 
     // Load test on loopback: concurrency 32 for 30 s, no 5xx but deliberate 503s.
     let plot = dir.path().join("latency.svg");
-    let report = json(&cvtk_home(
+    let report = json(&cvtk_in(
         &home,
         &[
             "loadtest",
@@ -197,12 +173,12 @@ fn deploy_score_in_every_form_list_loadtest_and_delete() {
     assert!(std::fs::read_to_string(&plot).unwrap().contains("<svg"));
 
     // Delete: the record goes and so does the process.
-    let deleted = cvtk_home(&home, &["deploy", "delete", "tiny"]);
+    let deleted = cvtk_in(&home, &["deploy", "delete", "tiny"]);
     assert!(deleted.status.success(), "{}", String::from_utf8_lossy(&deleted.stderr));
     wait_gone(pid);
     assert!(!cvtk_deploy::is_existing_service(&storage, "tiny"));
-    assert_eq!(json(&cvtk_home(&home, &["deploy", "list", "--json"])), serde_json::json!([]));
-    assert_eq!(cvtk_home(&home, &["deploy", "delete", "tiny"]).status.code(), Some(1));
+    assert_eq!(json(&cvtk_in(&home, &["deploy", "list", "--json"])), serde_json::json!([]));
+    assert_eq!(cvtk_in(&home, &["deploy", "delete", "tiny"]).status.code(), Some(1));
 }
 
 #[test]
@@ -210,25 +186,25 @@ fn a_deployment_whose_process_died_is_reported_dead_and_can_be_replaced() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     let model = tiny_model(dir.path());
-    let created = json(&cvtk_home(
+    let created = json(&cvtk_in(
         &home,
         &["deploy", "create", "gone", "--model", model.to_str().unwrap(), "--device", "cpu", "--json"],
     ));
     let pid = created["pid"].as_u64().unwrap();
     assert!(Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap().success());
     wait_gone(pid);
-    let listed = json(&cvtk_home(&home, &["deploy", "list", "--json"]));
+    let listed = json(&cvtk_in(&home, &["deploy", "list", "--json"]));
     assert_eq!(listed[0]["status"], "dead", "{listed}");
-    let score = cvtk_home(&home, &["deploy", "score", "gone", "x.png"]);
+    let score = cvtk_in(&home, &["deploy", "score", "gone", "x.png"]);
     assert_eq!(score.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&score.stderr).contains("not running"));
     // Creating it again replaces the dead record.
-    let again = json(&cvtk_home(
+    let again = json(&cvtk_in(
         &home,
         &["deploy", "create", "gone", "--model", model.to_str().unwrap(), "--device", "cpu", "--json"],
     ));
     assert_ne!(again["pid"], created["pid"]);
-    assert!(cvtk_home(&home, &["deploy", "delete", "gone"]).status.success());
+    assert!(cvtk_in(&home, &["deploy", "delete", "gone"]).status.success());
     wait_gone(again["pid"].as_u64().unwrap());
 }
 

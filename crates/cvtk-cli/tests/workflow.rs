@@ -6,18 +6,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use common::*;
-
-fn run(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cvtk"))
-        .args(args)
-        .env("CVTK_HOME", home)
-        .env("RUST_LOG", "error")
-        .output()
-        .unwrap()
-}
 
 #[test]
 fn the_eight_steps_on_a_tiny_dataset() {
@@ -27,14 +17,14 @@ fn the_eight_steps_on_a_tiny_dataset() {
     fake_mnist_5k(dir.path());
 
     // 1. Create a dataset and split it.
-    let written = json(&run(
+    let written = json(&cvtk_in(
         &home,
         &["sample-data", "mnist-5k", "--data-dir", &d(""), "--classes", "0,1,2", "--out", &d("digits"), "--json"],
     ));
     assert_eq!(written["per_label"].as_array().unwrap().len(), 3);
-    let info = json(&run(&home, &["dataset", "info", &d("digits"), "--json"]));
+    let info = json(&cvtk_in(&home, &["dataset", "info", &d("digits"), "--json"]));
     assert_eq!(info["images"], 18);
-    let split = json(&run(
+    let split = json(&cvtk_in(
         &home,
         &["dataset", "split", &d("digits"), "--train-size", "0.66", "--stratify", "--out", &d("digits.json"), "--json"],
     ));
@@ -42,57 +32,40 @@ fn the_eight_steps_on_a_tiny_dataset() {
 
     // 3. Augment the training part.
     let pipeline = concat!(env!("CARGO_MANIFEST_DIR"), "/../../sample_data/pipelines/flip_crop.json");
-    let augmented = json(&run(
+    let augmented = json(&cvtk_in(
         &home,
         &["augment", &d("digits.json"), "--part", "train", "--pipeline", pipeline, "--out", &d("aug"), "--json"],
     ));
     assert_eq!(augmented["copies"], augmented["originals"]);
 
     // 4-5. Define and train a model (the small CNN from scratch, to stay fast).
-    let trained = json(&run(
-        &home,
-        &[
-            "train",
-            augmented["manifest"].as_str().unwrap(),
-            "--base-model",
-            "small-cnn",
-            "--random-init",
-            "--lr-per-mb",
-            "0.01*2",
-            "--mb-size",
-            "4",
-            "--device",
-            "cpu",
-            "--out",
-            &d("model"),
-            "--json",
-        ],
-    ));
+    let trained =
+        train_small_cnn(Path::new(augmented["manifest"].as_str().unwrap()), &dir.path().join("model"), 2, &[]);
     assert_eq!(trained["history"].as_array().unwrap().len(), 2);
 
     // 6. Evaluate on the test part, with the report; predict one image.
-    let evaluated = json(&run(
+    let evaluated = json(&cvtk_in(
         &home,
         &["evaluate", &d("digits.json"), "--model", &d("model"), "--report", &d("report"), "--device", "cpu", "--json"],
     ));
     assert_eq!(evaluated["images"], split["split"]["test"]);
     assert!(Path::new(evaluated["report"].as_str().unwrap()).is_file());
     let image = dir.path().join("digits/0/0_00000.png");
-    let predicted = json(&run(&home, &["predict", "--model", &d("model"), image.to_str().unwrap(), "--json"]));
+    let predicted = json(&cvtk_in(&home, &["predict", "--model", &d("model"), image.to_str().unwrap(), "--json"]));
     assert_eq!(predicted[0]["top"].as_array().unwrap().len(), 3);
 
     // 7. Deploy, score over HTTP (same answer as in-process), show.
     let created =
-        json(&run(&home, &["deploy", "create", "digits", "--model", &d("model"), "--device", "cpu", "--json"]));
-    let scored = json(&run(&home, &["deploy", "score", "digits", image.to_str().unwrap(), "--json"]));
+        json(&cvtk_in(&home, &["deploy", "create", "digits", "--model", &d("model"), "--device", "cpu", "--json"]));
+    let scored = json(&cvtk_in(&home, &["deploy", "score", "digits", image.to_str().unwrap(), "--json"]));
     assert_eq!(scored[0]["label"], predicted[0]["top"][0]["label"]);
     let local = predicted[0]["top"][0]["score"].as_f64().unwrap();
     assert!((scored[0]["score"].as_f64().unwrap() - local).abs() < 1e-5);
-    let shown = json(&run(&home, &["deploy", "show", "digits", "--json"]));
+    let shown = json(&cvtk_in(&home, &["deploy", "show", "digits", "--json"]));
     assert_eq!(shown["url"], created["url"]);
 
     // 8. Load-test it briefly, then delete it.
-    let load = json(&run(
+    let load = json(&cvtk_in(
         &home,
         &[
             "loadtest",
@@ -108,7 +81,7 @@ fn the_eight_steps_on_a_tiny_dataset() {
         ],
     ));
     assert_eq!(load["ok"], 40, "{load}");
-    let deleted = json(&run(&home, &["deploy", "delete", "digits", "--json"]));
+    let deleted = json(&cvtk_in(&home, &["deploy", "delete", "digits", "--json"]));
     assert_eq!(deleted["deleted"], "digits");
-    assert_eq!(json(&run(&home, &["deploy", "list", "--json"])), serde_json::json!([]));
+    assert_eq!(json(&cvtk_in(&home, &["deploy", "list", "--json"])), serde_json::json!([]));
 }

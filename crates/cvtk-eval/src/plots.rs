@@ -313,29 +313,48 @@ where
     Ok(())
 }
 
-fn training_chart<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, train: &[f64], test: &[f64]) -> Result<()>
+type XyChart<'a, DB> =
+    ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>;
+
+/// A white chart with a title, light grid and axis descriptions.
+fn xy_chart<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    title: &str,
+    x: std::ops::Range<f64>,
+    y: std::ops::Range<f64>,
+    (x_desc, y_desc): (&str, &str),
+) -> Result<XyChart<'a, DB>>
 where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE).map_err(plot_err)?;
-    let epochs = train.len().max(test.len()).max(1);
     let mut chart = ChartBuilder::on(root)
-        .caption("Training curves", (FONT, 22).into_font().style(FontStyle::Bold))
+        .caption(title, (FONT, 22).into_font().style(FontStyle::Bold))
         .margin(16)
         .x_label_area_size(44)
-        .y_label_area_size(54)
-        .build_cartesian_2d(1f64..(epochs as f64).max(2.0), 0f64..1.02)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x, y)
         .map_err(plot_err)?;
     chart
         .configure_mesh()
-        .x_desc("epoch")
-        .y_desc("accuracy")
+        .x_desc(x_desc)
+        .y_desc(y_desc)
         .axis_desc_style((FONT, 16))
         .label_style((FONT, 13))
         .light_line_style(RGBColor(240, 240, 240))
         .max_light_lines(1)
         .draw()
         .map_err(plot_err)?;
+    Ok(chart)
+}
+
+fn training_chart<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, train: &[f64], test: &[f64]) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let epochs = train.len().max(test.len()).max(1);
+    let mut chart =
+        xy_chart(root, "Training curves", 1f64..(epochs as f64).max(2.0), 0f64..1.02, ("epoch", "accuracy"))?;
     for (name, values, c) in [("train", train, colour(0)), ("test", test, colour(1))] {
         if values.is_empty() {
             continue;
@@ -363,25 +382,8 @@ fn latency_chart<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, points: &[(f
 where
     DB::ErrorType: 'static,
 {
-    root.fill(&WHITE).map_err(plot_err)?;
     let top = points.iter().map(|p| p.1).fold(0.0f64, f64::max).max(1e-3) * 1.08;
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, (FONT, 20).into_font().style(FontStyle::Bold))
-        .margin(16)
-        .x_label_area_size(44)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0f64..100f64, 0f64..top)
-        .map_err(plot_err)?;
-    chart
-        .configure_mesh()
-        .x_desc("percentile")
-        .y_desc("latency (ms)")
-        .axis_desc_style((FONT, 16))
-        .label_style((FONT, 13))
-        .light_line_style(RGBColor(240, 240, 240))
-        .max_light_lines(1)
-        .draw()
-        .map_err(plot_err)?;
+    let mut chart = xy_chart(root, title, 0f64..100f64, 0f64..top, ("percentile", "latency (ms)"))?;
     let c = colour(0);
     chart.draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2))).map_err(plot_err)?;
     for (p, name) in [(50.0, "p50"), (90.0, "p90"), (99.0, "p99")] {

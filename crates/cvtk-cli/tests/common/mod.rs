@@ -10,6 +10,40 @@ pub fn cvtk(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cvtk")).args(args).env("RUST_LOG", "error").output().unwrap()
 }
 
+/// Runs `cvtk` with `args` and `CVTK_HOME=home` (where deployments are recorded).
+pub fn cvtk_in(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cvtk"))
+        .args(args)
+        .env("CVTK_HOME", home)
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap()
+}
+
+/// Trains the small CNN from scratch (28x28 gray, fast) on `manifest` for
+/// `epochs` quick epochs, with `extra` flags; returns the `--json` summary.
+pub fn train_small_cnn(manifest: &Path, out: &Path, epochs: usize, extra: &[&str]) -> serde_json::Value {
+    let schedule = format!("0.01*{epochs}");
+    let mut args = vec![
+        "train",
+        manifest.to_str().unwrap(),
+        "--base-model",
+        "small-cnn",
+        "--random-init",
+        "--lr-per-mb",
+        &schedule,
+        "--mb-size",
+        "4",
+        "--device",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    json(&cvtk(&args))
+}
+
 /// Parses `out`'s stdout as JSON, failing with its stderr if the command failed.
 pub fn json(out: &Output) -> serde_json::Value {
     assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
