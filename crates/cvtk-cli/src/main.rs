@@ -13,7 +13,16 @@ use clap::Parser;
 
 /// Image classification by transfer learning: datasets, models, evaluation, deployment.
 #[derive(Parser, Debug)]
-#[command(name = "cvtk", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "cvtk",
+    version,
+    about = "Image classification by transfer learning: datasets, augmentation, models, evaluation, deployment",
+    long_about = None,
+    propagate_version = true,
+    after_help = "The workflow: sample-data (or your own folder per label) -> dataset split -> augment -> train -> \
+                  evaluate -> deploy create -> loadtest. Every subcommand has --help; most have --json.\n\
+                  Exit codes: 0 success, 1 runtime error (the message says what to do next), 2 usage error."
+)]
 struct Cli {
     #[command(subcommand)]
     command: commands::Command,
