@@ -79,7 +79,7 @@ test: setup lint
 	$(CARGO) test --workspace --doc --locked
 
 bench: setup
-	$(CARGO) bench --locked --bench augment
+	$(CARGO) bench --locked --bench augment --bench svm
 
 clean:
 	$(CARGO) clean
