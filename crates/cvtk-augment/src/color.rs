@@ -2,7 +2,6 @@
 //! Each keeps the image's size and clamps values to 0..=255.
 
 use image::RgbImage;
-use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
@@ -302,14 +301,5 @@ impl Augmenter for Grayscale {
             }
         }
         image
-    }
-}
-
-/// A uniform integer in `lo..=hi`.
-pub(crate) fn int_between(rng: &mut ChaCha8Rng, lo: usize, hi: usize) -> usize {
-    if lo >= hi {
-        lo
-    } else {
-        rng.random_range(lo..=hi)
     }
 }

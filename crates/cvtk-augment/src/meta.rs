@@ -5,9 +5,8 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::color::int_between;
 use crate::error::{invalid, Result};
-use crate::param::{chance, check_p};
+use crate::param::{chance, check_p, int_between};
 use crate::{Augmenter, Spec};
 
 fn run_all(children: &[Spec], order: &[usize], mut image: RgbImage, rng: &mut ChaCha8Rng) -> RgbImage {

@@ -77,3 +77,12 @@ pub(crate) fn check_p(augmenter: &'static str, field: &'static str, p: f32) -> R
 pub(crate) fn chance(rng: &mut ChaCha8Rng, p: f32) -> bool {
     p >= 1.0 || (p > 0.0 && rng.random::<f32>() < p)
 }
+
+/// A uniform integer in `lo..=hi`.
+pub(crate) fn int_between(rng: &mut ChaCha8Rng, lo: usize, hi: usize) -> usize {
+    if lo >= hi {
+        lo
+    } else {
+        rng.random_range(lo..=hi)
+    }
+}

@@ -8,8 +8,20 @@ use std::path::Path;
 use crate::{Error, Result};
 
 /// Writes `bytes` to `path` atomically (temp file in the same folder, fsync,
-/// rename). Creates the parent folder if needed.
+/// rename). Creates the parent folder if needed. Keeps the replaced file's
+/// permissions, or gives a new file the usual 0644.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let perms = std::fs::metadata(path).ok().map(|m| m.permissions()).or_else(default_permissions);
+    write_atomic_with(path, bytes, perms)
+}
+
+/// Like [`write_atomic`], but the file is readable and writable by its owner
+/// only (0600 on Unix), whatever it was before: for secrets such as service keys.
+pub fn write_atomic_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, bytes, private_permissions())
+}
+
+fn write_atomic_with(path: &Path, bytes: &[u8], perms: Option<std::fs::Permissions>) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -20,8 +32,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .tempfile_in(dir)
         .map_err(|e| Error::io("cannot create a temporary file in", dir, e))?;
     tmp.write_all(bytes).map_err(|e| Error::io("cannot write", tmp.path().to_path_buf(), e))?;
-    // Temp files are created 0600; keep the replaced file's mode, or the usual 0644.
-    if let Some(perms) = std::fs::metadata(path).ok().map(|m| m.permissions()).or_else(default_permissions) {
+    if let Some(perms) = perms {
         tmp.as_file()
             .set_permissions(perms)
             .map_err(|e| Error::io("cannot set permissions of", tmp.path().to_path_buf(), e))?;
@@ -39,6 +50,17 @@ fn default_permissions() -> Option<std::fs::Permissions> {
 
 #[cfg(not(unix))]
 fn default_permissions() -> Option<std::fs::Permissions> {
+    None
+}
+
+#[cfg(unix)]
+fn private_permissions() -> Option<std::fs::Permissions> {
+    use std::os::unix::fs::PermissionsExt;
+    Some(std::fs::Permissions::from_mode(0o600))
+}
+
+#[cfg(not(unix))]
+fn private_permissions() -> Option<std::fs::Permissions> {
     None
 }
 

@@ -49,7 +49,7 @@ mod storage;
 
 pub use dataset::{ClassificationDataset, ImageInfo, Label, ScanOptions, SkipKind, Skipped};
 pub use error::{Error, Result};
-pub use fsutil::{write_atomic, write_json_atomic};
+pub use fsutil::{write_atomic, write_atomic_private, write_json_atomic};
 pub use loader::{
     mix_seed, Batch, Batches, ColorMode, ImageLoader, ImageTransform, LoaderConfig, Normalization, ResizeMode,
 };

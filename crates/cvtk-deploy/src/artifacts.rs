@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::deployment::{check_name, find_server_exe, write_private};
+use crate::deployment::{check_name, find_server_exe};
 use crate::{Error, Result};
 
 /// The port the service listens on inside a container.
@@ -292,7 +292,7 @@ pub fn write_k8s_manifests(name: &str, out: &Path, options: &K8sOptions) -> Resu
             format!("# {file} for cvtk deployment {name}; apply with: kubectl apply -f {}\n{yaml}", out.display());
         let path = out.join(file);
         if file == "secret.yaml" {
-            write_private(&path, &text)?;
+            cvtk_dataset::write_atomic_private(&path, text.as_bytes())?;
         } else {
             write(&path, &text)?;
         }

@@ -65,7 +65,7 @@ impl Client {
     /// A client of the service at `endpoint` (`http://host:port`, with or
     /// without a trailing `/score`), sending `key` as a bearer token.
     pub fn new(endpoint: &str, key: Option<String>) -> Result<Self> {
-        let base = endpoint.trim_end_matches('/').trim_end_matches("/score").trim_end_matches('/').to_string();
+        let base = base_url(endpoint);
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(Error::config("endpoint", format!("'{endpoint}' is not an http(s) URL")));
         }
@@ -203,6 +203,11 @@ impl Client {
         }
         Ok(body)
     }
+}
+
+/// A service's base URL from an endpoint given with or without `/score`.
+pub(crate) fn base_url(endpoint: &str) -> String {
+    endpoint.trim_end_matches('/').trim_end_matches("/score").trim_end_matches('/').to_string()
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {

@@ -180,22 +180,6 @@ fn log_tail(path: &Path) -> String {
     }
 }
 
-/// Writes `contents` to `path` readable by the owner only, atomically.
-pub(crate) fn write_private(path: &Path, contents: &str) -> Result<()> {
-    use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    options.mode(0o600);
-    let mut f = options.open(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;
-    f.write_all(contents.as_bytes()).and_then(|()| f.sync_all()).map_err(|e| Error::io("cannot write", &tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io("cannot rename into", path, e))
-}
-
 impl Deployment {
     /// A deployment of the model in `model_dir` under `name`.
     pub fn new(name: impl Into<String>, model_dir: impl Into<PathBuf>, config: DeployConfig) -> Self {
@@ -227,7 +211,7 @@ impl Deployment {
         let dir = record_dir(storage, &self.name);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
         let key_file = dir.join("key");
-        write_private(&key_file, &generate_key())?;
+        cvtk_dataset::write_atomic_private(&key_file, generate_key().as_bytes())?;
         let addr_file = dir.join("address");
         let _ = std::fs::remove_file(&addr_file);
         let log_file = dir.join("server.log");
@@ -501,13 +485,21 @@ mod tests {
     fn private_files_are_owner_only() {
         let dir = tempfile_dir();
         let p = dir.join("key");
-        write_private(&p, "secret").unwrap();
+        cvtk_dataset::write_atomic_private(&p, b"secret").unwrap();
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
         }
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "secret");
+        // Replacing a world-readable file still leaves it owner-only.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+            cvtk_dataset::write_atomic_private(&p, b"new").unwrap();
+            assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        }
     }
 
     fn tempfile_dir() -> PathBuf {

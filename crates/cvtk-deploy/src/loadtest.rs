@@ -158,7 +158,7 @@ impl LoadTest {
     /// Runs the test on its own runtime and reports.
     pub fn run(&self) -> Result<LoadTestReport> {
         self.validate()?;
-        let base = self.endpoint.trim_end_matches('/').trim_end_matches("/score").trim_end_matches('/').to_string();
+        let base = crate::client::base_url(&self.endpoint);
         let url = format!("{base}/score");
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

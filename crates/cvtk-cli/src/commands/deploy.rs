@@ -24,7 +24,8 @@ pub struct Home {
 }
 
 impl Home {
-    fn storage(&self) -> StorageContext {
+    /// The storage context with this home.
+    pub fn storage(&self) -> StorageContext {
         match &self.home {
             Some(h) => StorageContext::new().with_persistent(h),
             None => StorageContext::new(),

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::bail;
-use cvtk_dataset::StorageContext;
 use cvtk_deploy::{get_deployment, read_images, LoadTest, LoadTestStop};
 
+use super::deploy::Home;
 use crate::output::print_json;
 
 /// Arguments of `cvtk loadtest`.
@@ -45,9 +45,8 @@ pub struct Args {
     /// Write a latency plot (.png or .svg).
     #[arg(long)]
     plot: Option<PathBuf>,
-    /// Where deployments are recorded (default $CVTK_HOME, else ~/.cvtk).
-    #[arg(long, env = "CVTK_HOME")]
-    home: Option<PathBuf>,
+    #[command(flatten)]
+    home: Home,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -58,11 +57,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (endpoint, key) = match (&args.endpoint, &args.deployment) {
         (Some(e), _) => (e.clone(), args.key.clone()),
         (None, Some(name)) => {
-            let storage = match &args.home {
-                Some(h) => StorageContext::new().with_persistent(h),
-                None => StorageContext::new(),
-            };
-            let r = get_deployment(&storage, name)?;
+            let r = get_deployment(&args.home.storage(), name)?;
             let key = match &args.key {
                 Some(k) => k.clone(),
                 None => r.key()?,
