@@ -10,7 +10,9 @@
 //! | [`model`] | `cvtk-model` | networks, weights files, training, scoring, features, SVM |
 //! | [`eval`] | `cvtk-eval` | metrics, curves, plots, the HTML report |
 //! | [`deploy`] | `cvtk-deploy` | the REST scoring service, its client, deployments, load tests |
+//! | [`annotate`] | `cvtk-annotate` | the browser page to look at images and correct labels |
 
+pub use cvtk_annotate as annotate;
 pub use cvtk_augment as augment;
 pub use cvtk_dataset as dataset;
 pub use cvtk_deploy as deploy;

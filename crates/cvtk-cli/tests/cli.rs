@@ -235,3 +235,45 @@ fn augment_writes_copies_and_train_takes_a_pipeline() {
         String::from_utf8_lossy(&refused.stderr)
     );
 }
+
+#[test]
+fn dataset_collect_copies_folders_reports_duplicates_and_needs_an_endpoint_for_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    common::colour_tree(&photos, 3);
+    // The same bytes twice: kept once.
+    std::fs::copy(photos.join("red/0.png"), photos.join("red/0-again.png")).unwrap();
+    let queries = dir.path().join("q.json");
+    std::fs::write(&queries, r#"{"bluish": ["photos/blue"], "reddish": ["./photos/red"]}"#).unwrap();
+    let out = dir.path().join("collected");
+    let manifest = dir.path().join("collected.json");
+    let args = [
+        "dataset",
+        "collect",
+        queries.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--json",
+    ];
+    let v = json(&cvtk(&args));
+    assert_eq!(v["report"]["per_label"], serde_json::json!({ "bluish": 3, "reddish": 3 }));
+    assert_eq!(v["report"]["duplicates"].as_array().unwrap().len(), 1);
+    assert_eq!(v["report"]["added"].as_array().unwrap().len(), 6);
+    let ds = cvtk_dataset::ClassificationDataset::from_manifest(&manifest).unwrap();
+    assert_eq!(ds.label_names(), ["bluish", "reddish"]);
+    // Again: nothing new.
+    let v = json(&cvtk(&args));
+    assert_eq!((v["report"]["added"].as_array().unwrap().len(), v["report"]["already_there"].as_u64()), (0, Some(7)));
+
+    std::fs::write(&queries, r#"{"cup": ["red cup"]}"#).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_cvtk"))
+        .args(["dataset", "collect", queries.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .env_remove("CVTK_IMAGE_SEARCH_ENDPOINT")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("\"red cup\"") && err.contains("CVTK_IMAGE_SEARCH_ENDPOINT"), "{err}");
+}

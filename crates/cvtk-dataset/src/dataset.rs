@@ -138,6 +138,9 @@ pub struct ClassificationDataset {
     pub(crate) images: Vec<ImageInfo>,
     pub(crate) skipped: Vec<Skipped>,
     pub(crate) split: Option<Split>,
+    /// Images a person excluded (in `cvtk annotate`): kept in the manifest with
+    /// their labels, left out of [`images`](Self::images) and of every split part.
+    pub(crate) excluded: Vec<ImageInfo>,
 }
 
 fn is_hidden(name: &std::ffi::OsStr) -> bool {
@@ -152,15 +155,22 @@ impl ClassificationDataset {
     /// Builds a dataset from explicit parts. Label indices in `images` refer to
     /// `labels`; ids must be unique.
     pub fn from_parts(name: impl Into<String>, labels: Vec<Label>, images: Vec<ImageInfo>) -> Result<Self> {
-        let ds =
-            ClassificationDataset { name: name.into(), root: None, labels, images, skipped: Vec::new(), split: None };
+        let ds = ClassificationDataset {
+            name: name.into(),
+            root: None,
+            labels,
+            images,
+            skipped: Vec::new(),
+            split: None,
+            excluded: Vec::new(),
+        };
         ds.validate()?;
         Ok(ds)
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
         let mut seen = std::collections::HashSet::new();
-        for img in &self.images {
+        for img in self.images.iter().chain(&self.excluded) {
             if !seen.insert(img.id) {
                 return Err(Error::InvalidConfig {
                     field: "images",
@@ -352,7 +362,15 @@ impl ClassificationDataset {
                 images.push(ImageInfo { id: images.len() as u64, name, path, labels: vec![index] });
             }
         }
-        Ok(ClassificationDataset { name: name.into(), root: Some(root), labels, images, skipped, split: None })
+        Ok(ClassificationDataset {
+            name: name.into(),
+            root: Some(root),
+            labels,
+            images,
+            skipped,
+            split: None,
+            excluded: Vec::new(),
+        })
     }
 
     /// The dataset's name.
@@ -445,6 +463,7 @@ impl ClassificationDataset {
             images,
             skipped: Vec::new(),
             split: None,
+            excluded: Vec::new(),
         })
     }
 
@@ -468,6 +487,88 @@ impl ClassificationDataset {
             images,
             skipped: Vec::new(),
             split: None,
+            excluded: Vec::new(),
         })
+    }
+}
+
+/// Edits, as `cvtk annotate` makes them: relabel, exclude, add a label. Each
+/// names the image by id and works whether the image is excluded or not.
+impl ClassificationDataset {
+    /// Images a person excluded: not in [`images`](Self::images), not in any
+    /// split part, but kept (with their labels) so they can be brought back.
+    pub fn excluded(&self) -> &[ImageInfo] {
+        &self.excluded
+    }
+
+    /// Whether image `id` is excluded; `None` when no image has that id.
+    pub fn is_excluded(&self, id: u64) -> Option<bool> {
+        if self.images.iter().any(|i| i.id == id) {
+            Some(false)
+        } else if self.excluded.iter().any(|i| i.id == id) {
+            Some(true)
+        } else {
+            None
+        }
+    }
+
+    /// The image with id `id`, excluded or not.
+    pub fn any_image(&self, id: u64) -> Option<&ImageInfo> {
+        self.images.iter().chain(&self.excluded).find(|i| i.id == id)
+    }
+
+    fn any_image_mut(&mut self, id: u64) -> Result<&mut ImageInfo> {
+        let name = self.name.clone();
+        self.images.iter_mut().chain(self.excluded.iter_mut()).find(|i| i.id == id).ok_or_else(|| {
+            Error::InvalidConfig { field: "id", reason: format!("image id {id} is not in dataset '{name}'") }
+        })
+    }
+
+    /// Gives image `id` the single label `label` (an index into
+    /// [`labels`](Self::labels)).
+    pub fn set_label(&mut self, id: u64, label: usize) -> Result<()> {
+        if label >= self.labels.len() {
+            return Err(Error::InvalidConfig {
+                field: "label",
+                reason: format!("label index {label} is out of range ({} labels)", self.labels.len()),
+            });
+        }
+        self.any_image_mut(id)?.labels = vec![label];
+        Ok(())
+    }
+
+    /// Excludes image `id` from the dataset (`true`) or brings it back
+    /// (`false`). A brought-back image returns to the split part it was in.
+    pub fn set_excluded(&mut self, id: u64, excluded: bool) -> Result<()> {
+        let (from, to) =
+            if excluded { (&mut self.images, &mut self.excluded) } else { (&mut self.excluded, &mut self.images) };
+        if let Some(pos) = from.iter().position(|i| i.id == id) {
+            let img = from.remove(pos);
+            let at = to.partition_point(|i| i.id < id);
+            to.insert(at, img);
+            return Ok(());
+        }
+        self.any_image_mut(id).map(|_| ())
+    }
+
+    /// Adds a label with no images yet, keeping labels sorted by name (label
+    /// indices after it shift by one). Returns its index; an existing name
+    /// returns the existing index.
+    pub fn add_label(&mut self, name: &str) -> Result<usize> {
+        let name = name.trim();
+        crate::collect::check_label_name(name).map_err(|reason| Error::InvalidConfig { field: "label", reason })?;
+        if let Ok(i) = self.label_index(name) {
+            return Ok(i);
+        }
+        let at = self.labels.partition_point(|l| l.name.as_str() < name);
+        self.labels.insert(at, Label { name: name.to_string() });
+        for img in self.images.iter_mut().chain(self.excluded.iter_mut()) {
+            for l in &mut img.labels {
+                if *l >= at {
+                    *l += 1;
+                }
+            }
+        }
+        Ok(at)
     }
 }

@@ -91,6 +91,22 @@ pub enum Error {
         /// Why it is rejected.
         reason: String,
     },
+    /// A query file (for `create_from_queries`) is not valid.
+    #[error("query file {path} is not valid: {reason}")]
+    Queries {
+        /// The query file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Not one image could be collected from a query file.
+    #[error("no image could be collected from {path}: {failures}")]
+    NothingCollected {
+        /// The query file.
+        path: PathBuf,
+        /// The first failures, `source (label): reason; ...`.
+        failures: String,
+    },
     /// A sample-data source file is missing or malformed.
     #[error("sample data: {0}")]
     SampleData(String),

@@ -7,7 +7,10 @@
 //!   made by [`ClassificationDataset::create_from_dir`], split by
 //!   [`ClassificationDataset::split`] (its `Splitter`), saved and loaded with
 //!   [`ClassificationDataset::to_manifest`] / [`ClassificationDataset::from_manifest`].
-//! - [`StorageContext`] (its `StorageContext`): outputs, persistent and temp folders.
+//! - [`StorageContext`] (its `StorageContext`): outputs, persistent and temp
+//!   folders, and the image-search endpoint.
+//! - [`collect`]: [`ClassificationDataset::create_from_queries`], a dataset from
+//!   folders, image URLs and image-search queries.
 //! - [`ImageLoader`]: decode, orient, convert, resize, normalise and batch, in parallel.
 //! - [`sample`]: real MNIST / Fashion-MNIST data from package registries.
 //!
@@ -36,6 +39,7 @@
 // No unwrap on anything a user can influence (tests may: see clippy.toml).
 #![warn(clippy::unwrap_used)]
 
+pub mod collect;
 mod dataset;
 pub mod decode;
 mod error;
@@ -47,6 +51,7 @@ pub mod sample;
 mod split;
 mod storage;
 
+pub use collect::{CollectOptions, CollectReport, ImageSearch, Queries, Query};
 pub use dataset::{ClassificationDataset, ImageInfo, Label, ScanOptions, SkipKind, Skipped};
 pub use error::{Error, Result};
 pub use fsutil::{write_atomic, write_atomic_private, write_json_atomic};

@@ -5,7 +5,8 @@
 //! ```json
 //! { "format": "cvtk-dataset", "version": 1, "name": "dishes", "root": "dishes",
 //!   "labels": ["bowl", "cup"],
-//!   "images": [{ "id": 0, "name": "a.jpg", "path": "bowl/a.jpg", "labels": ["bowl"] }],
+//!   "images": [{ "id": 0, "name": "a.jpg", "path": "bowl/a.jpg", "labels": ["bowl"] },
+//!              { "id": 1, "name": "b.jpg", "path": "bowl/b.jpg", "labels": ["cup"], "excluded": true }],
 //!   "skipped": [{ "path": "...", "kind": "corrupt", "reason": "..." }],
 //!   "split": { "train_size": 0.66, "stratify": true, "seed": 0, "train": [0], "test": [] } }
 //! ```
@@ -46,6 +47,9 @@ struct ManifestImage {
     name: String,
     path: String,
     labels: Vec<String>,
+    /// Set by a person in `cvtk annotate`: kept with its label, used nowhere.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    excluded: bool,
 }
 
 fn relative_to(path: &Path, base: &Path) -> String {
@@ -78,16 +82,18 @@ impl ClassificationDataset {
                 }
             }),
             labels: self.label_names(),
-            images: self
-                .images
-                .iter()
-                .map(|img| ManifestImage {
+            images: {
+                let entry = |img: &ImageInfo, excluded: bool| ManifestImage {
                     id: img.id,
                     name: img.name.clone(),
                     path: relative_to(&absolute(&img.path), &image_base),
                     labels: img.labels.iter().map(|&l| self.labels[l].name.clone()).collect(),
-                })
-                .collect(),
+                    excluded,
+                };
+                let mut all: Vec<ManifestImage> = self.images.iter().map(|i| entry(i, false)).collect();
+                all.extend(self.excluded.iter().map(|i| entry(i, true)));
+                all
+            },
             skipped: self.skipped.clone(),
             split: self.split.clone(),
         };
@@ -122,6 +128,7 @@ impl ClassificationDataset {
             }
         }
         let mut images = Vec::with_capacity(file.images.len());
+        let mut excluded = Vec::new();
         for img in &file.images {
             let labels = img
                 .labels
@@ -136,7 +143,12 @@ impl ClassificationDataset {
             if labels.is_empty() {
                 return Err(bad(format!("image {} has no label", img.id)));
             }
-            images.push(ImageInfo { id: img.id, name: img.name.clone(), path: image_base.join(&img.path), labels });
+            let info = ImageInfo { id: img.id, name: img.name.clone(), path: image_base.join(&img.path), labels };
+            if img.excluded {
+                excluded.push(info);
+            } else {
+                images.push(info);
+            }
         }
         let mut ds = ClassificationDataset {
             name: file.name,
@@ -145,6 +157,7 @@ impl ClassificationDataset {
             images,
             skipped: file.skipped,
             split: None,
+            excluded,
         };
         ds.validate().map_err(|e| bad(e.to_string()))?;
         if let Some(split) = file.split {

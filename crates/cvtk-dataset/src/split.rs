@@ -174,9 +174,9 @@ impl ClassificationDataset {
     }
 
     /// Attaches `split` to the dataset, so manifests carry it. Ids not in the
-    /// dataset are an error.
+    /// dataset (excluded images count as in it) are an error.
     pub fn set_split(&mut self, split: Split) -> Result<()> {
-        let known: std::collections::HashSet<u64> = self.images.iter().map(|i| i.id).collect();
+        let known: std::collections::HashSet<u64> = self.images.iter().chain(&self.excluded).map(|i| i.id).collect();
         let mut seen = std::collections::HashSet::new();
         for id in split.train.iter().chain(&split.test) {
             if !known.contains(id) {
@@ -195,10 +195,12 @@ impl ClassificationDataset {
         self.split.as_ref()
     }
 
-    /// One part of the attached split, as a dataset.
+    /// One part of the attached split, as a dataset (excluded images left out).
     pub fn part(&self, part: SplitPart) -> Result<ClassificationDataset> {
         let split = self.split.as_ref().ok_or_else(|| Error::NoSplit { name: self.name.clone() })?;
-        self.subset(split.ids(part))
+        let excluded: std::collections::HashSet<u64> = self.excluded.iter().map(|i| i.id).collect();
+        let ids: Vec<u64> = split.ids(part).iter().copied().filter(|id| !excluded.contains(id)).collect();
+        self.subset(&ids)
     }
 
     /// The training part of the attached split.

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::collect::ImageSearch;
 use crate::{Error, Result};
 
 /// Folders cvtk reads and writes, with defaults that can be overridden.
@@ -12,11 +13,16 @@ use crate::{Error, Result};
 /// - `persistent`: state kept across runs (deployment records, weights).
 ///   By default, `$CVTK_HOME`, else `~/.cvtk`.
 /// - `temp`: scratch space. By default, `<system temp dir>/cvtk`.
+///
+/// It also holds the image-search endpoint and key for text queries of
+/// [`ClassificationDataset::create_from_queries`](crate::ClassificationDataset::create_from_queries):
+/// by default from `$CVTK_IMAGE_SEARCH_ENDPOINT` and `$CVTK_IMAGE_SEARCH_KEY`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StorageContext {
     outputs: PathBuf,
     persistent: PathBuf,
     temp: PathBuf,
+    image_search: Option<ImageSearch>,
 }
 
 impl Default for StorageContext {
@@ -27,6 +33,7 @@ impl Default for StorageContext {
             outputs: env("CVTK_OUTPUTS").unwrap_or_else(|| PathBuf::from("outputs")),
             persistent: env("CVTK_HOME").unwrap_or_else(|| home.join(".cvtk")),
             temp: std::env::temp_dir().join("cvtk"),
+            image_search: ImageSearch::from_env(),
         }
     }
 }
@@ -41,7 +48,12 @@ impl StorageContext {
     /// `base/temp`. Handy for tests and self-contained runs.
     pub fn under(base: impl AsRef<Path>) -> Self {
         let base = base.as_ref();
-        StorageContext { outputs: base.join("outputs"), persistent: base.join("persistent"), temp: base.join("temp") }
+        StorageContext {
+            outputs: base.join("outputs"),
+            persistent: base.join("persistent"),
+            temp: base.join("temp"),
+            image_search: ImageSearch::from_env(),
+        }
     }
 
     /// Sets the outputs folder.
@@ -60,6 +72,23 @@ impl StorageContext {
     pub fn with_temp(mut self, p: impl Into<PathBuf>) -> Self {
         self.temp = p.into();
         self
+    }
+
+    /// Sets the image-search endpoint (Bing Image Search v7 shape) and its key.
+    pub fn with_image_search(mut self, endpoint: impl Into<String>, key: Option<String>) -> Self {
+        self.image_search = Some(ImageSearch { endpoint: endpoint.into(), key });
+        self
+    }
+
+    /// Forgets any image-search endpoint (text queries then fail with a clear error).
+    pub fn without_image_search(mut self) -> Self {
+        self.image_search = None;
+        self
+    }
+
+    /// The image-search endpoint, if configured.
+    pub fn image_search(&self) -> Option<&ImageSearch> {
+        self.image_search.as_ref()
     }
 
     /// Where results go.

@@ -134,3 +134,46 @@ fn split_ids_must_exist() {
     assert!(ds.set_split(s).unwrap_err().to_string().contains("999"));
     assert!(matches!(ds.train().unwrap_err(), Error::NoSplit { .. }));
 }
+
+#[test]
+fn edits_relabel_exclude_and_add_labels_and_survive_the_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ds = dataset_63(dir.path());
+    let split = ds.split(0.66, true, 0).unwrap();
+    let (train0, test0) = (split.train[0], split.test[0]);
+    ds.set_split(split).unwrap();
+
+    let plate = ds.label_index("plate").unwrap();
+    ds.set_label(train0, plate).unwrap();
+    ds.set_excluded(test0, true).unwrap();
+    // A new label sorts in between, shifting "cup" and "plate" up by one.
+    assert_eq!(ds.add_label("chopsticks").unwrap(), 1);
+    assert_eq!(ds.add_label("chopsticks").unwrap(), 1, "adding twice is a no-op");
+    assert_eq!(ds.label_names(), ["bowl", "chopsticks", "cup", "plate"]);
+    assert_eq!(ds.any_image(train0).unwrap().label(), 3, "plate moved from 2 to 3");
+    assert!(matches!(ds.add_label("../etc"), Err(Error::InvalidConfig { .. })));
+    assert!(matches!(ds.set_label(9999, 0), Err(Error::InvalidConfig { .. })));
+    assert!(matches!(ds.set_label(train0, 4), Err(Error::InvalidConfig { .. })));
+
+    assert_eq!(ds.len(), 62);
+    assert_eq!(ds.is_excluded(test0), Some(true));
+    assert!(ds.image(test0).is_none() && ds.any_image(test0).is_some());
+    assert_eq!(ds.test().unwrap().len(), 21, "an excluded image is in no part");
+
+    let path = dir.path().join("dishes.json");
+    ds.to_manifest(&path).unwrap();
+    let back = ClassificationDataset::from_manifest(&path).unwrap();
+    assert_eq!(back.label_names(), ds.label_names());
+    assert_eq!(back.len(), 62);
+    assert_eq!(back.excluded().len(), 1);
+    assert_eq!(back.image(train0).unwrap().label(), 3);
+    assert_eq!(back.test().unwrap().len(), 21);
+    assert_eq!(back.counts_per_label(), ds.counts_per_label());
+    assert_eq!(back.counts_per_label()[1], 0, "the new label has no image yet");
+
+    // Bringing it back puts it in its old split part again.
+    let mut back = back;
+    back.set_excluded(test0, false).unwrap();
+    assert_eq!(back.test().unwrap().len(), 22);
+    assert!(back.test().unwrap().image(test0).is_some());
+}

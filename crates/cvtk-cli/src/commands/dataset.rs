@@ -1,10 +1,10 @@
-//! `cvtk dataset info` and `cvtk dataset split`.
+//! `cvtk dataset info`, `cvtk dataset split` and `cvtk dataset collect`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use cvtk_dataset::{ClassificationDataset, ScanOptions, Split};
+use cvtk_dataset::{ClassificationDataset, CollectOptions, ScanOptions, Split, StorageContext};
 use serde::Serialize;
 
 use crate::output::print_json;
@@ -16,6 +16,51 @@ pub enum Command {
     Info(InfoArgs),
     /// Split a dataset into train and test parts and write a manifest.
     Split(SplitArgs),
+    /// Build a dataset from a query file: local folders, image URLs and image-search texts per label.
+    Collect(CollectArgs),
+}
+
+/// Arguments of `cvtk dataset collect`.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "QUERIES.json maps each label to a list of queries, e.g.\n      {\"bowl\": [\"photos/bowls\", \"https://example.com/bowl.jpg\", \"blue ceramic bowl\"],\n       \"plate\": [{\"dir\": \"photos/plates\"}, {\"url\": \"https://example.com/p.png\"}, {\"search\": \"dinner plate\", \"count\": 20}]}\n    A string is a URL (http/https), a folder (starting with / ./ ../ ~/ or an existing folder), else a text query     for the image-search endpoint (Bing Image Search v7 shape). Re-running resumes: nothing collected is fetched again."
+)]
+pub struct CollectArgs {
+    /// The query file (JSON: label -> list of folders, URLs, search texts).
+    queries: PathBuf,
+    /// Folder to collect into (one sub-folder per label).
+    #[arg(long)]
+    out: PathBuf,
+    /// Also write a manifest of the collected dataset here.
+    #[arg(long)]
+    manifest: Option<PathBuf>,
+    /// Image-search endpoint for text queries.
+    #[arg(long, env = "CVTK_IMAGE_SEARCH_ENDPOINT")]
+    search_endpoint: Option<String>,
+    /// Image-search key (sent as Ocp-Apim-Subscription-Key).
+    #[arg(long, env = "CVTK_IMAGE_SEARCH_KEY", hide_env_values = true)]
+    search_key: Option<String>,
+    /// Results per text query when the query file does not say.
+    #[arg(long, default_value_t = 50)]
+    search_count: usize,
+    /// Time limit per HTTP request, in seconds.
+    #[arg(long, default_value_t = 20.0)]
+    timeout_s: f64,
+    /// Largest download accepted, in MiB.
+    #[arg(long, default_value_t = 20.0)]
+    max_mb: f64,
+    /// Retries after a timeout, connection error, 429 or 5xx (with doubling waits).
+    #[arg(long, default_value_t = 3)]
+    retries: u32,
+    /// Downloads in flight at once.
+    #[arg(long, default_value_t = 8)]
+    parallel: usize,
+    /// Link local files instead of copying them.
+    #[arg(long)]
+    link: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Arguments of `cvtk dataset info`.
@@ -61,6 +106,7 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
     match cmd {
         Command::Info(a) => info(a),
         Command::Split(a) => split(a),
+        Command::Collect(a) => collect(a),
     }
 }
 
@@ -211,4 +257,53 @@ fn split(a: SplitArgs) -> anyhow::Result<()> {
         println!("wrote {}", a.out.display());
         Ok(())
     }
+}
+
+fn collect(a: CollectArgs) -> anyhow::Result<()> {
+    let positive = |x: f64| x > 0.0 && x.is_finite();
+    if !positive(a.timeout_s) || !positive(a.max_mb) {
+        anyhow::bail!("--timeout-s and --max-mb must be positive numbers");
+    }
+    let options = CollectOptions {
+        timeout: std::time::Duration::from_secs_f64(a.timeout_s),
+        max_bytes: (a.max_mb * 1024.0 * 1024.0) as u64,
+        retries: a.retries,
+        search_count: a.search_count,
+        link: a.link,
+        parallel: a.parallel,
+        ..CollectOptions::default()
+    };
+    let mut storage = StorageContext::new().without_image_search();
+    if let Some(endpoint) = a.search_endpoint.filter(|e| !e.trim().is_empty()) {
+        storage = storage.with_image_search(endpoint, a.search_key.filter(|k| !k.is_empty()));
+    }
+    let (ds, report) = ClassificationDataset::create_from_queries_into(&a.queries, &a.out, &storage, &options)?;
+    if let Some(m) = &a.manifest {
+        ds.to_manifest(m).with_context(|| format!("writing the manifest {}", m.display()))?;
+    }
+    if a.json {
+        return print_json(&serde_json::json!({ "out": a.out, "manifest": a.manifest, "report": report }));
+    }
+    println!(
+        "collected into {}: {} new, {} already there, {} duplicates dropped, {} failed",
+        a.out.display(),
+        report.added.len(),
+        report.already_there,
+        report.duplicates.len(),
+        report.failures.len()
+    );
+    for (label, n) in &report.per_label {
+        println!("  {label:<20} {n:>6} images");
+    }
+    for d in &report.duplicates {
+        println!("  duplicate  [{}] {} (same bytes as {})", d.label, d.source, d.same_as);
+    }
+    for f in &report.failures {
+        println!("  failed     [{}] {}: {}", f.label, f.source, f.reason);
+    }
+    if let Some(m) = &a.manifest {
+        println!("manifest: {}", m.display());
+    }
+    println!("next: cvtk annotate {} to look at the images and fix labels", a.out.display());
+    Ok(())
 }

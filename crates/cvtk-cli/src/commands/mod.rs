@@ -1,5 +1,6 @@
 //! The subcommands, one module each.
 
+mod annotate;
 mod augment;
 mod dataset;
 mod deploy;
@@ -20,6 +21,8 @@ pub enum Command {
     /// Inspect and split datasets.
     #[command(subcommand)]
     Dataset(dataset::Command),
+    /// Look at a dataset's images and correct their labels in the browser (saved to its manifest).
+    Annotate(annotate::Args),
     /// Write augmented copies of a dataset's images (imgaug-style pipelines in JSON or TOML).
     Augment(augment::Args),
     /// Train a classifier: fine-tune a network, or a linear SVM on its features.
@@ -42,6 +45,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::SampleData(args) => sample_data::run(args),
         Command::Dataset(cmd) => dataset::run(cmd),
+        Command::Annotate(args) => annotate::run(args),
         Command::Augment(args) => augment::run(args),
         Command::Train(args) => train::run(args),
         Command::Predict(args) => predict::run(args),

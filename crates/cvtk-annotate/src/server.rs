@@ -1,0 +1,334 @@
+//! The HTTP side: [`app`] builds the router over a [`Store`], [`serve`] runs it
+//! on a socket until Ctrl-C.
+//!
+//! Routes (everything else is a 404):
+//! - `GET /`: the page (one self-contained HTML file).
+//! - `GET /api/dataset`: the [`DatasetView`](crate::DatasetView) as JSON.
+//! - `GET /api/images/{id}/file` and `/thumb`: an image of the dataset, whole or
+//!   as a small JPEG. Images are named by id only, so no path from a request
+//!   ever reaches the file system; a file that is not an image is not served.
+//! - `POST /api/images/{id}`: an [`Edit`](crate::Edit); 409 with the image's
+//!   current state when it changed since the page saw it.
+//! - `POST /api/undo`, `POST /api/labels` (`{"name": ...}`).
+//!
+//! Errors are JSON, `{"error": {"code", "message"}, "image": ...}`. Bound to
+//! loopback, requests must name a loopback host (a guard against DNS
+//! rebinding), and edits must be `application/json` (which a plain cross-site
+//! form cannot send).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::body::Bytes;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::store::{Edit, ImageView, Store};
+use crate::{Error, Result};
+
+const PAGE: &str = include_str!("page.html");
+const THUMB_SIZE: u32 = 200;
+const THUMB_CACHE: usize = 4096;
+
+/// Where and how [`serve`] listens.
+#[derive(Clone, Debug)]
+pub struct AnnotateConfig {
+    /// Address to bind. Default 127.0.0.1.
+    pub host: IpAddr,
+    /// Port; 0 picks a free one. Default 0.
+    pub port: u16,
+    /// Allow binding beyond loopback (anyone who reaches the page can edit).
+    pub allow_remote: bool,
+}
+
+impl Default for AnnotateConfig {
+    fn default() -> Self {
+        AnnotateConfig { host: IpAddr::from([127, 0, 0, 1]), port: 0, allow_remote: false }
+    }
+}
+
+struct Shared {
+    store: Mutex<Store>,
+    thumbs: Mutex<HashMap<u64, Bytes>>,
+    loopback_only: bool,
+}
+
+type AppState = Arc<Shared>;
+
+fn lock(m: &Mutex<Store>) -> MutexGuard<'_, Store> {
+    // A panic while holding the lock cannot leave the store half-changed (every
+    // change is built on a copy), so a poisoned lock is still usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    image: Option<Box<ImageView>>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into(), image: None }
+    }
+
+    fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "no such page or image")
+    }
+
+    fn from_error(e: Error, image: Option<ImageView>) -> Self {
+        let (status, code) = match &e {
+            Error::NoSuchImage { .. } => (StatusCode::NOT_FOUND, "not_found"),
+            Error::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
+            Error::NothingToUndo => (StatusCode::CONFLICT, "nothing_to_undo"),
+            Error::UnknownLabel(_) => (StatusCode::BAD_REQUEST, "unknown_label"),
+            Error::ReadOnly { .. } => (StatusCode::FORBIDDEN, "manifest_read_only"),
+            Error::Dataset(cvtk_dataset::Error::InvalidConfig { .. }) => (StatusCode::BAD_REQUEST, "invalid"),
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, "cannot_save"),
+        };
+        if status.is_server_error() {
+            tracing::error!("{e}");
+        }
+        ApiError { status, code, message: e.to_string(), image: image.map(Box::new) }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": { "code": self.code, "message": self.message }, "image": self.image });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+fn bad_json(e: JsonRejection) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("{}: {}", e.status(), e.body_text()))
+}
+
+/// Ids come in as text and anything that is not a known id is a 404, so
+/// `..`, absolute paths and other tricks all end the same way.
+fn parse_id(raw: &str) -> std::result::Result<u64, ApiError> {
+    raw.parse::<u64>().map_err(|_| ApiError::not_found())
+}
+
+/// Runs `f` on the store off the async threads (saving fsyncs).
+async fn with_store<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&mut Store) -> T + Send + 'static,
+) -> std::result::Result<T, ApiError> {
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || f(&mut lock(&state.store)))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
+}
+
+async fn page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; img-src 'self' data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'",
+            ),
+        ],
+        PAGE,
+    )
+        .into_response()
+}
+
+async fn dataset(State(state): State<AppState>) -> std::result::Result<Response, ApiError> {
+    let view = with_store(&state, |s| s.view()).await?.map_err(|e| ApiError::from_error(e, None))?;
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(view)).into_response())
+}
+
+fn content_type(format: image::ImageFormat) -> &'static str {
+    format.to_mime_type()
+}
+
+async fn image_file(State(state): State<AppState>, Path(raw): Path<String>) -> std::result::Result<Response, ApiError> {
+    let id = parse_id(&raw)?;
+    let path = with_store(&state, move |s| s.image_path(id)).await?.ok_or_else(ApiError::not_found)?;
+    let bytes = tokio::fs::read(&path).await.map_err(|_| ApiError::not_found())?;
+    // Only images leave the server, whatever a manifest points at.
+    let format = image::guess_format(&bytes).map_err(|_| ApiError::not_found())?;
+    Ok(([(header::CONTENT_TYPE, content_type(format)), (header::CACHE_CONTROL, "private, max-age=60")], bytes)
+        .into_response())
+}
+
+fn make_thumb(path: &std::path::Path) -> Option<Bytes> {
+    let img = cvtk_dataset::decode::decode_rgb(path, cvtk_dataset::decode::DEFAULT_MAX_PIXELS).ok()?;
+    // Fit in a THUMB_SIZE box, keeping the aspect ratio; never enlarge.
+    let (w, h) = (img.width() as f64, img.height() as f64);
+    let scale = (THUMB_SIZE as f64 / w.max(h)).min(1.0);
+    let (tw, th) = (((w * scale).round() as u32).max(1), ((h * scale).round() as u32).max(1));
+    let small = image::imageops::thumbnail(&img, tw, th);
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(small).write_to(&mut out, image::ImageFormat::Jpeg).ok()?;
+    Some(Bytes::from(out.into_inner()))
+}
+
+async fn image_thumb(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> std::result::Result<Response, ApiError> {
+    let id = parse_id(&raw)?;
+    let cached = state.thumbs.lock().unwrap_or_else(|p| p.into_inner()).get(&id).cloned();
+    let bytes = match cached {
+        Some(b) => b,
+        None => {
+            let path = with_store(&state, move |s| s.image_path(id)).await?.ok_or_else(ApiError::not_found)?;
+            let bytes = tokio::task::spawn_blocking(move || make_thumb(&path))
+                .await
+                .ok()
+                .flatten()
+                .ok_or_else(ApiError::not_found)?;
+            let mut thumbs = state.thumbs.lock().unwrap_or_else(|p| p.into_inner());
+            if thumbs.len() >= THUMB_CACHE {
+                thumbs.clear();
+            }
+            thumbs.insert(id, bytes.clone());
+            bytes
+        }
+    };
+    Ok(([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "private, max-age=60")], bytes).into_response())
+}
+
+async fn edit_image(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    body: std::result::Result<Json<Edit>, JsonRejection>,
+) -> std::result::Result<Json<ImageView>, ApiError> {
+    let id = parse_id(&raw)?;
+    let Json(edit) = body.map_err(bad_json)?;
+    with_store(&state, move |s| s.edit(id, &edit).map_err(|e| ApiError::from_error(e, s.image_view(id))))
+        .await?
+        .map(Json)
+}
+
+async fn undo(State(state): State<AppState>) -> std::result::Result<Json<ImageView>, ApiError> {
+    with_store(&state, |s| {
+        s.undo().map_err(|e| {
+            let image = match &e {
+                Error::Conflict { id } => s.image_view(*id),
+                _ => None,
+            };
+            ApiError::from_error(e, image)
+        })
+    })
+    .await?
+    .map(Json)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewLabel {
+    name: String,
+}
+
+async fn add_label(
+    State(state): State<AppState>,
+    body: std::result::Result<Json<NewLabel>, JsonRejection>,
+) -> std::result::Result<Response, ApiError> {
+    let Json(NewLabel { name }) = body.map_err(bad_json)?;
+    let labels = with_store(&state, move |s| s.add_label(&name)).await?.map_err(|e| ApiError::from_error(e, None))?;
+    Ok(Json(json!({ "labels": labels })).into_response())
+}
+
+fn host_is_loopback(host: &str) -> bool {
+    // Host: "127.0.0.1:8080", "localhost:8080", "[::1]:8080".
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+async fn check_host(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if state.loopback_only {
+        if let Some(host) = req.headers().get(header::HOST).map(HeaderValue::to_str) {
+            if !host.is_ok_and(host_is_loopback) {
+                return ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "host_not_allowed",
+                    "this page answers only to 127.0.0.1 or localhost",
+                )
+                .into_response();
+            }
+        }
+    }
+    next.run(req).await
+}
+
+/// The router over `store`. `loopback_only` turns on the Host-header check
+/// (use `true` whenever the socket is bound to loopback).
+pub fn app(store: Store, loopback_only: bool) -> Router {
+    let state = Arc::new(Shared { store: Mutex::new(store), thumbs: Mutex::new(HashMap::new()), loopback_only });
+    Router::new()
+        .route("/", get(page))
+        .route("/api/dataset", get(dataset))
+        .route("/api/images/{id}/file", get(image_file))
+        .route("/api/images/{id}/thumb", get(image_thumb))
+        .route("/api/images/{id}", post(edit_image))
+        .route("/api/undo", post(undo))
+        .route("/api/labels", post(add_label))
+        .fallback(|| async { ApiError::not_found() })
+        .layer(middleware::from_fn_with_state(state.clone(), check_host))
+        .with_state(state)
+}
+
+/// Ctrl-C, or SIGTERM on Unix.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Serves `store` as `config` says until Ctrl-C or SIGTERM; `on_ready` gets the bound
+/// address (print it, or hand it to a browser).
+pub fn serve(store: Store, config: &AnnotateConfig, on_ready: impl FnOnce(SocketAddr)) -> Result<()> {
+    if !config.host.is_loopback() && !config.allow_remote {
+        return Err(Error::NotLoopback(config.host.to_string()));
+    }
+    let addr = SocketAddr::new(config.host, config.port);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Bind { addr: addr.to_string(), source: e })?;
+    rt.block_on(async move {
+        let listener =
+            tokio::net::TcpListener::bind(addr).await.map_err(|e| Error::Bind { addr: addr.to_string(), source: e })?;
+        let bound = listener.local_addr().map_err(|e| Error::Bind { addr: addr.to_string(), source: e })?;
+        on_ready(bound);
+        let router = app(store, config.host.is_loopback());
+        axum::serve(listener, router)
+            .with_graceful_shutdown(stop_signal())
+            .await
+            .map_err(|e| Error::Bind { addr: bound.to_string(), source: e })
+    })
+}
