@@ -6,6 +6,9 @@
 //! ratios as a Markdown table. Without `--bench` (as `cargo test` runs it) it
 //! does one tiny round, so the benchmark cannot rot.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -13,34 +16,6 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use cvtk::augment::{Affine, Crop, FillMode, Fliplr, GaussianBlur, Multiply, Pipeline, Sequential};
 use rayon::prelude::*;
-
-/// The photos: scikit-image's bundled RGB test photos (0.1 to 2 MP), from the venv.
-fn photos(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let lib = root.join(".venv/lib");
-    let python_dir = std::fs::read_dir(&lib)
-        .with_context(|| format!("{} missing; run `make setup`", lib.display()))?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("python3")))
-        .context("no python3.* in .venv/lib")?;
-    let data = python_dir.join("site-packages/skimage/data");
-    let names = [
-        "astronaut.png",
-        "chelsea.png",
-        "coffee.png",
-        "hubble_deep_field.jpg",
-        "ihc.png",
-        "motorcycle_left.png",
-        "motorcycle_right.png",
-        "retina.jpg",
-        "rocket.jpg",
-    ];
-    let paths: Vec<PathBuf> = names.iter().map(|n| data.join(n)).collect();
-    if let Some(missing) = paths.iter().find(|p| !p.is_file()) {
-        bail!("{} missing; `make setup` installs scikit-image into .venv", missing.display());
-    }
-    Ok(paths)
-}
 
 fn pipeline(name: &str) -> anyhow::Result<Pipeline> {
     let mut steps = vec![Fliplr::new(0.5)?.into(), Crop::percent((0.0, 0.1))?.into()];
@@ -83,15 +58,10 @@ fn python_rate(root: &Path, name: &str, paths: &[PathBuf], threads: usize, repea
     Ok(n / s)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn main() -> anyhow::Result<()> {
     let full = std::env::args().any(|a| a == "--bench");
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mut paths = photos(&root)?;
+    let mut paths = common::skimage_photos(&root)?;
     let (rounds, repeats) = if full { (5, 4) } else { (1, 1) };
     if !full {
         paths.truncate(2);
@@ -117,7 +87,7 @@ fn main() -> anyhow::Result<()> {
                 ours.push(cvtk_rate(&p, &images, threads, repeats)?);
                 theirs.push(python_rate(&root, name, &paths, threads, repeats)?);
             }
-            let (a, b) = (median(ours), median(theirs));
+            let (a, b) = (common::median(ours), common::median(theirs));
             if !(a > 0.0 && b > 0.0) {
                 bail!("a rate was not positive: cvtk {a}, albumentations {b}");
             }

@@ -7,6 +7,9 @@
 //! `cargo bench --bench svm` (or `make bench`) prints a Markdown table; without
 //! `--bench` (as `cargo test` runs it) it does one tiny round.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
@@ -44,11 +47,6 @@ fn sklearn(root: &Path, dir: &Path, n_train: usize, n_test: usize, dim: usize) -
     Ok((v["seconds"].as_f64().context("seconds")?, v["accuracy"].as_f64().context("accuracy")?))
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn main() -> anyhow::Result<()> {
     let full = std::env::args().any(|a| a == "--bench");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -81,7 +79,7 @@ fn main() -> anyhow::Result<()> {
             theirs.push(s);
             their_acc = a;
         }
-        let (a, b) = (median(ours), median(theirs));
+        let (a, b) = (common::median(ours), common::median(theirs));
         if !(a > 0.0 && b > 0.0 && our_acc > 1.0 / k as f64) {
             bail!("implausible result: cvtk {a}s at {our_acc}, LinearSVC {b}s");
         }

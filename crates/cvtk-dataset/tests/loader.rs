@@ -125,3 +125,53 @@ fn invalid_configs_name_the_field() {
         }
     }
 }
+
+/// A smooth 1600x1200 photo-like image: gradients and a few soft discs.
+fn smooth(w: u32, h: u32) -> RgbImage {
+    RgbImage::from_fn(w, h, |x, y| {
+        let (fx, fy) = (x as f32 / w as f32, y as f32 / h as f32);
+        let disc = ((fx - 0.3).powi(2) + (fy - 0.6).powi(2)).sqrt();
+        let g = if disc < 0.2 { 200.0 } else { 60.0 + 120.0 * fy };
+        Rgb([(255.0 * fx) as u8, g as u8, (255.0 * (1.0 - fx * fy)) as u8])
+    })
+}
+
+#[test]
+fn large_jpegs_decode_at_reduced_size_with_the_same_result() {
+    use cvtk_dataset::decode::{decode_rgb_bytes, decode_rgb_bytes_at_least, DEFAULT_MAX_PIXELS};
+    let img = smooth(1600, 1200);
+    let jpeg = common::encode(&img, image::ImageFormat::Jpeg);
+    let p = std::path::Path::new("big.jpg");
+    // 256 needed: 1/4 gives 400x300, 1/8 would give 200x150.
+    let small = decode_rgb_bytes_at_least(&jpeg, p, DEFAULT_MAX_PIXELS, 256).unwrap();
+    assert_eq!(small.dimensions(), (400, 300));
+    assert_eq!(decode_rgb_bytes_at_least(&jpeg, p, DEFAULT_MAX_PIXELS, 1000).unwrap().dimensions(), (1600, 1200));
+    let png = common::encode(&img, image::ImageFormat::Png);
+    assert_eq!(decode_rgb_bytes_at_least(&png, p, DEFAULT_MAX_PIXELS, 256).unwrap().dimensions(), (1600, 1200));
+    assert!(decode_rgb_bytes_at_least(&jpeg, p, 1_000_000, 256).is_err(), "the pixel limit still holds");
+    assert_eq!(decode_rgb_bytes(&jpeg, p, DEFAULT_MAX_PIXELS).unwrap().dimensions(), (1600, 1200));
+
+    // Through the loader (torchvision's Resize(256) + CenterCrop(224)), the
+    // reduced decode gives nearly the same tensor as the full one.
+    let config = LoaderConfig { resize: ResizeMode::CenterCrop { crop_fraction: 0.875 }, ..LoaderConfig::square(224) };
+    let fast = ImageLoader::new(config.clone()).unwrap();
+    let full = ImageLoader::new(LoaderConfig { draft: false, ..config }).unwrap();
+    for orientation in [1u16, 6] {
+        let bytes = jpeg_with_orientation(&img, orientation);
+        let a = fast.load_image_bytes(&bytes, "a.jpg").unwrap();
+        let b = full.load_image_bytes(&bytes, "a.jpg").unwrap();
+        let diffs: Vec<f64> =
+            a.as_raw().iter().zip(b.as_raw()).map(|(x, y)| (f64::from(*x) - f64::from(*y)).abs()).collect();
+        let mean = diffs.iter().sum::<f64>() / diffs.len() as f64;
+        assert!(mean < 1.5, "orientation {orientation}: mean difference {mean} of 255");
+        // Orientation 6 (turn 90 degrees clockwise) puts the left edge, dark in
+        // red, at the top.
+        let (top, bottom) = (i32::from(a.get_pixel(112, 5)[0]), i32::from(a.get_pixel(112, 218)[0]));
+        if orientation == 6 {
+            assert!(bottom > top + 100, "rotated: red top {top}, bottom {bottom}");
+        } else {
+            let (left, right) = (i32::from(a.get_pixel(5, 112)[0]), i32::from(a.get_pixel(218, 112)[0]));
+            assert!(right > left + 100, "upright: red left {left}, right {right}");
+        }
+    }
+}

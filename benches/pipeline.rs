@@ -1,0 +1,136 @@
+//! Data pipeline speed: JPEG files on disk decoded, resized (shorter side to
+//! 256, centre crop 224) and normalised into batches of 32, cvtk's
+//! `ImageLoader` against torchvision's `ImageFolder` + `DataLoader` (Pillow),
+//! with the same number of threads / workers, alternating, in the same run.
+//!
+//! The inputs: photos of mixed sizes (0.3 to 3 MP) cut and scaled from
+//! scikit-image's bundled real photos, JPEG quality 90, written to a temporary
+//! ImageFolder. `cargo bench --bench pipeline` (or `make bench`) prints the
+//! medians and ratios as a Markdown table; without `--bench` (as `cargo test`
+//! runs it) it does one tiny round, so the benchmark cannot rot.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use cvtk::dataset::{ClassificationDataset, ImageLoader, LoaderConfig, Normalization, ResizeMode, ScanOptions};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Writes `n` JPEGs of 0.3 to 3 MP (log-uniform), cut from the photos at random,
+/// into `out/<photo group>/`. Returns the mean megapixels.
+fn write_photos(root: &Path, out: &Path, n: usize) -> anyhow::Result<f64> {
+    let sources: Vec<image::RgbImage> = common::skimage_photos(root)?
+        .iter()
+        .map(|p| cvtk::dataset::decode::decode_rgb(p, cvtk::dataset::decode::DEFAULT_MAX_PIXELS))
+        .collect::<Result<_, _>>()?;
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let mut total_mp = 0.0;
+    for i in 0..n {
+        let src = &sources[i % sources.len()];
+        // A random crop of 60-100% of each side, scaled to the drawn size.
+        let (sw, sh) = src.dimensions();
+        let cw = (f64::from(sw) * rng.random_range(0.6..=1.0)) as u32;
+        let ch = (f64::from(sh) * rng.random_range(0.6..=1.0)) as u32;
+        let (x, y) = (rng.random_range(0..=sw - cw), rng.random_range(0..=sh - ch));
+        let mp = (0.3f64.ln() + rng.random::<f64>() * (3.0f64.ln() - 0.3f64.ln())).exp();
+        let scale = (mp * 1e6 / f64::from(cw * ch)).sqrt();
+        let (w, h) = (((f64::from(cw) * scale) as u32).max(1), ((f64::from(ch) * scale) as u32).max(1));
+        let crop = image::imageops::crop_imm(src, x, y, cw, ch).to_image();
+        let img = image::imageops::resize(&crop, w, h, image::imageops::FilterType::Triangle);
+        total_mp += f64::from(w * h) / 1e6;
+        let dir = out.join(format!("group{}", i % 3));
+        std::fs::create_dir_all(&dir)?;
+        let file = std::fs::File::create(dir.join(format!("photo_{i:04}.jpg")))?;
+        image::codecs::jpeg::JpegEncoder::new_with_quality(std::io::BufWriter::new(file), 90).encode_image(&img)?;
+    }
+    Ok(total_mp / n as f64)
+}
+
+/// Images per second of cvtk's loader over `passes` passes (after one warm-up).
+/// `draft`: decode JPEGs at reduced size (the default), or in full.
+fn cvtk_rate(
+    ds: &ClassificationDataset,
+    threads: usize,
+    batch: usize,
+    passes: usize,
+    draft: bool,
+) -> anyhow::Result<f64> {
+    let loader = ImageLoader::new(LoaderConfig {
+        resize: ResizeMode::CenterCrop { crop_fraction: 224.0 / 256.0 },
+        normalization: Normalization::IMAGENET,
+        threads,
+        draft,
+        ..LoaderConfig::square(224)
+    })?;
+    let run = || -> anyhow::Result<usize> {
+        let mut n = 0;
+        for b in loader.batches(ds, batch, None, 0) {
+            let b = b?;
+            assert_eq!(b.images.size()[1..], [3, 224, 224]);
+            n += b.ids.len();
+        }
+        Ok(n)
+    };
+    run()?;
+    let start = Instant::now();
+    let mut n = 0;
+    for _ in 0..passes {
+        n += run()?;
+    }
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
+fn torchvision_rate(root: &Path, data: &Path, workers: usize, batch: usize, passes: usize) -> anyhow::Result<f64> {
+    let python = root.join(".venv/bin/python");
+    let out = Command::new(&python)
+        .arg(root.join("benches/python/pipeline_torchvision.py"))
+        .arg(data)
+        .args([workers.to_string(), batch.to_string(), passes.to_string()])
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .with_context(|| format!("cannot run {}; run `make setup`", python.display()))?;
+    if !out.status.success() {
+        bail!("torchvision failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    Ok(v["images"].as_f64().context("images")? / v["seconds"].as_f64().context("seconds")?)
+}
+
+fn main() -> anyhow::Result<()> {
+    let full = std::env::args().any(|a| a == "--bench");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (n, rounds, passes) = if full { (300, 5, 2) } else { (6, 1, 1) };
+    let tmp = tempfile::tempdir()?;
+    let data = tmp.path().join("photos");
+    let mp = write_photos(root, &data, n)?;
+    let ds = ClassificationDataset::create_from_dir_with("photos", &data, &ScanOptions::default().verify(false))?;
+    let batch = 32;
+    println!(
+        "data pipeline: {n} JPEGs (mean {mp:.2} MP, 0.3-3 MP), batches of {batch} at 224x224, {rounds} rounds of \
+         {passes} passes, alternating cvtk and torchvision\n"
+    );
+    println!(
+        "| threads / workers | cvtk images/s | cvtk, full-size JPEG decoding | torchvision images/s | cvtk / torchvision |"
+    );
+    println!("|---|---|---|---|---|");
+    for threads in [2] {
+        let (mut ours, mut full_decode, mut theirs) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            ours.push(cvtk_rate(&ds, threads, batch, passes, true)?);
+            full_decode.push(cvtk_rate(&ds, threads, batch, passes, false)?);
+            theirs.push(torchvision_rate(root, &data, threads, batch, passes)?);
+        }
+        let (a, b) = (common::median(ours), common::median(theirs));
+        if !(a > 0.0 && b > 0.0) {
+            bail!("a rate was not positive: cvtk {a}, torchvision {b}");
+        }
+        let c = common::median(full_decode);
+        println!("| {threads} | {a:.1} | {c:.1} | {b:.1} | {:.2}x |", a / b);
+    }
+    Ok(())
+}
