@@ -82,54 +82,6 @@ pub fn decode_rgb_bytes(bytes: &[u8], path: &Path, max_pixels: u64) -> Result<Rg
     })
 }
 
-/// Like [`decode_rgb_bytes`], but a JPEG may be decoded at 1/2, 1/4 or 1/8 of
-/// its size by DCT scaling (what Pillow's `draft()` does), the smallest that
-/// keeps both sides (after EXIF orientation) at least `min_side` pixels. Much
-/// less work for a 3 MP photo bound for 224x224; other formats, and JPEGs that
-/// are already small, decode in full.
-pub fn decode_rgb_bytes_at_least(bytes: &[u8], path: &Path, max_pixels: u64, min_side: u32) -> Result<RgbImage> {
-    use jpeg_decoder::PixelFormat;
-    if !bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        return decode_rgb_bytes(bytes, path, max_pixels);
-    }
-    let mut d = jpeg_decoder::Decoder::new(Cursor::new(bytes));
-    // Anything unusual goes the general way, which also words the errors.
-    let Some(info) = d.read_info().ok().and_then(|()| d.info()) else {
-        return decode_rgb_bytes(bytes, path, max_pixels);
-    };
-    let (w, h) = (u32::from(info.width), u32::from(info.height));
-    check_size(path, (w, h), max_pixels)?;
-    let scaled = |len: u32, s: u32| (len * s).saturating_sub(1) / 8 + 1;
-    let scale = [1u32, 2, 4].into_iter().find(|&s| scaled(w, s) >= min_side && scaled(h, s) >= min_side);
-    let (Some(s), PixelFormat::RGB24 | PixelFormat::L8) = (scale, info.pixel_format) else {
-        return decode_rgb_bytes(bytes, path, max_pixels);
-    };
-    let Ok((ow, oh)) = d.scale(scaled(w, s) as u16, scaled(h, s) as u16) else {
-        return decode_rgb_bytes(bytes, path, max_pixels);
-    };
-    let (ow, oh) = (u32::from(ow), u32::from(oh));
-    if ow < min_side || oh < min_side {
-        return decode_rgb_bytes(bytes, path, max_pixels);
-    }
-    let Ok(pixels) = d.decode() else {
-        return decode_rgb_bytes(bytes, path, max_pixels);
-    };
-    let img = match info.pixel_format {
-        PixelFormat::L8 => image::GrayImage::from_raw(ow, oh, pixels).map(DynamicImage::ImageLuma8),
-        _ => RgbImage::from_raw(ow, oh, pixels).map(DynamicImage::ImageRgb8),
-    };
-    let Some(mut img) = img else {
-        return decode_rgb_bytes(bytes, path, max_pixels);
-    };
-    if let Some(o) = d.exif_data().and_then(image::metadata::Orientation::from_exif_chunk) {
-        img.apply_orientation(o);
-    }
-    Ok(match img {
-        DynamicImage::ImageRgb8(rgb) => rgb,
-        other => other.to_rgb8(),
-    })
-}
-
 /// Reads and decodes an image file to upright 8-bit RGB.
 pub fn decode_rgb(path: &Path, max_pixels: u64) -> Result<RgbImage> {
     let bytes = std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?;

@@ -90,15 +90,6 @@ pub struct LoaderConfig {
     pub max_pixels: u64,
     /// Decoding threads; 0 means one per core. By default, 0.
     pub threads: usize,
-    /// Decode JPEGs at reduced size (1/2, 1/4, 1/8 by DCT scaling, like
-    /// Pillow's `draft()`) when the output is much smaller, and never when an
-    /// augmentation runs first. By default, `true`.
-    #[serde(default = "yes")]
-    pub draft: bool,
-}
-
-fn yes() -> bool {
-    true
 }
 
 impl Default for LoaderConfig {
@@ -111,7 +102,6 @@ impl Default for LoaderConfig {
             color: ColorMode::Rgb,
             max_pixels: DEFAULT_MAX_PIXELS,
             threads: 0,
-            draft: true,
         }
     }
 }
@@ -245,31 +235,6 @@ impl ImageLoader {
         Ok(dst)
     }
 
-    /// The shortest side a decoded image needs so that resizing it still only
-    /// shrinks: the crop box (a `crop_fraction` of the shorter side) must cover
-    /// the output.
-    fn min_decoded_side(&self) -> u32 {
-        let f = match self.config.resize {
-            ResizeMode::Squash => 1.0,
-            ResizeMode::CenterCrop { crop_fraction } => f64::from(crop_fraction),
-        };
-        (f64::from(self.config.width.max(self.config.height)) / f).ceil() as u32
-    }
-
-    /// Decodes `bytes`; at reduced size when allowed and no transform will run.
-    fn decode_bytes(&self, bytes: &[u8], path: &Path, transformed: bool) -> Result<RgbImage> {
-        if self.config.draft && !transformed {
-            decode::decode_rgb_bytes_at_least(bytes, path, self.config.max_pixels, self.min_decoded_side())
-        } else {
-            decode::decode_rgb_bytes(bytes, path, self.config.max_pixels)
-        }
-    }
-
-    fn decode_file(&self, path: &Path, seed: Option<u64>) -> Result<RgbImage> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?;
-        self.decode_bytes(&bytes, path, seed.is_some() && self.transform.is_some())
-    }
-
     fn prepare(&self, img: RgbImage, seed: Option<u64>) -> Result<RgbImage> {
         let img = match (&self.transform, seed) {
             (Some(t), Some(s)) => t.apply(img, s),
@@ -280,12 +245,12 @@ impl ImageLoader {
 
     /// Decodes one file and resizes it (no transform).
     pub fn load_image(&self, path: &Path) -> Result<RgbImage> {
-        self.prepare(self.decode_file(path, None)?, None)
+        self.prepare(decode::decode_rgb(path, self.config.max_pixels)?, None)
     }
 
     /// Decodes encoded image bytes (`name` appears in errors) and resizes them.
     pub fn load_image_bytes(&self, bytes: &[u8], name: &str) -> Result<RgbImage> {
-        self.prepare(self.decode_bytes(bytes, Path::new(name), false)?, None)
+        self.prepare(decode::decode_rgb_bytes(bytes, Path::new(name), self.config.max_pixels)?, None)
     }
 
     /// Writes one image's normalised values into `out` (C*H*W floats, CHW order).
@@ -392,8 +357,8 @@ impl Iterator for Batches<'_> {
             idx.par_iter()
                 .map(|&i| {
                     let info = &images[i];
-                    let seed = seed.map(|s| mix_seed(s, epoch, info.id));
-                    loader.prepare(loader.decode_file(&info.path, seed)?, seed)
+                    let img = decode::decode_rgb(&info.path, loader.config.max_pixels)?;
+                    loader.prepare(img, seed.map(|s| mix_seed(s, epoch, info.id)))
                 })
                 .collect::<Result<Vec<_>>>()
         });
