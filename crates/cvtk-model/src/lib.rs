@@ -18,6 +18,7 @@ mod arch;
 mod base;
 mod classifier;
 mod error;
+pub mod inference;
 pub mod nets;
 mod svm;
 pub mod tensorboard;

@@ -36,6 +36,8 @@ pub struct Featurizer {
     base_weights: Option<std::path::PathBuf>,
     vs: nn::VarStore,
     net: Network,
+    /// The batch-norm-folded copy of `net` (ResNets on the CPU).
+    fused: crate::inference::FusedCache,
 }
 
 impl std::fmt::Debug for Featurizer {
@@ -52,7 +54,14 @@ impl Featurizer {
         let mut vs = nn::VarStore::new(device);
         let net = base.build(&vs, None, false)?;
         vs.freeze();
-        Ok(Featurizer { arch: base.arch, loader, base_weights: base.weights.clone(), vs, net })
+        Ok(Featurizer {
+            arch: base.arch,
+            loader,
+            base_weights: base.weights.clone(),
+            vs,
+            net,
+            fused: Default::default(),
+        })
     }
 
     /// Feature size.
@@ -69,6 +78,9 @@ impl Featurizer {
     pub fn features_batch(&self, images: &Tensor) -> Result<Tensor> {
         check_input(self.arch, images)?;
         let xs = images.f_to_device(self.vs.device())?;
+        if let Some(features) = self.fused.with(self.arch, &self.vs, |net| net.features(&xs))? {
+            return Ok(features);
+        }
         Ok(tch::no_grad(|| self.net.features_t(&xs, false)).f_to_device(Device::Cpu)?)
     }
 
@@ -349,7 +361,14 @@ impl SvmClassifier {
             bias: Array1::from(bv),
         };
         let params = serde_json::from_value(meta.history.clone()).unwrap_or_default();
-        let featurizer = Featurizer { arch: meta.arch, loader: meta.loader, base_weights: meta.base_weights, vs, net };
+        let featurizer = Featurizer {
+            arch: meta.arch,
+            loader: meta.loader,
+            base_weights: meta.base_weights,
+            vs,
+            net,
+            fused: Default::default(),
+        };
         Ok(SvmClassifier { labels: meta.labels, featurizer, model, params })
     }
 

@@ -171,6 +171,8 @@ pub struct TransferModel {
     vs: nn::VarStore,
     net: Network,
     history: Vec<EpochStats>,
+    /// Scoring's batch-norm-folded copy of `net` (ResNets on the CPU).
+    fused: crate::inference::FusedCache,
 }
 
 impl std::fmt::Debug for TransferModel {
@@ -228,6 +230,7 @@ impl TransferModel {
             vs,
             net,
             history: Vec::new(),
+            fused: Default::default(),
         })
     }
 
@@ -486,6 +489,7 @@ impl TransferModel {
             vs,
             net,
             history,
+            fused: Default::default(),
         })
     }
 
@@ -509,6 +513,9 @@ impl Classifier for TransferModel {
     fn score_batch(&self, images: &Tensor) -> Result<Tensor> {
         check_input(self.arch, images)?;
         let xs = images.f_to_device(self.vs.device())?;
+        if let Some(logits) = self.fused.with(self.arch, &self.vs, |net| net.forward(&xs))? {
+            return Ok(logits);
+        }
         Ok(tch::no_grad(|| self.net.forward_t(&xs, false)).f_to_device(Device::Cpu)?)
     }
 
