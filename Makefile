@@ -78,8 +78,19 @@ test: setup lint
 	$(CARGO) test --workspace --all-targets --locked
 	$(CARGO) test --workspace --doc --locked
 
+# Every benchmark, then their tables into docs/benchmarks.md and docs/augmentation.md.
+BENCHES := pipeline inference training svm augment
 bench: setup
-	$(CARGO) bench --locked --bench augment --bench svm
+	@mkdir -p outputs/bench
+	@for b in $(BENCHES); do \
+	  echo "== cargo bench --bench $$b"; \
+	  $(CARGO) bench --locked --bench $$b > outputs/bench/$$b.md || exit 1; \
+	  cat outputs/bench/$$b.md; \
+	done
+	$(PY) scripts/update-benchmarks-doc.py docs/benchmarks.md \
+	  pipeline=outputs/bench/pipeline.md inference=outputs/bench/inference.md \
+	  training=outputs/bench/training.md svm=outputs/bench/svm.md
+	$(PY) scripts/update-benchmarks-doc.py docs/augmentation.md augment=outputs/bench/augment.md
 
 clean:
 	$(CARGO) clean

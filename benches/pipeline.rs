@@ -18,38 +18,6 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use cvtk::dataset::{ClassificationDataset, ImageLoader, LoaderConfig, Normalization, ResizeMode, ScanOptions};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-
-/// Writes `n` JPEGs of 0.3 to 3 MP (log-uniform), cut from the photos at random,
-/// into `out/<photo group>/`. Returns the mean megapixels.
-fn write_photos(root: &Path, out: &Path, n: usize) -> anyhow::Result<f64> {
-    let sources: Vec<image::RgbImage> = common::skimage_photos(root)?
-        .iter()
-        .map(|p| cvtk::dataset::decode::decode_rgb(p, cvtk::dataset::decode::DEFAULT_MAX_PIXELS))
-        .collect::<Result<_, _>>()?;
-    let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let mut total_mp = 0.0;
-    for i in 0..n {
-        let src = &sources[i % sources.len()];
-        // A random crop of 60-100% of each side, scaled to the drawn size.
-        let (sw, sh) = src.dimensions();
-        let cw = (f64::from(sw) * rng.random_range(0.6..=1.0)) as u32;
-        let ch = (f64::from(sh) * rng.random_range(0.6..=1.0)) as u32;
-        let (x, y) = (rng.random_range(0..=sw - cw), rng.random_range(0..=sh - ch));
-        let mp = (0.3f64.ln() + rng.random::<f64>() * (3.0f64.ln() - 0.3f64.ln())).exp();
-        let scale = (mp * 1e6 / f64::from(cw * ch)).sqrt();
-        let (w, h) = (((f64::from(cw) * scale) as u32).max(1), ((f64::from(ch) * scale) as u32).max(1));
-        let crop = image::imageops::crop_imm(src, x, y, cw, ch).to_image();
-        let img = image::imageops::resize(&crop, w, h, image::imageops::FilterType::Triangle);
-        total_mp += f64::from(w * h) / 1e6;
-        let dir = out.join(format!("group{}", i % 3));
-        std::fs::create_dir_all(&dir)?;
-        let file = std::fs::File::create(dir.join(format!("photo_{i:04}.jpg")))?;
-        image::codecs::jpeg::JpegEncoder::new_with_quality(std::io::BufWriter::new(file), 90).encode_image(&img)?;
-    }
-    Ok(total_mp / n as f64)
-}
 
 /// Images per second of cvtk's loader over `passes` passes (after one warm-up).
 fn cvtk_rate(ds: &ClassificationDataset, threads: usize, batch: usize, passes: usize) -> anyhow::Result<f64> {
@@ -99,7 +67,7 @@ fn main() -> anyhow::Result<()> {
     let (n, rounds, passes) = if full { (300, 5, 2) } else { (6, 1, 1) };
     let tmp = tempfile::tempdir()?;
     let data = tmp.path().join("photos");
-    let mp = write_photos(root, &data, n)?;
+    let mp = common::write_photos(root, &data, n)?;
     let ds = ClassificationDataset::create_from_dir_with("photos", &data, &ScanOptions::default().verify(false))?;
     let batch = 32;
     println!(

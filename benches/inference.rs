@@ -1,0 +1,179 @@
+//! Inference speed: ResNet-18, ResNet-50 and EfficientNet-Lite0 at batch 1 and
+//! 16, images per second, cvtk (libtorch through tch, eval mode, no grad)
+//! against PyTorch eager, TorchScript (`torch.jit.freeze` +
+//! `optimize_for_inference`) and onnxruntime on an ONNX export, all from the
+//! same weights file and the same input, 2 threads each, alternating.
+//!
+//! `cargo bench --bench inference` (or `make bench`) prints a Markdown table;
+//! without `--bench` (as `cargo test` runs it) it runs ResNet-18 at batch 1
+//! briefly, so the benchmark cannot rot. Before timing, it checks that cvtk's
+//! logits equal PyTorch's for the same weights (max abs difference < 1e-3).
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, ensure, Context};
+use cvtk::model::inference::FusedResnet;
+use cvtk::model::weights::{load_into, read_state_dict};
+use cvtk::model::{Architecture, BaseModel};
+use tch::{nn, Device, Kind, Tensor};
+
+const THREADS: usize = 2;
+
+fn python(root: &Path, args: &[&str]) -> anyhow::Result<serde_json::Value> {
+    let py = root.join(".venv/bin/python");
+    let out = Command::new(&py)
+        .arg(root.join("benches/python/inference_peers.py"))
+        .args(args)
+        .env("OMP_NUM_THREADS", THREADS.to_string())
+        .output()
+        .with_context(|| format!("cannot run {}; run `make setup`", py.display()))?;
+    if !out.status.success() {
+        bail!("inference_peers.py {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(serde_json::from_str(text.lines().last().unwrap_or("{}"))?)
+}
+
+fn read_f32(path: &Path, shape: &[i64]) -> anyhow::Result<Tensor> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(Tensor::f_from_data_size(&bytes, shape, Kind::Float)?)
+}
+
+/// Images per second of `forward` at `batch`, for about `seconds`.
+fn rate(
+    forward: &dyn Fn(&Tensor) -> anyhow::Result<Tensor>,
+    input: &Tensor,
+    batch: i64,
+    seconds: f64,
+) -> anyhow::Result<f64> {
+    let x = input.narrow(0, 0, batch);
+    tch::no_grad(|| -> anyhow::Result<f64> {
+        for _ in 0..3 {
+            let _ = forward(&x)?;
+        }
+        let (mut n, start) = (0i64, Instant::now());
+        while start.elapsed().as_secs_f64() < seconds {
+            let y = forward(&x)?;
+            ensure!(y.size()[0] == batch);
+            n += batch;
+        }
+        Ok(n as f64 / start.elapsed().as_secs_f64())
+    })
+}
+
+/// `--profile ARCH BATCH SECONDS`: only cvtk's scoring path on random weights,
+/// for `perf record` (no Python, nothing else in the process).
+fn profile(args: &[String]) -> anyhow::Result<()> {
+    let arch: Architecture = args.first().context("--profile ARCH BATCH SECONDS")?.parse()?;
+    let batch: i64 = args.get(1).context("BATCH")?.parse()?;
+    let seconds: f64 = args.get(2).context("SECONDS")?.parse()?;
+    let vs = nn::VarStore::new(Device::Cpu);
+    let net = arch.build(&vs.root(), Some(1000));
+    let fused = FusedResnet::from_vars(arch, &vs.variables(), "", true)?;
+    let input = Tensor::randn([batch, 3, 224, 224], (Kind::Float, Device::Cpu));
+    let forward = |x: &Tensor| -> anyhow::Result<Tensor> {
+        match &fused {
+            Some(f) => Ok(f.forward(x)?),
+            None => Ok(net.forward_t(x, false)),
+        }
+    };
+    let r = rate(&forward, &input, batch, seconds)?;
+    println!("{arch} batch {batch}: {r:.1} images/s");
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    tch::set_num_threads(THREADS as i32);
+    if let Some(i) = args.iter().position(|a| a == "--profile") {
+        return profile(&args[i + 1..]);
+    }
+    let full = args.iter().any(|a| a == "--bench");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let archs: &[Architecture] = if full {
+        &[Architecture::Resnet18, Architecture::Resnet50, Architecture::EfficientnetLite0]
+    } else {
+        &[Architecture::Resnet18]
+    };
+    let (batches, rounds, seconds): (&[i64], usize, f64) = if full { (&[1, 16], 3, 3.0) } else { (&[1], 1, 0.2) };
+    let engines = ["eager", "jit", "onnxruntime"];
+    println!(
+        "inference: 224x224, {THREADS} threads, {rounds} rounds of about {seconds} s per engine, alternating; images/s\n"
+    );
+    println!(
+        "| model | batch | cvtk plain | cvtk fused | PyTorch eager | TorchScript frozen | onnxruntime | cvtk fused / best peer |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for &arch in archs {
+        let tmp = tempfile::tempdir()?;
+        let dir = tmp.path().to_str().context("temp path")?;
+        let lite = BaseModel::pretrained(Architecture::EfficientnetLite0).ok().and_then(|b| b.weights);
+        let mut prepare = vec!["prepare", arch.name(), dir];
+        let lite_path;
+        if arch == Architecture::EfficientnetLite0 {
+            lite_path = lite.context("EfficientNet-Lite0 weights missing; run `make setup`")?;
+            prepare.push(lite_path.to_str().context("weights path")?);
+        }
+        python(root, &prepare)?;
+        let weights = tmp.path().join(format!("{}.pth", arch.name()));
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = arch.build(&vs.root(), Some(1000));
+        load_into(&vs, read_state_dict(&weights)?, &weights, &[])?;
+        let input = read_f32(&tmp.path().join("input.bin"), &[16, 3, 224, 224])?;
+        let expected = read_f32(&tmp.path().join("logits.bin"), &[16, 1000])?;
+        let vars: std::collections::HashMap<String, Tensor> = vs.variables();
+        let fused = FusedResnet::from_vars(arch, &vars, "", true)?;
+        let plain = |x: &Tensor| -> anyhow::Result<Tensor> { Ok(net.forward_t(x, false)) };
+        let fast = |x: &Tensor| -> anyhow::Result<Tensor> {
+            match &fused {
+                Some(f) => Ok(f.forward(x)?),
+                None => Ok(net.forward_t(x, false)),
+            }
+        };
+        for (name, forward) in [("plain", &plain as &dyn Fn(&Tensor) -> anyhow::Result<Tensor>), ("fused", &fast)] {
+            let got = tch::no_grad(|| forward(&input))?;
+            let diff = (&got - &expected).abs().max().double_value(&[]);
+            ensure!(diff < 1e-3, "{arch} ({name}): cvtk's logits differ from PyTorch's by {diff:e}");
+        }
+        for &batch in batches {
+            let (mut ours, mut ours_fused) = (Vec::new(), Vec::new());
+            let mut theirs: Vec<Vec<f64>> = vec![Vec::new(); engines.len()];
+            for _ in 0..rounds {
+                ours.push(rate(&plain, &input, batch, seconds)?);
+                ours_fused.push(rate(&fast, &input, batch, seconds)?);
+                for (i, engine) in engines.iter().enumerate() {
+                    let v = python(
+                        root,
+                        &[
+                            "run",
+                            arch.name(),
+                            dir,
+                            engine,
+                            &batch.to_string(),
+                            &seconds.to_string(),
+                            &THREADS.to_string(),
+                        ],
+                    )?;
+                    theirs[i].push(v["images"].as_f64().context("images")? / v["seconds"].as_f64().context("seconds")?);
+                }
+            }
+            let (ours, fused_rate) = (common::median(ours), common::median(ours_fused));
+            let peers: Vec<f64> = theirs.into_iter().map(common::median).collect();
+            let best = peers.iter().copied().fold(0.0, f64::max);
+            ensure!(ours > 0.0 && best > 0.0, "a rate was not positive");
+            println!(
+                "| {arch} | {batch} | {ours:.1} | {fused_rate:.1} | {:.1} | {:.1} | {:.1} | {:.2}x |",
+                peers[0],
+                peers[1],
+                peers[2],
+                fused_rate / best
+            );
+        }
+    }
+    Ok(())
+}
