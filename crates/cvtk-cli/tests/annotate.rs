@@ -5,12 +5,15 @@
 //! Needs `make setup` (the mnist-5k sample data, Debian's chromium and
 //! tests/browser/node_modules); fails loudly without them.
 
+#[path = "../../../tests/browser/prerequisites.rs"]
+mod browser;
 mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+use browser::browser_prerequisites;
 use common::{cvtk, json, train_small_cnn};
 use cvtk_dataset::ClassificationDataset;
 
@@ -77,13 +80,7 @@ fn digits_with_label_errors(dir: &Path) -> PathBuf {
 #[test]
 fn the_annotation_page_fixes_labels_in_headless_chromium() {
     let repo = repo();
-    let browser_dir = repo.join("tests/browser");
-    assert!(
-        browser_dir.join("node_modules/playwright-core").is_dir(),
-        "playwright-core missing: run `make setup` (npm ci in tests/browser)"
-    );
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(Path::new(&chromium).is_file(), "{chromium} missing: run `make setup` (apt-get install chromium)");
+    let (browser_dir, chromium) = browser_prerequisites(&repo);
 
     let dir = tempfile::tempdir().unwrap();
     let digits = digits_with_label_errors(dir.path());

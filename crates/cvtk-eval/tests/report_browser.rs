@@ -4,9 +4,13 @@
 //! Needs `make setup` (Debian's chromium and tests/browser/node_modules); fails
 //! loudly without them.
 
+#[path = "../../../tests/browser/prerequisites.rs"]
+mod browser;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use browser::browser_prerequisites;
 use cvtk_eval::{write_report, ClassificationEvaluation, ReportImage, ReportOptions};
 use serde_json::json;
 
@@ -27,13 +31,7 @@ fn explorer(e: &ClassificationEvaluation, label: usize, t: f32) -> serde_json::V
 #[test]
 fn the_report_works_in_headless_chromium() {
     let repo = repo();
-    let browser_dir = repo.join("tests/browser");
-    assert!(
-        browser_dir.join("node_modules/playwright-core").is_dir(),
-        "playwright-core missing: run `make setup` (npm ci in tests/browser)"
-    );
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(Path::new(&chromium).is_file(), "{chromium} missing: run `make setup` (apt-get install chromium)");
+    let (browser_dir, chromium) = browser_prerequisites(&repo);
 
     // 40 images of 3 labels; scores depend on the index so some are wrong.
     let labels: Vec<String> = ["bowl", "cup", "plate"].iter().map(|s| s.to_string()).collect();
