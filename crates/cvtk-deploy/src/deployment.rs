@@ -483,8 +483,8 @@ mod tests {
 
     #[test]
     fn private_files_are_owner_only() {
-        let dir = tempfile_dir();
-        let p = dir.join("key");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("key");
         cvtk_dataset::write_atomic_private(&p, b"secret").unwrap();
         #[cfg(unix)]
         {
@@ -500,15 +500,5 @@ mod tests {
             cvtk_dataset::write_atomic_private(&p, b"new").unwrap();
             assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
         }
-    }
-
-    fn tempfile_dir() -> PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "cvtk-deploy-priv-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        std::fs::create_dir_all(&d).unwrap();
-        d
     }
 }
