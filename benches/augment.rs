@@ -10,10 +10,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use cvtk::augment::{Affine, Crop, FillMode, Fliplr, GaussianBlur, Multiply, Pipeline, Sequential};
 use rayon::prelude::*;
 
@@ -42,20 +41,9 @@ fn cvtk_rate(p: &Pipeline, images: &[image::RgbImage], threads: usize, repeats: 
 
 /// Images per second of albumentations over `repeats` passes.
 fn python_rate(root: &Path, name: &str, paths: &[PathBuf], threads: usize, repeats: usize) -> anyhow::Result<f64> {
-    let python = root.join(".venv/bin/python");
-    let out = Command::new(&python)
-        .arg(root.join("benches/python/augment_albumentations.py"))
-        .args([name, &threads.to_string(), &repeats.to_string()])
-        .args(paths)
-        .env("OMP_NUM_THREADS", threads.to_string())
-        .output()
-        .with_context(|| format!("cannot run {}; run `make setup`", python.display()))?;
-    if !out.status.success() {
-        bail!("albumentations failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    let (n, s) = (v["images"].as_f64().context("images")?, v["seconds"].as_f64().context("seconds")?);
-    Ok(n / s)
+    let mut args: Vec<std::ffi::OsString> = vec![name.into(), threads.to_string().into(), repeats.to_string().into()];
+    args.extend(paths.iter().map(|p| p.as_os_str().to_owned()));
+    common::images_per_second(&common::python_peer(root, "augment_albumentations.py", &args, Some(threads))?)
 }
 
 fn main() -> anyhow::Result<()> {

@@ -13,10 +13,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
-use anyhow::{bail, ensure, Context};
+use anyhow::{ensure, Context};
 use cvtk::model::inference::FusedResnet;
 use cvtk::model::weights::{load_into, read_state_dict};
 use cvtk::model::{Architecture, BaseModel};
@@ -25,18 +24,7 @@ use tch::{nn, Device, Kind, Tensor};
 const THREADS: usize = 2;
 
 fn python(root: &Path, args: &[&str]) -> anyhow::Result<serde_json::Value> {
-    let py = root.join(".venv/bin/python");
-    let out = Command::new(&py)
-        .arg(root.join("benches/python/inference_peers.py"))
-        .args(args)
-        .env("OMP_NUM_THREADS", THREADS.to_string())
-        .output()
-        .with_context(|| format!("cannot run {}; run `make setup`", py.display()))?;
-    if !out.status.success() {
-        bail!("inference_peers.py {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    Ok(serde_json::from_str(text.lines().last().unwrap_or("{}"))?)
+    common::python_peer(root, "inference_peers.py", args, Some(THREADS))
 }
 
 fn read_f32(path: &Path, shape: &[i64]) -> anyhow::Result<Tensor> {
@@ -159,7 +147,7 @@ fn main() -> anyhow::Result<()> {
                             &THREADS.to_string(),
                         ],
                     )?;
-                    theirs[i].push(v["images"].as_f64().context("images")? / v["seconds"].as_f64().context("seconds")?);
+                    theirs[i].push(common::images_per_second(&v)?);
                 }
             }
             let (ours, fused_rate) = (common::median(ours), common::median(ours_fused));

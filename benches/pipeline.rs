@@ -13,10 +13,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use cvtk::dataset::{ClassificationDataset, ImageLoader, LoaderConfig, Normalization, ResizeMode, ScanOptions};
 
 /// Images per second of cvtk's loader over `passes` passes (after one warm-up).
@@ -46,19 +45,8 @@ fn cvtk_rate(ds: &ClassificationDataset, threads: usize, batch: usize, passes: u
 }
 
 fn torchvision_rate(root: &Path, data: &Path, workers: usize, batch: usize, passes: usize) -> anyhow::Result<f64> {
-    let python = root.join(".venv/bin/python");
-    let out = Command::new(&python)
-        .arg(root.join("benches/python/pipeline_torchvision.py"))
-        .arg(data)
-        .args([workers.to_string(), batch.to_string(), passes.to_string()])
-        .env("OMP_NUM_THREADS", "1")
-        .output()
-        .with_context(|| format!("cannot run {}; run `make setup`", python.display()))?;
-    if !out.status.success() {
-        bail!("torchvision failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    Ok(v["images"].as_f64().context("images")? / v["seconds"].as_f64().context("seconds")?)
+    let args = [data.to_string_lossy().into_owned(), workers.to_string(), batch.to_string(), passes.to_string()];
+    common::images_per_second(&common::python_peer(root, "pipeline_torchvision.py", &args, Some(1))?)
 }
 
 fn main() -> anyhow::Result<()> {

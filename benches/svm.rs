@@ -11,7 +11,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
@@ -34,16 +33,8 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
 }
 
 fn sklearn(root: &Path, dir: &Path, n_train: usize, n_test: usize, dim: usize) -> anyhow::Result<(f64, f64)> {
-    let out = Command::new(root.join(".venv/bin/python"))
-        .arg(root.join("benches/python/svm_linearsvc.py"))
-        .arg(dir)
-        .args([n_train.to_string(), n_test.to_string(), dim.to_string()])
-        .output()
-        .context("cannot run the venv's python; run `make setup`")?;
-    if !out.status.success() {
-        bail!("LinearSVC failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let args = [dir.to_string_lossy().into_owned(), n_train.to_string(), n_test.to_string(), dim.to_string()];
+    let v = common::python_peer(root, "svm_linearsvc.py", &args, None)?;
     Ok((v["seconds"].as_f64().context("seconds")?, v["accuracy"].as_f64().context("accuracy")?))
 }
 

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use anyhow::{bail, ensure, Context};
+use anyhow::{ensure, Context};
 use cvtk::dataset::{ClassificationDataset, ScanOptions};
 use cvtk::model::{Architecture, BaseModel, Device, TrainConfig, TransferModel};
 
@@ -41,21 +41,17 @@ fn cvtk_rate(ds: &ClassificationDataset, weights: &Path, batch: usize, size: u32
 }
 
 fn torch_rate(root: &Path, data: &Path, weights: &Path, batch: usize, size: u32) -> anyhow::Result<(f64, f64)> {
-    let python = root.join(".venv/bin/python");
-    let out = Command::new(&python)
-        .arg(root.join("benches/python/training_torchvision.py"))
-        .arg(data)
-        .arg(weights)
-        .args([THREADS.to_string(), THREADS.to_string(), batch.to_string(), size.to_string(), LR.to_string()])
-        .env("OMP_NUM_THREADS", THREADS.to_string())
-        .output()
-        .with_context(|| format!("cannot run {}; run `make setup`", python.display()))?;
-    if !out.status.success() {
-        bail!("the PyTorch loop failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    let rate = v["images"].as_f64().context("images")? / v["seconds"].as_f64().context("seconds")?;
-    Ok((rate, v["loss"].as_f64().context("loss")?))
+    let args = [
+        data.to_string_lossy().into_owned(),
+        weights.to_string_lossy().into_owned(),
+        THREADS.to_string(),
+        THREADS.to_string(),
+        batch.to_string(),
+        size.to_string(),
+        LR.to_string(),
+    ];
+    let v = common::python_peer(root, "training_torchvision.py", &args, Some(THREADS))?;
+    Ok((common::images_per_second(&v)?, v["loss"].as_f64().context("loss")?))
 }
 
 fn main() -> anyhow::Result<()> {

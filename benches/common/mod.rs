@@ -2,7 +2,9 @@
 //! sizes cut from them), and medians.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use anyhow::{bail, Context};
 use rand::{Rng, SeedableRng};
@@ -34,6 +36,38 @@ pub fn skimage_photos(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
         bail!("{} missing; `make setup` installs scikit-image into .venv", missing.display());
     }
     Ok(paths)
+}
+
+/// Runs the Python peer `benches/python/SCRIPT` from the project's venv with
+/// `args` (and `OMP_NUM_THREADS` when given); returns the JSON of the last line
+/// it printed (null when it printed nothing). An error carries its stderr.
+pub fn python_peer<S: AsRef<OsStr>>(
+    root: &Path,
+    script: &str,
+    args: &[S],
+    omp_threads: Option<usize>,
+) -> anyhow::Result<serde_json::Value> {
+    let python = root.join(".venv/bin/python");
+    let mut cmd = Command::new(&python);
+    cmd.arg(root.join("benches/python").join(script)).args(args);
+    if let Some(n) = omp_threads {
+        cmd.env("OMP_NUM_THREADS", n.to_string());
+    }
+    let out = cmd.output().with_context(|| format!("cannot run {}; run `make setup`", python.display()))?;
+    if !out.status.success() {
+        bail!("{script} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    match text.lines().last() {
+        // A step that only writes files (inference_peers.py prepare) prints nothing.
+        None => Ok(serde_json::Value::Null),
+        Some(last) => serde_json::from_str(last).with_context(|| format!("{script} printed {last:?}, not JSON")),
+    }
+}
+
+/// `images / seconds` of a peer's JSON answer.
+pub fn images_per_second(v: &serde_json::Value) -> anyhow::Result<f64> {
+    Ok(v["images"].as_f64().context("images")? / v["seconds"].as_f64().context("seconds")?)
 }
 
 /// The median (upper median for even lengths).
