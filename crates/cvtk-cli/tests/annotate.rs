@@ -5,7 +5,7 @@
 //! Needs `make setup` (the mnist-5k sample data, Debian's chromium and
 //! tests/browser/node_modules); fails loudly without them.
 
-#[path = "../../../tests/browser/prerequisites.rs"]
+#[path = "../../../tests/browser/harness.rs"]
 mod browser;
 mod common;
 
@@ -13,13 +13,9 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use browser::browser_prerequisites;
+use browser::{repo, run_browser_test};
 use common::{cvtk, json, train_small_cnn};
 use cvtk_dataset::ClassificationDataset;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
 
 /// Kills the server when the test ends, passed or not.
 struct Server(Child);
@@ -79,9 +75,6 @@ fn digits_with_label_errors(dir: &Path) -> PathBuf {
 
 #[test]
 fn the_annotation_page_fixes_labels_in_headless_chromium() {
-    let repo = repo();
-    let (browser_dir, chromium) = browser_prerequisites(&repo);
-
     let dir = tempfile::tempdir().unwrap();
     let digits = digits_with_label_errors(dir.path());
     let manifest = dir.path().join("digits.json");
@@ -98,22 +91,17 @@ fn the_annotation_page_fixes_labels_in_headless_chromium() {
     train_small_cnn(&manifest, &model, 6, &[]);
 
     let (_server, url) = annotate(&[manifest.to_str().unwrap(), "--model", model.to_str().unwrap(), "--device", "cpu"]);
-    let shots = repo.join("target/screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
-    let expect = serde_json::json!({ "total": 60, "labels": ["0", "1", "7"] });
-    let out = Command::new("node")
-        .args(["--test", "--test-reporter=spec", "annotate.test.mjs"])
-        .current_dir(&browser_dir)
-        .env("CVTK_ANNOTATE_URL", &url)
-        .env("CVTK_MANIFEST", &manifest)
-        .env("CVTK_SCREENSHOT", shots.join("annotate.png"))
-        .env("CVTK_EXPECT", expect.to_string())
-        .env("CHROMIUM", &chromium)
-        .output()
-        .expect("node is needed for the browser tests");
-    let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "browser test failed:\n{log}");
-    assert!(shots.join("annotate.png").is_file(), "no screenshot written");
+    let expect = serde_json::json!({ "total": 60, "labels": ["0", "1", "7"] }).to_string();
+    let (log, shot) = run_browser_test(
+        "annotate.test.mjs",
+        "annotate.png",
+        &[
+            ("CVTK_ANNOTATE_URL", url.as_ref()),
+            ("CVTK_MANIFEST", manifest.as_os_str()),
+            ("CVTK_EXPECT", expect.as_ref()),
+        ],
+    );
+    assert!(shot.is_file(), "no screenshot written");
 
     // What the page did, checked through cvtk's own manifest reader.
     let line = log.lines().find_map(|l| l.trim().strip_prefix("RESULT ")).expect("the browser test prints RESULT");

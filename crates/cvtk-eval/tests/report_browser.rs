@@ -4,19 +4,12 @@
 //! Needs `make setup` (Debian's chromium and tests/browser/node_modules); fails
 //! loudly without them.
 
-#[path = "../../../tests/browser/prerequisites.rs"]
+#[path = "../../../tests/browser/harness.rs"]
 mod browser;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use browser::browser_prerequisites;
+use browser::run_browser_test;
 use cvtk_eval::{write_report, ClassificationEvaluation, ReportImage, ReportOptions};
 use serde_json::json;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
 
 fn explorer(e: &ClassificationEvaluation, label: usize, t: f32) -> serde_json::Value {
     let conf = e.confidences();
@@ -30,9 +23,6 @@ fn explorer(e: &ClassificationEvaluation, label: usize, t: f32) -> serde_json::V
 
 #[test]
 fn the_report_works_in_headless_chromium() {
-    let repo = repo();
-    let (browser_dir, chromium) = browser_prerequisites(&repo);
-
     // 40 images of 3 labels; scores depend on the index so some are wrong.
     let labels: Vec<String> = ["bowl", "cup", "plate"].iter().map(|s| s.to_string()).collect();
     let dir = tempfile::tempdir().unwrap();
@@ -64,19 +54,12 @@ fn the_report_works_in_headless_chromium() {
     assert!(wrong > 0 && wrong < 40);
     let expect = json!({ "total": 40, "wrong": wrong, "at050": explorer(&e, 0, 0.5), "at090": explorer(&e, 0, 0.9) });
     assert_ne!(expect["at050"], expect["at090"], "the two thresholds should keep different images");
-    let shots = repo.join("target/screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
-    let out = Command::new("node")
-        .args(["--test", "report.test.mjs"])
-        .current_dir(&browser_dir)
-        .env("CVTK_REPORT", &files.html)
-        .env("CVTK_SCREENSHOT", shots.join("report.png"))
-        .env("CVTK_EXPECT", expect.to_string())
-        .env("CHROMIUM", &chromium)
-        .output()
-        .expect("node is needed for the browser tests");
-    let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "browser test failed:\n{log}");
-    let shot = image::open(shots.join("report.png")).unwrap();
+    let expect = expect.to_string();
+    let (_, shot) = run_browser_test(
+        "report.test.mjs",
+        "report.png",
+        &[("CVTK_REPORT", files.html.as_os_str()), ("CVTK_EXPECT", expect.as_ref())],
+    );
+    let shot = image::open(shot).unwrap();
     assert!(shot.height() > 1000, "a full-page screenshot");
 }
