@@ -150,17 +150,13 @@ async fn dataset(State(state): State<AppState>) -> std::result::Result<Response,
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(view)).into_response())
 }
 
-fn content_type(format: image::ImageFormat) -> &'static str {
-    format.to_mime_type()
-}
-
 async fn image_file(State(state): State<AppState>, Path(raw): Path<String>) -> std::result::Result<Response, ApiError> {
     let id = parse_id(&raw)?;
     let path = with_store(&state, move |s| s.image_path(id)).await?.ok_or_else(ApiError::not_found)?;
     let bytes = tokio::fs::read(&path).await.map_err(|_| ApiError::not_found())?;
     // Only images leave the server, whatever a manifest points at.
     let format = image::guess_format(&bytes).map_err(|_| ApiError::not_found())?;
-    Ok(([(header::CONTENT_TYPE, content_type(format)), (header::CACHE_CONTROL, "private, max-age=60")], bytes)
+    Ok(([(header::CONTENT_TYPE, format.to_mime_type()), (header::CACHE_CONTROL, "private, max-age=60")], bytes)
         .into_response())
 }
 

@@ -5,7 +5,7 @@
 //! `cvtk annotate`) changed it, so edits of different images never overwrite
 //! each other and edits of the same image are refused as conflicts.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use cvtk_dataset::{ClassificationDataset, ImageInfo};
@@ -284,9 +284,9 @@ impl Store {
     pub fn add_label(&mut self, name: &str) -> Result<Vec<String>> {
         self.refresh()?;
         let mut ds = self.dataset.clone();
-        let before: HashSet<String> = ds.label_names().into_iter().collect();
         ds.add_label(name)?;
-        if ds.labels().len() != before.len() {
+        // An existing name changes nothing and needs no save.
+        if ds.labels().len() != self.dataset.labels().len() {
             self.save(ds)?;
         }
         Ok(self.dataset.label_names())

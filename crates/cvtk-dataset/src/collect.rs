@@ -486,6 +486,21 @@ fn search(
     Ok(parsed.value.into_iter().filter_map(|r| r.content_url).filter(|u| is_url(u)).take(count).collect())
 }
 
+/// Every image file below `dir` (links followed, hidden files skipped), sorted,
+/// as absolute paths.
+fn image_files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+        .follow_links(true)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file() && has_image_extension(e.path()))
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| std::path::absolute(e.path()).unwrap_or_else(|_| e.path().to_path_buf()))
+        .collect();
+    files.sort();
+    files
+}
+
 /// One thing to fetch: a URL or a local file, under a label.
 struct Job {
     label: String,
@@ -544,61 +559,38 @@ pub fn collect_images(
     let mut jobs = Vec::new();
     for (label, qs) in &queries.labels {
         for q in qs {
-            match q {
+            let job = |source: String, local: Option<PathBuf>| Job { label: label.clone(), source, local };
+            let found: std::result::Result<Vec<Job>, String> = match q {
                 Query::Dir(dir) => {
-                    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(dir)
-                        .follow_links(true)
-                        .into_iter()
-                        .filter_map(|e| e.ok())
-                        .filter(|e| e.file_type().is_file() && has_image_extension(e.path()))
-                        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-                        .map(|e| std::path::absolute(e.path()).unwrap_or_else(|_| e.path().to_path_buf()))
-                        .collect();
-                    files.sort();
+                    let files = image_files_under(dir);
                     if files.is_empty() {
-                        report.failures.push(Failure {
-                            label: label.clone(),
-                            source: q.describe(),
-                            reason: "no image files in this folder".into(),
-                        });
+                        Err("no image files in this folder".into())
+                    } else {
+                        Ok(files.into_iter().map(|f| job(f.to_string_lossy().into_owned(), Some(f))).collect())
                     }
-                    jobs.extend(files.into_iter().map(|f| Job {
-                        label: label.clone(),
-                        source: f.to_string_lossy().into_owned(),
-                        local: Some(f),
-                    }));
                 }
-                Query::Url(u) => jobs.push(Job { label: label.clone(), source: u.clone(), local: None }),
+                Query::Url(u) => Ok(vec![job(u.clone(), None)]),
                 Query::Search { text, count } => {
                     let key = format!("{text}\t{count}");
-                    let urls = match state.searches.get(&key) {
-                        Some(urls) => Ok(urls.clone()),
-                        None => match image_search {
-                            Some(s) => search(&client, s, text, *count, options),
-                            None => Err("no image-search endpoint".into()),
-                        },
+                    let urls = match (state.searches.get(&key), image_search) {
+                        (Some(urls), _) => Ok(urls.clone()),
+                        (None, Some(s)) => search(&client, s, text, *count, options),
+                        // Refused above, before anything was fetched.
+                        (None, None) => Err("no image-search endpoint".into()),
                     };
-                    match urls {
-                        Ok(urls) => {
-                            if urls.is_empty() {
-                                report.failures.push(Failure {
-                                    label: label.clone(),
-                                    source: q.describe(),
-                                    reason: "the search gave no results".into(),
-                                });
-                            }
-                            jobs.extend(urls.iter().map(|u| Job {
-                                label: label.clone(),
-                                source: u.clone(),
-                                local: None,
-                            }));
-                            state.searches.insert(key, urls);
+                    urls.and_then(|urls| {
+                        state.searches.insert(key, urls.clone());
+                        if urls.is_empty() {
+                            Err("the search gave no results".into())
+                        } else {
+                            Ok(urls.into_iter().map(|u| job(u, None)).collect())
                         }
-                        Err(reason) => {
-                            report.failures.push(Failure { label: label.clone(), source: q.describe(), reason })
-                        }
-                    }
+                    })
                 }
+            };
+            match found {
+                Ok(found) => jobs.extend(found),
+                Err(reason) => report.failures.push(Failure { label: label.clone(), source: q.describe(), reason }),
             }
         }
     }
