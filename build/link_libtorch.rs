@@ -10,7 +10,16 @@
 // LIBTORCH is set by .cargo/config.toml, which `make setup` writes.
 fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
-    println!("cargo:rerun-if-changed=build/link_libtorch.rs");
+    println!("cargo:rerun-if-changed=build.rs");
+    // This file, from the root package (build/) or a crate (../../build/): a
+    // path that does not exist would make cargo rerun the script, and rebuild
+    // the package, on every invocation.
+    let dir = std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
+    if let Some(shared) =
+        [dir.join("build/link_libtorch.rs"), dir.join("../../build/link_libtorch.rs")].into_iter().find(|p| p.is_file())
+    {
+        println!("cargo:rerun-if-changed={}", shared.display());
+    }
     if std::env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("linux") {
         return;
     }
