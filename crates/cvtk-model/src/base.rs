@@ -94,6 +94,13 @@ impl BaseModel {
         }
     }
 
+    /// The loader for the ImageNet head: the network's input size with
+    /// torchvision's evaluation transform (`Resize(256)` + `CenterCrop(224)`
+    /// at 224, i.e. the central 87.5%) instead of squashing the whole image.
+    pub fn imagenet_loader_config(&self) -> LoaderConfig {
+        LoaderConfig { resize: ResizeMode::CenterCrop { crop_fraction: 0.875 }, ..self.loader_config(None) }
+    }
+
     /// Builds the network under `vs`'s root with a head of `num_classes` (if
     /// any) and loads the weights; the head is skipped when its size differs
     /// from the file's (a new head for the user's labels).
@@ -128,7 +135,7 @@ impl BaseModel {
         device: Device,
     ) -> Result<Vec<(Vec<ImagenetPrediction>, Vec<f32>)>> {
         let (_vs, net) = self.imagenet_classifier(device)?;
-        let loader = ImageLoader::new(self.loader_config(None))?;
+        let loader = ImageLoader::new(self.imagenet_loader_config())?;
         let mut out = Vec::new();
         for chunk in images.chunks(16) {
             let batch = loader.load_batch(chunk)?.to_device(device);

@@ -234,6 +234,39 @@ impl TransferModel {
         })
     }
 
+    /// The pretrained network as it is, ImageNet head included: a classifier of
+    /// the 1000 ImageNet classes (named as in `tch::vision::imagenet::CLASSES`,
+    /// the few repeated names made unique with a ` (2)`), reading images as
+    /// [`BaseModel::imagenet_loader_config`] says, ready to save and serve.
+    /// `base` must have weights.
+    pub fn imagenet(base: &BaseModel, device: Device) -> Result<Self> {
+        let (mut vs, net) = base.imagenet_classifier(device)?;
+        vs.unfreeze();
+        let mut seen = std::collections::HashMap::new();
+        let labels = tch::vision::imagenet::CLASSES
+            .iter()
+            .map(|name| {
+                let n = seen.entry(*name).or_insert(0);
+                *n += 1;
+                if *n == 1 {
+                    name.to_string()
+                } else {
+                    format!("{name} ({n})")
+                }
+            })
+            .collect();
+        Ok(TransferModel {
+            labels,
+            arch: base.arch,
+            loader: base.imagenet_loader_config(),
+            base_weights: base.weights.clone(),
+            vs,
+            net,
+            history: Vec::new(),
+            fused: Default::default(),
+        })
+    }
+
     /// The architecture.
     pub fn arch(&self) -> Architecture {
         self.arch

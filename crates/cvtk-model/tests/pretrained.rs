@@ -38,3 +38,27 @@ fn lite0_recognises_a_cat_a_coffee_cup_and_a_rocket() {
     // 812 space shuttle, 744 projectile/missile, 657 missile.
     assert!(preds[2].0.iter().take(3).any(|t| [812, 744, 657].contains(&t.index)), "rocket: {:?}", preds[2].0);
 }
+
+#[test]
+fn the_imagenet_classifier_saves_loads_and_scores_as_predict_imagenet_does() {
+    let base =
+        BaseModel::pretrained(Architecture::EfficientnetLite0).expect("run `make setup` to install the Lite0 weights");
+    let photos = [skimage_photo("chelsea.png"), skimage_photo("coffee.png")];
+    let expected = base.predict_imagenet(&photos, 1, Device::Cpu).unwrap();
+    let model = cvtk_model::TransferModel::imagenet(&base, Device::Cpu).unwrap();
+    let labels = cvtk_model::Classifier::labels(&model).to_vec();
+    assert_eq!(labels.len(), 1000);
+    assert_eq!(labels.iter().collect::<std::collections::HashSet<_>>().len(), 1000, "labels must be unique");
+    assert_eq!(labels[281], "tabby, tabby cat");
+    let dir = tempfile::tempdir().unwrap();
+    cvtk_model::Classifier::save(&model, dir.path()).unwrap();
+    let loaded = cvtk_model::load_classifier(dir.path(), Device::Cpu).unwrap();
+    assert_eq!(loaded.labels(), labels.as_slice());
+    let loader = cvtk_dataset::ImageLoader::new(loaded.loader_config()).unwrap();
+    let scores = cvtk_model::rows(&loaded.score_batch(&loader.load_batch(&photos).unwrap()).unwrap()).unwrap();
+    for ((_, raw), got) in expected.iter().zip(&scores) {
+        let diff = raw.iter().zip(got).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(diff < 1e-4, "the saved ImageNet classifier's logits differ by {diff}");
+    }
+    assert_eq!(cvtk_model::first_max(&scores[0]), expected[0].0[0].index);
+}
