@@ -172,6 +172,19 @@ fn deploy_score_in_every_form_list_loadtest_and_delete() {
     assert!(report["latency_ms"]["p99"].as_f64().unwrap() >= report["latency_ms"]["p50"].as_f64().unwrap());
     assert!(std::fs::read_to_string(&plot).unwrap().contains("<svg"));
 
+    // The raw payload (each image as the body, as TorchServe takes it), sent to
+    // the URL as given.
+    let score_url = format!("{}/score", record.url);
+    let key = record.key().unwrap();
+    let images = dir.path().join("score");
+    let raw_args = ["loadtest", "--endpoint", &score_url, "--key", &key, "--raw", "--images", images.to_str().unwrap()];
+    let raw = json(&cvtk_in(&home, &[&raw_args[..], &["--requests", "20", "--concurrency", "4", "--json"]].concat()));
+    assert_eq!(raw["ok"], 20, "{raw}");
+    assert_eq!(raw["endpoint"], score_url.as_str(), "{raw}");
+    let batched = cvtk_in(&home, &[&raw_args[..], &["--requests", "2", "--batch", "2"]].concat());
+    assert_eq!(batched.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&batched.stderr).contains("a raw request carries one image"));
+
     // Delete: the record goes and so does the process.
     let deleted = cvtk_in(&home, &["deploy", "delete", "tiny"]);
     assert!(deleted.status.success(), "{}", String::from_utf8_lossy(&deleted.stderr));

@@ -44,5 +44,5 @@ pub use deployment::{
     DeploymentRecord, DeploymentStatus,
 };
 pub use error::{Error, Result};
-pub use loadtest::{read_images, Latency, LoadTest, LoadTestReport, LoadTestStop};
+pub use loadtest::{read_images, Latency, LoadTest, LoadTestReport, LoadTestStop, Payload};
 pub use server::{app, serve, serve_on, AppState, LoadState, ScoringService, OPENAPI};

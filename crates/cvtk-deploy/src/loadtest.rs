@@ -23,11 +23,27 @@ pub enum LoadTestStop {
     Requests(u64),
 }
 
+/// How each request carries its images.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Payload {
+    /// cvtk's JSON list of `{"image_in_base64": ...}` items (softmax on).
+    #[default]
+    Json,
+    /// The encoded image itself as the body, with its `image/*` content type:
+    /// one image per request. Other servers take this too (TorchServe's
+    /// `/predictions/NAME`).
+    Raw,
+}
+
 /// A load test: `concurrency` clients, each sending one request at a time.
 #[derive(Clone, Debug)]
 pub struct LoadTest {
-    /// The service's base URL (`http://host:port`) or its `/score` URL.
+    /// The service's base URL (`http://host:port`), which is sent to its
+    /// `/score` route, or the full URL of any other scoring route (for example
+    /// another server's, with [`Payload::Raw`]).
     pub endpoint: String,
+    /// How requests carry the images. By default, [`Payload::Json`].
+    pub payload: Payload,
     /// The service key, if it needs one.
     pub key: Option<String>,
     /// Encoded images, sent in turn.
@@ -97,6 +113,7 @@ impl Default for LoadTest {
     fn default() -> Self {
         LoadTest {
             endpoint: String::new(),
+            payload: Payload::Json,
             key: None,
             images: Vec::new(),
             concurrency: 8,
@@ -105,6 +122,18 @@ impl Default for LoadTest {
             request_timeout: Duration::from_secs(30),
             progress: true,
         }
+    }
+}
+
+/// Where requests go: `{endpoint}/score` for a base URL (or one that already
+/// ends in `/score`), any other path as it is.
+fn scoring_url(endpoint: &str) -> String {
+    let trimmed = endpoint.trim_end_matches('/');
+    let path = trimmed.split_once("://").map_or(trimmed, |(_, rest)| rest).split_once('/').map_or("", |(_, p)| p);
+    if path.is_empty() || path == "score" || path.ends_with("/score") {
+        format!("{}/score", crate::client::base_url(endpoint))
+    } else {
+        trimmed.to_string()
     }
 }
 
@@ -146,6 +175,17 @@ impl LoadTest {
         if self.batch == 0 || self.batch > 256 {
             return Err(Error::config("batch", format!("{} is not in 1..=256", self.batch)));
         }
+        if self.payload == Payload::Raw && self.batch != 1 {
+            return Err(Error::config(
+                "batch",
+                format!("a raw request carries one image, not {}; use batch 1 or the JSON payload", self.batch),
+            ));
+        }
+        if self.payload == Payload::Raw {
+            if let Some(i) = self.images.iter().position(|b| image::guess_format(b).is_err()) {
+                return Err(Error::config("images", format!("image {i} is not in a format that can be sent raw")));
+            }
+        }
         match self.stop {
             LoadTestStop::Duration(d) if d.is_zero() || d > Duration::from_secs(3600) => {
                 Err(Error::config("duration", format!("{d:?} is not in (0, 1 h]")))
@@ -158,22 +198,29 @@ impl LoadTest {
     /// Runs the test on its own runtime and reports.
     pub fn run(&self) -> Result<LoadTestReport> {
         self.validate()?;
-        let base = crate::client::base_url(&self.endpoint);
-        let url = format!("{base}/score");
+        let url = scoring_url(&self.endpoint);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .map_err(|e| Error::config("runtime", e.to_string()))?;
-        // Each image as a ready JSON item; a request joins `batch` of them.
-        let items: Arc<Vec<String>> = Arc::new(
+        // Each image as a ready JSON item (a request joins `batch` of them),
+        // or as its bytes with their content type.
+        let items: Arc<Vec<(&'static str, axum::body::Bytes)>> = Arc::new(
             self.images
                 .iter()
-                .map(|b| {
-                    format!(
-                        "{{\"image_in_base64\":\"{}\",\"parameters\":{{\"add_softmax\":true}}}}",
-                        base64::engine::general_purpose::STANDARD.encode(b)
-                    )
+                .map(|b| match self.payload {
+                    Payload::Json => (
+                        "application/json",
+                        axum::body::Bytes::from(format!(
+                            "{{\"image_in_base64\":\"{}\",\"parameters\":{{\"add_softmax\":true}}}}",
+                            base64::engine::general_purpose::STANDARD.encode(b)
+                        )),
+                    ),
+                    Payload::Raw => (
+                        image::guess_format(b).map_or("application/octet-stream", |f| f.to_mime_type()),
+                        axum::body::Bytes::copy_from_slice(b),
+                    ),
                 })
                 .collect(),
         );
@@ -199,7 +246,7 @@ impl LoadTest {
             for _ in 0..self.concurrency {
                 let (client, url, items, next, done) =
                     (client.clone(), url.clone(), items.clone(), next.clone(), done.clone());
-                let (key, stop, batch) = (self.key.clone(), self.stop, self.batch);
+                let (key, stop, batch, payload) = (self.key.clone(), self.stop, self.batch, self.payload);
                 tasks.push(tokio::spawn(async move {
                     let mut t = Tally { hist: Histogram::new_with_bounds(1, 600_000_000, 3).ok(), ..Tally::default() };
                     loop {
@@ -209,10 +256,17 @@ impl LoadTest {
                             LoadTestStop::Duration(d) if started.elapsed() >= d => break,
                             _ => {}
                         }
-                        let body: Vec<&str> =
-                            (0..batch).map(|j| items[((i as usize) * batch + j) % items.len()].as_str()).collect();
-                        let body = format!("[{}]", body.join(","));
-                        let mut req = client.post(&url).header("content-type", "application/json").body(body);
+                        let (content_type, body) = match payload {
+                            Payload::Raw => items[i as usize % items.len()].clone(),
+                            Payload::Json => {
+                                let parts: Vec<&[u8]> = (0..batch)
+                                    .map(|j| items[((i as usize) * batch + j) % items.len()].1.as_ref())
+                                    .collect();
+                                let body = [b"[".as_slice(), &parts.join(b",".as_slice()), b"]"].concat();
+                                ("application/json", axum::body::Bytes::from(body))
+                            }
+                        };
+                        let mut req = client.post(&url).header("content-type", content_type).body(body);
                         if let Some(k) = &key {
                             req = req.bearer_auth(k);
                         }
@@ -275,7 +329,7 @@ impl LoadTest {
         });
         bar.finish_and_clear();
         let duration = started.elapsed().as_secs_f64();
-        Ok(self.report(base, tallies, duration))
+        Ok(self.report(url, tallies, duration))
     }
 
     fn report(&self, endpoint: String, tallies: Vec<Tally>, duration_s: f64) -> LoadTestReport {
@@ -371,5 +425,41 @@ impl LoadTestReport {
             if statuses.is_empty() { "none".into() } else { statuses.join(", ") },
             if errors.is_empty() { "none".into() } else { errors.join(", ") },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls_go_to_score_and_other_paths_stay() {
+        for base in
+            ["http://127.0.0.1:9", "http://127.0.0.1:9/", "http://127.0.0.1:9/score", "http://127.0.0.1:9/score/"]
+        {
+            assert_eq!(scoring_url(base), "http://127.0.0.1:9/score", "{base}");
+        }
+        assert_eq!(scoring_url("http://h:9/api/v1/score"), "http://h:9/api/v1/score");
+        assert_eq!(scoring_url("http://h:9/predictions/resnet18/"), "http://h:9/predictions/resnet18");
+    }
+
+    #[test]
+    fn a_raw_payload_takes_one_known_image_per_request() {
+        let png = {
+            let mut out = std::io::Cursor::new(Vec::new());
+            image::RgbImage::new(2, 2).write_to(&mut out, image::ImageFormat::Png).unwrap();
+            out.into_inner()
+        };
+        let test = LoadTest {
+            endpoint: "http://127.0.0.1:9".into(),
+            payload: Payload::Raw,
+            images: vec![png],
+            ..LoadTest::default()
+        };
+        assert!(test.validate().is_ok());
+        let err = LoadTest { batch: 2, ..test.clone() }.validate().unwrap_err().to_string();
+        assert!(err.contains("a raw request carries one image"), "{err}");
+        let err = LoadTest { images: vec![b"not an image".to_vec()], ..test }.validate().unwrap_err().to_string();
+        assert!(err.contains("image 0 is not in a format"), "{err}");
     }
 }

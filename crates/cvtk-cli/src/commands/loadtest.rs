@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::bail;
-use cvtk_deploy::{get_deployment, read_images, LoadTest, LoadTestStop};
+use cvtk_deploy::{get_deployment, read_images, LoadTest, LoadTestStop, Payload};
 
 use super::deploy::Home;
 use crate::output::print_json;
@@ -12,9 +12,13 @@ use crate::output::print_json;
 /// Arguments of `cvtk loadtest`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The service's URL (http://host:port).
+    /// The service's URL (http://host:port), or the full URL of another
+    /// scoring route (e.g. TorchServe's http://host:port/predictions/NAME, with --raw).
     #[arg(long, required_unless_present = "deployment", conflicts_with = "deployment")]
     endpoint: Option<String>,
+    /// Send each image as the request body (image/jpeg, ...) instead of cvtk's JSON.
+    #[arg(long)]
+    raw: bool,
     /// A recorded deployment to test instead of --endpoint (its key is used).
     #[arg(long)]
     deployment: Option<String>,
@@ -78,6 +82,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let images = read_images(&args.images, args.max_images)?.into_iter().map(|(_, b)| b).collect();
     let test = LoadTest {
         endpoint,
+        payload: if args.raw { Payload::Raw } else { Payload::Json },
         key,
         images,
         concurrency: args.concurrency,
