@@ -77,6 +77,10 @@ pub struct ServeConfig {
     /// batch. Zero turns batching off (each request is its own batch). By
     /// default, 2 ms.
     pub max_delay: Duration,
+    /// Requests decoded at the same time; 0 means one per core. More requests
+    /// wait for a slot, so decoding never crowds the model's threads off the
+    /// cores. By default, 0.
+    pub decode_threads: usize,
     /// Largest decoded image, in pixels (a decompression-bomb guard). By
     /// default, the loader's limit.
     pub max_pixels: u64,
@@ -97,6 +101,7 @@ impl Default for ServeConfig {
             request_timeout: Duration::from_secs(30),
             max_batch: 16,
             max_delay: Duration::from_millis(2),
+            decode_threads: 0,
             max_pixels: cvtk_dataset::decode::DEFAULT_MAX_PIXELS,
             urls: UrlPolicy::default(),
         }

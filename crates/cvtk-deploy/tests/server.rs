@@ -258,10 +258,13 @@ async fn a_slow_model_gives_504_after_the_request_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_requests_are_batched_within_the_delay_and_not_when_it_is_zero() {
-    for (delay, want_batched) in [(Duration::from_millis(300), true), (Duration::ZERO, false)] {
+    // One decoding slot serialises decoding but still lets requests meet in a batch.
+    let cases =
+        [(Duration::from_millis(300), 0, true), (Duration::ZERO, 0, false), (Duration::from_millis(300), 1, true)];
+    for (delay, decode_threads, want_batched) in cases {
         let fake = Fake::new(Duration::from_millis(20));
         let batches = fake.batches.clone();
-        let cfg = ServeConfig { max_delay: delay, max_batch: 8, ..config() };
+        let cfg = ServeConfig { max_delay: delay, max_batch: 8, decode_threads, ..config() };
         let s = ScoringService::with_classifier(cfg, Box::new(fake)).unwrap();
         s.wait_ready(Duration::from_secs(5)).unwrap();
         let app = s.router();

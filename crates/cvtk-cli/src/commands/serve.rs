@@ -36,6 +36,9 @@ pub struct Args {
     /// Dynamic batching: milliseconds to wait for more requests (0 = off).
     #[arg(long, default_value_t = 2)]
     max_delay_ms: u64,
+    /// Requests decoded at the same time (0 = one per core); more wait their turn.
+    #[arg(long, default_value_t = 0)]
+    decode_threads: usize,
     /// Requests waiting for the model at most; more get 503.
     #[arg(long, default_value_t = 64)]
     queue: usize,
@@ -92,6 +95,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         request_timeout: Duration::from_secs(args.timeout_s),
         max_batch: args.max_batch,
         max_delay: Duration::from_millis(args.max_delay_ms),
+        decode_threads: args.decode_threads,
         urls: UrlPolicy {
             allow_hosts: args.allow_url_hosts,
             max_bytes: args.url_max_mb.saturating_mul(1 << 20),

@@ -99,6 +99,8 @@ struct Inner {
     queue: Queue,
     metrics: Arc<Metrics>,
     fetcher: Option<reqwest::Client>,
+    /// Slots for decoding (see [`ServeConfig::decode_threads`]).
+    decode_slots: tokio::sync::Semaphore,
 }
 
 /// The handlers' shared state: cheap to clone.
@@ -176,7 +178,12 @@ impl ScoringService {
             })
             .map_err(|e| Error::config("worker", format!("cannot start the model thread: {e}")))?;
         let fetcher = fetch::client(&config.urls);
-        let state = AppState(Arc::new(Inner { config, model, load_error, queue, metrics, fetcher }));
+        let slots = match config.decode_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let decode_slots = tokio::sync::Semaphore::new(slots);
+        let state = AppState(Arc::new(Inner { config, model, load_error, queue, metrics, fetcher, decode_slots }));
         Ok(ScoringService { state, worker: Some(worker) })
     }
 
@@ -444,6 +451,12 @@ async fn score_request(state: &AppState, req: Request) -> std::result::Result<Js
     }
     let softmaxes: Vec<bool> = inputs.iter().map(|i| i.softmax).collect();
     let decoder = state.clone();
+    // The semaphore is never closed, so acquiring only waits.
+    let slot = inner
+        .decode_slots
+        .acquire()
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     let (decoded, tensor) = tokio::task::spawn_blocking(move || {
         let Some(model) = decoder.0.model.get() else {
             return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the model is not loaded"));
@@ -472,6 +485,7 @@ async fn score_request(state: &AppState, req: Request) -> std::result::Result<Js
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("decoding failed: {e}")))??;
+    drop(slot);
 
     let Some(images) = tensor else {
         let results: Vec<ItemResult> =
