@@ -79,8 +79,10 @@ test: setup lint
 	$(CARGO) test --workspace --doc --locked
 
 # Every benchmark, then their tables into docs/benchmarks.md and docs/augmentation.md.
-BENCHES := pipeline inference training svm augment
+# serving runs the cvtk program it finds beside the benchmark: build it first.
+BENCHES := pipeline inference training svm serving augment
 bench: setup
+	$(CARGO) build --release --locked -p cvtk-cli --bins
 	@mkdir -p outputs/bench
 	@for b in $(BENCHES); do \
 	  echo "== cargo bench --bench $$b"; \
@@ -89,7 +91,8 @@ bench: setup
 	done
 	$(PY) scripts/update-benchmarks-doc.py docs/benchmarks.md \
 	  pipeline=outputs/bench/pipeline.md inference=outputs/bench/inference.md \
-	  training=outputs/bench/training.md svm=outputs/bench/svm.md
+	  training=outputs/bench/training.md svm=outputs/bench/svm.md \
+	  serving=outputs/bench/serving.md
 	$(PY) scripts/update-benchmarks-doc.py docs/augmentation.md augment=outputs/bench/augment.md
 
 clean:

@@ -79,6 +79,11 @@ pub fn median(mut v: Vec<f64>) -> f64 {
 /// Writes `n` JPEGs of 0.3 to 3 MP (log-uniform), cut from the photos at random,
 /// into `out/<photo group>/`. Returns the mean megapixels.
 pub fn write_photos(root: &Path, out: &Path, n: usize) -> anyhow::Result<f64> {
+    write_photos_between(root, out, n, 0.3, 3.0)
+}
+
+/// [`write_photos`] with sizes from `min_mp` to `max_mp` megapixels.
+pub fn write_photos_between(root: &Path, out: &Path, n: usize, min_mp: f64, max_mp: f64) -> anyhow::Result<f64> {
     let sources: Vec<image::RgbImage> = skimage_photos(root)?
         .iter()
         .map(|p| cvtk::dataset::decode::decode_rgb(p, cvtk::dataset::decode::DEFAULT_MAX_PIXELS))
@@ -92,7 +97,7 @@ pub fn write_photos(root: &Path, out: &Path, n: usize) -> anyhow::Result<f64> {
         let cw = (f64::from(sw) * rng.random_range(0.6..=1.0)) as u32;
         let ch = (f64::from(sh) * rng.random_range(0.6..=1.0)) as u32;
         let (x, y) = (rng.random_range(0..=sw - cw), rng.random_range(0..=sh - ch));
-        let mp = (0.3f64.ln() + rng.random::<f64>() * (3.0f64.ln() - 0.3f64.ln())).exp();
+        let mp = (min_mp.ln() + rng.random::<f64>() * (max_mp.ln() - min_mp.ln())).exp();
         let scale = (mp * 1e6 / f64::from(cw * ch)).sqrt();
         let (w, h) = (((f64::from(cw) * scale) as u32).max(1), ((f64::from(ch) * scale) as u32).max(1));
         let crop = image::imageops::crop_imm(src, x, y, cw, ch).to_image();

@@ -38,11 +38,13 @@ def build(arch, lite_weights=None):
     return model
 
 
-def prepare(arch, out, lite_weights=None):
+def calibrated(arch, lite_weights=None):
+    """The network from seed 0 in eval mode; a ResNet's random weights get
+    batch-norm statistics from two random batches, so eval mode is not the
+    identity."""
     torch.manual_seed(0)
     model = build(arch, lite_weights)
     if arch.startswith("resnet"):
-        # Calibrated batch norm, so eval mode is not the identity.
         model.train()
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
@@ -51,7 +53,11 @@ def prepare(arch, out, lite_weights=None):
         with torch.no_grad():
             for _ in range(2):
                 model(torch.randn(4, 3, SIZE, SIZE))
-    model.eval()
+    return model.eval()
+
+
+def prepare(arch, out, lite_weights=None):
+    model = calibrated(arch, lite_weights)
     torch.save(model.state_dict(), f"{out}/{arch}.pth")
     x = torch.randn(16, 3, SIZE, SIZE)
     x.numpy().astype("<f4").tofile(f"{out}/input.bin")
