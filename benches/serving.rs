@@ -108,10 +108,11 @@ fn free_ports() -> anyhow::Result<u16> {
     bail!("found no three free ports in a row on 127.0.0.1")
 }
 
-/// POSTs `image` raw to `url`; the JSON answer.
+/// POSTs `image` raw, with its content type, to `url`; the JSON answer.
 fn post(url: &str, key: Option<&str>, image: &[u8]) -> anyhow::Result<serde_json::Value> {
     let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build()?;
-    let mut req = client.post(url).header("content-type", "image/jpeg").body(image.to_vec());
+    let content_type = image::guess_format(image)?.to_mime_type();
+    let mut req = client.post(url).header("content-type", content_type).body(image.to_vec());
     if let Some(k) = key {
         req = req.bearer_auth(k);
     }
@@ -122,17 +123,10 @@ fn post(url: &str, key: Option<&str>, image: &[u8]) -> anyhow::Result<serde_json
     serde_json::from_str(&text).with_context(|| format!("{url} answered {text:?}, not JSON"))
 }
 
-/// The class probabilities in cvtk's answer (softmax of its scores).
+/// The class probabilities in cvtk's answer to `?add_softmax=true`.
 fn probabilities(answer: &serde_json::Value) -> anyhow::Result<Vec<f64>> {
-    let scores: Vec<f64> = answer["results"][0]["scores"]
-        .as_array()
-        .context("cvtk's answer has no scores")?
-        .iter()
-        .filter_map(serde_json::Value::as_f64)
-        .collect();
-    let max = scores.iter().copied().fold(f64::MIN, f64::max);
-    let sum: f64 = scores.iter().map(|s| (s - max).exp()).sum();
-    Ok(scores.iter().map(|s| (s - max).exp() / sum).collect())
+    let scores = answer["results"][0]["scores"].as_array().context("cvtk's answer has no scores")?;
+    scores.iter().map(|v| v.as_f64().context("a score is not a number")).collect()
 }
 
 /// `jpeg` decoded, squashed to `size` x `size` and encoded as PNG.
@@ -280,7 +274,7 @@ fn main() -> anyhow::Result<()> {
         let mut worst = 0f64;
         for (i, image) in images.iter().take(8).enumerate() {
             let png = square_png(image, 256)?;
-            let ours = probabilities(&post(&cvtk_url, Some(&key), &png)?)?;
+            let ours = probabilities(&post(&format!("{cvtk_url}?add_softmax=true"), Some(&key), &png)?)?;
             let theirs = post(&ts_url, None, &png)?;
             let top5 = theirs.as_object().context("TorchServe's answer is not a map")?;
             ensure!(top5.len() == 5, "TorchServe answered {theirs}");
