@@ -25,7 +25,8 @@ use cvtk::deploy::api::ItemResult;
 use cvtk::deploy::{DeployConfig, Deployment};
 use cvtk::eval::{ClassificationEvaluation, EvaluationSummary};
 use cvtk::model::{
-    resolve_device, Architecture, BaseModel, Classifier, EpochCallback, EpochStats, TrainConfig, TransferModel,
+    resolve_device, Architecture, BaseModel, Classifier, EpochCallback, EpochStats, ScoreKind, TrainConfig,
+    TransferModel,
 };
 
 /// Train on MNIST, serve it, score the test set over HTTP.
@@ -109,7 +110,8 @@ fn main() -> anyhow::Result<()> {
         args.batch
     );
 
-    let evaluation = ClassificationEvaluation::new(names, y_true, scores)?;
+    // The service was asked for probabilities (add_softmax), so that is their kind.
+    let evaluation = ClassificationEvaluation::new(names, y_true, scores, ScoreKind::Probabilities)?;
     let summary = EvaluationSummary::new(&evaluation);
     println!("confusion matrix:\n{}", summary.confusion_table());
     println!("overall accuracy: {:.4} (the tutorial's scikit-learn model: 0.9204)", summary.accuracy);
@@ -134,7 +136,7 @@ fn score_test_set(
     for chunk in images.chunks(batch.max(1)) {
         let rows: Vec<Vec<f64>> =
             chunk.iter().map(|(_, img)| img.pixels().map(|p| f64::from(p[0])).collect()).collect();
-        for ((label, _), result) in chunk.iter().zip(client.score_pixels(rows, 255.0, false)?) {
+        for ((label, _), result) in chunk.iter().zip(client.score_pixels(rows, 255.0, true)?) {
             match result {
                 ItemResult::Scored(s) => scores.push(s.scores),
                 ItemResult::Failed { error } => bail!("an image failed: {error}"),

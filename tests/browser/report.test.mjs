@@ -4,7 +4,8 @@
 // Run by crates/cvtk-eval/tests/report_browser.rs, which writes the report and
 // passes: CVTK_REPORT (html path), CVTK_SCREENSHOT (png path), CVTK_EXPECT
 // (JSON: total and misclassified image counts, precision/recall/kept of label 0
-// at thresholds 0.5 and 0.9).
+// at thresholds 0.5 and 0.9 and at the best-F1 threshold it should start at,
+// that threshold, and the expected calibration error).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { launch, watch } from "./chromium.mjs";
@@ -23,7 +24,8 @@ test("the report works in a browser", async () => {
     await page.waitForSelector("#grid .tile");
 
     assert.equal(await page.locator("#grid .tile").count(), expect.total);
-    assert.equal(await page.locator("figure svg").count(), 4, "four inline plots");
+    assert.equal(await page.locator("figure svg").count(), 5, "five inline plots");
+    assert.equal((await page.textContent("#ece")).trim(), expect.ece, "calibration error card");
 
     // Filter to the misclassified images.
     await page.check("#only-wrong");
@@ -45,6 +47,10 @@ test("the report works in a browser", async () => {
       recall: await page.textContent("#ex-recall"),
       kept: Number(await page.textContent("#ex-kept")),
     });
+    // It starts, for the first label, at the threshold with the best F1, and says so.
+    assert.equal(await page.textContent("#ex-threshold-value"), expect.best);
+    assert.deepEqual(await read(), expect.atbest);
+    assert.match(await page.textContent("#ex-choice"), new RegExp(`starts at ${expect.best}: the threshold with the best F1`));
     await page.selectOption("#ex-label", "0");
     await page.locator("#ex-threshold").fill("0.5");
     assert.deepEqual(await read(), expect.at050);

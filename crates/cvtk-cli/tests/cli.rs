@@ -77,26 +77,8 @@ fn exit_codes_are_1_for_runtime_errors_and_2_for_usage_errors() {
 fn train_then_predict_with_dnn_and_svm() {
     let dir = tempfile::tempdir().unwrap();
     let (data, manifest) = split_colours(dir.path());
-    let m = manifest.to_str().unwrap();
     let model = dir.path().join("model");
-    let trained = json(&cvtk(&[
-        "train",
-        m,
-        "--base-model",
-        "resnet18",
-        "--random-init",
-        "--image-size",
-        "32",
-        "--lr-per-mb",
-        "0.01*2",
-        "--mb-size",
-        "4",
-        "--device",
-        "cpu",
-        "--out",
-        model.to_str().unwrap(),
-        "--json",
-    ]));
+    let trained = train_resnet18(&manifest, &model, 2, &[]);
     assert_eq!(trained["classifier"], "dnn");
     assert_eq!(trained["history"].as_array().unwrap().len(), 2);
     assert_eq!(trained["train_images"], 9);
@@ -104,22 +86,14 @@ fn train_then_predict_with_dnn_and_svm() {
     assert!(trained["eval_accuracy"].as_f64().is_some());
     let img = data.join("red/0.png");
     let pred = json(&cvtk(&["predict", "--model", model.to_str().unwrap(), img.to_str().unwrap(), "--json"]));
-    assert_eq!(pred[0]["scores"].as_array().unwrap().len(), 3);
-    let total: f64 = pred[0]["scores"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).sum();
+    assert_eq!(pred[0]["probabilities"].as_array().unwrap().len(), 3);
+    let total: f64 = pred[0]["probabilities"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).sum();
     assert!((total - 1.0).abs() < 1e-4);
+    assert_eq!(pred[0]["raw"].as_array().unwrap().len(), 3);
+    assert_eq!(pred[0]["raw_kind"], serde_json::json!({ "kind": "logits", "temperature": 1.0 }));
 
     let svm = dir.path().join("svm");
-    let trained = json(&cvtk(&[
-        "train",
-        m,
-        "--classifier",
-        "svm",
-        "--image-size",
-        "64",
-        "--out",
-        svm.to_str().unwrap(),
-        "--json",
-    ]));
+    let trained = train_svm(&manifest, &svm);
     assert_eq!(trained["classifier"], "svm");
     assert_eq!(trained["train_accuracy"], 1.0);
     let text = cvtk(&["predict", "--model", svm.to_str().unwrap(), img.to_str().unwrap()]);
@@ -128,13 +102,17 @@ fn train_then_predict_with_dnn_and_svm() {
 }
 
 #[test]
-fn predict_imagenet_with_the_pretrained_default_prints_logits() {
+fn predict_imagenet_with_the_pretrained_default_prints_probabilities_and_logits() {
     let dir = tempfile::tempdir().unwrap();
     colour_tree(dir.path(), 1);
     let img = dir.path().join("red/0.png");
     let out = json(&cvtk(&["predict", img.to_str().unwrap(), "--top", "3", "--json"]));
     assert_eq!(out[0]["top"].as_array().unwrap().len(), 3);
-    assert_eq!(out[0]["logits"].as_array().unwrap().len(), 1000);
+    assert_eq!(out[0]["raw"].as_array().unwrap().len(), 1000);
+    assert_eq!(out[0]["raw_kind"]["kind"], "logits");
+    let top = out[0]["top"][0]["probability"].as_f64().unwrap();
+    let max = out[0]["probabilities"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).fold(0.0, f64::max);
+    assert_eq!(top, max, "the top label is the most probable");
 }
 
 #[test]

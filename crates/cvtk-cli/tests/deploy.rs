@@ -74,7 +74,7 @@ fn deploy_score_in_every_form_list_loadtest_and_delete() {
 
     // In-process probabilities, the reference.
     let local = load_classifier(&model, Device::Cpu).unwrap();
-    let expected: Vec<Vec<f32>> = images.iter().map(|(p, _)| local.predict(p).unwrap().scores).collect();
+    let expected: Vec<Vec<f32>> = images.iter().map(|(p, _)| local.predict(p).unwrap().probabilities).collect();
 
     let created = json(&cvtk_in(
         &home,

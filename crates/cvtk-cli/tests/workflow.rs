@@ -59,7 +59,7 @@ fn the_eight_steps_on_a_tiny_dataset() {
         json(&cvtk_in(&home, &["deploy", "create", "digits", "--model", &d("model"), "--device", "cpu", "--json"]));
     let scored = json(&cvtk_in(&home, &["deploy", "score", "digits", image.to_str().unwrap(), "--json"]));
     assert_eq!(scored[0]["label"], predicted[0]["top"][0]["label"]);
-    let local = predicted[0]["top"][0]["score"].as_f64().unwrap();
+    let local = predicted[0]["top"][0]["probability"].as_f64().unwrap();
     assert!((scored[0]["score"].as_f64().unwrap() - local).abs() < 1e-5);
     let shown = json(&cvtk_in(&home, &["deploy", "show", "digits", "--json"]));
     assert_eq!(shown["url"], created["url"]);

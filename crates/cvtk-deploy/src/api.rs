@@ -22,14 +22,16 @@
 //! gets a 4xx whose body is an [`ErrorResponse`] holding the same entries.
 
 use base64::Engine;
+pub use cvtk_model::ScoreKind;
 use serde::{Deserialize, Serialize};
 
 /// Scoring options of one item (the original's `parameters`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Parameters {
-    /// Return probabilities (softmax over the scores) instead of raw scores
-    /// (logits, or SVM decision values). By default, false, as in the original.
+    /// Return calibrated probabilities (the softmax of the raw scores divided
+    /// by the model's calibration temperature) instead of raw scores (logits,
+    /// or SVM decision values). By default, false, as in the original.
     #[serde(default)]
     pub add_softmax: bool,
 }
@@ -84,8 +86,11 @@ pub struct ScoreResult {
     pub score: f32,
     /// Every label's score, in [`ScoreResponse::labels`] order.
     pub scores: Vec<f32>,
-    /// Whether the scores are probabilities (softmax applied).
+    /// Whether the scores are probabilities (`add_softmax` was asked for).
     pub softmax: bool,
+    /// What the scores are: [`ScoreKind::Probabilities`], or the model's raw
+    /// kind with the temperature that turns it into the same probabilities.
+    pub score_kind: ScoreKind,
 }
 
 /// What went wrong, with a stable machine-readable code.
@@ -186,14 +191,6 @@ pub fn decode_base64(s: &str) -> Result<Vec<u8>, ErrorDetail> {
     })
 }
 
-/// Softmax of one row of scores (in f64, for stability).
-pub fn softmax(row: &[f32]) -> Vec<f32> {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let exps: Vec<f64> = row.iter().map(|v| f64::from(v - max).exp()).collect();
-    let sum: f64 = exps.iter().sum();
-    exps.iter().map(|e| (e / sum) as f32).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,19 +214,17 @@ mod tests {
 
     #[test]
     fn item_results_round_trip_untagged() {
-        let ok =
-            ItemResult::Scored(ScoreResult { label: "a".into(), score: 0.5, scores: vec![0.5, 0.5], softmax: true });
+        let ok = ItemResult::Scored(ScoreResult {
+            label: "a".into(),
+            score: 0.5,
+            scores: vec![0.5, 0.5],
+            softmax: true,
+            score_kind: ScoreKind::Probabilities,
+        });
         let bad = ItemResult::Failed { error: ErrorDetail::new("bad_image", "no") };
         for r in [ok, bad] {
             let json = serde_json::to_string(&r).unwrap();
             assert_eq!(serde_json::from_str::<ItemResult>(&json).unwrap(), r, "{json}");
         }
-    }
-
-    #[test]
-    fn softmax_sums_to_one_and_keeps_order() {
-        let p = softmax(&[1000.0, 999.0, -5.0]);
-        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6);
-        assert!(p[0] > p[1] && p[1] > p[2]);
     }
 }

@@ -93,6 +93,32 @@ async fn raw_scores_unless_softmax_is_asked_and_one_bad_image_fails_alone() {
     assert!(scores(&v, 0).iter().all(|x| *x <= top));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probabilities_use_the_models_calibration_temperature_and_say_their_kind() {
+    let s = ScoringService::with_classifier(config(), Box::new(Fake::new(Duration::ZERO))).unwrap();
+    s.wait_ready(Duration::from_secs(5)).unwrap();
+    let app = s.router();
+    let img = b64(&png(8, 8, 200));
+    let body = json!([{ "image_in_base64": img }, { "image_in_base64": img, "parameters": { "add_softmax": true } }]);
+    let (status, _, v) = call(&app, json_req(&body)).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let r = v["results"].as_array().unwrap();
+    assert_eq!(r[0]["score_kind"], json!({ "kind": "logits", "temperature": FAKE_TEMPERATURE }));
+    assert_eq!(r[1]["score_kind"], json!({ "kind": "probabilities" }));
+    // softmax(raw / T), computed here by hand from the raw logits.
+    let raw = scores(&v, 0);
+    let t = f64::from(FAKE_TEMPERATURE);
+    let e: Vec<f64> = raw.iter().map(|z| (z / t).exp()).collect();
+    let want: Vec<f64> = e.iter().map(|x| x / e.iter().sum::<f64>()).collect();
+    for (p, w) in scores(&v, 1).iter().zip(&want) {
+        assert!((p - w).abs() < 1e-6, "{p} vs {w} (raw {raw:?})");
+    }
+    // Plain softmax, without the temperature, would be sharper.
+    assert!((raw[0] - raw[1]).abs() > 0.1, "{raw:?}");
+    let plain = 1.0 / (1.0 + (raw[1] - raw[0]).exp());
+    assert!((scores(&v, 1)[0] - plain).abs() > 1e-3);
+}
+
 /// (name, request, expected status, expected code)
 fn bad_requests() -> Vec<(&'static str, Request<Body>, StatusCode, &'static str)> {
     let mut truncated = jpeg(64, 64, 1);

@@ -5,15 +5,19 @@
 //! - [`ClassificationEvaluation`]: accuracy (class-averaged, as the original, and
 //!   overall), confusion matrix, per-label precision/recall/F1, PR and ROC curves
 //!   with AP and AUC, per label and micro/macro averaged; definitions match
-//!   scikit-learn's and are cross-checked against it.
+//!   scikit-learn's and are cross-checked against it. Calibration: the
+//!   expected calibration error, the Brier score and a reliability diagram,
+//!   on the probabilities the scores' [`cvtk_model::ScoreKind`] gives.
 //! - [`plots`]: the curves, the confusion matrix and training curves as PNG or SVG.
 //! - [`write_report`]: one self-contained HTML page with all of it and a results viewer.
 //! - [`EvaluationSummary`]: every metric as one JSON-serialisable value.
 //!
 //! ```
 //! use cvtk_eval::ClassificationEvaluation;
+//! use cvtk_model::ScoreKind;
 //! let labels = vec!["cat".to_string(), "dog".to_string()];
-//! let e = ClassificationEvaluation::new(labels, vec![0, 0, 1], vec![vec![2.0, 1.0], vec![0.1, 0.3], vec![0.0, 1.0]])?;
+//! let scores = vec![vec![2.0, 1.0], vec![0.1, 0.3], vec![0.0, 1.0]];
+//! let e = ClassificationEvaluation::new(labels, vec![0, 0, 1], scores, ScoreKind::LOGITS)?;
 //! assert_eq!(e.accuracy(), 2.0 / 3.0);
 //! assert_eq!(e.class_averaged_accuracy(), 0.75); // (1/2 + 1) / 2
 //! assert_eq!(e.confusion_matrix().counts, vec![vec![1, 1], vec![0, 1]]);
@@ -29,13 +33,23 @@ mod report;
 mod summary;
 
 pub use error::{Error, Result};
-pub use metrics::{pr_curve, roc_curve, ClassMetrics, ClassificationEvaluation, ConfusionMatrix, PrCurve, RocCurve};
+pub use metrics::{
+    pr_curve, roc_curve, ClassMetrics, ClassificationEvaluation, ConfusionMatrix, PrCurve, Reliability, ReliabilityBin,
+    RocCurve, CALIBRATION_BINS,
+};
 pub use report::{write_report, ReportFiles, ReportImage, ReportOptions};
-pub use summary::{ClassSummary, ConfusionSummary, EvaluationSummary, LabelCurves};
+pub use summary::{CalibrationFigures, ClassSummary, ConfusionSummary, EvaluationSummary, LabelCurves};
 
 impl ClassificationEvaluation {
-    /// An evaluation of a classifier's [`cvtk_model::Scores`] on a dataset.
+    /// An evaluation of a classifier's [`cvtk_model::Scores`] on a dataset,
+    /// of whatever kind they are (raw scores keep their ranking for the curves
+    /// and are converted to probabilities once, through their kind).
     pub fn from_scores(scores: &cvtk_model::Scores) -> Result<Self> {
-        ClassificationEvaluation::new(scores.labels.clone(), scores.true_labels.clone(), scores.values.clone())
+        ClassificationEvaluation::new(
+            scores.labels.clone(),
+            scores.true_labels.clone(),
+            scores.values.clone(),
+            scores.kind,
+        )
     }
 }

@@ -15,10 +15,22 @@
 //!
 //! A label's PR curve needs at least one test image of it, its ROC curve also
 //! one image of another label; otherwise the curve is `None`.
+//!
+//! Curves rank the scores as given (logits, decision values or probabilities);
+//! confidences, calibration error and the Brier score use the probabilities
+//! the scores' [`ScoreKind`] converts them to:
+//!
+//! - expected calibration error (Guo et al., 2017): the top-label confidences
+//!   sorted into 15 equal-width bins over (0, 1], and the image-weighted mean
+//!   of `|accuracy - mean confidence|` over the bins;
+//! - Brier score = scikit-learn's multi-class `brier_score_loss`: the mean over
+//!   images of the squared distance between the probability row and the
+//!   one-hot true label.
 
 use serde::Serialize;
 
 use cvtk_model::first_max as argmax;
+use cvtk_model::ScoreKind;
 
 use crate::{Error, Result};
 
@@ -84,6 +96,35 @@ pub struct ClassMetrics {
     /// Test images of this label.
     pub support: usize,
 }
+
+/// One bin of a reliability diagram: images whose top-label confidence is in
+/// `(lower, upper]`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ReliabilityBin {
+    /// Lower edge (exclusive).
+    pub lower: f64,
+    /// Upper edge (inclusive).
+    pub upper: f64,
+    /// Images in the bin.
+    pub images: usize,
+    /// Fraction of them predicted correctly (None for an empty bin).
+    pub accuracy: Option<f64>,
+    /// Their mean top-label confidence (None for an empty bin).
+    pub confidence: Option<f64>,
+}
+
+/// A reliability diagram and the calibration error it gives.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Reliability {
+    /// Equal-width bins over (0, 1], from low confidence to high.
+    pub bins: Vec<ReliabilityBin>,
+    /// Expected calibration error: the image-weighted mean of
+    /// `|accuracy - confidence|` over the bins.
+    pub expected_calibration_error: f64,
+}
+
+/// Bins of the expected calibration error, as Guo et al. (2017) use.
+pub const CALIBRATION_BINS: usize = 15;
 
 /// Fpr/tpr/threshold points of one binary problem, as scikit-learn's `_binary_clf_curve`.
 fn binary_clf_curve(y: &[bool], s: &[f64]) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
@@ -164,13 +205,16 @@ pub struct ClassificationEvaluation {
     labels: Vec<String>,
     y_true: Vec<usize>,
     scores: Vec<Vec<f64>>,
+    kind: ScoreKind,
+    probabilities: Vec<Vec<f64>>,
     y_pred: Vec<usize>,
 }
 
 impl ClassificationEvaluation {
-    /// Checks and stores `scores` (`[images][labels]`: logits, probabilities or
-    /// decision values; higher means more likely) against true label indices.
-    pub fn new(labels: Vec<String>, y_true: Vec<usize>, scores: Vec<Vec<f32>>) -> Result<Self> {
+    /// Checks and stores `scores` (`[images][labels]`, higher means more
+    /// likely) of kind `kind` against true label indices. Scores said to be
+    /// probabilities must be: each row in `[0, 1]`, summing to 1.
+    pub fn new(labels: Vec<String>, y_true: Vec<usize>, scores: Vec<Vec<f32>>, kind: ScoreKind) -> Result<Self> {
         let k = labels.len();
         if k == 0 {
             return Err(Error::Invalid("no labels".into()));
@@ -189,18 +233,15 @@ impl ClassificationEvaluation {
             if row.len() != k {
                 return Err(Error::Invalid(format!("score row {i} has {} values but there are {k} labels", row.len())));
             }
-            if let Some(v) = row.iter().find(|v| !v.is_finite()) {
-                return Err(Error::Invalid(format!(
-                    "score row {i} holds {v}; scores must be finite (did training diverge?)"
-                )));
-            }
+            kind.check_row(row).map_err(|why| Error::Invalid(format!("score row {i} {why}")))?;
         }
         if let Some((i, &t)) = y_true.iter().enumerate().find(|(_, &t)| t >= k) {
             return Err(Error::Invalid(format!("image {i} has label index {t}, but there are {k} labels")));
         }
         let y_pred = scores.iter().map(|r| argmax(r)).collect();
+        let probabilities = scores.iter().map(|r| kind.probabilities_f64(r)).collect();
         let scores = scores.into_iter().map(|r| r.into_iter().map(f64::from).collect()).collect();
-        Ok(ClassificationEvaluation { labels, y_true, scores, y_pred })
+        Ok(ClassificationEvaluation { labels, y_true, scores, kind, probabilities, y_pred })
     }
 
     /// Labels, in score-column order.
@@ -223,18 +264,98 @@ impl ClassificationEvaluation {
         &self.scores
     }
 
-    /// Softmax of each image's scores: the confidences the report shows and
-    /// its threshold explorer filters on.
-    pub fn confidences(&self) -> Vec<Vec<f32>> {
-        self.scores
+    /// What the scores are.
+    pub fn score_kind(&self) -> ScoreKind {
+        self.kind
+    }
+
+    /// Each image's probabilities, converted once from the scores through
+    /// their [`ScoreKind`] (calibration temperature included): the confidences
+    /// the report shows and its threshold explorer filters on, the same
+    /// numbers `cvtk predict` prints.
+    pub fn probabilities(&self) -> &[Vec<f64>] {
+        &self.probabilities
+    }
+
+    /// The same scores with their calibration temperature set to 1 (the plain
+    /// softmax), to show what calibration changed; `None` when the scores are
+    /// probabilities or were not calibrated.
+    pub fn uncalibrated(&self) -> Option<ClassificationEvaluation> {
+        let kind = match self.kind {
+            ScoreKind::Logits { temperature } if temperature != 1.0 => ScoreKind::LOGITS,
+            ScoreKind::Decision { temperature } if temperature != 1.0 => ScoreKind::Decision { temperature: 1.0 },
+            _ => return None,
+        };
+        let probabilities = self
+            .scores
             .iter()
-            .map(|row| {
-                let m = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let e: Vec<f64> = row.iter().map(|v| (v - m).exp()).collect();
-                let s: f64 = e.iter().sum();
-                e.iter().map(|v| (v / s) as f32).collect()
+            .map(|r| kind.probabilities_f64(&r.iter().map(|&v| v as f32).collect::<Vec<_>>()))
+            .collect();
+        Some(ClassificationEvaluation { kind, probabilities, ..self.clone() })
+    }
+
+    /// [`Self::probabilities`] as f32.
+    pub fn confidences(&self) -> Vec<Vec<f32>> {
+        self.probabilities.iter().map(|row| row.iter().map(|&p| p as f32).collect()).collect()
+    }
+
+    /// The reliability diagram over `bins` equal-width confidence bins and the
+    /// expected calibration error it gives (top-label: each image counts with
+    /// the probability of its predicted label).
+    pub fn reliability(&self, bins: usize) -> Reliability {
+        let bins = bins.max(1);
+        let width = 1.0 / bins as f64;
+        // numpy's linspace(0, 1, bins + 1): i * step, the last edge exactly 1.
+        let edge = |i: usize| if i == bins { 1.0 } else { i as f64 * width };
+        let mut count = vec![0usize; bins];
+        let mut right = vec![0usize; bins];
+        let mut conf_sum = vec![0f64; bins];
+        for ((probs, &t), &p) in self.probabilities.iter().zip(&self.y_true).zip(&self.y_pred) {
+            let conf = probs[p];
+            if let Some(b) = (0..bins).find(|&b| conf > edge(b) && conf <= edge(b + 1)) {
+                count[b] += 1;
+                right[b] += usize::from(t == p);
+                conf_sum[b] += conf;
+            }
+        }
+        let n = self.y_true.len() as f64;
+        let mut ece = 0.0;
+        let bins = (0..bins)
+            .map(|b| {
+                let (accuracy, confidence) = if count[b] == 0 {
+                    (None, None)
+                } else {
+                    let c = count[b] as f64;
+                    (Some(right[b] as f64 / c), Some(conf_sum[b] / c))
+                };
+                if let (Some(a), Some(c)) = (accuracy, confidence) {
+                    ece += count[b] as f64 / n * (a - c).abs();
+                }
+                ReliabilityBin { lower: edge(b), upper: edge(b + 1), images: count[b], accuracy, confidence }
             })
-            .collect()
+            .collect();
+        Reliability { bins, expected_calibration_error: ece }
+    }
+
+    /// The expected calibration error over [`CALIBRATION_BINS`] bins: 0 when
+    /// confidences match accuracy, up to 1.
+    pub fn expected_calibration_error(&self) -> f64 {
+        self.reliability(CALIBRATION_BINS).expected_calibration_error
+    }
+
+    /// The multi-class Brier score: the mean over images of the squared
+    /// distance between the probabilities and the one-hot true label (0 is
+    /// perfect, 2 the worst).
+    pub fn brier_score(&self) -> f64 {
+        let total: f64 = self
+            .probabilities
+            .iter()
+            .zip(&self.y_true)
+            .map(|(row, &t)| {
+                row.iter().enumerate().map(|(c, &p)| (p - f64::from(u8::from(c == t))).powi(2)).sum::<f64>()
+            })
+            .sum();
+        total / self.y_true.len() as f64
     }
 
     /// Fraction of images predicted correctly.
@@ -332,11 +453,66 @@ mod tests {
     use super::*;
 
     fn eval(labels: &[&str], y: &[usize], s: &[&[f32]]) -> Result<ClassificationEvaluation> {
+        eval_of(labels, y, s, ScoreKind::LOGITS)
+    }
+
+    fn eval_of(labels: &[&str], y: &[usize], s: &[&[f32]], kind: ScoreKind) -> Result<ClassificationEvaluation> {
         ClassificationEvaluation::new(
             labels.iter().map(|l| l.to_string()).collect(),
             y.to_vec(),
             s.iter().map(|r| r.to_vec()).collect(),
+            kind,
         )
+    }
+
+    /// Checked by hand: 4 images with top-label confidences 0.95 (right),
+    /// 0.92 (wrong), 0.55 (right) and 0.38 (wrong: [0.3, 0.32, 0.38] predicts
+    /// label 2 for an image of label 0).
+    #[test]
+    fn calibration_error_and_brier_score_by_hand() {
+        let e = eval_of(
+            &["a", "b", "c"],
+            &[0, 1, 0, 0],
+            &[&[0.95, 0.05, 0.0], &[0.92, 0.08, 0.0], &[0.55, 0.45, 0.0], &[0.3, 0.32, 0.38]],
+            ScoreKind::Probabilities,
+        )
+        .unwrap();
+        assert_eq!(e.y_pred(), &[0, 0, 0, 2]);
+        let r = e.reliability(15);
+        // Bins (i/15, (i+1)/15]: 0.95 in 14, 0.92 in 13, 0.55 in 8, 0.38 in 5.
+        let used: Vec<(usize, usize, f64)> = r
+            .bins
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.images > 0)
+            .map(|(i, b)| (i, b.images, b.accuracy.unwrap()))
+            .collect();
+        assert_eq!(used, vec![(5, 1, 0.0), (8, 1, 1.0), (13, 1, 0.0), (14, 1, 1.0)]);
+        // ECE = (|1 - 0.95| + |0 - 0.92| + |1 - 0.55| + |0 - 0.38|) / 4 = 1.8 / 4.
+        assert!((r.expected_calibration_error - 0.45).abs() < 1e-6, "{}", r.expected_calibration_error);
+        assert_eq!(e.expected_calibration_error(), r.expected_calibration_error);
+        // Brier: 0.005 + (0.8464 + 0.8464) + (0.2025 + 0.2025) + (0.49 + 0.1024 + 0.1444), over 4.
+        assert!((e.brier_score() - 2.8396 / 4.0).abs() < 1e-6, "{}", e.brier_score());
+    }
+
+    #[test]
+    fn confidences_convert_raw_scores_once_through_their_kind() {
+        let logits: &[&[f32]] = &[&[2.0, 0.0], &[0.0, 1.0]];
+        let plain = eval_of(&["a", "b"], &[0, 1], logits, ScoreKind::LOGITS).unwrap();
+        let hot = eval_of(&["a", "b"], &[0, 1], logits, ScoreKind::Logits { temperature: 0.5 }).unwrap();
+        let p = plain.confidences();
+        assert!((p[0][0] - 1.0 / (1.0 + (-2.0f32).exp())).abs() < 1e-6);
+        assert!(hot.confidences()[0][0] > p[0][0], "a temperature below 1 sharpens");
+        // Probabilities are taken as they are; curves rank what was given.
+        let probs = eval_of(&["a", "b"], &[0, 1], &[&p[0], &p[1]], ScoreKind::Probabilities).unwrap();
+        assert_eq!(probs.confidences(), p);
+        assert_eq!(probs.y_pred(), plain.y_pred());
+    }
+
+    #[test]
+    fn scores_that_are_not_probabilities_cannot_pass_as_them() {
+        let e = eval_of(&["a", "b"], &[0], &[&[2.0, -1.0]], ScoreKind::Probabilities).unwrap_err();
+        assert!(e.to_string().contains("not a probability"), "{e}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Plots with plotters: ROC curves, PR curves, the confusion matrix as a heat
-//! map with counts, and training curves. Counterparts of the original's
+//! map with counts, training curves and the reliability diagram. Counterparts of the original's
 //! `graph_roc_curve`, `graph_pr_curve` and `graph_confusion_matrix`. Each
 //! renders to PNG (text drawn with the embedded DejaVu Sans, so no system fonts
 //! are needed), to an SVG file, or to an SVG string for the HTML report.
@@ -378,6 +378,59 @@ where
     Ok(())
 }
 
+fn reliability_chart<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, e: &ClassificationEvaluation) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let r = e.reliability(crate::CALIBRATION_BINS);
+    let title = format!("Reliability diagram (ECE {:.3})", r.expected_calibration_error);
+    let mut chart =
+        xy_chart(root, &title, 0f64..1.0, 0f64..1.02, ("confidence (probability of the predicted label)", "accuracy"))?;
+    let bar = colour(0);
+    let gap = colour(3);
+    chart
+        .draw_series(
+            r.bins.iter().filter_map(|b| {
+                b.accuracy.map(|a| Rectangle::new([(b.lower, 0.0), (b.upper, a)], bar.mix(0.85).filled()))
+            }),
+        )
+        .map_err(plot_err)?
+        .label("accuracy of the images in the bin")
+        .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 18, y + 5)], bar.mix(0.85).filled()));
+    chart
+        .draw_series(r.bins.iter().filter_map(|b| match (b.accuracy, b.confidence) {
+            (Some(a), Some(c)) => Some(Rectangle::new([(b.lower, a), (b.upper, c)], gap.mix(0.35).filled())),
+            _ => None,
+        }))
+        .map_err(plot_err)?
+        .label("gap to their mean confidence")
+        .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 18, y + 5)], gap.mix(0.35).filled()));
+    chart
+        .draw_series(DashedLineSeries::new(vec![(0.0, 0.0), (1.0, 1.0)], 6, 4, RGBColor(120, 120, 120).stroke_width(1)))
+        .map_err(plot_err)?
+        .label("perfect calibration")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], RGBColor(120, 120, 120)));
+    let small = TextStyle::from((FONT, 11).into_font()).color(&RGBColor(60, 60, 60));
+    chart
+        .draw_series(r.bins.iter().filter(|b| b.images > 0).map(|b| {
+            Text::new(
+                b.images.to_string(),
+                (b.lower + 0.004, b.accuracy.unwrap_or(0.0).max(0.0) + 0.015),
+                small.clone(),
+            )
+        }))
+        .map_err(plot_err)?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(200, 200, 200))
+        .label_font((FONT, 13))
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(plot_err)?;
+    Ok(())
+}
+
 fn latency_chart<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, points: &[(f64, f64)], title: &str) -> Result<()>
 where
     DB::ErrorType: 'static,
@@ -422,6 +475,13 @@ pub fn graph_confusion_matrix(e: &ClassificationEvaluation, target: Target<'_>) 
     let k = e.labels().len() as u32;
     let side = (420 + 40 * k.min(20)).min(1100);
     render!(target, (side + 120, side), confusion_chart, e)
+}
+
+/// The reliability diagram: per confidence bin, the accuracy of its images
+/// against their mean confidence, with the image count over each bar and the
+/// expected calibration error in the title.
+pub fn graph_reliability_diagram(e: &ClassificationEvaluation, target: Target<'_>) -> Result<()> {
+    render!(target, (760, 600), reliability_chart, e)
 }
 
 /// Train and test accuracy per epoch (`TransferModel::train_eval_accs`).

@@ -1,9 +1,10 @@
 //! The HTML report: one self-contained file (no network fetches) with the
 //! summary metrics, the plots (inline SVG), a results viewer (a thumbnail per
 //! test image with true label, predicted label and confidence; filter to the
-//! misclassified ones; sort by confidence) and a precision/recall threshold
+//! misclassified ones; sort by confidence), a precision/recall threshold
 //! explorer (a slider showing precision, recall and the images kept at each
-//! threshold). Counterpart of the original's results viewer and
+//! threshold, starting at the threshold with the best F1), and the
+//! calibration of the confidences (ECE, Brier score, reliability diagram). Counterpart of the original's results viewer and
 //! precision/recall widgets. Also writes every plot as PNG and SVG beside it.
 
 use std::io::Cursor;
@@ -14,7 +15,9 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::metrics::ClassificationEvaluation;
-use crate::plots::{graph_confusion_matrix, graph_pr_curve, graph_roc_curve, graph_training_curves, Target};
+use crate::plots::{
+    graph_confusion_matrix, graph_pr_curve, graph_reliability_diagram, graph_roc_curve, graph_training_curves, Target,
+};
 use crate::summary::EvaluationSummary;
 use crate::{Error, Result};
 
@@ -74,7 +77,9 @@ fn html_escape(s: &str) -> String {
 }
 
 /// Writes `report.html` and the plots (`confusion_matrix`, `roc_curves`,
-/// `pr_curves`, `training_curves`, each `.png` and `.svg`) into `dir`.
+/// `pr_curves`, `reliability_diagram`, `training_curves`, each `.png` and
+/// `.svg`) into `dir`. The confidences shown are the evaluation's
+/// probabilities ([`ClassificationEvaluation::probabilities`]).
 pub fn write_report(dir: &Path, e: &ClassificationEvaluation, options: &ReportOptions) -> Result<ReportFiles> {
     std::fs::create_dir_all(dir).map_err(|err| Error::Io {
         action: "cannot create folder",
@@ -95,6 +100,7 @@ pub fn write_report(dir: &Path, e: &ClassificationEvaluation, options: &ReportOp
         ("confusion_matrix", "Confusion matrix", Box::new(|t| graph_confusion_matrix(e, t))),
         ("roc_curves", "ROC curves", Box::new(|t| graph_roc_curve(e, t))),
         ("pr_curves", "Precision-recall curves", Box::new(|t| graph_pr_curve(e, t))),
+        ("reliability_diagram", "Reliability diagram", Box::new(|t| graph_reliability_diagram(e, t))),
     ];
     if let Some((train, test)) = &options.history {
         if !train.is_empty() {
@@ -167,12 +173,31 @@ pub fn write_report(dir: &Path, e: &ClassificationEvaluation, options: &ReportOp
         .replace("{{CACC}}", &format!("{:.2}%", 100.0 * summary.class_averaged_accuracy))
         .replace("{{AUC}}", &fmt_opt(summary.macro_auc))
         .replace("{{MAP}}", &fmt_opt(summary.macro_average_precision))
+        .replace("{{ECE}}", &format!("{:.3}", summary.expected_calibration_error))
+        .replace("{{BRIER}}", &format!("{:.3}", summary.brier_score))
+        .replace("{{KIND}}", &html_escape(&kind_sentence(e.score_kind())))
         .replace("{{PER_CLASS}}", &per_class)
         .replace("{{FIGURES}}", &figures)
         .replace("{{DATA}}", &data_json);
     let html_path = dir.join("report.html");
     cvtk_dataset::write_atomic(&html_path, html.as_bytes())?;
     Ok(ReportFiles { html: html_path, plots })
+}
+
+/// How the report's confidences were obtained, for a person.
+fn kind_sentence(kind: cvtk_model::ScoreKind) -> String {
+    match kind {
+        cvtk_model::ScoreKind::Logits { temperature: 1.0 } => {
+            "the softmax of the network's logits (not calibrated)".into()
+        }
+        cvtk_model::ScoreKind::Logits { temperature } => {
+            format!("the softmax of the network's logits divided by the calibration temperature {temperature:.3}")
+        }
+        cvtk_model::ScoreKind::Decision { temperature } => {
+            format!("the softmax of the SVM's decision values divided by the calibration temperature {temperature:.4}")
+        }
+        cvtk_model::ScoreKind::Probabilities => "as the classifier gave them".into(),
+    }
 }
 
 const TEMPLATE: &str = include_str!("report.html");

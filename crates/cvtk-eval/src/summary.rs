@@ -11,14 +11,24 @@
 //!   "confusion_matrix": { "labels": [...], "counts": [[...]], "normalized": [[...]] },   // [true][predicted]
 //!   "per_class": [{ "label", "precision", "recall", "f1", "support", "average_precision": x | null, "auc": x | null }],
 //!   "curves": [{ "label", "roc": { "fpr", "tpr", "thresholds", "auc" } | null,
-//!                "pr": { "precision", "recall", "thresholds", "average_precision" } | null }]
+//!                "pr": { "precision", "recall", "thresholds", "average_precision" } | null }],
+//!   "score_kind": { "kind": "logits" | "decision" | "probabilities", "temperature": 1.0 },
+//!   "expected_calibration_error": 0.03,  // 15 bins, top label
+//!   "brier_score": 0.12,
+//!   "reliability": { "bins": [{ "lower", "upper", "images", "accuracy" | null, "confidence" | null }],
+//!                    "expected_calibration_error" },
+//!   "uncalibrated": { "expected_calibration_error", "brier_score" } | null   // at temperature 1, for calibrated models
 //! }
 //! ```
-//! ROC thresholds start with +infinity, written as `null`.
+//! ROC thresholds start with +infinity, written as `null`. Curve thresholds are
+//! in the units of `score_kind` (logits, decision values or probabilities);
+//! calibration is measured on the probabilities that kind converts to.
 
 use serde::Serialize;
 
-use crate::metrics::{ClassificationEvaluation, PrCurve, RocCurve};
+use cvtk_model::ScoreKind;
+
+use crate::metrics::{ClassificationEvaluation, PrCurve, Reliability, RocCurve, CALIBRATION_BINS};
 
 /// A label's metrics with its AP and AUC.
 #[derive(Clone, Debug, Serialize)]
@@ -86,6 +96,26 @@ pub struct EvaluationSummary {
     pub per_class: Vec<ClassSummary>,
     /// Per-label curves.
     pub curves: Vec<LabelCurves>,
+    /// What the scores were, and how they became probabilities.
+    pub score_kind: ScoreKind,
+    /// Expected calibration error of the probabilities (15 bins, top label).
+    pub expected_calibration_error: f64,
+    /// Multi-class Brier score of the probabilities.
+    pub brier_score: f64,
+    /// The reliability diagram's bins.
+    pub reliability: Reliability,
+    /// For calibrated scores: the calibration error and Brier score the same
+    /// scores have at temperature 1, i.e. without calibration.
+    pub uncalibrated: Option<CalibrationFigures>,
+}
+
+/// How well probabilities are calibrated.
+#[derive(Clone, Debug, Serialize)]
+pub struct CalibrationFigures {
+    /// Expected calibration error (15 bins, top label).
+    pub expected_calibration_error: f64,
+    /// Multi-class Brier score.
+    pub brier_score: f64,
 }
 
 impl EvaluationSummary {
@@ -121,6 +151,14 @@ impl EvaluationSummary {
             confusion_matrix: ConfusionSummary { normalized: cm.normalized(), labels: cm.labels, counts: cm.counts },
             per_class,
             curves,
+            score_kind: e.score_kind(),
+            expected_calibration_error: e.expected_calibration_error(),
+            brier_score: e.brier_score(),
+            reliability: e.reliability(CALIBRATION_BINS),
+            uncalibrated: e.uncalibrated().map(|u| CalibrationFigures {
+                expected_calibration_error: u.expected_calibration_error(),
+                brier_score: u.brier_score(),
+            }),
         }
     }
 

@@ -1,6 +1,8 @@
 //! Plots and the HTML report are written, well-formed and self-contained.
 
-use cvtk_eval::plots::{graph_confusion_matrix, graph_pr_curve, graph_roc_curve, graph_training_curves, Target};
+use cvtk_eval::plots::{
+    graph_confusion_matrix, graph_pr_curve, graph_reliability_diagram, graph_roc_curve, graph_training_curves, Target,
+};
 use cvtk_eval::{write_report, ClassificationEvaluation, ReportImage, ReportOptions};
 
 /// 3 labels, 30 images, a decent but imperfect classifier (deterministic).
@@ -16,7 +18,7 @@ fn evaluation() -> ClassificationEvaluation {
         y.push(t);
         s.push(row);
     }
-    ClassificationEvaluation::new(labels, y, s).unwrap()
+    ClassificationEvaluation::new(labels, y, s, cvtk_model::ScoreKind::LOGITS).unwrap()
 }
 
 #[test]
@@ -27,6 +29,7 @@ fn plots_are_written_as_png_and_svg() {
         graph_roc_curve(&e, Target::File(&dir.path().join(format!("roc.{ext}")))).unwrap();
         graph_pr_curve(&e, Target::File(&dir.path().join(format!("pr.{ext}")))).unwrap();
         graph_confusion_matrix(&e, Target::File(&dir.path().join(format!("cm.{ext}")))).unwrap();
+        graph_reliability_diagram(&e, Target::File(&dir.path().join(format!("rel.{ext}")))).unwrap();
         graph_training_curves(
             &[0.5, 0.8, 0.9],
             &[0.4, 0.7, 0.85],
@@ -42,6 +45,9 @@ fn plots_are_written_as_png_and_svg() {
     assert!(svg.contains("Confusion matrix") && svg.contains("Sneaker") && svg.contains("predicted label"));
     let svg = std::fs::read_to_string(dir.path().join("roc.svg")).unwrap();
     assert!(svg.contains("micro-average (AUC") && svg.contains("false positive rate"));
+    let svg = std::fs::read_to_string(dir.path().join("rel.svg")).unwrap();
+    let ece = format!("Reliability diagram (ECE {:.3})", e.expected_calibration_error());
+    assert!(svg.contains(&ece) && svg.contains("perfect calibration"), "{ece}");
     let e2 = graph_roc_curve(&e, Target::File(&dir.path().join("roc.gif"))).unwrap_err();
     assert!(e2.to_string().contains(".png or .svg"));
 }
@@ -68,7 +74,11 @@ fn the_report_is_one_self_contained_page() {
     let html = std::fs::read_to_string(&files.html).unwrap();
     assert!(html.contains("Fashion &lt;test&gt;"), "title is escaped");
     assert!(html.contains("data:image/jpeg;base64,"), "thumbnails are inline");
-    assert_eq!(html.matches("<svg").count(), 4, "four inline plots");
+    assert_eq!(html.matches("<svg").count(), 5, "five inline plots");
+    assert!(
+        html.contains("the softmax of the network's logits (not calibrated)"),
+        "the report says what its confidences are"
+    );
     // Nothing is fetched: the only URLs are XML namespace names, every src is a data: URI.
     let without_ns = html
         .replace("xmlns=\"http://www.w3.org/2000/svg\"", "")
@@ -80,6 +90,6 @@ fn the_report_is_one_self_contained_page() {
             .all(|(i, _)| html[i + 5..].starts_with("data:") || html[i + 5..].starts_with("${r.thumb}")),
         "a src that is not inline"
     );
-    assert_eq!(files.plots.len(), 8);
+    assert_eq!(files.plots.len(), 10);
     assert!(files.plots.iter().all(|p| p.is_file()));
 }

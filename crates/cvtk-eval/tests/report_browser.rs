@@ -1,6 +1,8 @@
 //! The HTML report in headless Chromium (tests/browser/report.test.mjs): no
 //! console errors, no network requests, the filter, sort and threshold slider
-//! work, and a screenshot is written to target/screenshots/report.png.
+//! work, the slider starts at the threshold with the best F1, the calibration
+//! figures are shown, and a screenshot is written to
+//! target/screenshots/report.png.
 //! Needs `make setup` (Debian's chromium and tests/browser/node_modules); fails
 //! loudly without them.
 
@@ -9,16 +11,43 @@ mod browser;
 
 use browser::run_browser_test;
 use cvtk_eval::{write_report, ClassificationEvaluation, ReportImage, ReportOptions};
+use cvtk_model::ScoreKind;
 use serde_json::json;
 
-fn explorer(e: &ClassificationEvaluation, label: usize, t: f32) -> serde_json::Value {
+/// Images kept and true positives of `label` at threshold `t`, and its positives.
+fn counts(e: &ClassificationEvaluation, label: usize, t: f64) -> (usize, usize, usize) {
     let conf = e.confidences();
-    let kept: Vec<usize> = (0..conf.len()).filter(|&i| conf[i][label] >= t).collect();
+    let kept: Vec<usize> = (0..conf.len()).filter(|&i| f64::from(conf[i][label]) >= t).collect();
     let tp = kept.iter().filter(|&&i| e.y_true()[i] == label).count();
     let pos = e.y_true().iter().filter(|&&y| y == label).count();
+    (kept.len(), tp, pos)
+}
+
+fn explorer(e: &ClassificationEvaluation, label: usize, t: f64) -> serde_json::Value {
+    let (kept, tp, pos) = counts(e, label, t);
     let fmt =
         |num: usize, den: usize| if den == 0 { "n/a".to_string() } else { format!("{:.3}", num as f64 / den as f64) };
-    json!({ "precision": fmt(tp, kept.len()), "recall": fmt(tp, pos), "kept": kept.len() })
+    json!({ "precision": fmt(tp, kept), "recall": fmt(tp, pos), "kept": kept })
+}
+
+/// The highest of the slider's thresholds (0.00..1.00 by 0.01) with the best F1.
+fn best_threshold(e: &ClassificationEvaluation, label: usize) -> f64 {
+    let f1 = |t: f64| {
+        let (kept, tp, pos) = counts(e, label, t);
+        if tp == 0 {
+            return 0.0;
+        }
+        let (p, r) = (tp as f64 / kept as f64, tp as f64 / pos as f64);
+        2.0 * p * r / (p + r)
+    };
+    let mut best = (0.5, -1.0);
+    for i in (0..=100).rev() {
+        let t = f64::from(i) / 100.0;
+        if f1(t) > best.1 {
+            best = (t, f1(t));
+        }
+    }
+    best.0
 }
 
 #[test]
@@ -40,7 +69,7 @@ fn the_report_works_in_headless_chromium() {
         image::RgbImage::from_pixel(48, 36, image::Rgb(px)).save(&p).unwrap();
         images.push(ReportImage { id: i as u64, path: p });
     }
-    let e = ClassificationEvaluation::new(labels, y, s).unwrap();
+    let e = ClassificationEvaluation::new(labels, y, s, ScoreKind::LOGITS).unwrap();
     let options = ReportOptions {
         title: "Browser test".into(),
         model: "test scores".into(),
@@ -52,8 +81,18 @@ fn the_report_works_in_headless_chromium() {
 
     let wrong = e.y_true().iter().zip(e.y_pred()).filter(|(t, p)| t != p).count();
     assert!(wrong > 0 && wrong < 40);
-    let expect = json!({ "total": 40, "wrong": wrong, "at050": explorer(&e, 0, 0.5), "at090": explorer(&e, 0, 0.9) });
+    let best = best_threshold(&e, 0);
+    let expect = json!({
+        "total": 40,
+        "wrong": wrong,
+        "at050": explorer(&e, 0, 0.5),
+        "at090": explorer(&e, 0, 0.9),
+        "best": format!("{best:.2}"),
+        "atbest": explorer(&e, 0, best),
+        "ece": format!("{:.3}", e.expected_calibration_error()),
+    });
     assert_ne!(expect["at050"], expect["at090"], "the two thresholds should keep different images");
+    assert_ne!(expect["atbest"]["kept"], json!(0), "the starting threshold keeps images");
     let expect = expect.to_string();
     let (_, shot) = run_browser_test(
         "report.test.mjs",

@@ -1,12 +1,14 @@
 //! Cross-check against scikit-learn 1.7: the same score matrices give the same
 //! confusion matrix, accuracies, per-label precision/recall/F1, PR and ROC
 //! curves (point by point), average precision and AUC, per label, micro and
-//! macro. Reference values: tests/reference/sklearn_metrics.py, run here.
+//! macro, and (scores taken as logits) the same Brier score and expected
+//! calibration error. Reference values: tests/reference/sklearn_metrics.py, run here.
 
 use std::path::Path;
 use std::process::Command;
 
 use cvtk_eval::{ClassificationEvaluation, PrCurve, RocCurve};
+use cvtk_model::ScoreKind;
 use serde_json::Value;
 
 fn python() -> std::path::PathBuf {
@@ -76,7 +78,8 @@ fn metrics_match_scikit_learn() {
         let y: Vec<usize> = c["y"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
         let s: Vec<Vec<f32>> =
             c["scores"].as_array().unwrap().iter().map(|r| floats(r).into_iter().map(|v| v as f32).collect()).collect();
-        let e = ClassificationEvaluation::new((0..k).map(|i| format!("l{i}")).collect(), y, s).unwrap();
+        let e =
+            ClassificationEvaluation::new((0..k).map(|i| format!("l{i}")).collect(), y, s, ScoreKind::LOGITS).unwrap();
 
         let cm: Vec<Vec<usize>> = serde_json::from_value(c["confusion"].clone()).unwrap();
         assert_eq!(e.confusion_matrix().counts, cm, "{name}: confusion matrix");
@@ -112,5 +115,12 @@ fn metrics_match_scikit_learn() {
             (Some(a), Some(b)) => assert!(close(a, b), "{name}: macro AUC {a} vs {b}"),
             (a, b) => assert_eq!(a.is_some(), b.is_some(), "{name}: macro AUC"),
         }
+        let (brier, ece) = (c["brier"].as_f64().unwrap(), c["ece"].as_f64().unwrap());
+        assert!(close(e.brier_score(), brier), "{name}: Brier {} vs scikit-learn {brier}", e.brier_score());
+        assert!(
+            close(e.expected_calibration_error(), ece),
+            "{name}: ECE {} vs the reference {ece}",
+            e.expected_calibration_error()
+        );
     }
 }

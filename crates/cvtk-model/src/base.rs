@@ -143,7 +143,7 @@ impl BaseModel {
             for row in 0..chunk.len() as i64 {
                 let l = logits.get(row);
                 let raw: Vec<f32> = Vec::<f32>::try_from(&l)?;
-                let probs: Vec<f32> = Vec::<f32>::try_from(&l.softmax(-1, tch::Kind::Float))?;
+                let probs = crate::ScoreKind::LOGITS.probabilities(&raw);
                 let mut idx: Vec<usize> = (0..probs.len()).collect();
                 idx.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
                 let preds = idx

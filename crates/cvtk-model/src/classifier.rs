@@ -14,9 +14,11 @@ use cvtk_dataset::{write_json_atomic, ClassificationDataset, ImageLoader, Loader
 use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 
+use crate::calibration::{ScoreKind, TemperatureFit};
 use crate::{Architecture, Error, Result};
 
-/// Scores of a set of images: one row per image, one column per label.
+/// Scores of a set of images: one row per image, one column per label, and
+/// what kind of scores they are.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Scores {
     /// Label names, in column order.
@@ -25,11 +27,28 @@ pub struct Scores {
     pub ids: Vec<u64>,
     /// The images' true label indices (from the dataset), in row order.
     pub true_labels: Vec<usize>,
-    /// Scores, `[images][labels]`: logits, decision values or probabilities.
+    /// Scores, `[images][labels]`, of kind [`Self::kind`].
     pub values: Vec<Vec<f32>>,
+    /// What `values` holds (logits, decision values or probabilities) and how
+    /// raw scores become probabilities: see [`Self::probabilities`].
+    pub kind: ScoreKind,
 }
 
 impl Scores {
+    /// These scores as probabilities: converted once through [`Self::kind`]
+    /// (its calibration temperature included), or returned as they are when
+    /// they are probabilities already.
+    pub fn probabilities(&self) -> Scores {
+        if self.kind.is_probabilities() {
+            return self.clone();
+        }
+        Scores {
+            values: self.values.iter().map(|row| self.kind.probabilities(row)).collect(),
+            kind: ScoreKind::Probabilities,
+            ..self.clone()
+        }
+    }
+
     /// The index of the highest score of each row (the first, on ties).
     pub fn predicted(&self) -> Vec<usize> {
         self.values.iter().map(|row| first_max(row)).collect()
@@ -50,10 +69,15 @@ impl Scores {
 pub struct Prediction {
     /// The predicted label.
     pub label: String,
-    /// Its score.
-    pub score: f32,
-    /// Every label's score, in label order.
-    pub scores: Vec<f32>,
+    /// Its probability.
+    pub probability: f32,
+    /// Every label's probability, in label order (calibrated: see
+    /// [`Classifier::score_kind`]).
+    pub probabilities: Vec<f32>,
+    /// The raw scores the probabilities came from, in label order.
+    pub raw: Vec<f32>,
+    /// What the raw scores are.
+    pub raw_kind: ScoreKind,
 }
 
 /// A trained classifier over the user's labels.
@@ -62,9 +86,17 @@ pub trait Classifier: Send {
     fn labels(&self) -> &[String];
     /// How images must be loaded for this classifier.
     fn loader_config(&self) -> LoaderConfig;
-    /// Scores of a batch `[N, C, H, W]` made by [`Self::loader_config`]'s loader:
-    /// `[N, labels]` on the CPU (logits, or decision values for an SVM).
+    /// Raw scores of a batch `[N, C, H, W]` made by [`Self::loader_config`]'s
+    /// loader: `[N, labels]` on the CPU, of kind [`Self::score_kind`].
     fn score_batch(&self, images: &Tensor) -> Result<Tensor>;
+    /// What [`Self::score_batch`] returns (logits, or decision values for an
+    /// SVM) and the temperature that turns it into calibrated probabilities.
+    fn score_kind(&self) -> ScoreKind;
+    /// The temperature fit behind [`Self::score_kind`], if the classifier was
+    /// calibrated.
+    fn calibration(&self) -> Option<&TemperatureFit> {
+        None
+    }
     /// Saves the classifier into a model folder.
     fn save(&self, dir: &Path) -> Result<()>;
     /// The device it runs on.
@@ -78,9 +110,10 @@ pub trait Classifier: Send {
     /// A one-line description (architecture, input size, weights it started from).
     fn describe(&self) -> String;
 
-    /// Scores every image of `dataset` in dataset order, in batches of
-    /// `batch_size`, with softmax if asked. Shows a progress bar on a terminal.
-    fn score_dataset(&self, dataset: &ClassificationDataset, batch_size: usize, softmax: bool) -> Result<Scores> {
+    /// Raw scores of every image of `dataset` in dataset order, in batches of
+    /// `batch_size`, with their [`ScoreKind`] (so [`Scores::probabilities`]
+    /// gives calibrated probabilities). Shows a progress bar on a terminal.
+    fn score_dataset(&self, dataset: &ClassificationDataset, batch_size: usize) -> Result<Scores> {
         // True labels by name, in this classifier's label order (map_labels
         // checked that every image's label has one).
         let map = map_labels(dataset, self.labels())?;
@@ -93,27 +126,34 @@ pub trait Classifier: Send {
         let mut ids = Vec::with_capacity(dataset.len());
         for batch in batches {
             let batch = batch?;
-            let mut s = self.score_batch(&batch.images)?;
-            if softmax {
-                s = s.f_softmax(-1, tch::Kind::Float)?;
-            }
-            values.extend(rows(&s)?);
+            values.extend(rows(&self.score_batch(&batch.images)?)?);
             bar.inc(batch.ids.len() as u64);
             ids.extend(batch.ids);
         }
         bar.finish_and_clear();
-        Ok(Scores { labels: self.labels().to_vec(), ids, true_labels, values })
+        Ok(Scores { labels: self.labels().to_vec(), ids, true_labels, values, kind: self.score_kind() })
     }
 
-    /// Predicts the label of one image file.
+    /// Predicts the label of one image file, with calibrated probabilities.
     fn predict(&self, image: &Path) -> Result<Prediction> {
         let loader = ImageLoader::new(self.loader_config())?;
         let batch = loader.load_batch(&[image])?;
-        let s = self.score_batch(&batch)?.f_softmax(-1, tch::Kind::Float)?;
-        let scores = rows(&s)?.into_iter().next().unwrap_or_default();
-        let best = first_max(&scores);
-        let score = scores.get(best).copied().unwrap_or(0.0);
-        Ok(Prediction { label: self.labels().get(best).cloned().unwrap_or_default(), score, scores })
+        let raw = rows(&self.score_batch(&batch)?)?.into_iter().next().unwrap_or_default();
+        Ok(self.prediction(raw))
+    }
+
+    /// The prediction that one row of raw scores (of [`Self::score_kind`]) makes.
+    fn prediction(&self, raw: Vec<f32>) -> Prediction {
+        let raw_kind = self.score_kind();
+        let probabilities = raw_kind.probabilities(&raw);
+        let best = first_max(&probabilities);
+        Prediction {
+            label: self.labels().get(best).cloned().unwrap_or_default(),
+            probability: probabilities.get(best).copied().unwrap_or(0.0),
+            probabilities,
+            raw,
+            raw_kind,
+        }
     }
 }
 
@@ -185,6 +225,9 @@ pub(crate) struct ModelMeta {
     /// Per-epoch training history (dnn) or solver settings (svm).
     #[serde(default)]
     pub history: serde_json::Value,
+    /// The temperature that calibrates the scores, if one was fitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<TemperatureFit>,
 }
 
 fn model_err(path: &Path, reason: impl Into<String>) -> Error {

@@ -16,6 +16,7 @@
 
 mod arch;
 mod base;
+pub mod calibration;
 mod classifier;
 mod error;
 pub mod inference;
@@ -27,9 +28,13 @@ pub mod weights;
 
 pub use arch::{weights_search_dirs, Architecture, ARCHITECTURE_NAMES};
 pub use base::{resolve_device, BaseModel, ImagenetPrediction};
+pub use calibration::{fit_temperature, ScoreKind, TemperatureFit};
 pub use classifier::{first_max, load_classifier, rows, Classifier, ModelKind, Prediction, Scores};
 pub use error::{Error, Result};
-pub use svm::{decision_accuracy, fit_linear_svm, Featurizer, LinearModel, SvmClassifier, SvmParams, SvmSolver};
+pub use svm::{
+    cross_fit_temperature, decision_accuracy, fit_linear_svm, Featurizer, LinearModel, SvmClassifier, SvmParams,
+    SvmSolver,
+};
 pub use tch::Device;
 
 /// libtorch's random generator is global to the process. Work that draws from it

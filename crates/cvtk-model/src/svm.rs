@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Tensor};
 
 use crate::base::{check_input, BaseModel};
+use crate::calibration::{fit_temperature, ScoreKind, TemperatureFit};
 use crate::classifier::{
     read_model_dir_of_kind, save_model_dir, Classifier, ModelKind, ModelMeta, MODEL_FORMAT, MODEL_VERSION,
 };
@@ -302,6 +303,8 @@ pub struct SvmClassifier {
     featurizer: Featurizer,
     model: LinearModel,
     params: SvmParams,
+    /// The temperature that turns decision values into probabilities.
+    calibration: Option<TemperatureFit>,
 }
 
 impl std::fmt::Debug for SvmClassifier {
@@ -314,15 +317,77 @@ impl std::fmt::Debug for SvmClassifier {
     }
 }
 
+/// Folds of the cross-fitting that calibrates an SVM's decision values.
+const CALIBRATION_FOLDS: usize = 3;
+
+/// Fits the temperature that turns an SVM's decision values into calibrated
+/// probabilities without held-out images, as libsvm's `probability=True` does
+/// for Platt scaling: the SVM is refitted on all but one of
+/// [`CALIBRATION_FOLDS`] folds (stratified by label), its decision values on
+/// the left-out fold are collected, and the temperature is fitted on those
+/// out-of-fold values. `None` when there are too few images to fold.
+pub fn cross_fit_temperature(
+    x: &Array2<f32>,
+    y: &[usize],
+    k: usize,
+    params: &SvmParams,
+) -> Result<Option<TemperatureFit>> {
+    let n = x.nrows();
+    if n < 2 * CALIBRATION_FOLDS {
+        return Ok(None);
+    }
+    // The j-th image of each label goes to fold j mod 3.
+    let mut seen = vec![0usize; k];
+    let fold: Vec<usize> = y
+        .iter()
+        .map(|&l| {
+            let f = seen[l] % CALIBRATION_FOLDS;
+            seen[l] += 1;
+            f
+        })
+        .collect();
+    let (mut values, mut labels) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for f in 0..CALIBRATION_FOLDS {
+        let (fit_rows, held): (Vec<usize>, Vec<usize>) = (0..n).partition(|&i| fold[i] != f);
+        if held.is_empty() {
+            continue;
+        }
+        let fit_y: Vec<usize> = fit_rows.iter().map(|&i| y[i]).collect();
+        let model = fit_linear_svm(&x.select(Axis(0), &fit_rows), &fit_y, k, params)?;
+        let d = model.decision(&x.select(Axis(0), &held));
+        for (row, &i) in d.outer_iter().zip(&held) {
+            values.push(row.iter().map(|&v| v as f32).collect::<Vec<f32>>());
+            labels.push(y[i]);
+        }
+    }
+    fit_temperature(&values, &labels).map(Some)
+}
+
 impl SvmClassifier {
-    /// Featurizes `train_set` and fits the SVM on it; the labels are the dataset's.
+    /// Featurizes `train_set` and fits the SVM on it; the labels are the
+    /// dataset's. The decision values' calibration temperature is fitted too
+    /// ([`cross_fit_temperature`]), so the classifier's probabilities mean
+    /// something.
     pub fn fit(featurizer: Featurizer, train_set: &ClassificationDataset, params: &SvmParams) -> Result<Self> {
         params.validate()?;
         let x = featurizer.features(train_set, 32)?;
         let y: Vec<usize> = train_set.images().iter().map(|i| i.label()).collect();
         let labels = train_set.label_names();
         let model = fit_linear_svm(&x, &y, labels.len(), params)?;
-        Ok(SvmClassifier { labels, featurizer, model, params: params.clone() })
+        let calibration = cross_fit_temperature(&x, &y, labels.len(), params)?;
+        match &calibration {
+            Some(c) => tracing::info!(
+                "SVM decision values calibrated: temperature {:.4} (negative log-likelihood {:.4} -> {:.4} out of fold)",
+                c.temperature,
+                c.nll_before,
+                c.nll_after
+            ),
+            None => tracing::warn!(
+                "{} training images are too few to calibrate the SVM's probabilities; they are the softmax of its decision values",
+                train_set.len()
+            ),
+        }
+        Ok(SvmClassifier { labels, featurizer, model, params: params.clone(), calibration })
     }
 
     /// The fitted weights.
@@ -369,7 +434,7 @@ impl SvmClassifier {
             net,
             fused: Default::default(),
         };
-        Ok(SvmClassifier { labels: meta.labels, featurizer, model, params })
+        Ok(SvmClassifier { labels: meta.labels, featurizer, model, params, calibration: meta.calibration })
     }
 
     /// Loads an SVM classifier saved by [`Classifier::save`].
@@ -400,6 +465,14 @@ impl Classifier for SvmClassifier {
         Ok(Tensor::f_from_slice(&v)?.f_view([n as i64, self.labels.len() as i64])?)
     }
 
+    fn score_kind(&self) -> ScoreKind {
+        ScoreKind::Decision { temperature: self.calibration.as_ref().map_or(1.0, |c| c.temperature) }
+    }
+
+    fn calibration(&self) -> Option<&TemperatureFit> {
+        self.calibration.as_ref()
+    }
+
     fn save(&self, dir: &Path) -> Result<()> {
         let mut tensors: Vec<(String, Tensor)> = self.featurizer.vs.variables().into_iter().collect();
         tensors.sort_by(|a, b| a.0.cmp(&b.0));
@@ -417,6 +490,7 @@ impl Classifier for SvmClassifier {
             weights_file: String::new(),
             base_weights: self.featurizer.base_weights.clone(),
             history: serde_json::to_value(&self.params).unwrap_or_default(),
+            calibration: self.calibration.clone(),
         };
         save_model_dir(dir, meta, &tensors)
     }

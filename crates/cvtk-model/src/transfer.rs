@@ -12,6 +12,7 @@ use tch::nn::{self, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
 use crate::base::{check_input, BaseModel};
+use crate::calibration::{fit_temperature, ScoreKind, TemperatureFit};
 use crate::classifier::{
     map_labels, read_model_dir_of_kind, save_model_dir, Classifier, ModelKind, ModelMeta, MODEL_FORMAT, MODEL_VERSION,
 };
@@ -50,13 +51,20 @@ pub struct TrainConfig {
     pub progress: bool,
     /// Called after each epoch with its statistics (the CLI prints them). By default, none.
     pub on_epoch: Option<EpochCallback>,
-    /// After the last epoch, recompute batch norm's running statistics as the
-    /// average over one pass of the training images (as PyTorch's
-    /// `swa_utils.update_bn`), so eval-mode scores describe the new images rather
-    /// than lag behind them (EfficientNet-Lite's momentum is 0.01). Skipped with
-    /// a frozen backbone. The last epoch's `eval_acc` is then measured after
-    /// recalibration. By default, true.
+    /// Recompute batch norm's running statistics as the average over one pass
+    /// of the training images (as PyTorch's `swa_utils.update_bn`), so
+    /// eval-mode scores describe the new images rather than lag behind them
+    /// (EfficientNet-Lite's momentum is 0.01): after every epoch that is
+    /// evaluated (so each `eval_acc` measures the model as it would be saved at
+    /// that point), and after the last epoch. Skipped with a frozen backbone.
+    /// By default, true.
     pub recalibrate_batch_norm: bool,
+    /// Hold out this fraction of the training images (stratified by label),
+    /// train on the rest, and fit a temperature on the held-out part after
+    /// training ([`TransferModel::calibrate`]), so the model's probabilities
+    /// match how often it is right. Between 0 and 0.5. By default, none: no
+    /// temperature scaling, probabilities are the softmax of the logits.
+    pub calibration_holdout: Option<f64>,
 }
 
 impl std::fmt::Debug for TrainConfig {
@@ -70,6 +78,8 @@ impl std::fmt::Debug for TrainConfig {
             .field("seed", &self.seed)
             .field("augmentation", &self.augmentation.is_some())
             .field("tensorboard_logdir", &self.tensorboard_logdir)
+            .field("recalibrate_batch_norm", &self.recalibrate_batch_norm)
+            .field("calibration_holdout", &self.calibration_holdout)
             .finish()
     }
 }
@@ -92,6 +102,7 @@ impl Default for TrainConfig {
             progress: true,
             on_epoch: None,
             recalibrate_batch_norm: true,
+            calibration_holdout: None,
         }
     }
 }
@@ -122,6 +133,11 @@ impl TrainConfig {
         }
         if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
             return bad("weight_decay", format!("{} is not a non-negative number", self.weight_decay));
+        }
+        if let Some(f) = self.calibration_holdout {
+            if !(f > 0.0 && f <= 0.5) {
+                return bad("calibration_holdout", format!("{f} is not a fraction in (0, 0.5], e.g. 0.1"));
+            }
         }
         Ok(())
     }
@@ -171,6 +187,8 @@ pub struct TransferModel {
     vs: nn::VarStore,
     net: Network,
     history: Vec<EpochStats>,
+    /// The temperature fitted by [`Self::calibrate`], if any.
+    calibration: Option<TemperatureFit>,
     /// Scoring's batch-norm-folded copy of `net` (ResNets on the CPU).
     fused: crate::inference::FusedCache,
 }
@@ -230,6 +248,7 @@ impl TransferModel {
             vs,
             net,
             history: Vec::new(),
+            calibration: None,
             fused: Default::default(),
         })
     }
@@ -263,6 +282,7 @@ impl TransferModel {
             vs,
             net,
             history: Vec::new(),
+            calibration: None,
             fused: Default::default(),
         })
     }
@@ -282,10 +302,33 @@ impl TransferModel {
         (self.history.iter().map(|h| h.train_acc).collect(), self.history.iter().filter_map(|h| h.eval_acc).collect())
     }
 
+    /// Fits the temperature that calibrates this model's probabilities on
+    /// `held_out` (labelled images it was not trained on) and keeps it: from
+    /// then on [`Classifier::score_kind`] carries it and [`Classifier::save`]
+    /// writes it. Which label scores highest does not change.
+    pub fn calibrate(&mut self, held_out: &ClassificationDataset, batch_size: usize) -> Result<&TemperatureFit> {
+        let scores = self.score_dataset(held_out, batch_size.max(1))?;
+        let fit = fit_temperature(&scores.values, &scores.true_labels)?;
+        tracing::info!(
+            "temperature {:.3} fitted on {} held-out images (negative log-likelihood {:.4} -> {:.4})",
+            fit.temperature,
+            fit.images,
+            fit.nll_before,
+            fit.nll_after
+        );
+        Ok(self.calibration.insert(fit))
+    }
+
+    /// The temperature fit, if the model was calibrated.
+    pub fn calibration(&self) -> Option<&TemperatureFit> {
+        self.calibration.as_ref()
+    }
+
     /// Fine-tunes on `train_set`, evaluating on `eval_set` after each epoch if
     /// given. Labels are matched by name, so the datasets may have been split
     /// from one with other label indices; an image whose label the model does
-    /// not know is an error.
+    /// not know is an error. With [`TrainConfig::calibration_holdout`], part of
+    /// `train_set` is held out of training and calibrates the model afterwards.
     pub fn train(
         &mut self,
         train_set: &ClassificationDataset,
@@ -298,8 +341,22 @@ impl TransferModel {
         if train_set.is_empty() {
             return Err(Error::InvalidInput("the training set is empty".into()));
         }
+        let (train_set, held_out) = match cfg.calibration_holdout {
+            Some(fraction) => {
+                let split = train_set.split(1.0 - fraction, true, cfg.seed).map_err(|e| {
+                    Error::InvalidInput(format!(
+                        "cannot hold out {fraction} of the {} training images for calibration: {e}",
+                        train_set.len()
+                    ))
+                })?;
+                tracing::info!("{} training images held out for calibration", split.test.len());
+                (train_set.subset(&split.train)?, Some(train_set.subset(&split.test)?))
+            }
+            None => (train_set, None),
+        };
         let _rng = crate::torch_rng_lock();
-        tch::manual_seed(cfg.seed as i64);
+        let recalibrate = cfg.recalibrate_batch_norm && !cfg.freeze_backbone;
+        let mut statistics_fresh = false;
         let device = self.vs.device();
         let head_prefix = format!("{}.", self.arch.head_name());
         if cfg.freeze_backbone {
@@ -320,6 +377,9 @@ impl TransferModel {
         let first_epoch = self.history.len();
         for (e, &lr) in cfg.lr_per_mb.iter().enumerate() {
             let epoch = first_epoch + e + 1;
+            // Each epoch draws from its own seed, so the batch-norm passes
+            // between epochs (which run dropout) do not shift the next epoch.
+            tch::manual_seed(cvtk_dataset::mix_seed(cfg.seed, epoch as u64, 0) as i64);
             opt.set_lr(lr);
             let start = Instant::now();
             let bar = if cfg.progress {
@@ -384,8 +444,16 @@ impl TransferModel {
                 return Err(Error::Diverged { epoch, loss: f64::NAN });
             }
             let seconds = start.elapsed().as_secs_f64();
+            // Evaluate the model as it would be saved now: with recalibrated
+            // batch-norm statistics.
+            statistics_fresh = false;
             let eval_acc = match &eval_set {
-                Some(ev) => Some(self.score_dataset(ev, cfg.mb_size.max(16), false)?.accuracy()),
+                Some(ev) => {
+                    if recalibrate {
+                        statistics_fresh = self.recalibrate_batch_norm(&train_set, cfg)?;
+                    }
+                    Some(self.score_dataset(ev, cfg.mb_size.max(16))?.accuracy())
+                }
                 None => None,
             };
             let stats = EpochStats {
@@ -410,12 +478,11 @@ impl TransferModel {
             }
             self.history.push(stats);
         }
-        if cfg.recalibrate_batch_norm && !cfg.freeze_backbone && self.recalibrate_batch_norm(&train_set, cfg)? {
-            if let (Some(ev), Some(last)) = (&eval_set, self.history.len().checked_sub(1)) {
-                let acc = self.score_dataset(ev, cfg.mb_size.max(16), false)?.accuracy();
-                tracing::info!("eval accuracy after batch-norm recalibration: {:.2}%", 100.0 * acc);
-                self.history[last].eval_acc = Some(acc);
-            }
+        if recalibrate && !statistics_fresh {
+            self.recalibrate_batch_norm(&train_set, cfg)?;
+        }
+        if let Some(held_out) = &held_out {
+            self.calibrate(held_out, cfg.mb_size.max(16))?;
         }
         if cfg.freeze_backbone {
             for (_, var) in self.vs.variables() {
@@ -515,6 +582,7 @@ impl TransferModel {
         })?;
         let history = serde_json::from_value(meta.history.clone()).unwrap_or_default();
         Ok(TransferModel {
+            calibration: meta.calibration,
             labels: meta.labels,
             arch: meta.arch,
             loader: meta.loader,
@@ -552,6 +620,14 @@ impl Classifier for TransferModel {
         Ok(tch::no_grad(|| self.net.forward_t(&xs, false)).f_to_device(Device::Cpu)?)
     }
 
+    fn score_kind(&self) -> ScoreKind {
+        ScoreKind::Logits { temperature: self.calibration.as_ref().map_or(1.0, |c| c.temperature) }
+    }
+
+    fn calibration(&self) -> Option<&TemperatureFit> {
+        self.calibration.as_ref()
+    }
+
     fn save(&self, dir: &Path) -> Result<()> {
         let meta = ModelMeta {
             format: MODEL_FORMAT.into(),
@@ -563,6 +639,7 @@ impl Classifier for TransferModel {
             weights_file: String::new(),
             base_weights: self.base_weights.clone(),
             history: serde_json::to_value(&self.history).unwrap_or_default(),
+            calibration: self.calibration.clone(),
         };
         save_model_dir(dir, meta, &self.tensors())
     }
@@ -581,12 +658,13 @@ impl Classifier for TransferModel {
 
     fn describe(&self) -> String {
         format!(
-            "fine-tuned {} ({}x{} input, {} epochs, from {})",
+            "fine-tuned {} ({}x{} input, {} epochs, from {}{})",
             self.arch,
             self.loader.width,
             self.loader.height,
             self.history.len(),
-            self.base_weights.as_ref().map_or("random initialisation".to_string(), |w| w.display().to_string())
+            self.base_weights.as_ref().map_or("random initialisation".to_string(), |w| w.display().to_string()),
+            self.calibration.as_ref().map(|c| format!("; temperature {:.3}", c.temperature)).unwrap_or_default()
         )
     }
 }
@@ -611,6 +689,8 @@ mod tests {
             (TrainConfig { mb_size: 0, ..Default::default() }, "mb_size"),
             (TrainConfig { momentum: 1.5, ..Default::default() }, "momentum"),
             (TrainConfig { weight_decay: -1.0, ..Default::default() }, "weight_decay"),
+            (TrainConfig { calibration_holdout: Some(0.0), ..Default::default() }, "calibration_holdout"),
+            (TrainConfig { calibration_holdout: Some(0.7), ..Default::default() }, "calibration_holdout"),
         ];
         for (cfg, field) in cases {
             match cfg.validate() {

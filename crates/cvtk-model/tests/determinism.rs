@@ -25,7 +25,7 @@ fn same_seed_same_model() {
             None,
         )
         .unwrap();
-        m.score_dataset(&ds, 8, false).unwrap().values
+        m.score_dataset(&ds, 8).unwrap().values
     };
     assert_eq!(run(), run());
 }

@@ -7,7 +7,7 @@ mod common;
 use common::colour_dataset;
 use cvtk_model::{
     decision_accuracy, fit_linear_svm, load_classifier, Architecture, BaseModel, Classifier, Device, Featurizer,
-    ModelKind, SvmClassifier, SvmParams, SvmSolver,
+    ModelKind, ScoreKind, SvmClassifier, SvmParams, SvmSolver,
 };
 use ndarray::Array2;
 
@@ -20,13 +20,19 @@ fn svm_on_pretrained_features_end_to_end() {
     let featurizer = Featurizer::new(&base, Some(64), Device::Cpu).unwrap();
     assert_eq!(featurizer.dim(), 1280);
     let svm = SvmClassifier::fit(featurizer, &ds, &SvmParams::default()).unwrap();
-    let scores = svm.score_dataset(&ds, 8, false).unwrap();
+    let scores = svm.score_dataset(&ds, 8).unwrap();
     assert_eq!(scores.accuracy(), 1.0);
+    // Decision values, with the temperature cross-fitted on the training features.
+    let fit = svm.calibration().expect("the SVM calibrates its decision values").clone();
+    assert_eq!(fit.images, 24);
+    assert!(fit.nll_after < fit.nll_before, "{fit:?}");
+    assert_eq!(scores.kind, ScoreKind::Decision { temperature: fit.temperature });
     let out = dir.path().join("model");
     svm.save(&out).unwrap();
     let back = load_classifier(&out, Device::Cpu).unwrap();
     assert_eq!(back.kind(), ModelKind::Svm);
-    assert_eq!(back.score_dataset(&ds, 8, false).unwrap(), scores);
+    assert_eq!(back.score_dataset(&ds, 8).unwrap(), scores);
+    assert_eq!(back.calibration(), Some(&fit));
     let err = cvtk_model::TransferModel::load(&out, Device::Cpu).unwrap_err().to_string();
     assert!(err.contains("holds an SVM"), "{err}");
 }

@@ -80,7 +80,7 @@ fn predictions(model_dir: &Path, device: &str, manifest: &Path) -> anyhow::Resul
         ds.images().iter().chain(ds.excluded()).map(|i| ImageInfo { labels: vec![0], ..i.clone() }).collect();
     let labels: Vec<Label> = model.labels().iter().map(|name| Label { name: name.clone() }).collect();
     let all = ClassificationDataset::from_parts(ds.name(), labels, images)?;
-    let scores = model.score_dataset(&all, 32, true)?;
+    let scores = model.score_dataset(&all, 32)?.probabilities();
     Ok(scores
         .ids
         .iter()

@@ -57,7 +57,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let device = cvtk_model::resolve_device(Some(&args.device))?;
     let model = load_classifier(&args.model, device)?;
-    let scores = model.score_dataset(&test, args.mb_size, false)?;
+    let scores = model.score_dataset(&test, args.mb_size)?;
     let eval = ClassificationEvaluation::from_scores(&scores)?;
     let summary = EvaluationSummary::new(&eval);
     let report = match &args.report {
@@ -99,6 +99,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(a) = summary.macro_average_precision {
         println!("mean average precision:  {a:.4}");
+    }
+    println!(
+        "calibration error (ECE): {:.4} (probabilities from {})",
+        summary.expected_calibration_error, summary.score_kind
+    );
+    println!("Brier score:             {:.4}", summary.brier_score);
+    if let Some(u) = &summary.uncalibrated {
+        println!(
+            "  without calibration:   ECE {:.4}, Brier score {:.4} (temperature 1)",
+            u.expected_calibration_error, u.brier_score
+        );
     }
     println!("confusion matrix:\n{}", summary.confusion_table());
     if let Some(r) = report {

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::bail;
-use cvtk_model::load_classifier;
+use cvtk_model::{load_classifier, ScoreKind};
 use serde::Serialize;
 
 use super::train::BaseModelArgs;
@@ -24,7 +24,8 @@ pub struct Args {
     /// How many classes to show per image.
     #[arg(long, default_value_t = 5)]
     top: usize,
-    /// Print JSON (labels, scores, and for ImageNet the raw 1000 logits).
+    /// Print JSON: per image the top labels with their probabilities, every
+    /// label's probability, and the raw scores with their kind.
     #[arg(long)]
     json: bool,
 }
@@ -32,17 +33,27 @@ pub struct Args {
 #[derive(Serialize)]
 struct Ranked {
     label: String,
-    score: f32,
+    probability: f32,
 }
 
 #[derive(Serialize)]
 struct ImageResult {
     image: PathBuf,
     top: Vec<Ranked>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    scores: Option<Vec<f32>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    logits: Option<Vec<f32>>,
+    /// Every label's (calibrated) probability, in label order.
+    probabilities: Vec<f32>,
+    /// The raw scores they came from (logits or SVM decision values).
+    raw: Vec<f32>,
+    /// What `raw` is, and the temperature that turns it into `probabilities`.
+    raw_kind: ScoreKind,
+}
+
+fn ranked(labels: &[String], probabilities: &[f32], top: usize) -> Vec<Ranked> {
+    let mut ranked: Vec<Ranked> =
+        labels.iter().zip(probabilities).map(|(l, p)| Ranked { label: l.clone(), probability: *p }).collect();
+    ranked.sort_by(|a, b| b.probability.total_cmp(&a.probability));
+    ranked.truncate(top);
+    ranked
 }
 
 /// Runs `cvtk predict`.
@@ -58,15 +69,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .iter()
                 .map(|img| {
                     let p = model.predict(img)?;
-                    let mut ranked: Vec<Ranked> = model
-                        .labels()
-                        .iter()
-                        .zip(&p.scores)
-                        .map(|(l, s)| Ranked { label: l.clone(), score: *s })
-                        .collect();
-                    ranked.sort_by(|a, b| b.score.total_cmp(&a.score));
-                    ranked.truncate(args.top);
-                    Ok(ImageResult { image: img.clone(), top: ranked, scores: Some(p.scores), logits: None })
+                    Ok(ImageResult {
+                        image: img.clone(),
+                        top: ranked(model.labels(), &p.probabilities, args.top),
+                        probabilities: p.probabilities,
+                        raw: p.raw,
+                        raw_kind: p.raw_kind,
+                    })
                 })
                 .collect::<anyhow::Result<_>>()?
         }
@@ -77,9 +86,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .zip(&args.images)
                 .map(|((top, logits), img)| ImageResult {
                     image: img.clone(),
-                    top: top.into_iter().map(|t| Ranked { label: t.label, score: t.score }).collect(),
-                    scores: None,
-                    logits: Some(logits),
+                    top: top.into_iter().map(|t| Ranked { label: t.label, probability: t.score }).collect(),
+                    probabilities: ScoreKind::LOGITS.probabilities(&logits),
+                    raw: logits,
+                    raw_kind: ScoreKind::LOGITS,
                 })
                 .collect()
         }
@@ -90,7 +100,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for r in &results {
         println!("{}", r.image.display());
         for t in &r.top {
-            println!("  {:>6.2}%  {}", 100.0 * t.score, t.label);
+            println!("  {:>6.2}%  {}", 100.0 * t.probability, t.label);
         }
     }
     Ok(())

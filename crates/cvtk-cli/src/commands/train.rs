@@ -110,6 +110,14 @@ pub struct Args {
     /// Keep batch norm's running statistics as training left them (no recalibration pass).
     #[arg(long)]
     no_recalibrate_bn: bool,
+    /// Calibrate the network's probabilities: hold out --calibration-fraction of the
+    /// training images, train on the rest, and fit a temperature on them. (An SVM's
+    /// probabilities are always calibrated, by cross-fitting on its training features.)
+    #[arg(long)]
+    calibrate: bool,
+    /// The fraction of training images --calibrate holds out.
+    #[arg(long, default_value_t = 0.1, requires = "calibrate")]
+    calibration_fraction: f64,
     /// Augment training images on the fly with this pipeline (JSON or TOML; see `cvtk augment`).
     #[arg(long)]
     augment: Option<PathBuf>,
@@ -168,6 +176,9 @@ struct Summary {
     history: Vec<EpochStats>,
     train_accuracy: f64,
     eval_accuracy: Option<f64>,
+    /// What the model's raw scores are and the temperature that calibrates them.
+    score_kind: cvtk_model::ScoreKind,
+    calibration: Option<cvtk_model::TemperatureFit>,
 }
 
 /// Runs `cvtk train`.
@@ -220,6 +231,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let cfg = TrainConfig {
                 augmentation,
                 recalibrate_batch_norm: !args.no_recalibrate_bn,
+                calibration_holdout: args.calibrate.then_some(args.calibration_fraction),
                 lr_per_mb,
                 mb_size: args.mb_size,
                 momentum: args.momentum,
@@ -255,9 +267,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     classifier.save(&args.out).with_context(|| format!("saving the model to {}", args.out.display()))?;
-    let train_accuracy = classifier.score_dataset(&train, args.mb_size.max(16), false)?.accuracy();
+    let train_accuracy = classifier.score_dataset(&train, args.mb_size.max(16))?.accuracy();
     let eval_accuracy = match &eval {
-        Some(e) => Some(classifier.score_dataset(e, args.mb_size.max(16), false)?.accuracy()),
+        Some(e) => Some(classifier.score_dataset(e, args.mb_size.max(16))?.accuracy()),
         None => None,
     };
     let summary = Summary {
@@ -271,6 +283,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         history,
         train_accuracy,
         eval_accuracy,
+        score_kind: classifier.score_kind(),
+        calibration: classifier.calibration().cloned(),
     };
     if args.json {
         return print_json(&summary);
@@ -278,6 +292,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!("train accuracy {:.2}%", 100.0 * train_accuracy);
     if let Some(a) = eval_accuracy {
         println!("test accuracy {:.2}% ({} images)", 100.0 * a, summary.eval_images);
+    }
+    if let Some(c) = &summary.calibration {
+        println!(
+            "probabilities calibrated: temperature {:.4} from {} images (negative log-likelihood {:.4} -> {:.4})",
+            c.temperature, c.images, c.nll_before, c.nll_after
+        );
     }
     println!("model saved to {}", args.out.display());
     Ok(())

@@ -23,25 +23,30 @@ pub fn cvtk_in(home: &Path, args: &[&str]) -> Output {
 /// Trains the small CNN from scratch (28x28 gray, fast) on `manifest` for
 /// `epochs` quick epochs, with `extra` flags; returns the `--json` summary.
 pub fn train_small_cnn(manifest: &Path, out: &Path, epochs: usize, extra: &[&str]) -> serde_json::Value {
+    train_random_init(manifest, out, &["--base-model", "small-cnn"], epochs, extra)
+}
+
+/// Trains a random-init ResNet-18 at 32x32 on `manifest` for `epochs` quick
+/// epochs on the CPU, with `extra` flags; returns the `--json` summary.
+pub fn train_resnet18(manifest: &Path, out: &Path, epochs: usize, extra: &[&str]) -> serde_json::Value {
+    train_random_init(manifest, out, &["--base-model", "resnet18", "--image-size", "32"], epochs, extra)
+}
+
+/// `cvtk train` from random initialisation with the network flags `net`,
+/// `epochs` epochs at 0.01 in batches of 4 on the CPU, and `extra` flags.
+fn train_random_init(manifest: &Path, out: &Path, net: &[&str], epochs: usize, extra: &[&str]) -> serde_json::Value {
     let schedule = format!("0.01*{epochs}");
-    let mut args = vec![
-        "train",
-        manifest.to_str().unwrap(),
-        "--base-model",
-        "small-cnn",
-        "--random-init",
-        "--lr-per-mb",
-        &schedule,
-        "--mb-size",
-        "4",
-        "--device",
-        "cpu",
-        "--out",
-        out.to_str().unwrap(),
-        "--json",
-    ];
+    let mut args = vec!["train", manifest.to_str().unwrap(), "--random-init", "--lr-per-mb", &schedule];
+    args.extend_from_slice(net);
+    args.extend_from_slice(&["--mb-size", "4", "--device", "cpu", "--out", out.to_str().unwrap(), "--json"]);
     args.extend_from_slice(extra);
     json(&cvtk(&args))
+}
+
+/// Fits an SVM on the pretrained default's features at 64x64; returns the `--json` summary.
+pub fn train_svm(manifest: &Path, out: &Path) -> serde_json::Value {
+    let (m, o) = (manifest.to_str().unwrap(), out.to_str().unwrap());
+    json(&cvtk(&["train", m, "--classifier", "svm", "--image-size", "64", "--out", o, "--json"]))
 }
 
 /// Parses `out`'s stdout as JSON, failing with its stderr if the command failed.
@@ -67,8 +72,13 @@ pub fn colour_tree(root: &Path, n: usize) {
 
 /// A colour tree of 3 x 6 images split in half, stratified: (folder, manifest).
 pub fn split_colours(dir: &Path) -> (PathBuf, PathBuf) {
+    split_colours_of(dir, 6)
+}
+
+/// A colour tree of 3 x `n` images split in half, stratified: (folder, manifest).
+pub fn split_colours_of(dir: &Path, n: usize) -> (PathBuf, PathBuf) {
     let data = dir.join("colours");
-    colour_tree(&data, 6);
+    colour_tree(&data, n);
     let manifest = dir.join("m.json");
     json(&cvtk(&[
         "dataset",

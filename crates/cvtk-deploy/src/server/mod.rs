@@ -33,7 +33,7 @@ use cvtk_model::{first_max, Classifier};
 use subtle::ConstantTimeEq;
 use tokio::sync::oneshot;
 
-use crate::api::{softmax, ErrorDetail, ErrorResponse, ItemResult, ScoreResponse, ScoreResult};
+use crate::api::{ErrorDetail, ErrorResponse, ItemResult, ScoreKind, ScoreResponse, ScoreResult};
 use crate::{Error, Result, ServeConfig};
 use inputs::{Input, Source};
 use metrics::Metrics;
@@ -89,6 +89,8 @@ impl IntoResponse for ApiError {
 /// What the handlers need to know about the loaded model.
 struct ModelInfo {
     labels: Vec<String>,
+    /// What the model's raw scores are, and how they become probabilities.
+    kind: ScoreKind,
     loader: ImageLoader,
 }
 
@@ -166,7 +168,11 @@ impl ScoringService {
                 let config = LoaderConfig { threads: 1, max_pixels, ..classifier.loader_config() };
                 match ImageLoader::new(config) {
                     Ok(loader) => {
-                        let _ = m.set(ModelInfo { labels: classifier.labels().to_vec(), loader });
+                        let _ = m.set(ModelInfo {
+                            labels: classifier.labels().to_vec(),
+                            kind: classifier.score_kind(),
+                            loader,
+                        });
                     }
                     Err(e) => {
                         let _ = le.set(e.to_string());
@@ -522,7 +528,11 @@ async fn score_request(state: &AppState, req: Request) -> std::result::Result<Js
             tracing::error!("scoring failed: {e}");
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "scoring failed; see the service log")
         })?;
-    let labels = inner.model.get().map(|m| m.labels.clone()).unwrap_or_default();
+    let (labels, kind) = inner
+        .model
+        .get()
+        .map(|m| (m.labels.clone(), m.kind))
+        .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the model is not loaded"))?;
     let mut rows = rows.into_iter();
     let results = decoded
         .into_iter()
@@ -531,13 +541,15 @@ async fn score_request(state: &AppState, req: Request) -> std::result::Result<Js
             Err(error) => ItemResult::Failed { error },
             Ok(()) => {
                 let raw = rows.next().unwrap_or_default();
-                let scores = if sm { softmax(&raw) } else { raw };
+                let (scores, score_kind) =
+                    if sm { (kind.probabilities(&raw), ScoreKind::Probabilities) } else { (raw, kind) };
                 let best = first_max(&scores);
                 ItemResult::Scored(ScoreResult {
                     label: labels.get(best).cloned().unwrap_or_default(),
                     score: scores.get(best).copied().unwrap_or(f32::NAN),
                     scores,
                     softmax: sm,
+                    score_kind,
                 })
             }
         })

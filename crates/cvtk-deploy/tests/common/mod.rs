@@ -11,7 +11,7 @@ use axum::http::{Request, StatusCode};
 use axum::Router;
 use cvtk_dataset::{ColorMode, LoaderConfig, Normalization};
 use cvtk_deploy::ServeConfig;
-use cvtk_model::{Architecture, BaseModel, Classifier, Device, ModelKind, TransferModel};
+use cvtk_model::{Architecture, BaseModel, Classifier, Device, ModelKind, ScoreKind, TransferModel};
 use serde_json::Value;
 use tch::Tensor;
 use tower::ServiceExt;
@@ -32,7 +32,11 @@ pub fn tiny_model() -> TransferModel {
     TransferModel::new_seeded(vec!["a".into(), "b".into(), "c".into()], &base, None, Device::Cpu, 7).unwrap()
 }
 
-/// A classifier that sleeps per batch and records batch sizes.
+/// The calibration temperature [`Fake`] reports.
+pub const FAKE_TEMPERATURE: f32 = 2.0;
+
+/// A classifier that sleeps per batch and records batch sizes. Its logits are
+/// calibrated at [`FAKE_TEMPERATURE`].
 pub struct Fake {
     pub delay: Duration,
     pub batches: Arc<Mutex<Vec<usize>>>,
@@ -59,6 +63,9 @@ impl Classifier for Fake {
         // Score = mean intensity for "x", its negation for "y".
         let m = images.mean_dim(&[1i64, 2, 3][..], false, tch::Kind::Float);
         Ok(Tensor::stack(&[&m, &(-&m)], 1))
+    }
+    fn score_kind(&self) -> ScoreKind {
+        ScoreKind::Logits { temperature: FAKE_TEMPERATURE }
     }
     fn save(&self, _dir: &Path) -> cvtk_model::Result<()> {
         Ok(())

@@ -9,7 +9,10 @@ balanced_accuracy_score, precision_recall_fscore_support (zero_division=0),
 per-label precision_recall_curve / average_precision_score / roc_curve
 (drop_intermediate=True) / roc_auc_score, micro curves and scores on the
 binarised problem, and macro scores over the labels where they are defined.
-Infinite thresholds are written as null.
+Calibration, with the scores taken as logits (probabilities = their softmax):
+scikit-learn's multi-class brier_score_loss, and the expected calibration
+error over 15 equal-width bins as Guo et al. (2017) compute it (their
+`_ECELoss`, in numpy). Infinite thresholds are written as null.
 """
 import json
 import sys
@@ -20,6 +23,7 @@ from sklearn.metrics import (
     accuracy_score,
     average_precision_score,
     balanced_accuracy_score,
+    brier_score_loss,
     confusion_matrix,
     precision_recall_curve,
     precision_recall_fscore_support,
@@ -33,6 +37,24 @@ rng = np.random.default_rng(42)
 
 def fl(a):
     return [None if not np.isfinite(v) else float(v) for v in np.asarray(a, dtype=float)]
+
+
+def softmax(s):
+    e = np.exp(s - s.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def ece(probs, y, n_bins=15):
+    """Guo et al.'s _ECELoss: top-label confidence in (lower, upper] bins."""
+    conf, pred = probs.max(axis=1), probs.argmax(axis=1)
+    right = pred == y
+    bounds = np.linspace(0, 1, n_bins + 1)
+    total = 0.0
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        m = (conf > lo) & (conf <= hi)
+        if m.any():
+            total += m.mean() * abs(right[m].mean() - conf[m].mean())
+    return float(total)
 
 
 def case(name, y, s):
@@ -73,6 +95,9 @@ def case(name, y, s):
     both = [c for c in has_pos if onehot[:, c].sum() < len(y)]
     out["macro_ap"] = average_precision_score(onehot[:, has_pos], s64[:, has_pos], average="macro") if has_pos else None
     out["macro_auc"] = roc_auc_score(onehot[:, both], s64[:, both], average="macro") if len(both) > 0 else None
+    probs = softmax(s64)
+    out["brier"] = float(brier_score_loss(y, probs, labels=list(range(k))))
+    out["ece"] = ece(probs, y)
     return out
 
 
