@@ -16,7 +16,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{ensure, Context};
-use cvtk::model::inference::FusedResnet;
+use cvtk::model::nets::resnet::fused::FusedResnet;
 use cvtk::model::weights::{load_into, read_state_dict};
 use cvtk::model::{Architecture, BaseModel};
 use tch::{nn, Device, Kind, Tensor};

@@ -30,7 +30,9 @@ fn cvtk_rate(ds: &ClassificationDataset, threads: usize, batch: usize, passes: u
         let mut n = 0;
         for b in loader.batches(ds, batch, None, 0) {
             let b = b?;
-            assert_eq!(b.images.size()[1..], [3, 224, 224]);
+            // As far as a training step sees it: a libtorch tensor, as torchvision's loader gives.
+            let t = cvtk::model::tensor::images_tensor(&b.images)?;
+            assert_eq!(t.size()[1..], [3, 224, 224]);
             n += b.ids.len();
         }
         Ok(n)

@@ -25,7 +25,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
 use cvtk::dataset::{ImageLoader, LoaderConfig, StorageContext};
-use cvtk::deploy::{DeployConfig, Deployment, LoadTest, LoadTestReport, LoadTestStop, Payload};
+use cvtk::deploy::{DeployConfig, Deployment, ServeConfig};
+use cvtk::loadtest::{LoadTest, LoadTestReport, LoadTestStop, Payload};
 use cvtk::model::{Architecture, BaseModel, Classifier, Device, TransferModel};
 
 const THREADS: usize = 2;
@@ -153,7 +154,6 @@ fn load(
         concurrency,
         stop: LoadTestStop::Duration(Duration::from_secs_f64(seconds)),
         request_timeout: Duration::from_secs(120),
-        progress: false,
         ..LoadTest::default()
     }
     .run()?;
@@ -166,11 +166,11 @@ fn load(
 /// alone on a ready batch.
 fn ceiling(classifier: &dyn Classifier, images: &[Vec<u8>], seconds: f64) -> anyhow::Result<(f64, f64)> {
     let loader = ImageLoader::new(LoaderConfig { threads: 1, ..classifier.loader_config() })?;
-    let batch = |k: usize| -> anyhow::Result<tch::Tensor> {
+    let batch = |k: usize| -> anyhow::Result<cvtk::dataset::ImageBatch> {
         let decoded: Vec<_> = (0..MAX_BATCH)
             .map(|j| loader.load_image_bytes(&images[(k * MAX_BATCH + j) % images.len()], "bench image"))
             .collect::<Result<_, _>>()?;
-        Ok(loader.to_tensor(&decoded)?)
+        Ok(loader.to_batch(&decoded)?)
     };
     let timed = |step: &dyn Fn(usize) -> anyhow::Result<()>| -> anyhow::Result<f64> {
         step(0)?;
@@ -182,14 +182,14 @@ fn ceiling(classifier: &dyn Classifier, images: &[Vec<u8>], seconds: f64) -> any
         Ok((k * MAX_BATCH) as f64 / start.elapsed().as_secs_f64())
     };
     let end_to_end = timed(&|k| {
-        let out = classifier.score_batch(&batch(k)?)?;
-        ensure!(out.size()[0] == MAX_BATCH as i64);
+        let out = classifier.score_images(&batch(k)?)?;
+        ensure!(out.len() == MAX_BATCH);
         Ok(())
     })?;
     let ready = batch(0)?;
     let network = timed(&|_| {
-        let out = classifier.score_batch(&ready)?;
-        ensure!(out.size()[0] == MAX_BATCH as i64);
+        let out = classifier.score_images(&ready)?;
+        ensure!(out.len() == MAX_BATCH);
         Ok(())
     })?;
     Ok((end_to_end, network))
@@ -223,7 +223,7 @@ fn main() -> anyhow::Result<()> {
     let dir = tmp.path();
     let photos = dir.join("photos");
     common::write_photos_between(root, &photos, IMAGES, 0.2, 0.4)?;
-    let images: Vec<Vec<u8>> = cvtk::deploy::read_images(&photos, IMAGES)?.into_iter().map(|(_, b)| b).collect();
+    let images: Vec<Vec<u8>> = cvtk::loadtest::read_images(&photos, IMAGES)?.into_iter().map(|(_, b)| b).collect();
     let mean_kb = images.iter().map(Vec::len).sum::<usize>() as f64 / images.len() as f64 / 1024.0;
 
     // The weights, TorchServe's archive and config.
@@ -242,11 +242,25 @@ fn main() -> anyhow::Result<()> {
 
     let storage = StorageContext::under(dir.join("home"));
     let profiling = args.iter().position(|a| a == "--profile").map(|i| &args[i + 1..]);
-    let mut extra_args: Vec<String> =
-        ["--max-batch", &MAX_BATCH.to_string(), "--max-delay-ms", &MAX_DELAY_MS.to_string()].map(String::from).to_vec();
-    // --profile C S [cvtk serve flags...]
-    extra_args.extend(profiling.into_iter().flat_map(|a| a.iter().skip(2).filter(|a| *a != "--bench").cloned()));
-    let config = DeployConfig { device: "cpu".into(), extra_args, ..DeployConfig::default() };
+    let mut serve = ServeConfig {
+        port: 0,
+        max_batch: MAX_BATCH,
+        max_delay: Duration::from_millis(MAX_DELAY_MS),
+        ..ServeConfig::default()
+    };
+    // --profile C S [--decode-threads N] [--max-batch N] [--max-delay-ms N]
+    let flags: Vec<&String> =
+        profiling.into_iter().flat_map(|a| a.iter().skip(2)).filter(|a| *a != "--bench").collect();
+    for pair in flags.chunks(2) {
+        let value = |i: usize| pair.get(i).and_then(|v| v.parse::<u64>().ok());
+        match (pair[0].as_str(), value(1)) {
+            ("--decode-threads", Some(n)) => serve.decode_threads = n as usize,
+            ("--max-batch", Some(n)) => serve.max_batch = n as usize,
+            ("--max-delay-ms", Some(n)) => serve.max_delay = Duration::from_millis(n),
+            (flag, _) => anyhow::bail!("--profile takes --decode-threads, --max-batch or --max-delay-ms N, not {flag}"),
+        }
+    }
+    let config = DeployConfig { device: "cpu".into(), serve, ..DeployConfig::default() };
     let service = Deployment::new("bench", &model_dir, config).deploy(&storage)?;
     if let Some(profile_args) = profiling {
         let result = profile(&service, &images, profile_args);

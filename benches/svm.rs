@@ -63,7 +63,7 @@ fn main() -> anyhow::Result<()> {
         let (mut ours, mut theirs, mut our_acc, mut their_acc) = (Vec::new(), Vec::new(), 0.0, 0.0);
         for _ in 0..rounds {
             let t = Instant::now();
-            let model = fit_linear_svm(&x_train, &y_train, k, &SvmParams::default())?;
+            let model = fit_linear_svm(&x_train, &y_train, k, &SvmParams::default().check()?)?;
             ours.push(t.elapsed().as_secs_f64());
             our_acc = decision_accuracy(&model.decision(&x_test), &y_test);
             let (s, a) = sklearn(root, tmp.path(), n, n_test, dim)?;

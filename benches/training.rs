@@ -28,10 +28,9 @@ fn cvtk_rate(ds: &ClassificationDataset, weights: &Path, batch: usize, size: u32
     let start = Instant::now();
     let mut model = TransferModel::new_seeded(ds.label_names(), &base, Some(size), Device::Cpu, 0)?;
     let cfg = TrainConfig {
-        lr_per_mb: vec![LR],
+        lr_per_mb: vec![LR].into(),
         mb_size: batch,
         loader_threads: THREADS,
-        progress: false,
         recalibrate_batch_norm: false,
         ..TrainConfig::default()
     };

@@ -28,11 +28,12 @@ use cvtk::augment::{augment_dataset, Pipeline};
 use cvtk::dataset::sample::{write_label_tree, SampleSource};
 use cvtk::dataset::{ClassificationDataset, StorageContext};
 use cvtk::deploy::api::ItemResult;
-use cvtk::deploy::{DeployConfig, Deployment, LoadTest, LoadTestStop};
+use cvtk::deploy::{DeployConfig, Deployment};
 use cvtk::eval::{write_report, ClassificationEvaluation, EvaluationSummary, ReportImage, ReportOptions};
+use cvtk::loadtest::{LoadTest, LoadTestStop};
 use cvtk::model::{
-    resolve_device, Architecture, BaseModel, Classifier, EpochCallback, EpochStats, Featurizer, SvmClassifier,
-    SvmParams, TrainConfig, TransferModel,
+    resolve_device, Architecture, BaseModel, Classifier, EpochCallback, EpochStats, Featurizer, LrSchedule,
+    SvmClassifier, SvmParams, TrainConfig, TrainHooks, TransferModel,
 };
 
 /// The notebook's eight steps on a folder of images per label.
@@ -82,6 +83,7 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter("warn").init();
+    cvtk::dataset::progress::set_reporter(cvtk::dataset::progress::TerminalProgress);
     let args = Args::parse();
     let storage = StorageContext::under(&args.out);
     std::fs::create_dir_all(&args.out)?;
@@ -91,7 +93,7 @@ fn main() -> anyhow::Result<()> {
         Some(d) => d.clone(),
         None => sample_digits(&args.out.join("digits"))?,
     };
-    let mut dataset = ClassificationDataset::create_from_dir(dir_name(&root), &root)?;
+    let mut dataset = ClassificationDataset::open(&root)?;
     println!("{} images, {} labels, from {}", dataset.len(), dataset.labels().len(), root.display());
     for (label, n) in dataset.labels().iter().zip(dataset.counts_per_label()) {
         println!("  {:<16} {n}", label.name);
@@ -115,10 +117,7 @@ fn main() -> anyhow::Result<()> {
 
     println!("\n== 4. Define the model on a pretrained network");
     let arch: Architecture = args.base_model.parse()?;
-    let base = match &args.weights {
-        Some(w) => BaseModel::new(arch, Some(w.clone())),
-        None => BaseModel::pretrained(arch)?,
-    };
+    let base = BaseModel::resolve(arch, args.weights.clone(), false)?;
     let image_size = args.image_size.or(args.data.is_none().then_some(112));
     let device = resolve_device(Some(&args.device))?;
     println!("{:?} at {} px on {device:?}", arch, image_size.unwrap_or(arch.default_image_size()));
@@ -131,16 +130,18 @@ fn main() -> anyhow::Result<()> {
     } else {
         let n = train.len();
         let config = TrainConfig {
-            lr_per_mb: TrainConfig::step_schedule(args.lr, args.epochs),
+            lr_per_mb: LrSchedule::step(args.lr, args.epochs),
             seed: args.seed,
-            tensorboard_logdir: Some(args.out.join("tensorboard")),
             calibration_holdout: args.calibrate.then_some(0.1),
-            on_epoch: Some(Arc::new(move |s: &EpochStats, epochs: usize| println!("{}", s.summary_line(epochs, n)))
-                as EpochCallback),
             ..TrainConfig::default()
         };
+        let hooks = TrainHooks {
+            tensorboard_logdir: Some(args.out.join("tensorboard")),
+            on_epoch: Some(Arc::new(move |s: &EpochStats, epochs: usize| println!("{}", s.summary_line(epochs, n)))
+                as EpochCallback),
+        };
         let mut model = TransferModel::new_seeded(train.label_names(), &base, image_size, device, args.seed)?;
-        model.train(&train, &config, Some(&test))?;
+        model.train_with(&train, &config, Some(&test), &hooks)?;
         Box::new(model)
     };
     println!("trained in {:.1}s: {}", started.elapsed().as_secs_f64(), model.describe());
@@ -251,11 +252,4 @@ fn sample_digits(out: &Path) -> anyhow::Result<PathBuf> {
     let _ = std::fs::remove_dir_all(out);
     write_label_tree(&images, &SampleSource::Mnist5k.class_names(), out, Some(&classes), Some(60), true)?;
     Ok(out.to_path_buf())
-}
-
-fn dir_name(p: &Path) -> String {
-    p.canonicalize()
-        .ok()
-        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| "dataset".into())
 }

@@ -25,8 +25,8 @@ use cvtk::deploy::api::ItemResult;
 use cvtk::deploy::{DeployConfig, Deployment};
 use cvtk::eval::{ClassificationEvaluation, EvaluationSummary};
 use cvtk::model::{
-    resolve_device, Architecture, BaseModel, Classifier, EpochCallback, EpochStats, ScoreKind, TrainConfig,
-    TransferModel,
+    resolve_device, Architecture, BaseModel, Classifier, EpochCallback, EpochStats, LrSchedule, ScoreKind, TrainConfig,
+    TrainHooks, TransferModel,
 };
 
 /// Train on MNIST, serve it, score the test set over HTTP.
@@ -51,6 +51,7 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter("warn").init();
+    cvtk::dataset::progress::set_reporter(cvtk::dataset::progress::TerminalProgress);
     let args = Args::parse();
     let started = Instant::now();
     let storage = StorageContext::under(&args.out);
@@ -78,16 +79,15 @@ fn main() -> anyhow::Result<()> {
     let base = BaseModel::new(Architecture::SmallCnn, None);
     let device = resolve_device(Some(&args.device))?;
     let n = train.len();
-    let config = TrainConfig {
-        lr_per_mb: TrainConfig::step_schedule(0.05, args.epochs),
-        mb_size: 64,
+    let config = TrainConfig { lr_per_mb: LrSchedule::step(0.05, args.epochs), mb_size: 64, ..TrainConfig::default() };
+    let hooks = TrainHooks {
         on_epoch: Some(
             Arc::new(move |s: &EpochStats, epochs: usize| println!("{}", s.summary_line(epochs, n))) as EpochCallback
         ),
-        ..TrainConfig::default()
+        ..TrainHooks::default()
     };
     let mut model = TransferModel::new_seeded(names.clone(), &base, None, device, 0)?;
-    model.train(&train, &config, None)?;
+    model.train_with(&train, &config, None, &hooks)?;
     let model_dir = args.out.join("model");
     model.save(&model_dir)?;
 
@@ -131,7 +131,7 @@ fn score_test_set(
 ) -> anyhow::Result<Scored> {
     let client = service.client()?;
     let (mut y_true, mut scores) = (Vec::new(), Vec::new());
-    let bar = cvtk::dataset::progress::bar(images.len() as u64, "scoring over HTTP");
+    let bar = cvtk::dataset::progress::Progress::start(images.len() as u64, "scoring over HTTP");
     let t = Instant::now();
     for chunk in images.chunks(batch.max(1)) {
         let rows: Vec<Vec<f64>> =
@@ -145,6 +145,6 @@ fn score_test_set(
         }
         bar.inc(chunk.len() as u64);
     }
-    bar.finish_and_clear();
+    bar.finish();
     Ok((y_true, scores, t.elapsed().as_secs_f64().max(1e-6)))
 }

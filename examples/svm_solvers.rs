@@ -59,7 +59,7 @@ fn main() -> anyhow::Result<()> {
                 continue;
             }
             let start = Instant::now();
-            let model = fit_linear_svm(&x, &y, 10, &SvmParams { solver, ..Default::default() })?;
+            let model = fit_linear_svm(&x, &y, 10, &SvmParams { solver, ..Default::default() }.check()?)?;
             let secs = start.elapsed().as_secs_f64();
             let acc = decision_accuracy(&model.decision(&x), &y);
             row.push_str(&format!(" {secs:.2} | {:.1}% |", 100.0 * acc));

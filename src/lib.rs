@@ -5,16 +5,49 @@
 //!
 //! | module | crate | owns |
 //! |---|---|---|
-//! | [`dataset`] | `cvtk-dataset` | images on disk, labels, splits, manifests, storage paths, the image loader |
-//! | [`augment`] | `cvtk-augment` | image-to-image transforms and pipelines |
-//! | [`model`] | `cvtk-model` | networks, weights files, training, scoring, features, SVM |
-//! | [`eval`] | `cvtk-eval` | metrics, curves, plots, the HTML report |
-//! | [`deploy`] | `cvtk-deploy` | the REST scoring service, its client, deployments, load tests |
+//! | [`dataset`] | `cvtk-dataset` | images on disk, labels, splits, manifests, storage paths, the image loader (to f32 batches), scores and their kind, progress reporting |
+//! | [`collect`] | `cvtk-collect` | a dataset from folders, image URLs and image searches |
 //! | [`annotate`] | `cvtk-annotate` | the browser page to look at images and correct labels |
+//! | [`augment`] | `cvtk-augment` | image-to-image transforms and pipelines |
+//! | [`model`] | `cvtk-model` | networks, weights files, training, scoring, calibration, features, SVM, model folders |
+//! | [`eval`] | `cvtk-eval` | metrics, calibration error, curves, plots, the HTML report |
+//! | [`deploy`] | `cvtk-deploy` | the REST scoring service, its client, deployments, Docker/Kubernetes artifacts |
+//! | [`loadtest`] | `cvtk-loadtest` | load tests of a scoring service |
+//! | [`http`] | `cvtk-http` | HTTP pieces the servers and fetchers share |
 
 pub use cvtk_annotate as annotate;
 pub use cvtk_augment as augment;
+pub use cvtk_collect as collect;
 pub use cvtk_dataset as dataset;
 pub use cvtk_deploy as deploy;
 pub use cvtk_eval as eval;
+pub use cvtk_http as http;
+pub use cvtk_loadtest as loadtest;
 pub use cvtk_model as model;
+
+/// Every code sample of the README and docs/ is compiled (and the ones that
+/// need no files are run) by `cargo test --doc`, so none can drift from the
+/// API.
+#[cfg(doctest)]
+mod docs {
+    #[doc = include_str!("../README.md")]
+    struct Readme;
+    #[doc = include_str!("../docs/guide.md")]
+    struct Guide;
+    #[doc = include_str!("../docs/datasets.md")]
+    struct Datasets;
+    #[doc = include_str!("../docs/augmentation.md")]
+    struct Augmentation;
+    #[doc = include_str!("../docs/models.md")]
+    struct Models;
+    #[doc = include_str!("../docs/evaluation.md")]
+    struct Evaluation;
+    #[doc = include_str!("../docs/deployment.md")]
+    struct Deployment;
+    #[doc = include_str!("../docs/api-mapping.md")]
+    struct ApiMapping;
+    #[doc = include_str!("../docs/benchmarks.md")]
+    struct Benchmarks;
+    #[doc = include_str!("../docs/README.md")]
+    struct DocsIndex;
+}

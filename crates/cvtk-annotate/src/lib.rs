@@ -25,9 +25,11 @@
 #![warn(clippy::unwrap_used)]
 
 mod error;
+mod manifest;
 mod server;
 mod store;
 
 pub use error::{Error, Result};
+pub use manifest::{manifest_for, ManifestChoice};
 pub use server::{app, serve, AnnotateConfig};
 pub use store::{DatasetView, Edit, ImageState, ImageView, Prediction, Store};

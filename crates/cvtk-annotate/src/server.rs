@@ -18,6 +18,8 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+
+use cvtk_http::{host_is_loopback, ApiError};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::body::Bytes;
@@ -69,43 +71,29 @@ fn lock(m: &Mutex<Store>) -> MutexGuard<'_, Store> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    image: Option<Box<ImageView>>,
+fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such page or image")
 }
 
-impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), image: None }
+/// The answer to a store error: its status and code, with the image's current
+/// state when the page should show it.
+fn from_error(e: Error, image: Option<ImageView>) -> ApiError {
+    let (status, code) = match &e {
+        Error::NoSuchImage { .. } => (StatusCode::NOT_FOUND, "not_found"),
+        Error::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
+        Error::NothingToUndo => (StatusCode::CONFLICT, "nothing_to_undo"),
+        Error::UnknownLabel(_) => (StatusCode::BAD_REQUEST, "unknown_label"),
+        Error::ReadOnly { .. } => (StatusCode::FORBIDDEN, "manifest_read_only"),
+        Error::Dataset(cvtk_dataset::Error::InvalidConfig { .. }) => (StatusCode::BAD_REQUEST, "invalid"),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "cannot_save"),
+    };
+    if status.is_server_error() {
+        tracing::error!("{e}");
     }
-
-    fn not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", "no such page or image")
-    }
-
-    fn from_error(e: Error, image: Option<ImageView>) -> Self {
-        let (status, code) = match &e {
-            Error::NoSuchImage { .. } => (StatusCode::NOT_FOUND, "not_found"),
-            Error::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
-            Error::NothingToUndo => (StatusCode::CONFLICT, "nothing_to_undo"),
-            Error::UnknownLabel(_) => (StatusCode::BAD_REQUEST, "unknown_label"),
-            Error::ReadOnly { .. } => (StatusCode::FORBIDDEN, "manifest_read_only"),
-            Error::Dataset(cvtk_dataset::Error::InvalidConfig { .. }) => (StatusCode::BAD_REQUEST, "invalid"),
-            _ => (StatusCode::INTERNAL_SERVER_ERROR, "cannot_save"),
-        };
-        if status.is_server_error() {
-            tracing::error!("{e}");
-        }
-        ApiError { status, code, message: e.to_string(), image: image.map(Box::new) }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = json!({ "error": { "code": self.code, "message": self.message }, "image": self.image });
-        (self.status, Json(body)).into_response()
+    let error = ApiError::new(status, code, e.to_string());
+    match image {
+        Some(image) => error.with("image", image),
+        None => error,
     }
 }
 
@@ -116,7 +104,7 @@ fn bad_json(e: JsonRejection) -> ApiError {
 /// Ids come in as text and anything that is not a known id is a 404, so
 /// `..`, absolute paths and other tricks all end the same way.
 fn parse_id(raw: &str) -> std::result::Result<u64, ApiError> {
-    raw.parse::<u64>().map_err(|_| ApiError::not_found())
+    raw.parse::<u64>().map_err(|_| not_found())
 }
 
 /// Runs `f` on the store off the async threads (saving fsyncs).
@@ -146,16 +134,16 @@ async fn page() -> Response {
 }
 
 async fn dataset(State(state): State<AppState>) -> std::result::Result<Response, ApiError> {
-    let view = with_store(&state, |s| s.view()).await?.map_err(|e| ApiError::from_error(e, None))?;
+    let view = with_store(&state, |s| s.view()).await?.map_err(|e| from_error(e, None))?;
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(view)).into_response())
 }
 
 async fn image_file(State(state): State<AppState>, Path(raw): Path<String>) -> std::result::Result<Response, ApiError> {
     let id = parse_id(&raw)?;
-    let path = with_store(&state, move |s| s.image_path(id)).await?.ok_or_else(ApiError::not_found)?;
-    let bytes = tokio::fs::read(&path).await.map_err(|_| ApiError::not_found())?;
+    let path = with_store(&state, move |s| s.image_path(id)).await?.ok_or_else(not_found)?;
+    let bytes = tokio::fs::read(&path).await.map_err(|_| not_found())?;
     // Only images leave the server, whatever a manifest points at.
-    let format = image::guess_format(&bytes).map_err(|_| ApiError::not_found())?;
+    let format = image::guess_format(&bytes).map_err(|_| not_found())?;
     Ok(([(header::CONTENT_TYPE, format.to_mime_type()), (header::CACHE_CONTROL, "private, max-age=60")], bytes)
         .into_response())
 }
@@ -181,12 +169,9 @@ async fn image_thumb(
     let bytes = match cached {
         Some(b) => b,
         None => {
-            let path = with_store(&state, move |s| s.image_path(id)).await?.ok_or_else(ApiError::not_found)?;
-            let bytes = tokio::task::spawn_blocking(move || make_thumb(&path))
-                .await
-                .ok()
-                .flatten()
-                .ok_or_else(ApiError::not_found)?;
+            let path = with_store(&state, move |s| s.image_path(id)).await?.ok_or_else(not_found)?;
+            let bytes =
+                tokio::task::spawn_blocking(move || make_thumb(&path)).await.ok().flatten().ok_or_else(not_found)?;
             let mut thumbs = state.thumbs.lock().unwrap_or_else(|p| p.into_inner());
             if thumbs.len() >= THUMB_CACHE {
                 thumbs.clear();
@@ -205,9 +190,7 @@ async fn edit_image(
 ) -> std::result::Result<Json<ImageView>, ApiError> {
     let id = parse_id(&raw)?;
     let Json(edit) = body.map_err(bad_json)?;
-    with_store(&state, move |s| s.edit(id, &edit).map_err(|e| ApiError::from_error(e, s.image_view(id))))
-        .await?
-        .map(Json)
+    with_store(&state, move |s| s.edit(id, &edit).map_err(|e| from_error(e, s.image_view(id)))).await?.map(Json)
 }
 
 async fn undo(State(state): State<AppState>) -> std::result::Result<Json<ImageView>, ApiError> {
@@ -217,7 +200,7 @@ async fn undo(State(state): State<AppState>) -> std::result::Result<Json<ImageVi
                 Error::Conflict { id } => s.image_view(*id),
                 _ => None,
             };
-            ApiError::from_error(e, image)
+            from_error(e, image)
         })
     })
     .await?
@@ -235,18 +218,8 @@ async fn add_label(
     body: std::result::Result<Json<NewLabel>, JsonRejection>,
 ) -> std::result::Result<Response, ApiError> {
     let Json(NewLabel { name }) = body.map_err(bad_json)?;
-    let labels = with_store(&state, move |s| s.add_label(&name)).await?.map_err(|e| ApiError::from_error(e, None))?;
+    let labels = with_store(&state, move |s| s.add_label(&name)).await?.map_err(|e| from_error(e, None))?;
     Ok(Json(json!({ "labels": labels })).into_response())
-}
-
-fn host_is_loopback(host: &str) -> bool {
-    // Host: "127.0.0.1:8080", "localhost:8080", "[::1]:8080".
-    let name = if let Some(rest) = host.strip_prefix('[') {
-        rest.split(']').next().unwrap_or("")
-    } else {
-        host.rsplit_once(':').map_or(host, |(h, _)| h)
-    };
-    name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 async fn check_host(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -277,31 +250,9 @@ pub fn app(store: Store, loopback_only: bool) -> Router {
         .route("/api/images/{id}", post(edit_image))
         .route("/api/undo", post(undo))
         .route("/api/labels", post(add_label))
-        .fallback(|| async { ApiError::not_found() })
+        .fallback(|| async { not_found() })
         .layer(middleware::from_fn_with_state(state.clone(), check_host))
         .with_state(state)
-}
-
-/// Ctrl-C, or SIGTERM on Unix.
-async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(t) => t,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 /// Serves `store` as `config` says until Ctrl-C or SIGTERM; `on_ready` gets the bound
@@ -323,7 +274,7 @@ pub fn serve(store: Store, config: &AnnotateConfig, on_ready: impl FnOnce(Socket
         on_ready(bound);
         let router = app(store, config.host.is_loopback());
         axum::serve(listener, router)
-            .with_graceful_shutdown(stop_signal())
+            .with_graceful_shutdown(cvtk_http::shutdown_signal())
             .await
             .map_err(|e| Error::Bind { addr: bound.to_string(), source: e })
     })

@@ -41,7 +41,7 @@ pub fn augment_dataset_into(
     let next_id = dataset.images().iter().map(|i| i.id).max().map_or(0, |m| m + 1);
     let jobs: Vec<(usize, &ImageInfo)> =
         (0..pipelines.len()).flat_map(|k| dataset.images().iter().map(move |img| (k, img))).collect();
-    let bar = cvtk_dataset::progress::bar(jobs.len() as u64, "augmenting");
+    let bar = cvtk_dataset::progress::Progress::start(jobs.len() as u64, "augmenting");
     let copies: Vec<ImageInfo> = jobs
         .par_iter()
         .enumerate()
@@ -66,7 +66,7 @@ pub fn augment_dataset_into(
             })
         })
         .collect::<Result<_>>()?;
-    bar.finish_and_clear();
+    bar.finish();
     let source_ids: Vec<u64> = jobs.iter().map(|(_, img)| img.id).collect();
     let mut images = dataset.images().to_vec();
     images.extend(copies.iter().cloned());

@@ -31,6 +31,8 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
+    // Long work shows indicatif bars on stderr (when it is a terminal).
+    cvtk_dataset::progress::set_reporter(cvtk_dataset::progress::TerminalProgress);
     match commands::run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

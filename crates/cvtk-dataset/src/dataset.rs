@@ -203,6 +203,31 @@ impl ClassificationDataset {
         Self::create_from_dir_with(name, root, &ScanOptions::default())
     }
 
+    /// A dataset from `path`: a manifest file (with its split and
+    /// corrections), or a folder with one sub-folder per label, named after
+    /// the folder. What `cvtk dataset info`, `train` and `evaluate` accept.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, &ScanOptions::default())
+    }
+
+    /// [`open`](Self::open) with explicit [`ScanOptions`] for a folder.
+    pub fn open_with(path: impl AsRef<Path>, options: &ScanOptions) -> Result<Self> {
+        let path = path.as_ref();
+        if path.is_file() {
+            return Self::from_manifest(path);
+        }
+        Self::create_from_dir_with(Self::name_of_folder(path), path, options)
+    }
+
+    /// The name a dataset scanned from `folder` gets: the folder's own name
+    /// (after resolving `.` and links), or `dataset`.
+    pub fn name_of_folder(folder: &Path) -> String {
+        std::fs::canonicalize(folder)
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "dataset".into())
+    }
+
     /// [`create_from_dir`](Self::create_from_dir) with explicit [`ScanOptions`].
     pub fn create_from_dir_with(
         name: impl Into<String>,
@@ -302,7 +327,7 @@ impl ClassificationDataset {
         }
 
         // 3. Check each candidate (in parallel): header, or a full decode.
-        let bar = progress::bar(candidates.len() as u64, "checking images");
+        let bar = progress::Progress::start(candidates.len() as u64, "checking images");
         let checks: Vec<Option<Skipped>> = candidates
             .par_iter()
             .map(|(_, path)| {
@@ -323,7 +348,7 @@ impl ClassificationDataset {
                 })
             })
             .collect();
-        bar.finish_and_clear();
+        bar.finish();
 
         let mut per_label: BTreeMap<String, Vec<PathBuf>> =
             label_dirs.keys().map(|l| (l.clone(), Vec::new())).collect();
@@ -556,7 +581,7 @@ impl ClassificationDataset {
     /// returns the existing index.
     pub fn add_label(&mut self, name: &str) -> Result<usize> {
         let name = name.trim();
-        crate::collect::check_label_name(name).map_err(|reason| Error::InvalidConfig { field: "label", reason })?;
+        check_label_name(name).map_err(|reason| Error::InvalidConfig { field: "label", reason })?;
         if let Ok(i) = self.label_index(name) {
             return Ok(i);
         }
@@ -571,4 +596,20 @@ impl ClassificationDataset {
         }
         Ok(at)
     }
+}
+
+/// Checks that `name` can be a label folder's name; the error says why not.
+pub fn check_label_name(name: &str) -> std::result::Result<(), String> {
+    if name.trim().is_empty()
+        || name != name.trim()
+        || name.contains(['/', '\\'])
+        || name.starts_with('.')
+        || name.chars().any(char::is_control)
+    {
+        return Err(format!(
+            "'{name}' cannot be a label: use a non-empty name without slashes, control characters, a leading dot \
+             or surrounding spaces"
+        ));
+    }
+    Ok(())
 }

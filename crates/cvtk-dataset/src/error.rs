@@ -91,41 +91,14 @@ pub enum Error {
         /// Why it is rejected.
         reason: String,
     },
-    /// A query file (for `create_from_queries`) is not valid.
-    #[error("query file {path} is not valid: {reason}")]
-    Queries {
-        /// The query file.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// Not one image could be collected from a query file.
-    #[error("no image could be collected from {path}: {failures}")]
-    NothingCollected {
-        /// The query file.
-        path: PathBuf,
-        /// The first failures, `source (label): reason; ...`.
-        failures: String,
-    },
     /// A sample-data source file is missing or malformed.
     #[error("sample data: {0}")]
     SampleData(String),
-    /// A libtorch error while building tensors.
-    #[error("libtorch: {0}")]
-    Torch(String),
 }
 
 impl Error {
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { action, path: path.into(), source }
-    }
-}
-
-impl From<tch::TchError> for Error {
-    fn from(e: tch::TchError) -> Self {
-        // libtorch messages carry a long C++ stack trace; the first line says it all.
-        let msg = e.to_string();
-        Error::Torch(msg.lines().next().unwrap_or_default().to_string())
     }
 }
 

@@ -1,6 +1,8 @@
 //! Datasets for cvtk: images in a folder per label, stratified train/test
-//! splits, JSON manifests, storage paths, and the image loader that turns images
-//! into `tch` tensors.
+//! splits, JSON manifests, storage paths, the image loader that turns images
+//! into normalised `[N, C, H, W]` batches, and the vocabulary of scores that
+//! the crates above share. No libtorch and no HTTP stack: every cvtk crate
+//! builds on this one.
 //!
 //! Main types:
 //! - [`ClassificationDataset`] (the original package's `ClassificationDataset`):
@@ -9,9 +11,11 @@
 //!   [`ClassificationDataset::to_manifest`] / [`ClassificationDataset::from_manifest`].
 //! - [`StorageContext`] (its `StorageContext`): outputs, persistent and temp
 //!   folders, and the image-search endpoint.
-//! - [`collect`]: [`ClassificationDataset::create_from_queries`], a dataset from
-//!   folders, image URLs and image-search queries.
-//! - [`ImageLoader`]: decode, orient, convert, resize, normalise and batch, in parallel.
+//! - [`ImageLoader`]: decode, orient, convert, resize, normalise and batch into
+//!   [`ImageBatch`]es, in parallel.
+//! - [`Scores`] and [`ScoreKind`]: what a classifier says about the images.
+//! - [`DatasetSummary`]: counts per label and split part, and the skipped files.
+//! - [`progress`]: long work reports its progress to what the program installed.
 //! - [`sample`]: real MNIST / Fashion-MNIST data from package registries.
 //!
 //! ```
@@ -39,7 +43,6 @@
 // No unwrap on anything a user can influence (tests may: see clippy.toml).
 #![warn(clippy::unwrap_used)]
 
-pub mod collect;
 mod dataset;
 pub mod decode;
 mod error;
@@ -48,15 +51,19 @@ mod loader;
 mod manifest;
 pub mod progress;
 pub mod sample;
+pub mod scores;
 mod split;
 mod storage;
+mod summary;
 
-pub use collect::{CollectOptions, CollectReport, ImageSearch, Queries, Query};
-pub use dataset::{ClassificationDataset, ImageInfo, Label, ScanOptions, SkipKind, Skipped};
+pub use dataset::{check_label_name, ClassificationDataset, ImageInfo, Label, ScanOptions, SkipKind, Skipped};
 pub use error::{Error, Result};
 pub use fsutil::{write_atomic, write_atomic_private, write_json_atomic};
 pub use loader::{
-    mix_seed, Batch, Batches, ColorMode, ImageLoader, ImageTransform, LoaderConfig, Normalization, ResizeMode,
+    mix_seed, Batch, Batches, ColorMode, ImageBatch, ImageLoader, ImageTransform, LoaderConfig, Normalization,
+    ResizeMode,
 };
+pub use scores::{first_max, ScoreKind, Scores};
 pub use split::{Split, SplitPart};
 pub use storage::StorageContext;
+pub use summary::{DatasetSummary, LabelCount, SplitSummary};

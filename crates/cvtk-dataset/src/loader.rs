@@ -1,7 +1,9 @@
-//! [`ImageLoader`]: the one place where images become tensors, shared by
-//! training, scoring, serving and benchmarks. Decode (with EXIF orientation and
-//! a size guard), optionally transform (augmentation), resize, normalise, and
-//! batch into `[N, C, H, W]` float tensors, in parallel.
+//! [`ImageLoader`]: the one place where images become network inputs, shared
+//! by training, scoring, serving and benchmarks. Decode (with EXIF orientation
+//! and a size guard), optionally transform (augmentation), resize, normalise,
+//! and batch into [`ImageBatch`]es (`[N, C, H, W]` f32 values), in parallel.
+//! An inference engine takes the batch's values as they are (cvtk-model turns
+//! them into a libtorch tensor, or hands them to onnxruntime).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,7 +15,6 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use tch::Tensor;
 
 use crate::decode::{self, DEFAULT_MAX_PIXELS};
 use crate::{ClassificationDataset, Error, Result};
@@ -143,13 +144,80 @@ pub trait ImageTransform: Send + Sync {
     fn apply(&self, image: RgbImage, seed: u64) -> RgbImage;
 }
 
-/// One batch: images `[N, C, H, W]` (f32), labels `[N]` (i64) and image ids.
+/// Normalised images ready for a network: `[N, C, H, W]` f32 values,
+/// contiguous in that (NCHW) order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImageBatch {
+    data: Vec<f32>,
+    shape: [usize; 4],
+}
+
+impl ImageBatch {
+    /// A batch of `shape` (`[N, C, H, W]`) holding `data`; the lengths must agree.
+    pub fn new(data: Vec<f32>, shape: [usize; 4]) -> Result<Self> {
+        let want = shape.iter().product::<usize>();
+        if data.len() != want {
+            return Err(Error::InvalidConfig {
+                field: "images",
+                reason: format!("{} values cannot be a [N, C, H, W] = {shape:?} batch ({want} values)", data.len()),
+            });
+        }
+        Ok(ImageBatch { data, shape })
+    }
+
+    /// `[N, C, H, W]`.
+    pub fn shape(&self) -> [usize; 4] {
+        self.shape
+    }
+
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.shape[0]
+    }
+
+    /// Whether the batch holds no image.
+    pub fn is_empty(&self) -> bool {
+        self.shape[0] == 0
+    }
+
+    /// The values, NCHW.
+    pub fn data(&self) -> &[f32] {
+        &self.data
+    }
+
+    /// The values, NCHW, without copying.
+    pub fn into_data(self) -> Vec<f32> {
+        self.data
+    }
+
+    /// The batches one after the other; their `[C, H, W]` must agree.
+    pub fn concat(batches: &[&ImageBatch]) -> Result<ImageBatch> {
+        let Some(first) = batches.first() else {
+            return Err(Error::InvalidConfig { field: "images", reason: "no batch to concatenate".into() });
+        };
+        let item = &first.shape[1..];
+        if let Some(b) = batches.iter().find(|b| &b.shape[1..] != item) {
+            return Err(Error::InvalidConfig {
+                field: "images",
+                reason: format!("cannot concatenate a {:?} batch with a {:?} one", b.shape, first.shape),
+            });
+        }
+        let n = batches.iter().map(|b| b.shape[0]).sum();
+        let mut data = Vec::with_capacity(batches.iter().map(|b| b.data.len()).sum());
+        for b in batches {
+            data.extend_from_slice(&b.data);
+        }
+        Ok(ImageBatch { data, shape: [n, first.shape[1], first.shape[2], first.shape[3]] })
+    }
+}
+
+/// One batch of a dataset: its images, their label indices and their ids.
 #[derive(Debug)]
 pub struct Batch {
-    /// The image tensor.
-    pub images: Tensor,
-    /// Label indices.
-    pub labels: Tensor,
+    /// The images.
+    pub images: ImageBatch,
+    /// Label indices, in batch order.
+    pub labels: Vec<usize>,
     /// Image ids, in batch order.
     pub ids: Vec<u64>,
 }
@@ -278,8 +346,8 @@ impl ImageLoader {
         }
     }
 
-    /// Stacks already-resized images into a `[N, C, H, W]` f32 tensor.
-    pub fn to_tensor(&self, images: &[RgbImage]) -> Result<Tensor> {
+    /// Normalises already-resized images into one batch.
+    pub fn to_batch(&self, images: &[RgbImage]) -> Result<ImageBatch> {
         let (w, h) = (self.config.width, self.config.height);
         if let Some(bad) = images.iter().find(|i| i.dimensions() != (w, h)) {
             let (bw, bh) = bad.dimensions();
@@ -294,15 +362,15 @@ impl ImageLoader {
         self.pool.install(|| {
             data.par_chunks_mut(per).zip(images.par_iter()).for_each(|(out, img)| self.normalise_into(img, out));
         });
-        Ok(Tensor::f_from_slice(&data)?.f_view([images.len() as i64, c as i64, i64::from(h), i64::from(w)])?)
+        ImageBatch::new(data, [images.len(), c, h as usize, w as usize])
     }
 
-    /// Loads files into one `[N, C, H, W]` tensor. The first file that fails
-    /// gives an error naming it.
-    pub fn load_batch<P: AsRef<Path> + Sync>(&self, paths: &[P]) -> Result<Tensor> {
+    /// Loads files into one batch. The first file that fails gives an error
+    /// naming it.
+    pub fn load_batch<P: AsRef<Path> + Sync>(&self, paths: &[P]) -> Result<ImageBatch> {
         let images =
             self.pool.install(|| paths.par_iter().map(|p| self.load_image(p.as_ref())).collect::<Result<Vec<_>>>())?;
-        self.to_tensor(&images)
+        self.to_batch(&images)
     }
 
     /// Batches over `dataset`'s images. With `shuffle = Some(seed)` the order is
@@ -363,10 +431,9 @@ impl Iterator for Batches<'_> {
                 .collect::<Result<Vec<_>>>()
         });
         Some(result.and_then(|imgs| {
-            let labels: Vec<i64> = idx.iter().map(|&i| images[i].label() as i64).collect();
             Ok(Batch {
-                images: loader.to_tensor(&imgs)?,
-                labels: Tensor::f_from_slice(&labels)?,
+                images: loader.to_batch(&imgs)?,
+                labels: idx.iter().map(|&i| images[i].label()).collect(),
                 ids: idx.iter().map(|&i| images[i].id).collect(),
             })
         }))

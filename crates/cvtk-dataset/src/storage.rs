@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::collect::ImageSearch;
 use crate::{Error, Result};
 
 /// Folders cvtk reads and writes, with defaults that can be overridden.
@@ -14,15 +13,13 @@ use crate::{Error, Result};
 ///   By default, `$CVTK_HOME`, else `~/.cvtk`.
 /// - `temp`: scratch space. By default, `<system temp dir>/cvtk`.
 ///
-/// It also holds the image-search endpoint and key for text queries of
-/// [`ClassificationDataset::create_from_queries`](crate::ClassificationDataset::create_from_queries):
-/// by default from `$CVTK_IMAGE_SEARCH_ENDPOINT` and `$CVTK_IMAGE_SEARCH_KEY`.
+/// (The original's `Context` also held the image-search key; that is
+/// `cvtk_collect::CollectOptions::image_search` now.)
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StorageContext {
     outputs: PathBuf,
     persistent: PathBuf,
     temp: PathBuf,
-    image_search: Option<ImageSearch>,
 }
 
 impl Default for StorageContext {
@@ -33,7 +30,6 @@ impl Default for StorageContext {
             outputs: env("CVTK_OUTPUTS").unwrap_or_else(|| PathBuf::from("outputs")),
             persistent: env("CVTK_HOME").unwrap_or_else(|| home.join(".cvtk")),
             temp: std::env::temp_dir().join("cvtk"),
-            image_search: ImageSearch::from_env(),
         }
     }
 }
@@ -48,12 +44,7 @@ impl StorageContext {
     /// `base/temp`. Handy for tests and self-contained runs.
     pub fn under(base: impl AsRef<Path>) -> Self {
         let base = base.as_ref();
-        StorageContext {
-            outputs: base.join("outputs"),
-            persistent: base.join("persistent"),
-            temp: base.join("temp"),
-            image_search: ImageSearch::from_env(),
-        }
+        StorageContext { outputs: base.join("outputs"), persistent: base.join("persistent"), temp: base.join("temp") }
     }
 
     /// Sets the outputs folder.
@@ -72,23 +63,6 @@ impl StorageContext {
     pub fn with_temp(mut self, p: impl Into<PathBuf>) -> Self {
         self.temp = p.into();
         self
-    }
-
-    /// Sets the image-search endpoint (Bing Image Search v7 shape) and its key.
-    pub fn with_image_search(mut self, endpoint: impl Into<String>, key: Option<String>) -> Self {
-        self.image_search = Some(ImageSearch { endpoint: endpoint.into(), key });
-        self
-    }
-
-    /// Forgets any image-search endpoint (text queries then fail with a clear error).
-    pub fn without_image_search(mut self) -> Self {
-        self.image_search = None;
-        self
-    }
-
-    /// The image-search endpoint, if configured.
-    pub fn image_search(&self) -> Option<&ImageSearch> {
-        self.image_search.as_ref()
     }
 
     /// Where results go.

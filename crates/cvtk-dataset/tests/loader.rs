@@ -3,7 +3,9 @@
 mod common;
 
 use common::{jpeg_with_orientation, make_tree, png_claiming};
-use cvtk_dataset::{ClassificationDataset, ColorMode, Error, ImageLoader, LoaderConfig, Normalization, ResizeMode};
+use cvtk_dataset::{
+    ClassificationDataset, ColorMode, Error, ImageBatch, ImageLoader, LoaderConfig, Normalization, ResizeMode,
+};
 use image::{Rgb, RgbImage};
 
 #[test]
@@ -37,6 +39,10 @@ fn center_crop_keeps_the_middle_and_squash_keeps_everything() {
     assert_eq!(out.get_pixel(0, 5)[1], 255, "squash keeps the green margin");
 }
 
+fn img_of(side: u32) -> RgbImage {
+    RgbImage::from_pixel(side, side, Rgb([1, 2, 3]))
+}
+
 #[test]
 fn normalisation_and_layout_are_nchw() {
     let loader = ImageLoader::new(LoaderConfig {
@@ -47,9 +53,10 @@ fn normalisation_and_layout_are_nchw() {
     })
     .unwrap();
     let img = RgbImage::from_pixel(2, 2, Rgb([255, 0, 128]));
-    let t = loader.to_tensor(&[img.clone(), img]).unwrap();
-    assert_eq!(t.size(), vec![2, 3, 2, 2]);
-    let v = |c: i64| t.double_value(&[1, c, 1, 1]);
+    let t = loader.to_batch(&[img.clone(), img]).unwrap();
+    assert_eq!(t.shape(), [2, 3, 2, 2]);
+    // Image 1, channel c, pixel (1, 1): index ((1 * 3 + c) * 2 + 1) * 2 + 1.
+    let v = |c: usize| f64::from(t.data()[((3 + c) * 2 + 1) * 2 + 1]);
     assert!((v(0) - (1.0 - 0.485) / 0.229).abs() < 1e-5);
     assert!((v(1) - (0.0 - 0.456) / 0.224).abs() < 1e-5);
     assert!((v(2) - (128.0 / 255.0 - 0.406) / 0.225).abs() < 1e-5);
@@ -62,9 +69,16 @@ fn normalisation_and_layout_are_nchw() {
         ..Default::default()
     })
     .unwrap();
-    let t = gray.to_tensor(&[RgbImage::from_pixel(2, 2, Rgb([255, 255, 255]))]).unwrap();
-    assert_eq!(t.size(), vec![1, 1, 2, 2]);
-    assert!((t.double_value(&[0, 0, 0, 0]) - 1.0).abs() < 1e-6);
+    let t = gray.to_batch(&[RgbImage::from_pixel(2, 2, Rgb([255, 255, 255]))]).unwrap();
+    assert_eq!(t.shape(), [1, 1, 2, 2]);
+    assert!((t.data()[0] - 1.0).abs() < 1e-6);
+    // Batches concatenate along N, and refuse other image sizes.
+    let both = ImageBatch::concat(&[&t, &t]).unwrap();
+    assert_eq!((both.shape(), both.len()), ([2, 1, 2, 2], 2));
+    let small = loader.to_batch(&[]).unwrap();
+    assert!(small.is_empty());
+    assert!(ImageBatch::concat(&[&t, &loader.to_batch(&[img_of(2)]).unwrap()]).is_err());
+    assert!(ImageBatch::new(vec![0.0; 5], [1, 1, 2, 2]).is_err());
 }
 
 #[test]
@@ -75,8 +89,8 @@ fn batches_cover_the_dataset_with_labels_and_shuffle_deterministically() {
     let loader = ImageLoader::new(LoaderConfig::square(8)).unwrap();
     let batches: Vec<_> = loader.batches(&ds, 3, None, 0).collect::<Result<_, _>>().unwrap();
     assert_eq!(batches.len(), 3);
-    assert_eq!(batches[2].images.size(), vec![1, 3, 8, 8]);
-    let labels: Vec<i64> = batches.iter().flat_map(|b| Vec::<i64>::try_from(&b.labels).unwrap()).collect();
+    assert_eq!(batches[2].images.shape(), [1, 3, 8, 8]);
+    let labels: Vec<usize> = batches.iter().flat_map(|b| b.labels.clone()).collect();
     assert_eq!(labels, vec![0, 0, 0, 1, 1, 1, 1]);
     let order = |epoch| loader.batches(&ds, 7, Some(5), epoch).next().unwrap().unwrap().ids;
     assert_eq!(order(0), order(0));

@@ -177,3 +177,26 @@ fn edits_relabel_exclude_and_add_labels_and_survive_the_manifest() {
     assert_eq!(back.test().unwrap().len(), 22);
     assert!(back.test().unwrap().image(test0).is_some());
 }
+
+#[test]
+fn open_takes_a_folder_named_after_itself_or_a_manifest_and_summarises_the_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("dishes");
+    make_tree(&root, &["bowl", "cup"], &[6, 4]);
+    let ds = ClassificationDataset::open(&root).unwrap();
+    assert_eq!(ds.name(), "dishes");
+    let mut ds = ds;
+    let split = ds.split(0.5, true, 3).unwrap();
+    ds.set_split(split).unwrap();
+    let manifest = dir.path().join("dishes.json");
+    ds.to_manifest(&manifest).unwrap();
+    let back = ClassificationDataset::open(&manifest).unwrap();
+    assert_eq!(back.train().unwrap().len(), 5);
+    let s = back.summary();
+    assert_eq!((s.images, s.split.as_ref().map(|p| (p.train, p.test))), (10, Some((5, 5))));
+    assert_eq!(s.labels[0].name, "bowl");
+    assert_eq!((s.labels[0].train, s.labels[0].test), (Some(3), Some(3)));
+    assert_eq!((s.labels[1].train, s.labels[1].test), (Some(2), Some(2)));
+    let e = ClassificationDataset::open(dir.path().join("missing")).unwrap_err();
+    assert!(matches!(e, Error::RootNotFound { .. }), "{e}");
+}

@@ -22,6 +22,12 @@
 //! gets a 4xx whose body is an [`ErrorResponse`] holding the same entries.
 
 use base64::Engine;
+/// What went wrong, with a stable code: `bad_json`, `bad_request`,
+/// `bad_base64`, `bad_image`, `image_too_large`, `bad_pixels`,
+/// `url_not_allowed`, `url_fetch_failed`, `empty`, `too_many_images`,
+/// `body_too_large`, `unsupported_media_type`, `unauthorized`, `overloaded`,
+/// `timeout`, `not_ready`, `internal`.
+pub use cvtk_http::ErrorDetail;
 pub use cvtk_model::ScoreKind;
 use serde::{Deserialize, Serialize};
 
@@ -91,31 +97,6 @@ pub struct ScoreResult {
     /// What the scores are: [`ScoreKind::Probabilities`], or the model's raw
     /// kind with the temperature that turns it into the same probabilities.
     pub score_kind: ScoreKind,
-}
-
-/// What went wrong, with a stable machine-readable code.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorDetail {
-    /// A stable code: `bad_json`, `bad_request`, `bad_base64`, `bad_image`,
-    /// `image_too_large`, `bad_pixels`, `url_not_allowed`, `url_fetch_failed`,
-    /// `empty`, `too_many_images`, `body_too_large`, `unsupported_media_type`,
-    /// `unauthorized`, `overloaded`, `timeout`, `not_ready`, `internal`.
-    pub code: String,
-    /// A sentence for a person: what is wrong and what to do.
-    pub message: String,
-}
-
-impl ErrorDetail {
-    /// An error with `code` and `message`.
-    pub fn new(code: &str, message: impl Into<String>) -> Self {
-        ErrorDetail { code: code.into(), message: message.into() }
-    }
-}
-
-impl std::fmt::Display for ErrorDetail {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({})", self.message, self.code)
-    }
 }
 
 /// One entry of a response: scores, or the error of that one input.

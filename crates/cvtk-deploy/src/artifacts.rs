@@ -115,7 +115,7 @@ ENTRYPOINT ["cvtk", "serve", "--model", "/model", "--host", "0.0.0.0", "--port",
 /// [`DockerBuild::note`] says so.
 pub fn build_docker_image(name: &str, model_dir: &Path, out: &Path, options: &DockerOptions) -> Result<DockerBuild> {
     check_name(name)?;
-    if !model_dir.join("model.json").is_file() {
+    if !cvtk_model::is_model_dir(model_dir) {
         return Err(Error::config(
             "model_dir",
             format!("{} is not a cvtk model folder (no model.json)", model_dir.display()),

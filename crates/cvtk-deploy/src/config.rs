@@ -1,16 +1,37 @@
 //! [`ServeConfig`]: how the scoring service listens, authenticates, limits and
-//! batches; [`UrlPolicy`]: whether and where it may fetch `image_url`s.
+//! batches, checked once into a [`ValidServeConfig`] that the service runs on;
+//! [`UrlPolicy`]: whether and where it may fetch `image_url`s. Both serialise
+//! (durations in milliseconds), so a deployment hands its server a typed file
+//! rather than command-line flags.
 
-use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
+pub use cvtk_http::is_loopback;
+use serde::{Deserialize, Serialize};
+
 use crate::{Error, Result};
+
+/// Durations as whole milliseconds in files.
+mod millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis().try_into().unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
 
 /// Whether and where the service fetches images given by URL.
 ///
 /// Off by default: a scoring server that fetches any URL it is handed is a
 /// server-side request forgery hole. Turned on by listing the hosts allowed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct UrlPolicy {
     /// Hosts (exact names, or `*.example.com` for sub-domains) whose URLs may be
     /// fetched. By default, none: `image_url` items get an error.
@@ -18,6 +39,7 @@ pub struct UrlPolicy {
     /// Largest download accepted. By default, 20 MiB.
     pub max_bytes: u64,
     /// Time limit per download, connection included. By default, 10 s.
+    #[serde(rename = "timeout_ms", with = "millis")]
     pub timeout: Duration,
 }
 
@@ -47,16 +69,23 @@ impl UrlPolicy {
 }
 
 /// The scoring service's settings. Every field has a documented default.
-#[derive(Clone, Debug, PartialEq)]
+/// Serialised (as a deployment's `serve.json`), the keys themselves are left
+/// out: only [`Self::key_file`] travels.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ServeConfig {
     /// Address to bind. By default, `127.0.0.1` (loopback only).
     pub host: String,
     /// Port to bind; 0 picks a free one. By default, 8080.
     pub port: u16,
     /// Service keys, any of which is accepted as `Authorization: Bearer KEY`.
-    /// By default, none, which [`ServeConfig::validate`] refuses unless
-    /// `auth_disabled` is set.
+    /// By default, none: with no [`Self::key_file`] either,
+    /// [`ServeConfig::check`] refuses that unless `auth_disabled` is set.
+    #[serde(skip)]
     pub keys: Vec<String>,
+    /// A file whose first line is one more service key, read by
+    /// [`ServeConfig::check`]. By default, none.
+    pub key_file: Option<PathBuf>,
     /// Serve without a key. Only allowed on a loopback address. By default, false.
     pub auth_disabled: bool,
     /// Largest request body, in bytes; larger gets 413. By default, 32 MiB.
@@ -68,6 +97,7 @@ pub struct ServeConfig {
     pub queue_capacity: usize,
     /// Time limit for one request, waiting included; over it gets 504.
     /// By default, 30 s.
+    #[serde(rename = "request_timeout_ms", with = "millis")]
     pub request_timeout: Duration,
     /// Dynamic batching: the most images scored in one forward pass. By
     /// default, 16 (larger CPU batches measured no faster; see docs/deployment.md).
@@ -76,6 +106,7 @@ pub struct ServeConfig {
     /// Dynamic batching: how long the model waits for more requests to fill a
     /// batch. Zero turns batching off (each request is its own batch). By
     /// default, 2 ms.
+    #[serde(rename = "max_delay_ms", with = "millis")]
     pub max_delay: Duration,
     /// Requests decoded at the same time; 0 means one per core. More requests
     /// wait for a slot, so decoding never crowds the model's threads off the
@@ -94,6 +125,7 @@ impl Default for ServeConfig {
             host: "127.0.0.1".into(),
             port: 8080,
             keys: Vec::new(),
+            key_file: None,
             auth_disabled: false,
             max_body_bytes: 32 << 20,
             max_images_per_request: 256,
@@ -108,17 +140,64 @@ impl Default for ServeConfig {
     }
 }
 
-/// Whether `host` names a loopback address (`127.0.0.0/8`, `::1`, `localhost`).
-pub fn is_loopback(host: &str) -> bool {
-    if host.eq_ignore_ascii_case("localhost") {
-        return true;
+impl std::fmt::Debug for ServeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the keys.
+        f.debug_struct("ServeConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("keys", &format!("<{} keys>", self.keys.len()))
+            .field("key_file", &self.key_file)
+            .field("auth_disabled", &self.auth_disabled)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_images_per_request", &self.max_images_per_request)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("request_timeout", &self.request_timeout)
+            .field("max_batch", &self.max_batch)
+            .field("max_delay", &self.max_delay)
+            .field("decode_threads", &self.decode_threads)
+            .field("max_pixels", &self.max_pixels)
+            .field("urls", &self.urls)
+            .finish()
     }
-    host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A [`ServeConfig`] whose every field was checked and whose key file was
+/// read ([`ServeConfig::check`]): what the service runs on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValidServeConfig(ServeConfig);
+
+impl std::ops::Deref for ValidServeConfig {
+    type Target = ServeConfig;
+    fn deref(&self) -> &ServeConfig {
+        &self.0
+    }
+}
+
+/// The first line of a key file, trimmed; an error when it is unreadable or empty.
+pub fn read_key_file(path: &std::path::Path) -> Result<String> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io("cannot read the key file", path, e))?;
+    let key = text.lines().next().unwrap_or("").trim().to_string();
+    if key.is_empty() {
+        return Err(Error::config("key_file", format!("the key file {} is empty", path.display())));
+    }
+    Ok(key)
 }
 
 impl ServeConfig {
-    /// Checks every field; the error names the first bad one.
-    pub fn validate(&self) -> Result<()> {
+    /// Reads [`Self::key_file`] into the keys and checks every field; the
+    /// error names the first bad one.
+    pub fn check(&self) -> Result<ValidServeConfig> {
+        let mut checked = self.clone();
+        checked.keys = checked.keys.iter().map(|k| k.trim().to_string()).filter(|k| !k.is_empty()).collect();
+        if let Some(f) = &self.key_file {
+            checked.keys.push(read_key_file(f)?);
+        }
+        checked.validate()?;
+        Ok(ValidServeConfig(checked))
+    }
+
+    fn validate(&self) -> Result<()> {
         if self.host.trim().is_empty() {
             return Err(Error::config("host", "empty; use 127.0.0.1 for this machine only, 0.0.0.0 for all"));
         }
@@ -192,16 +271,16 @@ mod tests {
 
     #[test]
     fn defaults_with_a_key_are_valid() {
-        keyed().validate().unwrap();
+        keyed().check().unwrap();
     }
 
     #[test]
     fn no_key_is_refused_unless_auth_is_explicitly_off_on_loopback() {
-        let e = ServeConfig::default().validate().unwrap_err().to_string();
+        let e = ServeConfig::default().check().unwrap_err().to_string();
         assert!(e.contains("--key"), "{e}");
-        ServeConfig { auth_disabled: true, ..ServeConfig::default() }.validate().unwrap();
+        ServeConfig { auth_disabled: true, ..ServeConfig::default() }.check().unwrap();
         let e = ServeConfig { auth_disabled: true, host: "0.0.0.0".into(), ..ServeConfig::default() }
-            .validate()
+            .check()
             .unwrap_err()
             .to_string();
         assert!(e.contains("loopback"), "{e}");
@@ -210,7 +289,7 @@ mod tests {
     #[test]
     fn short_keys_and_zero_limits_are_refused_by_field() {
         let short = ServeConfig { keys: vec!["abc".into()], ..ServeConfig::default() };
-        assert!(matches!(short.validate(), Err(Error::InvalidConfig { field: "keys", .. })));
+        assert!(matches!(short.check(), Err(Error::InvalidConfig { field: "keys", .. })));
         for (cfg, field) in [
             (ServeConfig { queue_capacity: 0, ..keyed() }, "queue_capacity"),
             (ServeConfig { max_batch: 0, ..keyed() }, "max_batch"),
@@ -218,7 +297,7 @@ mod tests {
             (ServeConfig { request_timeout: Duration::ZERO, ..keyed() }, "request_timeout"),
             (ServeConfig { max_delay: Duration::from_secs(5), ..keyed() }, "max_delay"),
         ] {
-            match cfg.validate() {
+            match cfg.check() {
                 Err(Error::InvalidConfig { field: f, .. }) => assert_eq!(f, field),
                 other => panic!("{field}: {other:?}"),
             }
@@ -226,13 +305,28 @@ mod tests {
     }
 
     #[test]
-    fn loopback_names() {
-        for h in ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost"] {
-            assert!(is_loopback(h), "{h}");
-        }
-        for h in ["0.0.0.0", "10.0.0.1", "example.com", "::"] {
-            assert!(!is_loopback(h), "{h}");
-        }
+    fn a_config_file_round_trips_without_the_keys_and_reads_its_key_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("key");
+        std::fs::write(&key_file, "k-0123456789abcdef-from-file\n").unwrap();
+        let cfg = ServeConfig {
+            keys: vec!["never-written-0123456789".into()],
+            key_file: Some(key_file.clone()),
+            max_delay: Duration::from_millis(7),
+            urls: UrlPolicy { allow_hosts: vec!["images.example.com".into()], ..UrlPolicy::default() },
+            ..ServeConfig::default()
+        };
+        let json = serde_json::to_string(&cfg).unwrap();
+        assert!(!json.contains("never-written"), "keys stay out of files: {json}");
+        assert!(json.contains("\"max_delay_ms\":7"), "{json}");
+        let back: ServeConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, ServeConfig { keys: Vec::new(), ..cfg });
+        assert_eq!(back.check().unwrap().keys, vec!["k-0123456789abcdef-from-file".to_string()]);
+        assert!(format!("{:?}", back.check().unwrap()).contains("<1 keys>"), "keys are never printed");
+        std::fs::write(&key_file, "\n").unwrap();
+        assert!(back.check().unwrap_err().to_string().contains("is empty"));
+        let e = serde_json::from_str::<ServeConfig>(r#"{"max_batc": 3}"#).unwrap_err();
+        assert!(e.to_string().contains("unknown field"), "{e}");
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! delete_if_service_exist, score_image).
 //!
 //! Each deployment has a folder `<persistent>/deployments/NAME/` holding
-//! `deployment.json` (the record), `key` (the service key, mode 0600) and
-//! `server.log` (the service's output).
+//! `deployment.json` (the record), `serve.json` (the [`ServiceSpec`] its server
+//! runs), `key` (the service key, mode 0600) and `server.log` (the service's
+//! output). The server is the `cvtk` program (`cvtk serve --config serve.json`):
+//! the settings travel as that typed file, not as command-line flags.
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
@@ -17,22 +19,58 @@ use cvtk_dataset::StorageContext;
 use serde::{Deserialize, Serialize};
 
 use crate::api::{ItemResult, Parameters};
-use crate::{generate_key, Client, Error, ImageInput, Result};
+use crate::{generate_key, Client, Error, ImageInput, Result, ServeConfig};
+
+/// Everything a scoring server needs, as one file: the model, the device and
+/// the service's settings. What a deployment writes as `serve.json` and
+/// `cvtk serve --config FILE` runs ([`ServiceSpec::run`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSpec {
+    /// The model folder to serve.
+    pub model_dir: PathBuf,
+    /// Device for the model: `auto`, `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
+    /// Where to write the bound URL once listening, if anywhere.
+    #[serde(default)]
+    pub addr_file: Option<PathBuf>,
+    /// How the service listens, authenticates, limits and batches.
+    pub serve: ServeConfig,
+}
+
+impl ServiceSpec {
+    /// Reads a spec file.
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io("cannot read", path, e))?;
+        serde_json::from_str(&text).map_err(|e| Error::Record { path: path.to_path_buf(), reason: e.to_string() })
+    }
+
+    /// Writes it atomically.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        Ok(cvtk_dataset::write_json_atomic(path, self)?)
+    }
+
+    /// Checks the settings and runs the service until SIGTERM or Ctrl-C
+    /// ([`crate::serve`]).
+    pub fn run(&self) -> Result<()> {
+        let config = self.serve.check()?;
+        let device =
+            cvtk_model::resolve_device(Some(&self.device)).map_err(|e| Error::config("device", e.to_string()))?;
+        crate::serve(config, &self.model_dir, device, self.addr_file.clone())
+    }
+}
 
 /// How a deployment is started.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DeployConfig {
-    /// Address the service binds. By default, `127.0.0.1`.
-    pub host: String,
-    /// Port; 0 lets the system pick a free one. By default, 0.
-    pub port: u16,
     /// Device for the model (`cpu`, `cuda`, `cuda:N`, `auto`). By default, `auto`.
     pub device: String,
     /// The `cvtk` program to run. By default, `$CVTK_EXE`, else a `cvtk` next
     /// to (or one folder above) the running program, else `cvtk` on `PATH`.
     pub server_exe: Option<PathBuf>,
-    /// More `cvtk serve` flags (e.g. `--max-batch 16`). By default, none.
-    pub extra_args: Vec<String>,
+    /// The service's settings: address (by default `127.0.0.1`, port 0 for a
+    /// free one), limits and batching. The deployment makes its key.
+    pub serve: ServeConfig,
     /// How long to wait for `/ready`. By default, 120 s.
     pub ready_timeout: Duration,
 }
@@ -40,11 +78,9 @@ pub struct DeployConfig {
 impl Default for DeployConfig {
     fn default() -> Self {
         DeployConfig {
-            host: "127.0.0.1".into(),
-            port: 0,
             device: "auto".into(),
             server_exe: None,
-            extra_args: Vec::new(),
+            serve: ServeConfig { port: 0, ..ServeConfig::default() },
             ready_timeout: Duration::from_secs(120),
         }
     }
@@ -191,7 +227,7 @@ impl Deployment {
     /// one is an error.
     pub fn deploy(&self, storage: &StorageContext) -> Result<DeploymentRecord> {
         check_name(&self.name)?;
-        if !self.model_dir.join("model.json").is_file() {
+        if !cvtk_model::is_model_dir(&self.model_dir) {
             return Err(Error::config(
                 "model_dir",
                 format!(
@@ -214,6 +250,16 @@ impl Deployment {
         cvtk_dataset::write_atomic_private(&key_file, generate_key().as_bytes())?;
         let addr_file = dir.join("address");
         let _ = std::fs::remove_file(&addr_file);
+        let spec = ServiceSpec {
+            model_dir: model_dir.clone(),
+            device: self.config.device.clone(),
+            addr_file: Some(addr_file.clone()),
+            serve: ServeConfig { keys: Vec::new(), key_file: Some(key_file.clone()), ..self.config.serve.clone() },
+        };
+        // Refused here, with the field named, rather than by a server that exits.
+        spec.serve.check()?;
+        let spec_file = dir.join("serve.json");
+        spec.write(&spec_file)?;
         let log_file = dir.join("server.log");
         let log = OpenOptions::new()
             .create(true)
@@ -223,21 +269,8 @@ impl Deployment {
         let log2 = log.try_clone().map_err(|e| Error::io("cannot open", &log_file, e))?;
         let mut cmd = Command::new(&exe);
         cmd.arg("serve")
-            .arg("--model")
-            .arg(&model_dir)
-            .args([
-                "--host",
-                &self.config.host,
-                "--port",
-                &self.config.port.to_string(),
-                "--device",
-                &self.config.device,
-            ])
-            .arg("--key-file")
-            .arg(&key_file)
-            .arg("--addr-file")
-            .arg(&addr_file)
-            .args(&self.config.extra_args)
+            .arg("--config")
+            .arg(&spec_file)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log2));

@@ -7,10 +7,15 @@
 //! - [`api`]: the wire format (the original's base64 payload, the MNIST
 //!   tutorial's `{"data": ...}`, raw and multipart images), shared with
 //!   [`Client`], which parses answers back into typed results.
+//! - [`ServeConfig`]: the service's settings, checked once into a
+//!   [`ValidServeConfig`]; a deployment writes them to a file its server reads.
 //! - [`Deployment`]: starts the service as a background process, records it
 //!   under the [`cvtk_dataset::StorageContext`], lists, scores and deletes it.
 //! - [`artifacts`]: a Docker build context and Kubernetes manifests.
-//! - [`LoadTest`]: concurrent load with latency percentiles.
+//!
+//! Load tests are `cvtk-loadtest`'s; the HTTP pieces shared with the
+//! annotation page (errors, shutdown, loopback checks, bounded GET) are
+//! `cvtk-http`'s.
 //!
 //! ```no_run
 //! use cvtk_deploy::{Deployment, DeployConfig};
@@ -34,15 +39,13 @@ mod client;
 mod config;
 mod deployment;
 mod error;
-mod loadtest;
 mod server;
 
 pub use client::{score_existing_service_with_image, Client, ImageInput};
-pub use config::{generate_key, is_loopback, ServeConfig, UrlPolicy};
+pub use config::{generate_key, is_loopback, read_key_file, ServeConfig, UrlPolicy, ValidServeConfig};
 pub use deployment::{
     delete_if_service_exist, get_deployment, is_existing_service, list_deployments, DeployConfig, Deployment,
-    DeploymentRecord, DeploymentStatus,
+    DeploymentRecord, DeploymentStatus, ServiceSpec,
 };
 pub use error::{Error, Result};
-pub use loadtest::{read_images, Latency, LoadTest, LoadTestReport, LoadTestStop, Payload};
 pub use server::{app, serve, serve_on, AppState, LoadState, ScoringService, OPENAPI};

@@ -13,7 +13,7 @@ use cvtk_deploy::{ScoringService, ServeConfig, UrlPolicy};
 use serde_json::{json, Value};
 
 fn service() -> ScoringService {
-    let s = ScoringService::with_classifier(config(), Box::new(tiny_model())).unwrap();
+    let s = ScoringService::with_classifier(config().check().unwrap(), Box::new(tiny_model())).unwrap();
     s.wait_ready(Duration::from_secs(30)).unwrap();
     s
 }
@@ -95,7 +95,7 @@ async fn raw_scores_unless_softmax_is_asked_and_one_bad_image_fails_alone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probabilities_use_the_models_calibration_temperature_and_say_their_kind() {
-    let s = ScoringService::with_classifier(config(), Box::new(Fake::new(Duration::ZERO))).unwrap();
+    let s = ScoringService::with_classifier(config().check().unwrap(), Box::new(Fake::new(Duration::ZERO))).unwrap();
     s.wait_ready(Duration::from_secs(5)).unwrap();
     let app = s.router();
     let img = b64(&png(8, 8, 200));
@@ -231,7 +231,7 @@ async fn bad_input_gets_a_json_4xx_and_the_next_request_is_served() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_over_the_limit_get_413_and_too_many_images_400() {
     let cfg = ServeConfig { max_body_bytes: 4096, max_images_per_request: 3, ..config() };
-    let s = ScoringService::with_classifier(cfg, Box::new(tiny_model())).unwrap();
+    let s = ScoringService::with_classifier(cfg.check().unwrap(), Box::new(tiny_model())).unwrap();
     s.wait_ready(Duration::from_secs(30)).unwrap();
     let app = s.router();
     for req in [score_req("image/png", vec![0u8; 10_000]), json_req(&json!([{ "image_in_base64": "A".repeat(8000) }]))]
@@ -249,15 +249,18 @@ async fn bodies_over_the_limit_get_413_and_too_many_images_400() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_full_queue_answers_503_with_retry_after() {
     let cfg = ServeConfig { queue_capacity: 1, max_delay: Duration::ZERO, ..config() };
-    let s = ScoringService::with_classifier(cfg, Box::new(Fake::new(Duration::from_millis(300)))).unwrap();
+    let s =
+        ScoringService::with_classifier(cfg.check().unwrap(), Box::new(Fake::new(Duration::from_millis(300)))).unwrap();
     s.wait_ready(Duration::from_secs(5)).unwrap();
     let app = s.router();
-    let tasks: Vec<_> = (0..6)
-        .map(|i| {
-            let app = app.clone();
-            tokio::spawn(async move { call(&app, score_req("image/png", png(8, 8, i))).await })
-        })
-        .collect();
+    let send = |i: u8| {
+        let app = app.clone();
+        tokio::spawn(async move { call(&app, score_req("image/png", png(8, 8, i))).await })
+    };
+    // The first request reaches the model (which takes 300 ms); then five at once.
+    let mut tasks = vec![send(0)];
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    tasks.extend((1..6).map(send));
     let mut statuses = Vec::new();
     for t in tasks {
         let (status, headers, v) = t.await.unwrap();
@@ -275,7 +278,8 @@ async fn a_full_queue_answers_503_with_retry_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_model_gives_504_after_the_request_timeout() {
     let cfg = ServeConfig { request_timeout: Duration::from_millis(100), ..config() };
-    let s = ScoringService::with_classifier(cfg, Box::new(Fake::new(Duration::from_millis(600)))).unwrap();
+    let s =
+        ScoringService::with_classifier(cfg.check().unwrap(), Box::new(Fake::new(Duration::from_millis(600)))).unwrap();
     s.wait_ready(Duration::from_secs(5)).unwrap();
     let (status, _, v) = call(&s.router(), score_req("image/png", png(8, 8, 0))).await;
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{v}");
@@ -291,7 +295,7 @@ async fn concurrent_requests_are_batched_within_the_delay_and_not_when_it_is_zer
         let fake = Fake::new(Duration::from_millis(20));
         let batches = fake.batches.clone();
         let cfg = ServeConfig { max_delay: delay, max_batch: 8, decode_threads, ..config() };
-        let s = ScoringService::with_classifier(cfg, Box::new(fake)).unwrap();
+        let s = ScoringService::with_classifier(cfg.check().unwrap(), Box::new(fake)).unwrap();
         s.wait_ready(Duration::from_secs(5)).unwrap();
         let app = s.router();
         let tasks: Vec<_> = (0..4)
@@ -317,7 +321,7 @@ async fn concurrent_requests_are_batched_within_the_delay_and_not_when_it_is_zer
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_is_live_at_once_and_ready_only_after_loading() {
     let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let s = ScoringService::start(config(), move || {
+    let s = ScoringService::start(config().check().unwrap(), move || {
         rx.recv().ok();
         Ok(Box::new(tiny_model()) as Box<dyn cvtk_model::Classifier>)
     })
@@ -337,8 +341,10 @@ async fn health_is_live_at_once_and_ready_only_after_loading() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_model_that_fails_to_load_is_reported_not_ready_with_the_reason() {
-    let s =
-        ScoringService::start(config(), || Err(cvtk_model::Error::InvalidInput("weights are corrupt".into()))).unwrap();
+    let s = ScoringService::start(config().check().unwrap(), || {
+        Err(cvtk_model::Error::InvalidInput("weights are corrupt".into()))
+    })
+    .unwrap();
     assert!(s.wait_ready(Duration::from_secs(5)).unwrap_err().to_string().contains("weights are corrupt"));
     let (status, _, v) = call(&s.router(), Request::get("/ready").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
@@ -364,12 +370,12 @@ async fn openapi_document_describes_the_endpoints() {
 #[test]
 fn serving_without_a_key_needs_the_explicit_flag_and_loopback() {
     let no_key = ServeConfig { keys: vec![], ..config() };
-    assert!(ScoringService::with_classifier(no_key.clone(), Box::new(tiny_model())).is_err());
+    assert!(no_key.check().is_err(), "the check refuses it before any service starts");
     let open_wide = ServeConfig { auth_disabled: true, host: "0.0.0.0".into(), ..no_key.clone() };
-    assert!(ScoringService::with_classifier(open_wide, Box::new(tiny_model())).is_err());
+    assert!(open_wide.check().is_err());
     let rt = tokio::runtime::Runtime::new().unwrap();
     let open_local = ServeConfig { auth_disabled: true, ..no_key };
-    let s = ScoringService::with_classifier(open_local, Box::new(tiny_model())).unwrap();
+    let s = ScoringService::with_classifier(open_local.check().unwrap(), Box::new(tiny_model())).unwrap();
     s.wait_ready(Duration::from_secs(30)).unwrap();
     let req = Request::post("/score").header("content-type", "image/png").body(Body::from(png(8, 8, 0))).unwrap();
     assert_eq!(rt.block_on(call(&s.router(), req)).0, StatusCode::OK);
@@ -394,7 +400,11 @@ async fn image_urls_are_fetched_only_from_allowed_hosts_within_limits() {
     let (host, server) = image_host().await;
     let policy =
         UrlPolicy { allow_hosts: vec!["127.0.0.1".into()], max_bytes: 100_000, timeout: Duration::from_secs(5) };
-    let s = ScoringService::with_classifier(ServeConfig { urls: policy, ..config() }, Box::new(tiny_model())).unwrap();
+    let s = ScoringService::with_classifier(
+        ServeConfig { urls: policy, ..config() }.check().unwrap(),
+        Box::new(tiny_model()),
+    )
+    .unwrap();
     s.wait_ready(Duration::from_secs(30)).unwrap();
     let body = json!([
         { "image_url": format!("{host}/cat.png") },
@@ -419,7 +429,8 @@ async fn image_urls_are_fetched_only_from_allowed_hosts_within_limits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn shutdown_lets_a_request_in_flight_finish() {
-    let s = ScoringService::with_classifier(config(), Box::new(Fake::new(Duration::from_millis(500)))).unwrap();
+    let s = ScoringService::with_classifier(config().check().unwrap(), Box::new(Fake::new(Duration::from_millis(500))))
+        .unwrap();
     s.wait_ready(Duration::from_secs(5)).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/score", listener.local_addr().unwrap());

@@ -29,8 +29,8 @@
 
 use serde::Serialize;
 
-use cvtk_model::first_max as argmax;
-use cvtk_model::ScoreKind;
+use cvtk_dataset::first_max as argmax;
+use cvtk_dataset::ScoreKind;
 
 use crate::{Error, Result};
 

@@ -185,18 +185,18 @@ pub fn write_report(dir: &Path, e: &ClassificationEvaluation, options: &ReportOp
 }
 
 /// How the report's confidences were obtained, for a person.
-fn kind_sentence(kind: cvtk_model::ScoreKind) -> String {
+fn kind_sentence(kind: cvtk_dataset::ScoreKind) -> String {
     match kind {
-        cvtk_model::ScoreKind::Logits { temperature: 1.0 } => {
+        cvtk_dataset::ScoreKind::Logits { temperature: 1.0 } => {
             "the softmax of the network's logits (not calibrated)".into()
         }
-        cvtk_model::ScoreKind::Logits { temperature } => {
+        cvtk_dataset::ScoreKind::Logits { temperature } => {
             format!("the softmax of the network's logits divided by the calibration temperature {temperature:.3}")
         }
-        cvtk_model::ScoreKind::Decision { temperature } => {
+        cvtk_dataset::ScoreKind::Decision { temperature } => {
             format!("the softmax of the SVM's decision values divided by the calibration temperature {temperature:.4}")
         }
-        cvtk_model::ScoreKind::Probabilities => "as the classifier gave them".into(),
+        cvtk_dataset::ScoreKind::Probabilities => "as the classifier gave them".into(),
     }
 }
 

@@ -26,7 +26,7 @@
 
 use serde::Serialize;
 
-use cvtk_model::ScoreKind;
+use cvtk_dataset::ScoreKind;
 
 use crate::metrics::{ClassificationEvaluation, PrCurve, Reliability, RocCurve, CALIBRATION_BINS};
 

@@ -10,8 +10,8 @@
 mod browser;
 
 use browser::run_browser_test;
+use cvtk_dataset::ScoreKind;
 use cvtk_eval::{write_report, ClassificationEvaluation, ReportImage, ReportOptions};
-use cvtk_model::ScoreKind;
 use serde_json::json;
 
 /// Images kept and true positives of `label` at threshold `t`, and its positives.

@@ -7,8 +7,8 @@
 use std::path::Path;
 use std::process::Command;
 
+use cvtk_dataset::ScoreKind;
 use cvtk_eval::{ClassificationEvaluation, PrCurve, RocCurve};
-use cvtk_model::ScoreKind;
 use serde_json::Value;
 
 fn python() -> std::path::PathBuf {

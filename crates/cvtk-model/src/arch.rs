@@ -1,6 +1,7 @@
-//! [`Architecture`]: the base networks cvtk knows, with what each needs: input
-//! size and channels, normalisation, feature size, head name, and the weights
-//! file names cvtk looks for.
+//! [`Architecture`]: the base networks cvtk knows. What each needs (input size
+//! and channels, normalisation, feature size, head name) is kept beside its
+//! network in [`crate::nets`]; here are the names and the weights files cvtk
+//! looks for.
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +9,7 @@ use cvtk_dataset::{ColorMode, Normalization};
 use serde::{Deserialize, Serialize};
 use tch::nn;
 
-use crate::nets::{efficientnet_lite, resnet, small_cnn, Network};
+use crate::nets::{efficientnet_lite, resnet, small_cnn, NetSpec, Network};
 use crate::{Error, Result};
 
 /// A base network. Counterpart of the original package's `base_model_name`.
@@ -84,96 +85,71 @@ impl Architecture {
             .ok_or_else(|| Error::UnknownArchitecture { name: name.to_string(), known: ARCHITECTURE_NAMES.join(", ") })
     }
 
+    /// The facts kept beside the architecture's network.
+    pub(crate) fn spec(self) -> &'static NetSpec {
+        match self {
+            Architecture::Resnet18 => &resnet::RESNET18,
+            Architecture::Resnet34 => &resnet::RESNET34,
+            Architecture::Resnet50 => &resnet::RESNET50,
+            Architecture::Resnet101 => &resnet::RESNET101,
+            Architecture::Resnet152 => &resnet::RESNET152,
+            Architecture::EfficientnetLite0 => &efficientnet_lite::LITE0,
+            Architecture::EfficientnetLite1 => &efficientnet_lite::LITE1,
+            Architecture::EfficientnetLite2 => &efficientnet_lite::LITE2,
+            Architecture::SmallCnn => &small_cnn::SMALL_CNN,
+        }
+    }
+
     /// The name, e.g. `resnet50`.
     pub fn name(self) -> &'static str {
-        ARCHITECTURE_NAMES[Self::ALL.iter().position(|a| *a == self).unwrap_or(0)]
+        self.spec().name
     }
 
     /// Features produced by the backbone (512 for ResNet-18/34, 2048 for
     /// ResNet-50+, 1280 for EfficientNet-Lite, 1024 for the small CNN).
     pub fn feature_dim(self) -> i64 {
-        match self {
-            Architecture::Resnet18 | Architecture::Resnet34 => 512,
-            Architecture::Resnet50 | Architecture::Resnet101 | Architecture::Resnet152 => 2048,
-            Architecture::EfficientnetLite0 | Architecture::EfficientnetLite1 | Architecture::EfficientnetLite2 => 1280,
-            Architecture::SmallCnn => 1024,
-        }
+        self.spec().feature_dim
     }
 
     /// The input size the network was trained at (square).
     pub fn default_image_size(self) -> u32 {
-        match self {
-            Architecture::EfficientnetLite0 => 224,
-            Architecture::EfficientnetLite1 => efficientnet_lite::LITE[1].resolution as u32,
-            Architecture::EfficientnetLite2 => efficientnet_lite::LITE[2].resolution as u32,
-            Architecture::SmallCnn => 28,
-            _ => 224,
-        }
+        self.spec().default_image_size
     }
 
     /// Input channels.
     pub fn color(self) -> ColorMode {
-        match self {
-            Architecture::SmallCnn => ColorMode::Gray,
-            _ => ColorMode::Rgb,
-        }
+        self.spec().color
     }
 
     /// The input normalisation its weights expect.
     pub fn normalization(self) -> Normalization {
-        match self {
-            Architecture::EfficientnetLite0 | Architecture::EfficientnetLite1 | Architecture::EfficientnetLite2 => {
-                Normalization::EFFICIENTNET_LITE
-            }
-            Architecture::SmallCnn => Normalization::UNIT,
-            _ => Normalization::IMAGENET,
-        }
+        self.spec().normalization
     }
 
     /// The classifier's parameter prefix (`fc`, `_fc`, `fc2`).
     pub fn head_name(self) -> &'static str {
-        match self {
-            Architecture::EfficientnetLite0 | Architecture::EfficientnetLite1 | Architecture::EfficientnetLite2 => {
-                "_fc"
-            }
-            Architecture::SmallCnn => "fc2",
-            _ => "fc",
-        }
+        self.spec().head_name
     }
 
     /// The momentum of the network's batch-norm running statistics (PyTorch's
     /// convention), or None for a network without batch norm.
     pub fn batch_norm_momentum(self) -> Option<f64> {
-        match self {
-            Architecture::EfficientnetLite0 | Architecture::EfficientnetLite1 | Architecture::EfficientnetLite2 => {
-                Some(0.01)
-            }
-            Architecture::SmallCnn => None,
-            _ => Some(0.1),
-        }
+        self.spec().batch_norm_momentum
     }
 
     /// The smallest input side the network accepts.
     pub fn min_image_size(self) -> u32 {
-        match self {
-            Architecture::SmallCnn => 28,
-            _ => 32,
-        }
+        self.spec().min_image_size
+    }
+
+    /// A ResNet's blocks, or None for other networks.
+    pub fn resnet_blocks(self) -> Option<resnet::Blocks> {
+        self.spec().resnet_blocks
     }
 
     /// Builds the network under `p`; with `num_classes`, with a head of that size.
     pub fn build(self, p: &nn::Path, num_classes: Option<i64>) -> Network {
-        match self {
-            Architecture::Resnet18 => resnet::resnet18(p, num_classes),
-            Architecture::Resnet34 => resnet::resnet34(p, num_classes),
-            Architecture::Resnet50 => resnet::resnet50(p, num_classes),
-            Architecture::Resnet101 => resnet::resnet101(p, num_classes),
-            Architecture::Resnet152 => resnet::resnet152(p, num_classes),
-            Architecture::EfficientnetLite0 => efficientnet_lite::efficientnet_lite(p, 0, num_classes),
-            Architecture::EfficientnetLite1 => efficientnet_lite::efficientnet_lite(p, 1, num_classes),
-            Architecture::EfficientnetLite2 => efficientnet_lite::efficientnet_lite(p, 2, num_classes),
-            Architecture::SmallCnn => small_cnn::small_cnn(p, num_classes),
-        }
+        (self.spec().build)(p, num_classes)
     }
 
     /// The file-name prefix of its ImageNet weights: torchvision's (`resnet50-`

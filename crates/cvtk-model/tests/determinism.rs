@@ -9,7 +9,7 @@
 mod common;
 
 use common::colour_dataset;
-use cvtk_model::{Architecture, BaseModel, Classifier, Device, TrainConfig, TransferModel};
+use cvtk_model::{Architecture, BaseModel, Classifier, Device, LrSchedule, TrainConfig, TransferModel};
 
 #[test]
 fn same_seed_same_model() {
@@ -19,12 +19,8 @@ fn same_seed_same_model() {
         let mut m =
             TransferModel::new(ds.label_names(), &BaseModel::new(Architecture::Resnet18, None), Some(40), Device::Cpu)
                 .unwrap();
-        m.train(
-            &ds,
-            &TrainConfig { lr_per_mb: vec![0.01; 2], mb_size: 8, progress: false, ..Default::default() },
-            None,
-        )
-        .unwrap();
+        m.train(&ds, &TrainConfig { lr_per_mb: LrSchedule::constant(0.01, 2), mb_size: 8, ..Default::default() }, None)
+            .unwrap();
         m.score_dataset(&ds, 8).unwrap().values
     };
     assert_eq!(run(), run());

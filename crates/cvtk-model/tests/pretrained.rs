@@ -55,7 +55,7 @@ fn the_imagenet_classifier_saves_loads_and_scores_as_predict_imagenet_does() {
     let loaded = cvtk_model::load_classifier(dir.path(), Device::Cpu).unwrap();
     assert_eq!(loaded.labels(), labels.as_slice());
     let loader = cvtk_dataset::ImageLoader::new(loaded.loader_config()).unwrap();
-    let scores = cvtk_model::rows(&loaded.score_batch(&loader.load_batch(&photos).unwrap()).unwrap()).unwrap();
+    let scores = loaded.score_images(&loader.load_batch(&photos).unwrap()).unwrap();
     for ((_, raw), got) in expected.iter().zip(&scores) {
         let diff = raw.iter().zip(got).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         assert!(diff < 1e-4, "the saved ImageNet classifier's logits differ by {diff}");

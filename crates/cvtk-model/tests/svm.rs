@@ -58,8 +58,13 @@ fn dual_cd_matches_scikit_learn_linear_svc_accuracy() {
     let y_test: Vec<usize> =
         std::fs::read(dir.path().join("y_test.bin")).unwrap().into_iter().map(usize::from).collect();
     let sklearn = meta["sklearn_test_accuracy"].as_f64().unwrap();
-    let model =
-        fit_linear_svm(&x_train, &y_train, k, &SvmParams { solver: SvmSolver::DualCd, ..Default::default() }).unwrap();
+    let model = fit_linear_svm(
+        &x_train,
+        &y_train,
+        k,
+        &SvmParams { solver: SvmSolver::DualCd, ..Default::default() }.check().unwrap(),
+    )
+    .unwrap();
     let ours = decision_accuracy(&model.decision(&x_test), &y_test);
     eprintln!("test accuracy: cvtk dual CD {ours:.4}, scikit-learn LinearSVC {sklearn:.4}");
     assert!((ours - sklearn).abs() <= 0.005, "cvtk {ours} vs scikit-learn {sklearn}");

@@ -6,7 +6,8 @@ mod common;
 
 use common::colour_dataset;
 use cvtk_model::{
-    load_classifier, Architecture, BaseModel, Classifier, Device, Error, ScoreKind, TrainConfig, TransferModel,
+    load_classifier, Architecture, BaseModel, Classifier, Device, Error, LrSchedule, ScoreKind, TrainConfig,
+    TrainHooks, TransferModel,
 };
 
 fn small_model(labels: Vec<String>) -> TransferModel {
@@ -14,7 +15,7 @@ fn small_model(labels: Vec<String>) -> TransferModel {
 }
 
 fn quick_config(epochs: usize) -> TrainConfig {
-    TrainConfig { lr_per_mb: vec![0.01; epochs], mb_size: 8, progress: false, ..Default::default() }
+    TrainConfig { lr_per_mb: LrSchedule::constant(0.01, epochs), mb_size: 8, ..Default::default() }
 }
 
 #[test]
@@ -197,12 +198,12 @@ fn bad_inputs_are_errors_not_panics() {
     ));
     let m = small_model(ds.label_names());
     let gray = tch::Tensor::zeros([1, 1, 40, 40], (tch::Kind::Float, Device::Cpu));
-    assert!(m.score_batch(&gray).unwrap_err().to_string().contains("expected a [N, 3, H, W] batch"));
+    assert!(m.score_tensor(&gray).unwrap_err().to_string().contains("expected a [N, 3, H, W] batch"));
     let other = small_model(vec!["cat".into(), "dog".into()]);
     let mut other = other;
     let e = other.train(&ds, &quick_config(1), None).unwrap_err().to_string();
     assert!(e.contains("which the model does not know"), "{e}");
-    let e = other.train(&ds, &TrainConfig { lr_per_mb: vec![-1.0], ..quick_config(1) }, None).unwrap_err();
+    let e = other.train(&ds, &TrainConfig { lr_per_mb: vec![-1.0].into(), ..quick_config(1) }, None).unwrap_err();
     assert!(matches!(e, Error::InvalidConfig { field: "lr_per_mb", .. }));
 }
 
@@ -212,7 +213,8 @@ fn tensorboard_reads_back_the_training_curves() {
     let ds = colour_dataset(dir.path(), 4);
     let mut m = small_model(ds.label_names());
     let logdir = dir.path().join("tb");
-    m.train(&ds, &TrainConfig { tensorboard_logdir: Some(logdir.clone()), ..quick_config(3) }, Some(&ds)).unwrap();
+    let hooks = TrainHooks { tensorboard_logdir: Some(logdir.clone()), ..TrainHooks::default() };
+    m.train_with(&ds, &quick_config(3), Some(&ds), &hooks).unwrap();
     let script = "import json, sys\n\
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator\n\
         ea = EventAccumulator(sys.argv[1]); ea.Reload()\n\
@@ -240,7 +242,7 @@ fn a_lone_last_image_does_not_poison_batch_norm() {
     let mut m =
         TransferModel::new(ds.label_names(), &BaseModel::new(Architecture::Resnet18, None), Some(32), Device::Cpu)
             .unwrap();
-    m.train(&ds, &TrainConfig { lr_per_mb: vec![0.01; 2], mb_size: 4, progress: false, ..Default::default() }, None)
+    m.train(&ds, &TrainConfig { lr_per_mb: LrSchedule::constant(0.01, 2), mb_size: 4, ..Default::default() }, None)
         .unwrap();
     let scores = m.score_dataset(&ds, 4).unwrap();
     assert!(scores.values.iter().flatten().all(|v| v.is_finite()), "{:?}", scores.values);
@@ -271,7 +273,7 @@ fn batch_norm_statistics_are_recalibrated_to_the_training_images_average() {
     let loader = cvtk_dataset::ImageLoader::new(m.loader_config()).unwrap();
     let mut means = Vec::new();
     for batch in loader.batches(&ds, 8, None, 0) {
-        let x = batch.unwrap().images;
+        let x = cvtk_model::tensor::images_tensor(&batch.unwrap().images).unwrap();
         let y = x.conv2d(&t["conv1.weight"], None::<tch::Tensor>, [2, 2], [3, 3], [1, 1], 1);
         means.push(y.mean_dim(&[0i64, 2, 3][..], false, tch::Kind::Float));
     }

@@ -5,12 +5,10 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
-use cvtk_annotate::{AnnotateConfig, Prediction, Store};
-use cvtk_dataset::{ClassificationDataset, ImageInfo, Label};
-use cvtk_model::{first_max, load_classifier};
-
-use super::dataset::open_dataset;
+use anyhow::Context;
+use cvtk_annotate::{manifest_for, AnnotateConfig, ManifestChoice, Prediction, Store};
+use cvtk_dataset::ClassificationDataset;
+use cvtk_model::{load_classifier, predict_dataset};
 
 /// Arguments of `cvtk annotate`.
 #[derive(clap::Args, Debug)]
@@ -40,61 +38,30 @@ pub struct Args {
     allow_remote: bool,
 }
 
-/// The manifest to edit: the one given, or one made for a folder.
-fn manifest_for(args: &Args) -> anyhow::Result<PathBuf> {
-    if args.dataset.is_file() {
-        if args.manifest.is_some() {
-            bail!("--manifest is for a dataset folder; {} is already a manifest", args.dataset.display());
-        }
-        return Ok(args.dataset.clone());
-    }
-    if !args.dataset.is_dir() {
-        bail!("{} is neither a dataset folder nor a manifest", args.dataset.display());
-    }
-    let manifest = match &args.manifest {
-        Some(m) => m.clone(),
-        None => {
-            let folder = std::fs::canonicalize(&args.dataset)
-                .with_context(|| format!("cannot resolve {}", args.dataset.display()))?;
-            let name = folder.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "dataset".into());
-            folder.with_file_name(format!("{name}.json"))
-        }
-    };
-    if manifest.is_file() {
-        eprintln!("using the existing manifest {} (delete it to scan the folder again)", manifest.display());
-    } else {
-        let ds = open_dataset(&args.dataset, false)?;
-        ds.to_manifest(&manifest).with_context(|| format!("writing the manifest {}", manifest.display()))?;
-        eprintln!("wrote the manifest {} ({} images)", manifest.display(), ds.len());
-    }
-    Ok(manifest)
-}
-
 /// The model's top label and probability for every image, excluded ones too.
 fn predictions(model_dir: &Path, device: &str, manifest: &Path) -> anyhow::Result<HashMap<u64, Prediction>> {
-    let device = cvtk_model::resolve_device(Some(device))?;
-    let model = load_classifier(model_dir, device)?;
+    let model = load_classifier(model_dir, cvtk_model::resolve_device(Some(device))?)?;
     let ds = ClassificationDataset::from_manifest(manifest)?;
-    // Score under the model's labels: the dataset's own may include ones the model never saw.
-    let images: Vec<ImageInfo> =
-        ds.images().iter().chain(ds.excluded()).map(|i| ImageInfo { labels: vec![0], ..i.clone() }).collect();
-    let labels: Vec<Label> = model.labels().iter().map(|name| Label { name: name.clone() }).collect();
-    let all = ClassificationDataset::from_parts(ds.name(), labels, images)?;
-    let scores = model.score_dataset(&all, 32)?.probabilities();
-    Ok(scores
-        .ids
-        .iter()
-        .zip(&scores.values)
-        .map(|(&id, row)| {
-            let best = first_max(row);
-            (id, Prediction { label: scores.labels[best].clone(), score: row[best] })
-        })
+    Ok(predict_dataset(&*model, &ds, true, 32)?
+        .into_iter()
+        .map(|(id, p)| (id, Prediction { label: p.label, score: p.probability }))
         .collect())
 }
 
 /// Runs `cvtk annotate` until Ctrl-C.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let manifest = manifest_for(&args)?;
+    let manifest = match manifest_for(&args.dataset, args.manifest.as_deref())? {
+        ManifestChoice::Existing(m) => {
+            if m != args.dataset {
+                eprintln!("using the existing manifest {} (delete it to scan the folder again)", m.display());
+            }
+            m
+        }
+        ManifestChoice::Created(m, n) => {
+            eprintln!("wrote the manifest {} ({n} images)", m.display());
+            m
+        }
+    };
     let predictions = match &args.model {
         Some(dir) => predictions(dir, &args.device, &manifest).context("scoring the images with --model")?,
         None => HashMap::new(),

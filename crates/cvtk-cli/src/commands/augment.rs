@@ -6,7 +6,6 @@ use anyhow::Context;
 use cvtk_augment::{augment_dataset_into, Pipeline};
 use serde::Serialize;
 
-use super::dataset::open_dataset;
 use crate::output::print_json;
 
 /// Arguments of `cvtk augment`.
@@ -50,7 +49,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .iter()
         .map(|p| Pipeline::from_file(p).with_context(|| format!("reading pipeline {}", p.display())))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut dataset = open_dataset(&args.dataset, false)?;
+    let mut dataset = cvtk_dataset::ClassificationDataset::open(&args.dataset)?;
     if let Some(part) = args.part {
         dataset = dataset.part(part)?;
     }

@@ -1,11 +1,10 @@
 //! `cvtk dataset info`, `cvtk dataset split` and `cvtk dataset collect`.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
-use cvtk_dataset::{ClassificationDataset, CollectOptions, ScanOptions, Split, StorageContext};
-use serde::Serialize;
+use cvtk_collect::{CollectOptions, CreateFromQueries, ImageSearch};
+use cvtk_dataset::{ClassificationDataset, DatasetSummary, ScanOptions};
 
 use crate::output::print_json;
 
@@ -110,91 +109,7 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
     }
 }
 
-/// Opens a dataset from a folder (scanning it) or a manifest file.
-pub fn open_dataset(path: &Path, quick: bool) -> anyhow::Result<ClassificationDataset> {
-    if path.is_file() {
-        return ClassificationDataset::from_manifest(path).with_context(|| "reading the dataset manifest".to_string());
-    }
-    let name = std::fs::canonicalize(path)
-        .ok()
-        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| "dataset".into());
-    Ok(ClassificationDataset::create_from_dir_with(name, path, &ScanOptions::default().verify(!quick))?)
-}
-
-#[derive(Serialize)]
-struct LabelCount {
-    name: String,
-    images: usize,
-    train: Option<usize>,
-    test: Option<usize>,
-}
-
-#[derive(Serialize)]
-struct Summary<'a> {
-    name: &'a str,
-    root: Option<&'a Path>,
-    images: usize,
-    labels: Vec<LabelCount>,
-    skipped: &'a [cvtk_dataset::Skipped],
-    skipped_by_kind: BTreeMap<&'static str, usize>,
-    split: Option<SplitSummary>,
-}
-
-#[derive(Serialize)]
-struct SplitSummary {
-    train_size: f64,
-    stratify: bool,
-    seed: u64,
-    train: usize,
-    test: usize,
-}
-
-fn summarise(ds: &ClassificationDataset) -> Summary<'_> {
-    let counts = ds.counts_per_label();
-    let part_counts = |ids: &[u64]| {
-        let mut c = vec![0; ds.labels().len()];
-        for id in ids {
-            if let Some(img) = ds.image(*id) {
-                c[img.label()] += 1;
-            }
-        }
-        c
-    };
-    let split_counts = ds.split_info().map(|s: &Split| (part_counts(&s.train), part_counts(&s.test)));
-    let labels = ds
-        .labels()
-        .iter()
-        .enumerate()
-        .map(|(i, l)| LabelCount {
-            name: l.name.clone(),
-            images: counts[i],
-            train: split_counts.as_ref().map(|(tr, _)| tr[i]),
-            test: split_counts.as_ref().map(|(_, te)| te[i]),
-        })
-        .collect();
-    let mut skipped_by_kind = BTreeMap::new();
-    for s in ds.skipped() {
-        *skipped_by_kind.entry(s.kind.as_str()).or_insert(0) += 1;
-    }
-    Summary {
-        name: ds.name(),
-        root: ds.root(),
-        images: ds.len(),
-        labels,
-        skipped: ds.skipped(),
-        skipped_by_kind,
-        split: ds.split_info().map(|s| SplitSummary {
-            train_size: s.train_size,
-            stratify: s.stratify,
-            seed: s.seed,
-            train: s.train.len(),
-            test: s.test.len(),
-        }),
-    }
-}
-
-fn print_summary(s: &Summary<'_>) {
+fn print_summary(s: &DatasetSummary<'_>) {
     println!("dataset '{}': {} images, {} labels", s.name, s.images, s.labels.len());
     if let Some(root) = s.root {
         println!("  folder: {}", root.display());
@@ -233,9 +148,14 @@ fn print_summary(s: &Summary<'_>) {
     }
 }
 
+fn open(path: &std::path::Path, quick: bool) -> anyhow::Result<ClassificationDataset> {
+    ClassificationDataset::open_with(path, &ScanOptions::default().verify(!quick))
+        .with_context(|| format!("reading the dataset {}", path.display()))
+}
+
 fn info(a: InfoArgs) -> anyhow::Result<()> {
-    let ds = open_dataset(&a.dataset, a.quick)?;
-    let s = summarise(&ds);
+    let ds = open(&a.dataset, a.quick)?;
+    let s = ds.summary();
     if a.json {
         print_json(&s)
     } else {
@@ -245,11 +165,11 @@ fn info(a: InfoArgs) -> anyhow::Result<()> {
 }
 
 fn split(a: SplitArgs) -> anyhow::Result<()> {
-    let mut ds = open_dataset(&a.dataset, a.quick)?;
+    let mut ds = open(&a.dataset, a.quick)?;
     let split = ds.split(a.train_size, a.stratify, a.seed)?;
     ds.set_split(split)?;
     ds.to_manifest(&a.out)?;
-    let s = summarise(&ds);
+    let s = ds.summary();
     if a.json {
         print_json(&s)
     } else {
@@ -264,7 +184,12 @@ fn collect(a: CollectArgs) -> anyhow::Result<()> {
     if !positive(a.timeout_s) || !positive(a.max_mb) {
         anyhow::bail!("--timeout-s and --max-mb must be positive numbers");
     }
+    let image_search = a
+        .search_endpoint
+        .filter(|e| !e.trim().is_empty())
+        .map(|endpoint| ImageSearch { endpoint, key: a.search_key.filter(|k| !k.is_empty()) });
     let options = CollectOptions {
+        image_search,
         timeout: std::time::Duration::from_secs_f64(a.timeout_s),
         max_bytes: (a.max_mb * 1024.0 * 1024.0) as u64,
         retries: a.retries,
@@ -273,11 +198,7 @@ fn collect(a: CollectArgs) -> anyhow::Result<()> {
         parallel: a.parallel,
         ..CollectOptions::default()
     };
-    let mut storage = StorageContext::new().without_image_search();
-    if let Some(endpoint) = a.search_endpoint.filter(|e| !e.trim().is_empty()) {
-        storage = storage.with_image_search(endpoint, a.search_key.filter(|k| !k.is_empty()));
-    }
-    let (ds, report) = ClassificationDataset::create_from_queries_into(&a.queries, &a.out, &storage, &options)?;
+    let (ds, report) = ClassificationDataset::create_from_queries_into(&a.queries, &a.out, &options)?;
     if let Some(m) = &a.manifest {
         ds.to_manifest(m).with_context(|| format!("writing the manifest {}", m.display()))?;
     }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use clap::Parser;
 use cvtk_dataset::StorageContext;
 use cvtk_deploy::api::{ItemResult, Parameters};
 use cvtk_deploy::artifacts::{build_docker_image, write_k8s_manifests, DockerOptions, K8sOptions};
@@ -13,7 +14,16 @@ use cvtk_deploy::{
 };
 use serde::Serialize;
 
+use super::serve::ServeSettings;
 use crate::output::print_json;
+
+/// `cvtk serve` flags given to `deploy create` after `--`.
+#[derive(Parser, Debug)]
+#[command(no_binary_name = true, name = "cvtk deploy create ... --")]
+struct ServeFlags {
+    #[command(flatten)]
+    settings: ServeSettings,
+}
 
 /// Where deployments are recorded.
 #[derive(clap::Args, Debug)]
@@ -178,11 +188,11 @@ fn parse_dims(s: &str) -> anyhow::Result<(u32, u32)> {
 pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Create { name, model, host, port, device, ready_timeout_s, serve_args, home, json } => {
+            let flags = ServeFlags::try_parse_from(&serve_args).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let serve = cvtk_deploy::ServeConfig { host, port, ..flags.settings.config() };
             let config = DeployConfig {
-                host,
-                port,
                 device,
-                extra_args: serve_args,
+                serve,
                 ready_timeout: Duration::from_secs(ready_timeout_s),
                 ..DeployConfig::default()
             };

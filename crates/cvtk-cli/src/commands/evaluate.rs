@@ -9,7 +9,6 @@ use cvtk_eval::{write_report, ClassificationEvaluation, EvaluationSummary, Repor
 use cvtk_model::load_classifier;
 use serde::Serialize;
 
-use super::dataset::open_dataset;
 use crate::output::print_json;
 
 /// Arguments of `cvtk evaluate`.
@@ -50,7 +49,7 @@ struct Output<'a> {
 /// Runs `cvtk evaluate`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let part: SplitPart = args.split.parse()?;
-    let ds = open_dataset(&args.dataset, false)?;
+    let ds = cvtk_dataset::ClassificationDataset::open(&args.dataset)?;
     let (test, part_name) = match ds.split_info() {
         Some(_) => (ds.part(part)?, args.split.as_str()),
         None => (ds.clone(), "all"),

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::bail;
-use cvtk_deploy::{get_deployment, read_images, LoadTest, LoadTestStop, Payload};
+use cvtk_deploy::get_deployment;
+use cvtk_loadtest::{read_images, LoadTest, LoadTestStop, Payload};
 
 use super::deploy::Home;
 use crate::output::print_json;
@@ -89,7 +90,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         stop,
         batch: args.batch,
         request_timeout: Duration::from_secs_f64(args.timeout_s),
-        progress: !args.json,
     };
     let report = test.run()?;
     if let Some(p) = &args.plot {

@@ -4,15 +4,14 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use cvtk_dataset::ClassificationDataset;
 use cvtk_model::{
-    Architecture, BaseModel, Classifier, EpochCallback, EpochStats, Featurizer, SvmClassifier, SvmParams, SvmSolver,
-    TrainConfig, TransferModel,
+    Architecture, BaseModel, Classifier, EpochCallback, EpochStats, Featurizer, LrSchedule, SvmClassifier, SvmParams,
+    SvmSolver, TrainConfig, TrainHooks, TransferModel,
 };
 use serde::Serialize;
 
-use super::dataset::open_dataset;
 use crate::output::print_json;
 
 /// Which classifier to train.
@@ -46,18 +45,7 @@ pub struct BaseModelArgs {
 impl BaseModelArgs {
     /// The base model these options name.
     pub fn base_model(&self) -> anyhow::Result<BaseModel> {
-        let arch = Architecture::from_name(&self.base_model)?;
-        Ok(match (&self.weights, self.random_init) {
-            (Some(w), _) => {
-                if !w.is_file() {
-                    bail!("weights file {} does not exist", w.display());
-                }
-                BaseModel::new(arch, Some(w.clone()))
-            }
-            (None, true) => BaseModel::new(arch, None),
-            (None, false) if arch == Architecture::SmallCnn => BaseModel::new(arch, None),
-            (None, false) => BaseModel::pretrained(arch)?,
-        })
+        Ok(BaseModel::resolve(Architecture::from_name(&self.base_model)?, self.weights.clone(), self.random_init)?)
     }
 
     /// The device.
@@ -79,7 +67,7 @@ pub struct Args {
     /// Learning rate per epoch, comma-separated, with Python-like repeats:
     /// "0.05*7,0.005*7,0.0005" (the original's default) is 15 epochs.
     #[arg(long)]
-    lr_per_mb: Option<String>,
+    lr_per_mb: Option<LrSchedule>,
     /// Epochs at --lr, the last third at a tenth of it (instead of --lr-per-mb).
     #[arg(long, conflicts_with = "lr_per_mb")]
     epochs: Option<usize>,
@@ -144,26 +132,6 @@ pub enum SolverArg {
     Linfa,
 }
 
-/// Parses "0.05*7,0.005*7,0.0005".
-pub fn parse_schedule(s: &str) -> anyhow::Result<Vec<f64>> {
-    let mut out = Vec::new();
-    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (v, n) = match part.split_once('*') {
-            Some((v, n)) => (
-                v.trim(),
-                n.trim().parse::<usize>().with_context(|| format!("'{n}' in '{part}' is not a repeat count"))?,
-            ),
-            None => (part, 1),
-        };
-        let lr: f64 = v.parse().with_context(|| format!("'{v}' in --lr-per-mb is not a number"))?;
-        out.extend(std::iter::repeat_n(lr, n));
-    }
-    if out.is_empty() {
-        bail!("--lr-per-mb is empty; e.g. 0.05*7,0.005*7,0.0005");
-    }
-    Ok(out)
-}
-
 #[derive(Serialize)]
 struct Summary {
     model_dir: PathBuf,
@@ -186,7 +154,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.augment.is_some() && matches!(args.classifier, ClassifierKind::Svm) {
         anyhow::bail!("--augment applies to fine-tuning (--classifier dnn); for an SVM, write augmented copies first with `cvtk augment`");
     }
-    let ds = open_dataset(&args.dataset, false)?;
+    let ds = ClassificationDataset::open(&args.dataset)?;
     let (train, eval): (ClassificationDataset, Option<ClassificationDataset>) = match ds.split_info() {
         Some(_) => (ds.train()?, Some(ds.test()?)),
         None => {
@@ -217,9 +185,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (classifier, history): (Box<dyn Classifier>, Vec<EpochStats>) = match args.classifier {
         ClassifierKind::Dnn => {
             let lr_per_mb = match (&args.lr_per_mb, args.epochs) {
-                (Some(s), _) => parse_schedule(s)?,
-                (None, Some(n)) => TrainConfig::step_schedule(args.lr, n),
-                (None, None) => TrainConfig::default().lr_per_mb,
+                (Some(s), _) => s.clone(),
+                (None, Some(n)) => LrSchedule::step(args.lr, n),
+                (None, None) => LrSchedule::default(),
             };
             let quiet = args.json;
             let augmentation = match &args.augment {
@@ -238,17 +206,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 weight_decay: args.weight_decay,
                 freeze_backbone: args.freeze_backbone,
                 seed: args.seed,
+                ..TrainConfig::default()
+            };
+            let hooks = TrainHooks {
                 tensorboard_logdir: args.tensorboard.clone(),
-                progress: !quiet,
                 on_epoch: (!quiet).then(|| {
                     let n = train.len();
                     Arc::new(move |s: &EpochStats, epochs: usize| println!("{}", s.summary_line(epochs, n)))
                         as EpochCallback
                 }),
-                ..TrainConfig::default()
             };
             let mut model = TransferModel::new_seeded(labels.clone(), &base, args.image_size, device, args.seed)?;
-            model.train(&train, &cfg, eval.as_ref())?;
+            model.train_with(&train, &cfg, eval.as_ref(), &hooks)?;
             let history = model.history().to_vec();
             (Box::new(model), history)
         }
@@ -301,18 +270,4 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     println!("model saved to {}", args.out.display());
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn schedules_parse_like_the_python_lists() {
-        assert_eq!(parse_schedule("0.05*2,0.005*1,0.0005").unwrap(), vec![0.05, 0.05, 0.005, 0.0005]);
-        assert_eq!(parse_schedule("0.1").unwrap(), vec![0.1]);
-        assert!(parse_schedule("fast").unwrap_err().to_string().contains("not a number"));
-        assert!(parse_schedule("0.1*x").unwrap_err().to_string().contains("repeat count"));
-        assert!(parse_schedule("").is_err());
-    }
 }

@@ -194,12 +194,12 @@ pub fn write_label_tree(
         }
         per_label.push((name.clone(), n));
     }
-    let bar = progress::bar(jobs.len() as u64, "writing images");
+    let bar = progress::Progress::start(jobs.len() as u64, "writing images");
     jobs.par_iter().try_for_each(|(path, img)| {
         img.save(path).map_err(|e| Error::io("cannot write", path, std::io::Error::other(e.to_string())))?;
         bar.inc(1);
         Ok::<_, Error>(())
     })?;
-    bar.finish_and_clear();
+    bar.finish();
     Ok(WrittenTree { out: out.to_path_buf(), per_label })
 }

@@ -29,12 +29,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use cvtk_dataset::{ImageLoader, LoaderConfig};
+use cvtk_http::ApiError;
 use cvtk_model::{first_max, Classifier};
 use subtle::ConstantTimeEq;
 use tokio::sync::oneshot;
 
-use crate::api::{ErrorDetail, ErrorResponse, ItemResult, ScoreKind, ScoreResponse, ScoreResult};
-use crate::{Error, Result, ServeConfig};
+use crate::api::{ErrorDetail, ItemResult, ScoreKind, ScoreResponse, ScoreResult};
+use crate::{Error, Result, ValidServeConfig};
 use inputs::{Input, Source};
 use metrics::Metrics;
 use worker::{Job, Queue, Refused};
@@ -42,47 +43,14 @@ use worker::{Job, Queue, Refused};
 /// The OpenAPI description served at `/openapi.json`.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-/// An error answer: a status and a JSON [`ErrorResponse`].
-#[derive(Debug)]
-pub(crate) struct ApiError {
-    status: StatusCode,
-    detail: ErrorDetail,
-    results: Vec<ItemResult>,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        ApiError { status, detail: ErrorDetail::new(code, message), results: Vec::new() }
-    }
-
-    pub(crate) fn bad_request(code: &str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
-    }
-
-    /// The status that fits an input error's code.
-    fn status_for(code: &str) -> StatusCode {
-        match code {
-            "bad_image" => StatusCode::UNPROCESSABLE_ENTITY,
-            "image_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
-            "url_fetch_failed" => StatusCode::BAD_GATEWAY,
-            "internal" => StatusCode::INTERNAL_SERVER_ERROR,
-            _ => StatusCode::BAD_REQUEST,
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = self.status;
-        let mut response = (status, Json(ErrorResponse { error: self.detail, results: self.results })).into_response();
-        let headers = response.headers_mut();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        if status == StatusCode::UNAUTHORIZED {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        response
+/// The status that fits an input error's code.
+fn status_for(code: &str) -> StatusCode {
+    match code {
+        "bad_image" => StatusCode::UNPROCESSABLE_ENTITY,
+        "image_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
+        "url_fetch_failed" => StatusCode::BAD_GATEWAY,
+        "internal" => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
     }
 }
 
@@ -95,12 +63,12 @@ struct ModelInfo {
 }
 
 struct Inner {
-    config: ServeConfig,
+    config: ValidServeConfig,
     model: Arc<OnceLock<ModelInfo>>,
     load_error: Arc<OnceLock<String>>,
     queue: Queue,
     metrics: Arc<Metrics>,
-    fetcher: Option<reqwest::Client>,
+    fetcher: Option<cvtk_http::Fetcher>,
     /// Slots for decoding (see [`ServeConfig::decode_threads`]).
     decode_slots: tokio::sync::Semaphore,
 }
@@ -140,13 +108,12 @@ impl std::fmt::Debug for ScoringService {
 }
 
 impl ScoringService {
-    /// Validates `config` and starts the model worker, which calls `load` on
-    /// its own thread; `/ready` answers 200 once that returns a classifier.
-    pub fn start<F>(config: ServeConfig, load: F) -> Result<Self>
+    /// Starts the model worker, which calls `load` on its own thread;
+    /// `/ready` answers 200 once that returns a classifier.
+    pub fn start<F>(config: ValidServeConfig, load: F) -> Result<Self>
     where
         F: FnOnce() -> cvtk_model::Result<Box<dyn Classifier>> + Send + 'static,
     {
-        config.validate()?;
         let metrics = Arc::new(Metrics::new());
         let (queue, rx) = worker::queue(config.queue_capacity, metrics.clone());
         let model = Arc::new(OnceLock::new());
@@ -183,7 +150,7 @@ impl ScoringService {
                 worker::run(&*classifier, &rx, &mx, max_batch, max_delay);
             })
             .map_err(|e| Error::config("worker", format!("cannot start the model thread: {e}")))?;
-        let fetcher = fetch::client(&config.urls);
+        let fetcher = fetch::fetcher(&config.urls)?;
         let slots = match config.decode_threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -194,7 +161,7 @@ impl ScoringService {
     }
 
     /// Starts a service over an already loaded classifier.
-    pub fn with_classifier(config: ServeConfig, classifier: Box<dyn Classifier>) -> Result<Self> {
+    pub fn with_classifier(config: ValidServeConfig, classifier: Box<dyn Classifier>) -> Result<Self> {
         Self::start(config, move || Ok(classifier))
     }
 
@@ -452,7 +419,7 @@ async fn score_request(state: &AppState, req: Request) -> std::result::Result<Js
     }
     for input in &mut inputs {
         if let Ok(Source::Url(url)) = &input.source {
-            input.source = fetch::fetch(inner.fetcher.as_ref(), &inner.config.urls, url).await.map(Source::Bytes);
+            input.source = fetch::fetch(inner.fetcher.as_ref(), url).await.map(Source::Bytes);
         }
     }
     let softmaxes: Vec<bool> = inputs.iter().map(|i| i.softmax).collect();
@@ -463,7 +430,7 @@ async fn score_request(state: &AppState, req: Request) -> std::result::Result<Js
         .acquire()
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-    let (decoded, tensor) = tokio::task::spawn_blocking(move || {
+    let (decoded, batch) = tokio::task::spawn_blocking(move || {
         let Some(model) = decoder.0.model.get() else {
             return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the model is not loaded"));
         };
@@ -477,30 +444,30 @@ async fn score_request(state: &AppState, req: Request) -> std::result::Result<Js
                 Ok(())
             })
             .collect();
-        let tensor = if ok_images.is_empty() {
+        let batch = if ok_images.is_empty() {
             None
         } else {
             Some(
                 model
                     .loader
-                    .to_tensor(&ok_images)
+                    .to_batch(&ok_images)
                     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?,
             )
         };
-        Ok((decoded, tensor))
+        Ok((decoded, batch))
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("decoding failed: {e}")))??;
     drop(slot);
 
-    let Some(images) = tensor else {
+    let Some(images) = batch else {
         let results: Vec<ItemResult> =
             decoded.into_iter().filter_map(|d| d.err()).map(|error| ItemResult::Failed { error }).collect();
         let first = match results.first() {
             Some(ItemResult::Failed { error }) => error.clone(),
             _ => ErrorDetail::new("bad_request", "no usable image"),
         };
-        let status = ApiError::status_for(&first.code);
+        let status = status_for(&first.code);
         let detail = if results.len() == 1 {
             first
         } else {
@@ -509,7 +476,7 @@ async fn score_request(state: &AppState, req: Request) -> std::result::Result<Js
                 format!("none of the {} images could be scored; the first: {}", results.len(), first.message),
             )
         };
-        return Err(ApiError { status, detail, results });
+        return Err(ApiError::new(status, &detail.code, detail.message).with("results", results));
     };
 
     let (tx, rx) = oneshot::channel();
@@ -599,8 +566,12 @@ pub async fn serve_on(
 /// answers at once, `/ready` once it is loaded. If it fails to load, the
 /// service stops with that error. When `addr_file` is given, the bound URL
 /// (`http://IP:PORT`) is written there once listening.
-pub fn serve(config: ServeConfig, model_dir: &Path, device: tch::Device, addr_file: Option<PathBuf>) -> Result<()> {
-    config.validate()?;
+pub fn serve(
+    config: ValidServeConfig,
+    model_dir: &Path,
+    device: tch::Device,
+    addr_file: Option<PathBuf>,
+) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("cvtk-http")
@@ -620,33 +591,11 @@ pub fn serve(config: ServeConfig, model_dir: &Path, device: tch::Device, addr_fi
         }
         eprintln!("cvtk serve: listening on {url} (model {}); Ctrl-C or SIGTERM stops", model_dir.display());
         serve_on(listener, &service, async {
-            terminate().await;
+            cvtk_http::shutdown_signal().await;
             eprintln!("cvtk serve: stopping; finishing requests in flight");
         })
         .await
     });
     service.shutdown();
     result
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-async fn terminate() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
 }

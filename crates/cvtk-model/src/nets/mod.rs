@@ -1,13 +1,43 @@
-//! The networks, one file per architecture. Every constructor returns a
-//! [`Network`]: a feature extractor and, when a class count is given, a linear
-//! head; `*_no_final_layer` constructors build the featurizer alone.
+//! The networks, one module per architecture, each holding the facts cvtk
+//! needs about it (a [`NetSpec`]: input size, channels and normalisation,
+//! feature size, head name, batch-norm momentum) beside its constructor.
+//! Every constructor returns a [`Network`]: a feature extractor and, when a
+//! class count is given, a linear head; without one, the backbone alone (what
+//! the SVM's featurizer uses).
 
 pub mod efficientnet_lite;
 pub mod resnet;
 pub mod small_cnn;
 
+use cvtk_dataset::{ColorMode, Normalization};
 use tch::nn::{self, Init, ModuleT};
 use tch::Tensor;
+
+/// What cvtk needs to know about an architecture, kept beside its network.
+#[derive(Clone, Copy)]
+pub(crate) struct NetSpec {
+    /// The name (`resnet50`, `efficientnet-lite0`, ...).
+    pub name: &'static str,
+    /// Features the backbone produces.
+    pub feature_dim: i64,
+    /// The input size it was trained at (square).
+    pub default_image_size: u32,
+    /// The smallest input side it accepts.
+    pub min_image_size: u32,
+    /// Input channels.
+    pub color: ColorMode,
+    /// The input normalisation its weights expect.
+    pub normalization: Normalization,
+    /// The classifier's parameter prefix.
+    pub head_name: &'static str,
+    /// The momentum of its batch-norm running statistics (PyTorch's
+    /// convention), or None without batch norm.
+    pub batch_norm_momentum: Option<f64>,
+    /// Builds it under a path, with a head of `num_classes` if given.
+    pub build: fn(&nn::Path, Option<i64>) -> Network,
+    /// For a ResNet, its blocks (which its fused inference copy follows).
+    pub resnet_blocks: Option<resnet::Blocks>,
+}
 
 /// PyTorch's default initialisation of `Conv2d` and `Linear` weights,
 /// `kaiming_uniform_(a=sqrt(5))`: uniform in +-1/sqrt(fan_in). (tch's default

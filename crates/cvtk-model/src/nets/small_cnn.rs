@@ -2,9 +2,25 @@
 //! trained from scratch: the LeNet-style network of tch's MNIST example
 //! (two 5x5 convolutions with max pooling, a 1024-unit hidden layer, dropout).
 
+use cvtk_dataset::{ColorMode, Normalization};
 use tch::nn;
 
-use super::{torch_linear, Network, TORCH_DEFAULT_INIT};
+use super::{torch_linear, NetSpec, Network, TORCH_DEFAULT_INIT};
+
+/// The small CNN's facts: 28x28 gray inputs on a 0..1 scale, an `fc2` head, no
+/// batch norm.
+pub(crate) const SMALL_CNN: NetSpec = NetSpec {
+    name: "small-cnn",
+    feature_dim: 1024,
+    default_image_size: 28,
+    min_image_size: 28,
+    color: ColorMode::Gray,
+    normalization: Normalization::UNIT,
+    head_name: "fc2",
+    batch_norm_momentum: None,
+    build: small_cnn,
+    resnet_blocks: None,
+};
 
 /// A convolution initialised as PyTorch's `nn.Conv2d` (bias too).
 fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64) -> nn::Conv2D {
@@ -22,7 +38,8 @@ fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64) -> nn::Conv2D {
     )
 }
 
-/// The small CNN; with `num_classes`, an `fc2` head. Expects `[N, 1, 28, 28]`.
+/// The small CNN; with `num_classes`, an `fc2` head (without, 1024 features).
+/// Expects `[N, 1, 28, 28]`.
 pub fn small_cnn(p: &nn::Path, num_classes: Option<i64>) -> Network {
     let conv1 = conv(p / "conv1", 1, 32, 5);
     let conv2 = conv(p / "conv2", 32, 64, 5);
@@ -40,9 +57,4 @@ pub fn small_cnn(p: &nn::Path, num_classes: Option<i64>) -> Network {
     });
     let head = num_classes.map(|n| torch_linear(p / "fc2", 1024, n));
     Network::new(features, 1024, head).with_dropout(0.5)
-}
-
-/// The small CNN without its classifier: 1024 features.
-pub fn small_cnn_no_final_layer(p: &nn::Path) -> Network {
-    small_cnn(p, None)
 }

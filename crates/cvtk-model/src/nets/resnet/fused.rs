@@ -1,20 +1,21 @@
-//! The inference path, separate from the training graph: an eval-only copy of a
-//! ResNet built from its weights, with each batch norm folded into the
+//! ResNet's inference path, separate from the training graph: an eval-only
+//! copy of the network built from its weights, with each batch norm folded into the
 //! convolution before it (`w * gamma / sqrt(var + eps)`, `beta - mean * gamma /
 //! sqrt(var + eps)`) and, on the CPU, the weights pre-packed for oneDNN so the
 //! activations stay in oneDNN's blocked layout from the first convolution to
 //! the pooling (no layout conversion between layers). This is what PyTorch's
 //! `torch.jit.freeze` + `optimize_for_inference` does for the same networks.
 //!
-//! Built by [`FusedResnet::from_vars`] from a network's variables; the
-//! [`crate::TransferModel`] and [`crate::Featurizer`] use it for scoring and
-//! rebuild it after training changes the weights.
+//! Built by [`FusedResnet::from_vars`] from a network's variables, with the
+//! same [`Blocks`] as the training network; every model's scoring uses it for
+//! ResNets on the CPU and rebuilds it after training changes the weights.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use tch::{nn, Device, Kind, Tensor};
 
+use super::Blocks;
 use crate::{Architecture, Error, Result};
 
 const BN_EPS: f64 = 1e-5;
@@ -65,14 +66,8 @@ impl FusedResnet {
         prefix: &str,
         onednn: bool,
     ) -> Result<Option<Self>> {
-        let (counts, bottleneck): ([usize; 4], bool) = match arch {
-            Architecture::Resnet18 => ([2, 2, 2, 2], false),
-            Architecture::Resnet34 => ([3, 4, 6, 3], false),
-            Architecture::Resnet50 => ([3, 4, 6, 3], true),
-            Architecture::Resnet101 => ([3, 4, 23, 3], true),
-            Architecture::Resnet152 => ([3, 8, 36, 3], true),
-            _ => return Ok(None),
-        };
+        let Some(blocks) = arch.resnet_blocks() else { return Ok(None) };
+        let (counts, bottleneck) = (blocks.counts(), matches!(blocks, Blocks::Bottleneck(_)));
         let get = |name: &str| vars.get(&format!("{prefix}{name}")).ok_or_else(|| missing(name));
         let onednn = onednn && get("conv1.weight")?.device() == Device::Cpu && tch::utils::has_mkldnn();
         let fold = |conv: &str, bn: &str, stride: i64, padding: i64| -> Result<Conv> {
@@ -202,7 +197,7 @@ impl FusedCache {
         vs: &nn::VarStore,
         f: impl FnOnce(&FusedResnet) -> Result<R>,
     ) -> Result<Option<R>> {
-        if vs.device() != Device::Cpu || !arch.name().starts_with("resnet") {
+        if vs.device() != Device::Cpu || arch.resnet_blocks().is_none() {
             return Ok(None);
         }
         let vars = vs.variables();

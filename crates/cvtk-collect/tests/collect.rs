@@ -2,6 +2,7 @@
 //! slow responses, redirects, 404s, HTML pretending to be an image, a flaky
 //! route, an oversized body and a canned Bing v7 search answer.
 
+#[path = "../../cvtk-dataset/tests/common/mod.rs"]
 mod common;
 
 use std::collections::HashMap;
@@ -16,7 +17,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use common::{encode, write_image};
-use cvtk_dataset::{ClassificationDataset, CollectOptions, Error, Queries, Query, StorageContext};
+use cvtk_collect::{CollectOptions, CreateFromQueries, Error, ImageSearch, Queries, Query};
+use cvtk_dataset::ClassificationDataset;
 use image::{ImageFormat, RgbImage};
 use serde_json::json;
 
@@ -174,10 +176,15 @@ fn collects_folders_urls_and_searches_reports_failures_and_resumes() {
     });
     let file = dir.path().join("queries.json");
     std::fs::write(&file, queries.to_string()).unwrap();
-    let storage = StorageContext::under(dir.path()).with_image_search(u("/search"), Some("test-key".into()));
+    let search = Some(ImageSearch { endpoint: u("/search"), key: Some("test-key".into()) });
     let out = dir.path().join("collected");
 
-    let (ds, report) = ClassificationDataset::create_from_queries_into(&file, &out, &storage, &options()).unwrap();
+    let (ds, report) = ClassificationDataset::create_from_queries_into(
+        &file,
+        &out,
+        &CollectOptions { image_search: search.clone(), ..options() },
+    )
+    .unwrap();
     let failures: HashMap<String, String> =
         report.failures.iter().map(|f| (f.source.clone(), f.reason.clone())).collect();
 
@@ -211,7 +218,12 @@ fn collects_folders_urls_and_searches_reports_failures_and_resumes() {
 
     // A re-run downloads nothing that it already has; failures are tried again.
     let before = hits.total();
-    let (ds2, report2) = ClassificationDataset::create_from_queries_into(&file, &out, &storage, &options()).unwrap();
+    let (ds2, report2) = ClassificationDataset::create_from_queries_into(
+        &file,
+        &out,
+        &CollectOptions { image_search: search.clone(), ..options() },
+    )
+    .unwrap();
     assert_eq!(ds2.counts_per_label(), counts);
     assert!(report2.added.is_empty(), "{:?}", report2.added);
     assert_eq!(report2.already_there, report.added.len() + report.duplicates.len());
@@ -228,15 +240,23 @@ fn search_results_use_the_default_count_and_a_wrong_key_is_reported() {
     std::fs::write(&file, json!({ "mug": ["coffee mug"], "plate": [{ "search": "plate", "count": 2 }] }).to_string())
         .unwrap();
     let endpoint = format!("http://{addr}/search");
-    let storage = StorageContext::under(dir.path()).with_image_search(endpoint.clone(), Some("test-key".into()));
-    let (ds, report) =
-        ClassificationDataset::create_from_queries_into(&file, &dir.path().join("out"), &storage, &options()).unwrap();
+    let search = Some(ImageSearch { endpoint: endpoint.clone(), key: Some("test-key".into()) });
+    let (ds, report) = ClassificationDataset::create_from_queries_into(
+        &file,
+        &dir.path().join("out"),
+        &CollectOptions { image_search: search.clone(), ..options() },
+    )
+    .unwrap();
     assert_eq!(ds.counts_per_label(), vec![3, 2], "search_count 3 for mug, count 2 for plate: {report:#?}");
     assert_eq!(hits.get("/img/s-coffee-mug-0.png"), 1);
 
-    let storage = StorageContext::under(dir.path()).with_image_search(endpoint, Some("wrong".into()));
-    let err = ClassificationDataset::create_from_queries_into(&file, &dir.path().join("out2"), &storage, &options())
-        .unwrap_err();
+    let search = Some(ImageSearch { endpoint, key: Some("wrong".into()) });
+    let err = ClassificationDataset::create_from_queries_into(
+        &file,
+        &dir.path().join("out2"),
+        &CollectOptions { image_search: search.clone(), ..options() },
+    )
+    .unwrap_err();
     assert!(matches!(err, Error::NothingCollected { .. }), "{err}");
     assert!(err.to_string().contains("refused the key"), "{err}");
 }
@@ -247,9 +267,13 @@ fn text_queries_without_an_endpoint_are_a_clear_error_before_any_download() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("q.json");
     std::fs::write(&file, json!({ "cup": [format!("http://{addr}/img/x.png"), "red cup"] }).to_string()).unwrap();
-    let storage = StorageContext::under(dir.path()).without_image_search();
-    let err = ClassificationDataset::create_from_queries_into(&file, &dir.path().join("o"), &storage, &options())
-        .unwrap_err();
+    let search: Option<ImageSearch> = None;
+    let err = ClassificationDataset::create_from_queries_into(
+        &file,
+        &dir.path().join("o"),
+        &CollectOptions { image_search: search.clone(), ..options() },
+    )
+    .unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("\"red cup\"") && msg.contains("CVTK_IMAGE_SEARCH_ENDPOINT"), "{msg}");
     assert_eq!(hits.total(), 0, "nothing was downloaded");
@@ -300,10 +324,10 @@ fn linked_local_files_point_at_the_originals() {
     write_image(&src.join("one.png"), 10, 10, [200, 0, 0]);
     let file = dir.path().join("q.json");
     std::fs::write(&file, json!({ "red": ["src"] }).to_string()).unwrap();
-    let storage = StorageContext::under(dir.path()).without_image_search();
-    let opts = CollectOptions { link: true, ..options() };
+    let search: Option<ImageSearch> = None;
+    let opts = CollectOptions { link: true, image_search: search, ..options() };
     let out = dir.path().join("o");
-    let (_, report) = ClassificationDataset::create_from_queries_into(&file, &out, &storage, &opts).unwrap();
+    let (_, report) = ClassificationDataset::create_from_queries_into(&file, &out, &opts).unwrap();
     let linked = out.join(&report.added[0].file);
     assert!(std::fs::symlink_metadata(&linked).unwrap().file_type().is_symlink());
     assert_eq!(std::fs::read_link(&linked).unwrap(), std::path::absolute(src.join("one.png")).unwrap());

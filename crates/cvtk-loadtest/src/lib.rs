@@ -1,6 +1,28 @@
 //! [`LoadTest`]: concurrent requests against a scoring service, bounded in
-//! time or count, with throughput, latency percentiles (an HDR histogram) and
-//! errors by kind. The counterpart of the original's web-service load test.
+//! time or count, with throughput, latency percentiles (an HDR histogram),
+//! errors by kind and a latency plot. The counterpart of the original's
+//! web-service load test. It speaks HTTP only, so it tests any scoring
+//! service: `cvtk serve`, or another server that takes raw images.
+//!
+//! ```no_run
+//! use cvtk_loadtest::{LoadTest, LoadTestStop};
+//! use std::time::Duration;
+//!
+//! # fn main() -> cvtk_loadtest::Result<()> {
+//! let report = LoadTest {
+//!     endpoint: "http://127.0.0.1:8080".into(),
+//!     key: Some("my-service-key-0123456789".into()),
+//!     images: cvtk_loadtest::read_images("digits".as_ref(), 64)?.into_iter().map(|(_, b)| b).collect(),
+//!     concurrency: 8,
+//!     stop: LoadTestStop::Duration(Duration::from_secs(10)),
+//!     ..LoadTest::default()
+//! }
+//! .run()?;
+//! println!("{}", report.summary());
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+#![warn(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,7 +34,53 @@ use base64::Engine;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::{Error, Result};
+use cvtk_dataset::progress::Progress;
+
+/// What can go wrong setting up or running a load test.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A setting out of range.
+    #[error("invalid {field}: {reason}")]
+    InvalidConfig {
+        /// The field, as named in [`LoadTest`] or the flag.
+        field: &'static str,
+        /// Why it is rejected.
+        reason: String,
+    },
+    /// A file could not be read or written.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The HTTP client could not be set up.
+    #[error("HTTP client for {url}: {reason}")]
+    Http {
+        /// The URL.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl Error {
+    fn config(field: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidConfig { field, reason: reason.into() }
+    }
+
+    fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { action, path: path.into(), source }
+    }
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// When a load test stops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,8 +124,6 @@ pub struct LoadTest {
     pub batch: usize,
     /// Time limit per request. By default, 30 s.
     pub request_timeout: Duration,
-    /// Show a progress bar (on a terminal). By default, true.
-    pub progress: bool,
 }
 
 /// Latency figures, in milliseconds.
@@ -120,7 +186,6 @@ impl Default for LoadTest {
             stop: LoadTestStop::Duration(Duration::from_secs(10)),
             batch: 1,
             request_timeout: Duration::from_secs(30),
-            progress: true,
         }
     }
 }
@@ -131,7 +196,7 @@ fn scoring_url(endpoint: &str) -> String {
     let trimmed = endpoint.trim_end_matches('/');
     let path = trimmed.split_once("://").map_or(trimmed, |(_, rest)| rest).split_once('/').map_or("", |(_, p)| p);
     if path.is_empty() || path == "score" || path.ends_with("/score") {
-        format!("{}/score", crate::client::base_url(endpoint))
+        format!("{}/score", trimmed.trim_end_matches("/score").trim_end_matches('/'))
     } else {
         trimmed.to_string()
     }
@@ -206,20 +271,20 @@ impl LoadTest {
             .map_err(|e| Error::config("runtime", e.to_string()))?;
         // Each image as a ready JSON item (a request joins `batch` of them),
         // or as its bytes with their content type.
-        let items: Arc<Vec<(&'static str, axum::body::Bytes)>> = Arc::new(
+        let items: Arc<Vec<(&'static str, bytes::Bytes)>> = Arc::new(
             self.images
                 .iter()
                 .map(|b| match self.payload {
                     Payload::Json => (
                         "application/json",
-                        axum::body::Bytes::from(format!(
+                        bytes::Bytes::from(format!(
                             "{{\"image_in_base64\":\"{}\",\"parameters\":{{\"add_softmax\":true}}}}",
                             base64::engine::general_purpose::STANDARD.encode(b)
                         )),
                     ),
                     Payload::Raw => (
                         image::guess_format(b).map_or("application/octet-stream", |f| f.to_mime_type()),
-                        axum::body::Bytes::copy_from_slice(b),
+                        bytes::Bytes::copy_from_slice(b),
                     ),
                 })
                 .collect(),
@@ -236,11 +301,7 @@ impl LoadTest {
             LoadTestStop::Duration(d) => (d.as_secs().max(1), true),
             LoadTestStop::Requests(n) => (n, false),
         };
-        let bar = if self.progress {
-            cvtk_dataset::progress::bar(bar_len, "load test")
-        } else {
-            indicatif::ProgressBar::hidden()
-        };
+        let bar = Arc::new(Progress::start(bar_len, "load test"));
         let tallies = runtime.block_on(async {
             let mut tasks = Vec::new();
             for _ in 0..self.concurrency {
@@ -263,7 +324,7 @@ impl LoadTest {
                                     .map(|j| items[((i as usize) * batch + j) % items.len()].1.as_ref())
                                     .collect();
                                 let body = [b"[".as_slice(), &parts.join(b",".as_slice()), b"]"].concat();
-                                ("application/json", axum::body::Bytes::from(body))
+                                ("application/json", bytes::Bytes::from(body))
                             }
                         };
                         let mut req = client.post(&url).header("content-type", content_type).body(body);
@@ -308,13 +369,12 @@ impl LoadTest {
             let ticker = {
                 let (bar, done) = (bar.clone(), done.clone());
                 tokio::spawn(async move {
+                    let mut shown = 0;
                     loop {
                         tokio::time::sleep(Duration::from_millis(200)).await;
-                        bar.set_position(if by_time {
-                            started.elapsed().as_secs()
-                        } else {
-                            done.load(Ordering::Relaxed)
-                        });
+                        let now = if by_time { started.elapsed().as_secs() } else { done.load(Ordering::Relaxed) };
+                        bar.inc(now.saturating_sub(shown));
+                        shown = shown.max(now);
                     }
                 })
             };
@@ -327,7 +387,7 @@ impl LoadTest {
             ticker.abort();
             tallies
         });
-        bar.finish_and_clear();
+        drop(bar);
         let duration = started.elapsed().as_secs_f64();
         Ok(self.report(url, tallies, duration))
     }

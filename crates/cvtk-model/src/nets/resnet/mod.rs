@@ -3,12 +3,16 @@
 //! (`torchvision/models/resnet.py`, v1.5: the stride of a bottleneck is on its
 //! 3x3 convolution). Parameter names equal torchvision's state-dict keys
 //! (`conv1.weight`, `layer1.0.bn1.running_mean`, `fc.bias`, ...), so torchvision
-//! ImageNet weights load as they are.
+//! ImageNet weights load as they are. [`fused`] is the same network for scoring
+//! only: batch norm folded into the convolutions.
 
+pub mod fused;
+
+use cvtk_dataset::{ColorMode, Normalization};
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
-use super::{torch_linear, Network};
+use super::{torch_linear, NetSpec, Network};
 
 /// torchvision's initialisation of ResNet convolutions:
 /// `kaiming_normal_(mode="fan_out", nonlinearity="relu")`.
@@ -80,21 +84,74 @@ fn bottleneck(p: nn::Path, c_in: i64, planes: i64, stride: i64) -> impl ModuleT 
 }
 
 /// Which block a ResNet uses, and how many of each of its four stages.
-#[derive(Clone, Copy)]
-enum Blocks {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Blocks {
+    /// Two 3x3 convolutions per block (ResNet-18, 34).
     Basic([i64; 4]),
+    /// 1x1, 3x3, 1x1 convolutions per block (ResNet-50 and deeper).
     Bottleneck([i64; 4]),
 }
+
+impl Blocks {
+    /// Blocks per stage.
+    pub fn counts(self) -> [i64; 4] {
+        match self {
+            Blocks::Basic(c) | Blocks::Bottleneck(c) => c,
+        }
+    }
+
+    /// Output channels over the first stage's width (1 or 4).
+    pub fn expansion(self) -> i64 {
+        match self {
+            Blocks::Basic(_) => 1,
+            Blocks::Bottleneck(_) => 4,
+        }
+    }
+}
+
+const RESNET18_BLOCKS: Blocks = Blocks::Basic([2, 2, 2, 2]);
+const RESNET34_BLOCKS: Blocks = Blocks::Basic([3, 4, 6, 3]);
+const RESNET50_BLOCKS: Blocks = Blocks::Bottleneck([3, 4, 6, 3]);
+const RESNET101_BLOCKS: Blocks = Blocks::Bottleneck([3, 4, 23, 3]);
+const RESNET152_BLOCKS: Blocks = Blocks::Bottleneck([3, 8, 36, 3]);
+
+/// torchvision's ResNets: 224x224 inputs normalised with the ImageNet mean and
+/// standard deviation, an `fc` head, batch-norm momentum 0.1.
+const fn spec(name: &'static str, blocks: Blocks, build: fn(&nn::Path, Option<i64>) -> Network) -> NetSpec {
+    NetSpec {
+        name,
+        feature_dim: match blocks {
+            Blocks::Basic(_) => 512,
+            Blocks::Bottleneck(_) => 2048,
+        },
+        default_image_size: 224,
+        min_image_size: 32,
+        color: ColorMode::Rgb,
+        normalization: Normalization::IMAGENET,
+        head_name: "fc",
+        batch_norm_momentum: Some(0.1),
+        build,
+        resnet_blocks: Some(blocks),
+    }
+}
+
+/// ResNet-18's facts.
+pub(crate) const RESNET18: NetSpec = spec("resnet18", RESNET18_BLOCKS, resnet18);
+/// ResNet-34's facts.
+pub(crate) const RESNET34: NetSpec = spec("resnet34", RESNET34_BLOCKS, resnet34);
+/// ResNet-50's facts.
+pub(crate) const RESNET50: NetSpec = spec("resnet50", RESNET50_BLOCKS, resnet50);
+/// ResNet-101's facts.
+pub(crate) const RESNET101: NetSpec = spec("resnet101", RESNET101_BLOCKS, resnet101);
+/// ResNet-152's facts.
+pub(crate) const RESNET152: NetSpec = spec("resnet152", RESNET152_BLOCKS, resnet152);
 
 fn resnet(p: &nn::Path, blocks: Blocks, num_classes: Option<i64>) -> Network {
     let conv1 = conv(p / "conv1", 3, 64, 7, 2, 3);
     let bn1 = bn(p / "bn1", 64);
     let mut stages = nn::seq_t();
     let mut c_in = 64;
-    let (counts, expansion) = match blocks {
-        Blocks::Basic(c) => (c, 1),
-        Blocks::Bottleneck(c) => (c, 4),
-    };
+    let (counts, expansion) = (blocks.counts(), blocks.expansion());
     for (i, (&n, planes)) in counts.iter().zip([64, 128, 256, 512]).enumerate() {
         let lp = p / format!("layer{}", i + 1);
         for b in 0..n {
@@ -119,53 +176,29 @@ fn resnet(p: &nn::Path, blocks: Blocks, num_classes: Option<i64>) -> Network {
     Network::new(features, c_in, head)
 }
 
-/// ResNet-18; with `num_classes`, an `fc` head of that size.
+/// ResNet-18; with `num_classes`, an `fc` head of that size (without, the
+/// 512-feature backbone).
 pub fn resnet18(p: &nn::Path, num_classes: Option<i64>) -> Network {
-    resnet(p, Blocks::Basic([2, 2, 2, 2]), num_classes)
+    resnet(p, RESNET18_BLOCKS, num_classes)
 }
 
-/// ResNet-34.
+/// ResNet-34 (512 features).
 pub fn resnet34(p: &nn::Path, num_classes: Option<i64>) -> Network {
-    resnet(p, Blocks::Basic([3, 4, 6, 3]), num_classes)
+    resnet(p, RESNET34_BLOCKS, num_classes)
 }
 
-/// ResNet-50.
+/// ResNet-50 (2048 features).
 pub fn resnet50(p: &nn::Path, num_classes: Option<i64>) -> Network {
-    resnet(p, Blocks::Bottleneck([3, 4, 6, 3]), num_classes)
+    resnet(p, RESNET50_BLOCKS, num_classes)
 }
 
-/// ResNet-101.
+/// ResNet-101 (2048 features).
 pub fn resnet101(p: &nn::Path, num_classes: Option<i64>) -> Network {
-    resnet(p, Blocks::Bottleneck([3, 4, 23, 3]), num_classes)
+    resnet(p, RESNET101_BLOCKS, num_classes)
 }
 
-/// ResNet-152 (really 152: tch's own `resnet150_no_final_layer` builds this too,
-/// under a wrong name).
+/// ResNet-152 (2048 features; really 152: tch's own `resnet150_no_final_layer`
+/// builds this too, under a wrong name).
 pub fn resnet152(p: &nn::Path, num_classes: Option<i64>) -> Network {
-    resnet(p, Blocks::Bottleneck([3, 8, 36, 3]), num_classes)
-}
-
-/// ResNet-18 without its classifier: 512 features.
-pub fn resnet18_no_final_layer(p: &nn::Path) -> Network {
-    resnet18(p, None)
-}
-
-/// ResNet-34 without its classifier: 512 features.
-pub fn resnet34_no_final_layer(p: &nn::Path) -> Network {
-    resnet34(p, None)
-}
-
-/// ResNet-50 without its classifier: 2048 features.
-pub fn resnet50_no_final_layer(p: &nn::Path) -> Network {
-    resnet50(p, None)
-}
-
-/// ResNet-101 without its classifier: 2048 features.
-pub fn resnet101_no_final_layer(p: &nn::Path) -> Network {
-    resnet101(p, None)
-}
-
-/// ResNet-152 without its classifier: 2048 features.
-pub fn resnet152_no_final_layer(p: &nn::Path) -> Network {
-    resnet152(p, None)
+    resnet(p, RESNET152_BLOCKS, num_classes)
 }
