@@ -6,7 +6,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 # Bump the stamp's suffix when requirements change shape (a new file, say).
-VENV_STAMP := $(VENV)/.cvtk-venv-3
+VENV_STAMP := $(VENV)/.cvtk-venv-4
 CARGO_CONFIG := .cargo/config.toml
 CARGO ?= cargo
 ARGS ?=

@@ -1,13 +1,16 @@
 //! Inference speed: ResNet-18, ResNet-50 and EfficientNet-Lite0 at batch 1 and
-//! 16, images per second, cvtk (libtorch through tch, eval mode, no grad)
-//! against PyTorch eager, TorchScript (`torch.jit.freeze` +
-//! `optimize_for_inference`) and onnxruntime on an ONNX export, all from the
-//! same weights file and the same input, 2 threads each, alternating.
+//! 16, images per second, cvtk's engines (libtorch through tch, plain and
+//! fused, eval mode, no grad; and onnxruntime on cvtk's own ONNX export, the
+//! default on the CPU, through the classifier's scoring call) against
+//! PyTorch eager, TorchScript (`torch.jit.freeze` + `optimize_for_inference`)
+//! and Python's onnxruntime on PyTorch's ONNX export, all from the same
+//! weights file and the same input, 2 threads each, alternating.
 //!
 //! `cargo bench --bench inference` (or `make bench`) prints a Markdown table;
 //! without `--bench` (as `cargo test` runs it) it runs ResNet-18 at batch 1
-//! briefly, so the benchmark cannot rot. Before timing, it checks that cvtk's
-//! logits equal PyTorch's for the same weights (max abs difference < 1e-3).
+//! briefly, so the benchmark cannot rot. Before timing, it checks that each of
+//! cvtk's engines gives PyTorch's logits for the same weights (max abs
+//! difference < 1e-3).
 
 #[path = "common/mod.rs"]
 mod common;
@@ -16,9 +19,10 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{ensure, Context};
+use cvtk::dataset::ImageBatch;
 use cvtk::model::nets::resnet::fused::FusedResnet;
 use cvtk::model::weights::{load_into, read_state_dict};
-use cvtk::model::{Architecture, BaseModel};
+use cvtk::model::{Architecture, BaseModel, Classifier, Engine, EngineChoice, TransferModel};
 use tch::{nn, Device, Kind, Tensor};
 
 const THREADS: usize = 2;
@@ -52,6 +56,23 @@ fn rate(
         }
         Ok(n as f64 / start.elapsed().as_secs_f64())
     })
+}
+
+/// Images per second of cvtk's classifier call on `batch` images of `input`,
+/// for about `seconds`.
+fn rate_classifier(model: &dyn Classifier, input: &Tensor, batch: i64, seconds: f64) -> anyhow::Result<f64> {
+    let x = input.narrow(0, 0, batch).contiguous();
+    let data = Vec::<f32>::try_from(x.flatten(0, -1))?;
+    let images = ImageBatch::new(data, [batch as usize, 3, 224, 224])?;
+    for _ in 0..3 {
+        model.score_images(&images)?;
+    }
+    let (mut n, start) = (0i64, Instant::now());
+    while start.elapsed().as_secs_f64() < seconds {
+        ensure!(model.score_images(&images)?.len() == batch as usize);
+        n += batch;
+    }
+    Ok(n as f64 / start.elapsed().as_secs_f64())
 }
 
 /// `--profile ARCH BATCH SECONDS`: only cvtk's scoring path on random weights,
@@ -94,9 +115,10 @@ fn main() -> anyhow::Result<()> {
         "inference: 224x224, {THREADS} threads, {rounds} rounds of about {seconds} s per engine, alternating; images/s\n"
     );
     println!(
-        "| model | batch | cvtk plain | cvtk fused | PyTorch eager | TorchScript frozen | onnxruntime | cvtk fused / best peer |"
+        "| model | batch | cvtk torch plain | cvtk torch fused | cvtk onnxruntime | PyTorch eager | TorchScript frozen \
+         | Python onnxruntime | cvtk onnxruntime / Python onnxruntime | cvtk onnxruntime / best peer |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for &arch in archs {
         let tmp = tempfile::tempdir()?;
         let dir = tmp.path().to_str().context("temp path")?;
@@ -128,12 +150,24 @@ fn main() -> anyhow::Result<()> {
             let diff = (&got - &expected).abs().max().double_value(&[]);
             ensure!(diff < 1e-3, "{arch} ({name}): cvtk's logits differ from PyTorch's by {diff:e}");
         }
+        // cvtk's onnxruntime engine: the ImageNet classifier of these weights.
+        let classifier = TransferModel::imagenet(&BaseModel::new(arch, Some(weights.clone())), Device::Cpu)?;
+        classifier.set_engine(EngineChoice::Onnxruntime);
+        ensure!(classifier.engine()? == Engine::Onnxruntime);
+        {
+            let data = Vec::<f32>::try_from(input.flatten(0, -1))?;
+            let rows = classifier.score_images(&ImageBatch::new(data, [16, 3, 224, 224])?)?;
+            let got = Tensor::from_slice(&rows.concat()).reshape([16, 1000]);
+            let diff = (&got - &expected).abs().max().double_value(&[]);
+            ensure!(diff < 1e-3, "{arch} (onnxruntime): cvtk's logits differ from PyTorch's by {diff:e}");
+        }
         for &batch in batches {
-            let (mut ours, mut ours_fused) = (Vec::new(), Vec::new());
+            let (mut ours, mut ours_fused, mut ours_ort) = (Vec::new(), Vec::new(), Vec::new());
             let mut theirs: Vec<Vec<f64>> = vec![Vec::new(); engines.len()];
             for _ in 0..rounds {
                 ours.push(rate(&plain, &input, batch, seconds)?);
                 ours_fused.push(rate(&fast, &input, batch, seconds)?);
+                ours_ort.push(rate_classifier(&classifier, &input, batch, seconds)?);
                 for (i, engine) in engines.iter().enumerate() {
                     let v = python(
                         root,
@@ -150,16 +184,18 @@ fn main() -> anyhow::Result<()> {
                     theirs[i].push(common::images_per_second(&v)?);
                 }
             }
-            let (ours, fused_rate) = (common::median(ours), common::median(ours_fused));
+            let (ours, fused_rate, ort_rate) =
+                (common::median(ours), common::median(ours_fused), common::median(ours_ort));
             let peers: Vec<f64> = theirs.into_iter().map(common::median).collect();
             let best = peers.iter().copied().fold(0.0, f64::max);
             ensure!(ours > 0.0 && best > 0.0, "a rate was not positive");
             println!(
-                "| {arch} | {batch} | {ours:.1} | {fused_rate:.1} | {:.1} | {:.1} | {:.1} | {:.2}x |",
+                "| {arch} | {batch} | {ours:.1} | {fused_rate:.1} | {ort_rate:.1} | {:.1} | {:.1} | {:.1} | {:.2}x | {:.2}x |",
                 peers[0],
                 peers[1],
                 peers[2],
-                fused_rate / best
+                ort_rate / peers[2],
+                ort_rate / best
             );
         }
     }

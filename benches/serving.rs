@@ -1,7 +1,8 @@
 //! Serving: requests per second and p50/p99 latency at concurrency 1, 8 and
-//! 32 on loopback, `cvtk serve` against TorchServe 0.12 serving the same
+//! 32 on loopback, `cvtk serve` (on its default engine, onnxruntime on the
+//! CPU, and on `--engine torch`) against TorchServe 0.12 serving the same
 //! ResNet-18 weights, and against the in-process ceiling (the network alone on
-//! ready batches, with no decoding and no HTTP).
+//! ready batches, with no decoding and no HTTP, on the default engine).
 //!
 //! Both services get the same JPEGs (0.2-0.4 MP photos, POSTed raw, one per
 //! request) from the same load generator ([`cvtk::deploy::LoadTest`]), the same
@@ -27,7 +28,7 @@ use anyhow::{bail, ensure, Context};
 use cvtk::dataset::{ImageLoader, LoaderConfig, StorageContext};
 use cvtk::deploy::{DeployConfig, Deployment, ServeConfig};
 use cvtk::loadtest::{LoadTest, LoadTestReport, LoadTestStop, Payload};
-use cvtk::model::{Architecture, BaseModel, Classifier, Device, TransferModel};
+use cvtk::model::{Architecture, BaseModel, Classifier, Device, EngineChoice, TransferModel};
 
 const THREADS: usize = 2;
 const MAX_BATCH: usize = 16;
@@ -260,17 +261,36 @@ fn main() -> anyhow::Result<()> {
             (flag, _) => anyhow::bail!("--profile takes --decode-threads, --max-batch or --max-delay-ms N, not {flag}"),
         }
     }
-    let config = DeployConfig { device: "cpu".into(), serve, ..DeployConfig::default() };
+    let config = DeployConfig { device: "cpu".into(), serve: serve.clone(), ..DeployConfig::default() };
     let service = Deployment::new("bench", &model_dir, config).deploy(&storage)?;
     if let Some(profile_args) = profiling {
         let result = profile(&service, &images, profile_args);
         service.delete(&storage)?;
         return result;
     }
+    let torch_config = DeployConfig {
+        device: "cpu".into(),
+        serve: ServeConfig { engine: EngineChoice::Torch, ..serve },
+        ..DeployConfig::default()
+    };
+    let torch_service = Deployment::new("bench-torch", &model_dir, torch_config).deploy(&storage);
+    let torch_service = match torch_service {
+        Ok(s) => s,
+        Err(e) => {
+            service.delete(&storage)?;
+            return Err(e.into());
+        }
+    };
     let torchserve = TorchServe::start(root, &ts_dir)?;
     let result = (|| -> anyhow::Result<()> {
         let key = service.key()?;
         let cvtk_url = format!("{}/score", service.url);
+        let torch_key = torch_service.key()?;
+        let torch_url = format!("{}/score", torch_service.url);
+        for (url, want) in [(&service.url, "onnxruntime"), (&torch_service.url, "torch")] {
+            let ready: serde_json::Value = reqwest::blocking::get(format!("{url}/ready"))?.json()?;
+            ensure!(ready["engine"] == want, "{url} scores with {ready}, not {want}");
+        }
         let ts_url = format!("http://127.0.0.1:{port}/predictions/resnet18");
         // TorchServe loads its worker after the listener is up: wait for a 200.
         let deadline = Instant::now() + Duration::from_secs(180);
@@ -299,23 +319,29 @@ fn main() -> anyhow::Result<()> {
             }
             ensure!(worst < 0.01, "image {i}: cvtk's and TorchServe's probabilities differ by {:.1}%", 100.0 * worst);
         }
-        for (url, k) in [(&cvtk_url, Some(key.as_str())), (&ts_url, None)] {
+        for (url, k) in [(&cvtk_url, Some(key.as_str())), (&torch_url, Some(torch_key.as_str())), (&ts_url, None)] {
             load(url, k, &images, 8, seconds.min(2.0))?;
         }
 
-        let mut ceilings = (Vec::new(), Vec::new());
-        let mut rows: Vec<[Vec<LoadTestReport>; 2]> = concurrencies.iter().map(|_| [Vec::new(), Vec::new()]).collect();
+        let mut ceilings = (Vec::new(), Vec::new(), Vec::new());
+        let torch_model = cvtk::model::load_classifier_with(&model_dir, Device::Cpu, EngineChoice::Torch)?;
+        let engine = model.engine()?;
+        let mut rows: Vec<[Vec<LoadTestReport>; 3]> =
+            concurrencies.iter().map(|_| [Vec::new(), Vec::new(), Vec::new()]).collect();
         for _ in 0..rounds {
             let (e2e, network) = ceiling(&model, &images, seconds)?;
             ceilings.0.push(e2e);
             ceilings.1.push(network);
+            ceilings.2.push(ceiling(&*torch_model, &images, seconds)?.1);
             for (i, &c) in concurrencies.iter().enumerate() {
                 rows[i][0].push(load(&cvtk_url, Some(&key), &images, c, seconds)?);
-                rows[i][1].push(load(&ts_url, None, &images, c, seconds)?);
+                rows[i][1].push(load(&torch_url, Some(&torch_key), &images, c, seconds)?);
+                rows[i][2].push(load(&ts_url, None, &images, c, seconds)?);
             }
         }
         let sequential = common::median(ceilings.0);
         let network = common::median(ceilings.1);
+        let torch_network = common::median(ceilings.2);
         println!(
             "serving: ResNet-18 (the same weights in both), {IMAGES} JPEGs of 0.2-0.4 MP (mean {mean_kb:.0} KB) POSTed raw, \
              one per request, on 127.0.0.1; batches of at most {MAX_BATCH} waiting at most {MAX_DELAY_MS} ms; one model \
@@ -325,15 +351,17 @@ fn main() -> anyhow::Result<()> {
             100.0 * worst
         );
         println!(
-            "Ceiling: the network alone in this process, on a ready batch of {MAX_BATCH}: {network:.1} images/s. \
+            "Ceiling: the network alone in this process ({engine}, cvtk's default), on a ready batch of {MAX_BATCH}: \
+             {network:.1} images/s (libtorch: {torch_network:.1}). \
              The service's whole work in this process, one step after the other (decode and resize {MAX_BATCH} JPEGs \
              on one thread, then score them): {sequential:.1} images/s.\n"
         );
         println!(
-            "| concurrency | cvtk serve req/s | p50 ms | p99 ms | TorchServe req/s | p50 ms | p99 ms | cvtk / TorchServe | cvtk / ceiling |"
+            "| concurrency | cvtk serve req/s | p50 ms | p99 ms | cvtk serve --engine torch req/s | p99 ms \
+             | TorchServe req/s | p50 ms | p99 ms | cvtk / TorchServe | cvtk / ceiling |"
         );
-        println!("|---|---|---|---|---|---|---|---|---|");
-        for (&c, [ours, theirs]) in concurrencies.iter().zip(rows) {
+        println!("|---|---|---|---|---|---|---|---|---|---|---|");
+        for (&c, [ours, torch, theirs]) in concurrencies.iter().zip(rows) {
             let stat = |r: &[LoadTestReport], f: fn(&LoadTestReport) -> f64| common::median(r.iter().map(f).collect());
             let (rate, p50, p99) = (
                 stat(&ours, |r| r.requests_per_s),
@@ -345,15 +373,17 @@ fn main() -> anyhow::Result<()> {
                 stat(&theirs, |r| r.latency_ms.p50),
                 stat(&theirs, |r| r.latency_ms.p99),
             );
+            let (torch_rate, torch_p99) = (stat(&torch, |r| r.requests_per_s), stat(&torch, |r| r.latency_ms.p99));
             println!(
-                "| {c} | {rate:.1} | {p50:.1} | {p99:.1} | {ts_rate:.1} | {ts_p50:.1} | {ts_p99:.1} | {:.2}x | {:.2}x |",
+                "| {c} | {rate:.1} | {p50:.1} | {p99:.1} | {torch_rate:.1} | {torch_p99:.1} | {ts_rate:.1} | {ts_p50:.1} \
+                 | {ts_p99:.1} | {:.2}x | {:.2}x |",
                 rate / ts_rate,
                 rate / network
             );
         }
         Ok(())
     })();
-    let stopped = service.delete(&storage);
+    let stopped = service.delete(&storage).and(torch_service.delete(&storage));
     drop(torchserve);
     result?;
     stopped?;

@@ -60,6 +60,8 @@ pub struct DockerBuild {
     pub built: bool,
     /// Why not, when it was not (no engine, build failed, not asked).
     pub note: String,
+    /// The scoring engine the image carries (onnxruntime, or why libtorch).
+    pub engine: String,
 }
 
 /// The default image tag of deployment `name`.
@@ -94,7 +96,10 @@ FROM {base}
 RUN pip install --no-cache-dir torch=={torch} --index-url {index} \
  && rm -rf /root/.cache
 ENV LD_LIBRARY_PATH=/usr/local/lib/python3.11/site-packages/torch/lib \
+    CVTK_ONNXRUNTIME_LIB=/usr/local/lib/cvtk/{ort_lib} \
     RUST_LOG=info
+# onnxruntime, the default CPU engine; without it the service scores with libtorch.
+COPY lib/ /usr/local/lib/cvtk/
 COPY cvtk /usr/local/bin/cvtk
 COPY model /model
 USER 65534:65534
@@ -105,8 +110,32 @@ ENTRYPOINT ["cvtk", "serve", "--model", "/model", "--host", "0.0.0.0", "--port",
         base = options.base_image,
         torch = options.torch_version,
         index = options.torch_index_url,
-        port = CONTAINER_PORT
+        port = CONTAINER_PORT,
+        ort_lib = ORT_LIB,
     )
+}
+
+/// The onnxruntime library's name in the context's `lib/`.
+const ORT_LIB: &str = "libonnxruntime.so";
+
+/// Puts the onnxruntime library this program loads into `lib` and the model's
+/// ONNX graph into `model_out` (so the container need not build it at start);
+/// what it could not do is said in the returned note.
+fn add_onnxruntime(lib: &Path, model_out: &Path) -> Result<String> {
+    std::fs::create_dir_all(lib).map_err(|e| Error::io("cannot create", lib, e))?;
+    let library = match cvtk_model::engine::onnxruntime_library() {
+        Ok(l) => l,
+        Err(e) => return Ok(format!("the image will score with libtorch: {e}")),
+    };
+    let dst = lib.join(ORT_LIB);
+    std::fs::copy(&library, &dst).map_err(|e| Error::io("cannot copy", &library, e))?;
+    let graph = cvtk_model::load_classifier_with(model_out, tch::Device::Cpu, cvtk_model::EngineChoice::Torch)
+        .and_then(|m| m.export_onnx())
+        .and_then(|g| g.write(&model_out.join(cvtk_model::onnx::MODEL_ONNX)));
+    Ok(match graph {
+        Ok(()) => format!("engine onnxruntime ({} in lib/)", library.display()),
+        Err(e) => format!("engine onnxruntime; the ONNX graph is built at start ({e})"),
+    })
 }
 
 /// Writes a Docker build context for deployment `name` of `model_dir` into
@@ -128,12 +157,13 @@ pub fn build_docker_image(name: &str, model_dir: &Path, out: &Path, options: &Do
         std::fs::remove_dir_all(&model_out).map_err(|e| Error::io("cannot replace", &model_out, e))?;
     }
     copy_dir(model_dir, &model_out)?;
+    let engine = add_onnxruntime(&out.join("lib"), &model_out)?;
     std::fs::copy(&exe, out.join("cvtk")).map_err(|e| Error::io("cannot copy", &exe, e))?;
     write(&out.join("Dockerfile"), &dockerfile(options))?;
-    write(&out.join(".dockerignore"), "*\n!cvtk\n!model\n")?;
+    write(&out.join(".dockerignore"), "*\n!cvtk\n!model\n!lib\n")?;
     let image = options.image.clone().unwrap_or_else(|| default_image(name));
     let mut result =
-        DockerBuild { context: out.to_path_buf(), image: image.clone(), built: false, note: String::new() };
+        DockerBuild { context: out.to_path_buf(), image: image.clone(), built: false, note: String::new(), engine };
     if !options.build {
         result.note = format!("not built (asked not to); build with: docker build -t {image} {}", out.display());
         return Ok(result);

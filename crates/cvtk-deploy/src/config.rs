@@ -117,6 +117,11 @@ pub struct ServeConfig {
     pub max_pixels: u64,
     /// Fetching `image_url`s. By default, off.
     pub urls: UrlPolicy,
+    /// The scoring engine. By default, `auto`: onnxruntime on the CPU when
+    /// its library loads, libtorch otherwise (see [`cvtk_model::EngineChoice`]).
+    /// When the engine asked for cannot run, the service stays up and
+    /// `/ready` answers 503 with the reason.
+    pub engine: cvtk_model::EngineChoice,
 }
 
 impl Default for ServeConfig {
@@ -136,6 +141,7 @@ impl Default for ServeConfig {
             decode_threads: 0,
             max_pixels: cvtk_dataset::decode::DEFAULT_MAX_PIXELS,
             urls: UrlPolicy::default(),
+            engine: cvtk_model::EngineChoice::Auto,
         }
     }
 }
@@ -158,6 +164,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("decode_threads", &self.decode_threads)
             .field("max_pixels", &self.max_pixels)
             .field("urls", &self.urls)
+            .field("engine", &self.engine)
             .finish()
     }
 }

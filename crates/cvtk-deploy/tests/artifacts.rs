@@ -97,6 +97,8 @@ fn docker_context_holds_the_program_the_model_and_a_dockerfile_with_libtorch() {
         "torch==2.11.0",
         "LD_LIBRARY_PATH=/usr/local/lib/python3.11/site-packages/torch/lib",
         "COPY model /model",
+        "CVTK_ONNXRUNTIME_LIB=/usr/local/lib/cvtk/libonnxruntime.so",
+        "COPY lib/ /usr/local/lib/cvtk/",
         "\"serve\"",
         "EXPOSE 8080",
         "HEALTHCHECK",
@@ -104,6 +106,12 @@ fn docker_context_holds_the_program_the_model_and_a_dockerfile_with_libtorch() {
         assert!(dockerfile.contains(needed), "{needed} missing:\n{dockerfile}");
     }
     assert!(!dockerfile.contains(KEY));
+    // The onnxruntime library this program scores with travels in lib/.
+    let lib = std::fs::read(out.join("lib/libonnxruntime.so")).unwrap();
+    let loaded = std::fs::read(cvtk_model::engine::onnxruntime_library().unwrap()).unwrap();
+    assert!(lib == loaded, "lib/libonnxruntime.so is not the library in use");
+    assert!(built.engine.starts_with("engine onnxruntime"), "{}", built.engine);
+    assert!(std::fs::read_to_string(out.join(".dockerignore")).unwrap().contains("!lib"));
 }
 
 #[test]

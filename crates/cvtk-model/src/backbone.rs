@@ -3,15 +3,19 @@
 //! SVM's featurizer (without one), so both load, score and save the same way.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use cvtk_dataset::{ImageBatch, LoaderConfig};
 use tch::{nn, Device, Tensor};
 
 use crate::base::{check_input, BaseModel};
 use crate::calibration::TemperatureFit;
+use crate::engine::{Engine, EngineChoice, EngineState, OrtSession};
 use crate::model_dir::{ModelMeta, Training};
 use crate::nets::resnet::fused::FusedCache;
 use crate::nets::Network;
+use crate::onnx::graph::Vars;
+use crate::onnx::{Head, InputContract, OnnxMetadata, OnnxModel};
 use crate::weights::load_into;
 use crate::{Architecture, Error, Result};
 
@@ -25,6 +29,11 @@ pub(crate) struct Backbone {
     pub net: Network,
     /// Scoring's batch-norm-folded copy of `net` (ResNets on the CPU).
     fused: FusedCache,
+    /// Which engine scores, and its onnxruntime sessions.
+    pub engine: EngineState,
+    /// The model folder and weights file it was loaded from, and the weights'
+    /// version then (the folder's `model.onnx` describes those weights only).
+    pub folder: Option<(PathBuf, String, i64)>,
 }
 
 impl std::fmt::Debug for Backbone {
@@ -69,7 +78,16 @@ impl Backbone {
         vs: nn::VarStore,
         net: Network,
     ) -> Self {
-        Backbone { arch, loader, base_weights, vs, net, fused: FusedCache::default() }
+        Backbone {
+            arch,
+            loader,
+            base_weights,
+            vs,
+            net,
+            fused: FusedCache::default(),
+            engine: EngineState::new(EngineChoice::Auto),
+            folder: None,
+        }
     }
 
     /// Rebuilds a model folder's network (with a head of `num_classes` if
@@ -94,7 +112,144 @@ impl Backbone {
             path: dir.to_path_buf(),
             reason: format!("weights do not fit model.json ({} labels, {}): {e}", meta.labels.len(), meta.arch),
         })?;
-        Ok(Self::from_built(meta.arch, meta.loader.clone(), meta.base_weights.clone(), vs, net))
+        let mut backbone = Self::from_built(meta.arch, meta.loader.clone(), meta.base_weights.clone(), vs, net);
+        backbone.folder = Some((dir.to_path_buf(), meta.weights_file.clone(), backbone.version()));
+        Ok(backbone)
+    }
+
+    /// The sum of the variables' version counters: it changes whenever a
+    /// weight changes in place (an optimiser step, a statistics update).
+    pub fn version(&self) -> i64 {
+        self.vs.variables().values().map(Tensor::internal_version).sum()
+    }
+
+    /// The variables by name.
+    pub fn vars(&self) -> Vars {
+        self.vs.variables()
+    }
+
+    /// The engine that scores now.
+    pub fn engine(&self) -> Result<Engine> {
+        self.engine.resolve(self.device())
+    }
+
+    /// Checks that a loader's batch fits the network's input before an engine
+    /// sees it (onnxruntime's graph has a fixed image size).
+    pub fn check_batch(&self, images: &ImageBatch) -> Result<()> {
+        let [_, c, h, w] = images.shape();
+        let l = &self.loader;
+        if (c, h, w) != (l.color.channels(), l.height as usize, l.width as usize) {
+            return Err(Error::InvalidInput(format!(
+                "expected [N, {}, {}, {}] images for this model, got {:?}",
+                l.color.channels(),
+                l.height,
+                l.width,
+                images.shape()
+            )));
+        }
+        Ok(())
+    }
+
+    /// What the weights are, for an export's `cvtk.source`: `FILE sha256:HEX`
+    /// of the weights file it was loaded from while they are unchanged, else
+    /// `in memory`.
+    pub fn weights_id(&self) -> Result<String> {
+        match &self.folder {
+            Some((dir, file, v)) if *v == self.version() => {
+                use sha2::Digest;
+                let path = dir.join(file);
+                let bytes = std::fs::read(&path).map_err(|e| Error::Io {
+                    action: "cannot read",
+                    path: path.clone(),
+                    source: e,
+                })?;
+                let hex: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+                Ok(format!("{file} sha256:{hex}"))
+            }
+            _ => Ok("in memory".into()),
+        }
+    }
+
+    /// This backbone, then the linear head `w` `[labels, features]`, `b`, as
+    /// an exported classifier of `labels` whose raw scores are `score_kind`.
+    pub fn export(
+        &self,
+        labels: &[String],
+        model_kind: crate::ModelKind,
+        score_kind: cvtk_dataset::ScoreKind,
+        w: Tensor,
+        b: Tensor,
+    ) -> Result<OnnxModel> {
+        let metadata = OnnxMetadata {
+            format: crate::onnx::METADATA_FORMAT,
+            model_kind,
+            architecture: self.arch,
+            labels: labels.to_vec(),
+            input: InputContract::of(&self.loader),
+            score_kind,
+            source: self.weights_id()?,
+        };
+        let bytes = crate::onnx::build(self.arch, &self.vars(), &self.loader, Head::Linear(w, b), Some(&metadata))?;
+        Ok(OnnxModel::new(metadata, bytes))
+    }
+
+    /// The graph onnxruntime scores a classifier with: the model folder's
+    /// `model.onnx` when it is the export of these very weights (same file,
+    /// same SHA-256, same labels and input); otherwise a fresh `export`, kept
+    /// as the folder's `model.onnx` when the weights are the folder's and the
+    /// folder is writable. A missing, corrupt or stale file is rebuilt, never
+    /// trusted.
+    pub fn classifier_graph(&self, labels: &[String], export: impl FnOnce() -> Result<OnnxModel>) -> Result<Vec<u8>> {
+        let Some((dir, _, _)) = self.folder.as_ref().filter(|(_, _, v)| *v == self.version()) else {
+            return Ok(export()?.bytes().to_vec());
+        };
+        let path = dir.join(crate::onnx::MODEL_ONNX);
+        if path.exists() {
+            let source = self.weights_id()?;
+            match OnnxModel::read(&path).and_then(|m| {
+                m.check_fits(&path, labels, &self.loader)?;
+                if m.metadata().source != source {
+                    return Err(Error::Onnx {
+                        path: path.clone(),
+                        reason: format!("made from {}, not from {source}", m.metadata().source),
+                    });
+                }
+                Ok(m)
+            }) {
+                Ok(m) => return Ok(m.bytes().to_vec()),
+                Err(e) => tracing::warn!("rebuilding the model's ONNX graph: {e}"),
+            }
+        }
+        let fresh = export()?;
+        if let Err(e) = fresh.write(&path) {
+            tracing::info!("keeping the ONNX graph in memory only: {e}");
+        }
+        Ok(fresh.bytes().to_vec())
+    }
+
+    /// The onnxruntime session of `graph` for the current weights, made from
+    /// the ONNX bytes `build` gives when there is none for them yet.
+    fn session(&self, graph: &'static str, build: impl FnOnce() -> Result<Vec<u8>>) -> Result<Arc<OrtSession>> {
+        self.engine.session(graph, self.version(), || OrtSession::new(&build()?, graph))
+    }
+
+    /// Rows of a loader's batch from the engine that scores now: the
+    /// onnxruntime session of output `graph` (made from the ONNX bytes
+    /// `graph_bytes` gives, once per version of the weights), or `torch`.
+    pub fn score_rows(
+        &self,
+        images: &ImageBatch,
+        graph: &'static str,
+        graph_bytes: impl FnOnce() -> Result<Vec<u8>>,
+        torch: impl FnOnce() -> Result<Vec<Vec<f32>>>,
+    ) -> Result<Vec<Vec<f32>>> {
+        self.check_batch(images)?;
+        self.engine.run(self.device(), || self.session(graph, graph_bytes), |s| s.run(images), torch)
+    }
+
+    /// Builds the onnxruntime session of `graph` now, when onnxruntime scores.
+    pub fn prepare(&self, graph: &'static str, graph_bytes: impl FnOnce() -> Result<Vec<u8>>) -> Result<()> {
+        self.engine.run(self.device(), || self.session(graph, graph_bytes), |_| Ok(()), || Ok(()))
     }
 
     /// Outputs of a `[N, C, H, W]` batch in eval mode, on the CPU: logits

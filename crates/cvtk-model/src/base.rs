@@ -165,22 +165,22 @@ impl BaseModel {
     }
 
     /// Classifies image files with the ImageNet head: the `top` most likely
-    /// classes of each, with their probabilities, and the raw logits.
+    /// classes of each, with their probabilities, and the raw logits. Scores
+    /// with `engine` ([`crate::TransferModel::imagenet`] is the model).
     pub fn predict_imagenet(
         &self,
         images: &[PathBuf],
         top: usize,
         device: Device,
+        engine: crate::EngineChoice,
     ) -> Result<Vec<(Vec<ImagenetPrediction>, Vec<f32>)>> {
-        let (_vs, net) = self.imagenet_classifier(device)?;
-        let loader = ImageLoader::new(self.imagenet_loader_config())?;
+        use crate::Classifier;
+        let model = crate::TransferModel::imagenet(self, device)?;
+        model.set_engine(engine);
+        let loader = ImageLoader::new(model.loader_config())?;
         let mut out = Vec::new();
         for chunk in images.chunks(16) {
-            let batch = crate::tensor::images_tensor(&loader.load_batch(chunk)?)?.f_to_device(device)?;
-            let logits = tch::no_grad(|| net.forward_t(&batch, false)).to_device(Device::Cpu);
-            for row in 0..chunk.len() as i64 {
-                let l = logits.get(row);
-                let raw: Vec<f32> = Vec::<f32>::try_from(&l)?;
+            for raw in model.score_images(&loader.load_batch(chunk)?)? {
                 let probs = crate::ScoreKind::LOGITS.probabilities(&raw);
                 let mut idx: Vec<usize> = (0..probs.len()).collect();
                 idx.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));

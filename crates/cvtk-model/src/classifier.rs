@@ -11,7 +11,9 @@ use serde::Serialize;
 use tch::Device;
 
 use crate::calibration::TemperatureFit;
+use crate::engine::{Engine, EngineChoice};
 use crate::model_dir::ModelKind;
+use crate::onnx::OnnxModel;
 use crate::{Error, Result};
 
 /// One image's prediction.
@@ -59,6 +61,24 @@ pub trait Classifier: Send {
     }
     /// A one-line description (architecture, input size, weights it started from).
     fn describe(&self) -> String;
+    /// The engine that scores now ([`EngineChoice::resolve`] of the chosen one).
+    fn engine(&self) -> Result<Engine> {
+        Ok(Engine::Torch)
+    }
+    /// Chooses the engine that scores. Models start with
+    /// [`EngineChoice::Auto`]; training and the evaluations during it run on
+    /// libtorch whatever the choice.
+    fn set_engine(&self, _choice: EngineChoice) {}
+    /// The model as an ONNX graph that scores without cvtk ([`crate::onnx`]).
+    fn export_onnx(&self) -> Result<OnnxModel> {
+        Err(Error::InvalidInput(format!("{} cannot be exported to ONNX", self.describe())))
+    }
+    /// Gets ready to score: loads the engine now (an onnxruntime session is
+    /// built from the model's graph) rather than at the first batch, so a
+    /// service knows before it says it is ready.
+    fn prepare(&self) -> Result<()> {
+        self.engine().map(|_| ())
+    }
 
     /// Raw scores of every image of `dataset` in dataset order, in batches of
     /// `batch_size`, with their [`ScoreKind`] (so [`Scores::probabilities`]

@@ -70,6 +70,17 @@ pub enum Error {
     /// The SVM solver failed.
     #[error("svm: {0}")]
     Svm(String),
+    /// The scoring engine (onnxruntime) cannot be loaded or failed.
+    #[error("onnxruntime: {0}")]
+    Engine(String),
+    /// An ONNX file that cannot be used (corrupt, not cvtk's, or not this model's).
+    #[error("ONNX file {path}: {reason}")]
+    Onnx {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Training diverged (loss became NaN or infinite).
     #[error("training diverged at epoch {epoch}: the loss is {loss}; lower the learning rate")]
     Diverged {

@@ -8,6 +8,8 @@ use tch::{Device, Tensor};
 
 use crate::backbone::Backbone;
 use crate::base::BaseModel;
+use crate::engine::{Engine, EngineChoice};
+use crate::onnx::{Head, FEATURES};
 use crate::{Error, Result};
 
 /// A pretrained backbone without its classifier: images in, features out
@@ -19,10 +21,22 @@ pub struct Featurizer {
 
 impl Featurizer {
     /// The backbone of `base` with its weights, taking `image_size` inputs.
+    /// It featurizes with [`EngineChoice::Auto`] (onnxruntime on the CPU when
+    /// it loads): its weights never change, so the graph is built once.
     pub fn new(base: &BaseModel, image_size: Option<u32>, device: Device) -> Result<Self> {
         let mut backbone = Backbone::new(base, image_size, None, device, 0)?;
         backbone.vs.freeze();
         Ok(Featurizer { backbone })
+    }
+
+    /// Chooses the engine that featurizes.
+    pub fn set_engine(&self, choice: EngineChoice) {
+        self.backbone.engine.set(choice);
+    }
+
+    /// The engine that featurizes now.
+    pub fn engine(&self) -> Result<Engine> {
+        self.backbone.engine()
     }
 
     /// Feature size.
@@ -42,7 +56,13 @@ impl Featurizer {
 
     /// Features of a loader's batch, `[N, dim]`.
     pub fn features_batch(&self, images: &ImageBatch) -> Result<Array2<f32>> {
-        let rows = self.backbone.forward_rows(images)?;
+        let b = &self.backbone;
+        let rows = b.score_rows(
+            images,
+            FEATURES,
+            || crate::onnx::build(b.arch, &b.vars(), &b.loader, Head::Features, None),
+            || b.forward_rows(images),
+        )?;
         let n = rows.len();
         Array2::from_shape_vec((n, self.dim()), rows.into_iter().flatten().collect())
             .map_err(|e| Error::InvalidInput(e.to_string()))

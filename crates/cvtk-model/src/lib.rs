@@ -43,10 +43,12 @@ mod backbone;
 mod base;
 pub mod calibration;
 mod classifier;
+pub mod engine;
 mod error;
 mod featurizer;
 pub mod model_dir;
 pub mod nets;
+pub mod onnx;
 mod schedule;
 pub mod svm;
 pub mod tensor;
@@ -59,9 +61,11 @@ pub use base::{resolve_device, BaseModel, ImagenetPrediction};
 pub use calibration::{fit_temperature, TemperatureFit};
 pub use classifier::{predict_dataset, Classifier, Prediction};
 pub use cvtk_dataset::{first_max, ScoreKind, Scores};
+pub use engine::{Engine, EngineChoice};
 pub use error::{Error, Result};
 pub use featurizer::Featurizer;
-pub use model_dir::{is_model_dir, load_classifier, ModelKind, Training, MODEL_FILE};
+pub use model_dir::{is_model_dir, load_classifier, load_classifier_with, ModelKind, Training, MODEL_FILE};
+pub use onnx::{OnnxMetadata, OnnxModel};
 pub use schedule::LrSchedule;
 pub use svm::{
     cross_fit_temperature, decision_accuracy, fit_linear_svm, LinearModel, SvmClassifier, SvmParams, SvmSolver,

@@ -141,11 +141,18 @@ fn model_err(path: &Path, reason: impl Into<String>) -> Error {
 }
 
 /// Saves `tensors` and `meta` into `dir` (see the module doc for the order).
+/// The folder's `model.onnx`, the export of the old weights, goes too.
 pub(crate) fn save_model_dir(dir: &Path, mut meta: ModelMeta, tensors: &[(String, Tensor)]) -> Result<()> {
     let weights_file = write_weights(dir, tensors)?;
     meta.weights_file = weights_file;
     write_json_atomic(&dir.join(MODEL_FILE), &meta.to_file())?;
     remove_stale_weights(dir, &meta.weights_file);
+    let onnx = dir.join(crate::onnx::MODEL_ONNX);
+    if onnx.exists() {
+        if let Err(e) = std::fs::remove_file(&onnx) {
+            tracing::warn!("cannot remove the stale {}: {e}", onnx.display());
+        }
+    }
     Ok(())
 }
 
@@ -240,13 +247,24 @@ pub(crate) fn read_model_dir_of_kind(dir: &Path, kind: ModelKind) -> Result<(Mod
     Ok((meta, tensors))
 }
 
-/// Loads whichever classifier a model folder holds.
+/// Loads whichever classifier a model folder holds, to score with
+/// [`EngineChoice::Auto`](crate::EngineChoice::Auto): onnxruntime on the CPU
+/// when it loads (the folder's `model.onnx`, made on first use), else libtorch.
 pub fn load_classifier(dir: &Path, device: Device) -> Result<Box<dyn Classifier>> {
     let (meta, tensors) = read_model_dir(dir)?;
     match meta.kind() {
         ModelKind::Dnn => Ok(Box::new(crate::TransferModel::from_parts(dir, meta, tensors, device)?)),
         ModelKind::Svm => Ok(Box::new(crate::SvmClassifier::from_parts(dir, meta, tensors, device)?)),
     }
+}
+
+/// [`load_classifier`] scoring with `engine`; asking for onnxruntime where it
+/// cannot be loaded is an error that says how to install it.
+pub fn load_classifier_with(dir: &Path, device: Device, engine: crate::EngineChoice) -> Result<Box<dyn Classifier>> {
+    engine.resolve(device)?;
+    let model = load_classifier(dir, device)?;
+    model.set_engine(engine);
+    Ok(model)
 }
 
 #[cfg(test)]
@@ -313,6 +331,9 @@ mod tests {
         let files: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            // The ONNX graph onnxruntime scored with is derived from the
+            // weights, not a leftover (checked in tests/onnx.rs and the CLI's).
+            .filter(|f| f != crate::onnx::MODEL_ONNX)
             .collect();
         assert_eq!(files.len(), 2, "model.json and one weights file: {files:?}");
     }

@@ -16,7 +16,9 @@ use crate::backbone::Backbone;
 use crate::base::BaseModel;
 use crate::calibration::{fit_temperature, ScoreKind, TemperatureFit};
 use crate::classifier::{map_labels, Classifier};
+use crate::engine::{Engine, EngineChoice};
 use crate::model_dir::{read_model_dir_of_kind, save_model_dir, ModelKind, ModelMeta, Training};
+use crate::onnx::{OnnxModel, SCORES};
 use crate::tensor::{images_tensor, labels_tensor};
 use crate::tensorboard::EventWriter;
 use crate::{Architecture, Error, LrSchedule, Result};
@@ -312,7 +314,25 @@ impl TransferModel {
     /// an image whose label the model does not know is an error. With
     /// [`TrainConfig::calibration_holdout`], part of `train_set` is held out of
     /// training and calibrates the model afterwards.
+    ///
+    /// Training and the evaluations during it run on libtorch; the model's
+    /// chosen engine scores again afterwards.
     pub fn train_with(
+        &mut self,
+        train_set: &ClassificationDataset,
+        config: &TrainConfig,
+        eval_set: Option<&ClassificationDataset>,
+        hooks: &TrainHooks,
+    ) -> Result<&[EpochStats]> {
+        let chosen = self.backbone.engine.choice();
+        self.backbone.engine.set(EngineChoice::Torch);
+        let trained = self.train_on_torch(train_set, config, eval_set, hooks).map(|_| ());
+        self.backbone.engine.set(chosen);
+        trained?;
+        Ok(&self.history)
+    }
+
+    fn train_on_torch(
         &mut self,
         train_set: &ClassificationDataset,
         config: &TrainConfig,
@@ -549,6 +569,11 @@ impl TransferModel {
         self.backbone.tensors()
     }
 
+    /// The ONNX graph onnxruntime scores the model with.
+    fn scores_graph(&self) -> Result<Vec<u8>> {
+        self.backbone.classifier_graph(&self.labels, || self.export_onnx())
+    }
+
     /// Rebuilds a model from a model folder's parts.
     pub(crate) fn from_parts(
         dir: &Path,
@@ -585,11 +610,35 @@ impl Classifier for TransferModel {
     }
 
     fn score_images(&self, images: &ImageBatch) -> Result<Vec<Vec<f32>>> {
-        self.backbone.forward_rows(images)
+        self.backbone.score_rows(images, SCORES, || self.scores_graph(), || self.backbone.forward_rows(images))
     }
 
     fn score_kind(&self) -> ScoreKind {
         ScoreKind::Logits { temperature: self.calibration.as_ref().map_or(1.0, |c| c.temperature) }
+    }
+
+    fn engine(&self) -> Result<Engine> {
+        self.backbone.engine()
+    }
+
+    fn set_engine(&self, choice: EngineChoice) {
+        self.backbone.engine.set(choice);
+    }
+
+    fn export_onnx(&self) -> Result<OnnxModel> {
+        let head = self.backbone.arch.head_name();
+        let vars = self.backbone.vars();
+        let weight = |name: String| {
+            vars.get(&name)
+                .map(Tensor::shallow_clone)
+                .ok_or_else(|| Error::InvalidInput(format!("no {name} to export")))
+        };
+        let (w, b) = (weight(format!("{head}.weight"))?, weight(format!("{head}.bias"))?);
+        self.backbone.export(&self.labels, ModelKind::Dnn, self.score_kind(), w, b)
+    }
+
+    fn prepare(&self) -> Result<()> {
+        self.backbone.prepare(SCORES, || self.scores_graph())
     }
 
     fn calibration(&self) -> Option<&TemperatureFit> {

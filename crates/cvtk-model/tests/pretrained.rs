@@ -22,7 +22,14 @@ fn lite0_recognises_a_cat_a_coffee_cup_and_a_rocket() {
     let base =
         BaseModel::pretrained(Architecture::EfficientnetLite0).expect("run `make setup` to install the Lite0 weights");
     let photos = [skimage_photo("chelsea.png"), skimage_photo("coffee.png"), skimage_photo("rocket.jpg")];
-    let preds = base.predict_imagenet(&photos, 5, Device::Cpu).unwrap();
+    for engine in [cvtk_model::EngineChoice::Torch, cvtk_model::EngineChoice::Onnxruntime] {
+        recognises(&base, &photos, engine);
+    }
+}
+
+fn recognises(base: &BaseModel, photos: &[PathBuf], engine: cvtk_model::EngineChoice) {
+    let preds = base.predict_imagenet(photos, 5, Device::Cpu, engine).unwrap();
+    eprintln!("engine {engine}");
     for (p, (top, raw)) in photos.iter().zip(&preds) {
         eprintln!(
             "{}: {:?}",
@@ -44,7 +51,7 @@ fn the_imagenet_classifier_saves_loads_and_scores_as_predict_imagenet_does() {
     let base =
         BaseModel::pretrained(Architecture::EfficientnetLite0).expect("run `make setup` to install the Lite0 weights");
     let photos = [skimage_photo("chelsea.png"), skimage_photo("coffee.png")];
-    let expected = base.predict_imagenet(&photos, 1, Device::Cpu).unwrap();
+    let expected = base.predict_imagenet(&photos, 1, Device::Cpu, cvtk_model::EngineChoice::Torch).unwrap();
     let model = cvtk_model::TransferModel::imagenet(&base, Device::Cpu).unwrap();
     let labels = cvtk_model::Classifier::labels(&model).to_vec();
     assert_eq!(labels.len(), 1000);
@@ -53,11 +60,14 @@ fn the_imagenet_classifier_saves_loads_and_scores_as_predict_imagenet_does() {
     let dir = tempfile::tempdir().unwrap();
     cvtk_model::Classifier::save(&model, dir.path()).unwrap();
     let loaded = cvtk_model::load_classifier(dir.path(), Device::Cpu).unwrap();
+    assert_eq!(loaded.engine().unwrap(), cvtk_model::Engine::Onnxruntime);
     assert_eq!(loaded.labels(), labels.as_slice());
     let loader = cvtk_dataset::ImageLoader::new(loaded.loader_config()).unwrap();
     let scores = loaded.score_images(&loader.load_batch(&photos).unwrap()).unwrap();
     for ((_, raw), got) in expected.iter().zip(&scores) {
         let diff = raw.iter().zip(got).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        // The loaded model scores with onnxruntime (the default), the
+        // expectation with libtorch.
         assert!(diff < 1e-4, "the saved ImageNet classifier's logits differ by {diff}");
     }
     assert_eq!(cvtk_model::first_max(&scores[0]), expected[0].0[0].index);

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use cvtk_annotate::{manifest_for, AnnotateConfig, ManifestChoice, Prediction, Store};
 use cvtk_dataset::ClassificationDataset;
-use cvtk_model::{load_classifier, predict_dataset};
+use cvtk_model::{load_classifier_with, predict_dataset, EngineChoice};
+
+use super::train::EngineArgs;
 
 /// Arguments of `cvtk annotate`.
 #[derive(clap::Args, Debug)]
@@ -27,6 +29,8 @@ pub struct Args {
     /// Device for the model's predictions: cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "auto")]
     device: String,
+    #[command(flatten)]
+    engine: EngineArgs,
     /// Address to bind; anything but loopback also needs --allow-remote.
     #[arg(long, default_value = "127.0.0.1")]
     host: IpAddr,
@@ -39,8 +43,13 @@ pub struct Args {
 }
 
 /// The model's top label and probability for every image, excluded ones too.
-fn predictions(model_dir: &Path, device: &str, manifest: &Path) -> anyhow::Result<HashMap<u64, Prediction>> {
-    let model = load_classifier(model_dir, cvtk_model::resolve_device(Some(device))?)?;
+fn predictions(
+    model_dir: &Path,
+    device: &str,
+    engine: EngineChoice,
+    manifest: &Path,
+) -> anyhow::Result<HashMap<u64, Prediction>> {
+    let model = load_classifier_with(model_dir, cvtk_model::resolve_device(Some(device))?, engine)?;
     let ds = ClassificationDataset::from_manifest(manifest)?;
     Ok(predict_dataset(&*model, &ds, true, 32)?
         .into_iter()
@@ -63,7 +72,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let predictions = match &args.model {
-        Some(dir) => predictions(dir, &args.device, &manifest).context("scoring the images with --model")?,
+        Some(dir) => {
+            predictions(dir, &args.device, args.engine.engine, &manifest).context("scoring the images with --model")?
+        }
         None => HashMap::new(),
     };
     let store = Store::open(&manifest, predictions)?;

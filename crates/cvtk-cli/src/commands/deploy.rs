@@ -308,7 +308,13 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             if json {
                 return print_json(&built);
             }
-            println!("Docker build context: {}\nimage: {}\n{}", built.context.display(), built.image, built.note);
+            println!(
+                "Docker build context: {}\nimage: {}\n{}\nscoring: {}",
+                built.context.display(),
+                built.image,
+                built.note,
+                built.engine
+            );
         }
         Command::K8s { name, out, image, key, min_replicas, max_replicas, cpu_target, home, json } => {
             let key = match key {

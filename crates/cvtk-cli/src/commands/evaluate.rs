@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use cvtk_dataset::SplitPart;
 use cvtk_eval::{write_report, ClassificationEvaluation, EvaluationSummary, ReportImage, ReportOptions};
-use cvtk_model::load_classifier;
+use cvtk_model::load_classifier_with;
+
+use super::train::EngineArgs;
 use serde::Serialize;
 
 use crate::output::print_json;
@@ -31,6 +33,8 @@ pub struct Args {
     /// Device: auto, cpu, cuda, cuda:N.
     #[arg(long, default_value = "auto")]
     device: String,
+    #[command(flatten)]
+    engine: EngineArgs,
     /// Print every metric as JSON (schema: cvtk_eval::EvaluationSummary).
     #[arg(long)]
     json: bool,
@@ -55,7 +59,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => (ds.clone(), "all"),
     };
     let device = cvtk_model::resolve_device(Some(&args.device))?;
-    let model = load_classifier(&args.model, device)?;
+    let model = load_classifier_with(&args.model, device, args.engine.engine)?;
     let scores = model.score_dataset(&test, args.mb_size)?;
     let eval = ClassificationEvaluation::from_scores(&scores)?;
     let summary = EvaluationSummary::new(&eval);

@@ -5,6 +5,7 @@ mod augment;
 mod dataset;
 mod deploy;
 mod evaluate;
+mod export;
 mod loadtest;
 mod predict;
 mod sample_data;
@@ -31,6 +32,8 @@ pub enum Command {
     Predict(predict::Args),
     /// Evaluate a model on a dataset: accuracy, confusion matrix, curves, plots, HTML report.
     Evaluate(evaluate::Args),
+    /// Write a model (or a base network's ImageNet classifier) as an ONNX file that runs without cvtk.
+    Export(export::Args),
     /// Run the REST scoring service for a model folder.
     Serve(serve::Args),
     /// Local deployments (start, list, show, score, delete) and Docker/Kubernetes artifacts.
@@ -50,6 +53,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Train(args) => train::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Evaluate(args) => evaluate::run(args),
+        Command::Export(args) => export::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Deploy(cmd) => deploy::run(cmd),
         Command::Loadtest(args) => loadtest::run(args),

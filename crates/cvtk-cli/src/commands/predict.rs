@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 
 use anyhow::bail;
-use cvtk_model::{load_classifier, ScoreKind};
+use cvtk_model::{load_classifier_with, ScoreKind};
 use serde::Serialize;
 
-use super::train::BaseModelArgs;
+use super::train::{BaseModelArgs, EngineArgs};
 use crate::output::print_json;
 
 /// Arguments of `cvtk predict`.
@@ -21,6 +21,8 @@ pub struct Args {
     model: Option<PathBuf>,
     #[command(flatten)]
     base: BaseModelArgs,
+    #[command(flatten)]
+    engine: EngineArgs,
     /// How many classes to show per image.
     #[arg(long, default_value_t = 5)]
     top: usize,
@@ -64,7 +66,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let device = args.base.device()?;
     let results: Vec<ImageResult> = match &args.model {
         Some(dir) => {
-            let model = load_classifier(dir, device)?;
+            let model = load_classifier_with(dir, device, args.engine.engine)?;
             args.images
                 .iter()
                 .map(|img| {
@@ -81,7 +83,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         None => {
             let base = args.base.base_model()?;
-            base.predict_imagenet(&args.images, args.top, device)?
+            base.predict_imagenet(&args.images, args.top, device, args.engine.engine)?
                 .into_iter()
                 .zip(&args.images)
                 .map(|((top, logits), img)| ImageResult {

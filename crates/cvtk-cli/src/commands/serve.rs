@@ -75,6 +75,11 @@ pub struct ServeSettings {
     /// Seconds allowed per `image_url` download.
     #[arg(long, default_value_t = 10)]
     pub url_timeout_s: u64,
+    /// Scoring engine: auto (onnxruntime on the CPU when its library loads,
+    /// else torch), torch, or onnxruntime. If the one asked for cannot run,
+    /// the service stays up and /ready answers 503 with the reason.
+    #[arg(long, default_value = "auto")]
+    pub engine: cvtk_model::EngineChoice,
 }
 
 impl ServeSettings {
@@ -98,6 +103,7 @@ impl ServeSettings {
                 max_bytes: self.url_max_mb.saturating_mul(1 << 20),
                 timeout: Duration::from_secs(self.url_timeout_s),
             },
+            engine: self.engine,
             ..ServeConfig::default()
         }
     }

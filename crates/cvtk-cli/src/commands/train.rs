@@ -7,8 +7,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use cvtk_dataset::ClassificationDataset;
 use cvtk_model::{
-    Architecture, BaseModel, Classifier, EpochCallback, EpochStats, Featurizer, LrSchedule, SvmClassifier, SvmParams,
-    SvmSolver, TrainConfig, TrainHooks, TransferModel,
+    Architecture, BaseModel, Classifier, EngineChoice, EpochCallback, EpochStats, Featurizer, LrSchedule,
+    SvmClassifier, SvmParams, SvmSolver, TrainConfig, TrainHooks, TransferModel,
 };
 use serde::Serialize;
 
@@ -54,6 +54,16 @@ impl BaseModelArgs {
     }
 }
 
+/// The scoring engine option, shared by every command that scores.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct EngineArgs {
+    /// Scoring engine: auto (onnxruntime on the CPU when its library loads,
+    /// else torch; torch on CUDA), torch, or onnxruntime. Training itself
+    /// always runs on torch.
+    #[arg(long, default_value = "auto")]
+    pub engine: EngineChoice,
+}
+
 /// Arguments of `cvtk train`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -64,6 +74,10 @@ pub struct Args {
     classifier: ClassifierKind,
     #[command(flatten)]
     base: BaseModelArgs,
+    /// Engine that scores once training is done (the accuracies printed) and
+    /// computes the SVM's features; fine-tuning itself runs on torch.
+    #[command(flatten)]
+    engine: EngineArgs,
     /// Learning rate per epoch, comma-separated, with Python-like repeats:
     /// "0.05*7,0.005*7,0.0005" (the original's default) is 15 epochs.
     #[arg(long)]
@@ -217,6 +231,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 }),
             };
             let mut model = TransferModel::new_seeded(labels.clone(), &base, args.image_size, device, args.seed)?;
+            model.set_engine(args.engine.engine);
             model.train_with(&train, &cfg, eval.as_ref(), &hooks)?;
             let history = model.history().to_vec();
             (Box::new(model), history)
@@ -232,6 +247,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 ..SvmParams::default()
             };
             let featurizer = Featurizer::new(&base, args.image_size, device)?;
+            featurizer.set_engine(args.engine.engine);
             (Box::new(SvmClassifier::fit(featurizer, &train, &params)?), Vec::new())
         }
     };

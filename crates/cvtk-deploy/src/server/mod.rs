@@ -60,12 +60,15 @@ struct ModelInfo {
     /// What the model's raw scores are, and how they become probabilities.
     kind: ScoreKind,
     loader: ImageLoader,
+    /// The engine that scores.
+    engine: cvtk_model::Engine,
 }
 
 struct Inner {
     config: ValidServeConfig,
     model: Arc<OnceLock<ModelInfo>>,
     load_error: Arc<OnceLock<String>>,
+    engine_error: Arc<OnceLock<String>>,
     queue: Queue,
     metrics: Arc<Metrics>,
     fetcher: Option<cvtk_http::Fetcher>,
@@ -90,8 +93,12 @@ pub enum LoadState {
     Loading,
     /// Loaded; `/ready` answers 200.
     Ready,
-    /// Loading failed, with the reason.
+    /// Loading failed, with the reason: the service stops.
     Failed(String),
+    /// The model loaded but the engine asked for cannot run it (for example
+    /// `engine: onnxruntime` without its library): the service stays up,
+    /// `/ready` answers 503 with the reason, `/score` 503.
+    Unready(String),
 }
 
 /// The model worker and the state its HTTP handlers share. Dropping it stops
@@ -118,19 +125,36 @@ impl ScoringService {
         let (queue, rx) = worker::queue(config.queue_capacity, metrics.clone());
         let model = Arc::new(OnceLock::new());
         let load_error = Arc::new(OnceLock::new());
-        let (m, le, mx) = (model.clone(), load_error.clone(), metrics.clone());
+        let engine_error = Arc::new(OnceLock::new());
+        let (m, le, ee, mx) = (model.clone(), load_error.clone(), engine_error.clone(), metrics.clone());
         let (max_batch, max_delay, max_pixels) = (config.max_batch, config.max_delay, config.max_pixels);
         let worker = std::thread::Builder::new()
             .name("cvtk-model".into())
             .spawn(move || {
                 let started = Instant::now();
-                let classifier = match load() {
-                    Ok(c) => c,
-                    Err(e) => {
+                // An engine that cannot run leaves the service up but not
+                // ready; any other failure stops it.
+                let failed = |e: cvtk_model::Error| match e {
+                    cvtk_model::Error::Engine(reason) => {
+                        tracing::error!("the model's engine cannot run: {reason}; /ready answers 503");
+                        let _ = ee.set(format!("the engine cannot run the model: {reason}"));
+                    }
+                    e => {
                         tracing::error!("cannot load the model: {e}");
                         let _ = le.set(e.to_string());
-                        return;
                     }
+                };
+                let classifier = match load() {
+                    Ok(c) => c,
+                    Err(e) => return failed(e),
+                };
+                // Builds the engine's session now, not on the first request.
+                if let Err(e) = classifier.prepare() {
+                    return failed(e);
+                }
+                let engine = match classifier.engine() {
+                    Ok(engine) => engine,
+                    Err(e) => return failed(e),
                 };
                 let config = LoaderConfig { threads: 1, max_pixels, ..classifier.loader_config() };
                 match ImageLoader::new(config) {
@@ -139,6 +163,7 @@ impl ScoringService {
                             labels: classifier.labels().to_vec(),
                             kind: classifier.score_kind(),
                             loader,
+                            engine,
                         });
                     }
                     Err(e) => {
@@ -146,7 +171,11 @@ impl ScoringService {
                         return;
                     }
                 }
-                tracing::info!("model loaded in {:.1}s: {}", started.elapsed().as_secs_f64(), classifier.describe());
+                tracing::info!(
+                    "model loaded in {:.1}s: {}; scoring with {engine}",
+                    started.elapsed().as_secs_f64(),
+                    classifier.describe()
+                );
                 worker::run(&*classifier, &rx, &mx, max_batch, max_delay);
             })
             .map_err(|e| Error::config("worker", format!("cannot start the model thread: {e}")))?;
@@ -156,7 +185,16 @@ impl ScoringService {
             n => n,
         };
         let decode_slots = tokio::sync::Semaphore::new(slots);
-        let state = AppState(Arc::new(Inner { config, model, load_error, queue, metrics, fetcher, decode_slots }));
+        let state = AppState(Arc::new(Inner {
+            config,
+            model,
+            load_error,
+            engine_error,
+            queue,
+            metrics,
+            fetcher,
+            decode_slots,
+        }));
         Ok(ScoringService { state, worker: Some(worker) })
     }
 
@@ -196,7 +234,7 @@ impl ScoringService {
         loop {
             match self.load_state() {
                 LoadState::Ready => return Ok(()),
-                LoadState::Failed(e) => return Err(Error::config("model", e)),
+                LoadState::Failed(e) | LoadState::Unready(e) => return Err(Error::config("model", e)),
                 LoadState::Loading if Instant::now() > deadline => {
                     return Err(Error::config("model", format!("not loaded after {timeout:?}")))
                 }
@@ -212,6 +250,8 @@ impl AppState {
             LoadState::Ready
         } else if let Some(e) = self.0.load_error.get() {
             LoadState::Failed(e.clone())
+        } else if let Some(e) = self.0.engine_error.get() {
+            LoadState::Unready(e.clone())
         } else {
             LoadState::Loading
         }
@@ -280,7 +320,10 @@ async fn health() -> Json<serde_json::Value> {
 
 async fn ready(State(state): State<AppState>) -> Response {
     match state.load_state() {
-        LoadState::Ready => Json(serde_json::json!({ "status": "ready" })).into_response(),
+        LoadState::Ready => {
+            let engine = state.0.model.get().map(|m| m.engine.to_string());
+            Json(serde_json::json!({ "status": "ready", "engine": engine })).into_response()
+        }
         LoadState::Loading => {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the model is still loading").into_response()
         }
@@ -288,6 +331,7 @@ async fn ready(State(state): State<AppState>) -> Response {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", format!("the model failed to load: {e}"))
                 .into_response()
         }
+        LoadState::Unready(e) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e).into_response(),
     }
 }
 
@@ -414,8 +458,16 @@ async fn score_request(state: &AppState, req: Request) -> std::result::Result<Js
             format!("{} images in one request; this service takes at most {max}", inputs.len()),
         ));
     }
-    if state.load_state() != LoadState::Ready {
-        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the model is not loaded yet; retry"));
+    match state.load_state() {
+        LoadState::Ready => {}
+        LoadState::Unready(e) => return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e)),
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "the model is not loaded yet; retry",
+            ))
+        }
     }
     for input in &mut inputs {
         if let Ok(Source::Url(url)) = &input.source {
@@ -578,7 +630,9 @@ pub fn serve(
         .build()
         .map_err(|e| Error::config("runtime", e.to_string()))?;
     let dir = model_dir.to_path_buf();
-    let service = ScoringService::start(config.clone(), move || cvtk_model::load_classifier(&dir, device))?;
+    let engine = config.engine;
+    let service =
+        ScoringService::start(config.clone(), move || cvtk_model::load_classifier_with(&dir, device, engine))?;
     let result = runtime.block_on(async {
         let addr = format!("{}:{}", config.host, config.port);
         let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| {

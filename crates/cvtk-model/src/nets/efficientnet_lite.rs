@@ -12,6 +12,7 @@ use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
 use super::{torch_linear, NetSpec, Network, TORCH_DEFAULT_INIT};
+use crate::onnx::graph::{ConvShape, GraphBuilder, Vars};
 
 /// Width and depth multipliers, input resolution and dropout of each variant.
 #[derive(Clone, Copy, Debug)]
@@ -118,12 +119,11 @@ fn mb_conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, expand: i64,
     })
 }
 
-/// EfficientNet-Lite variant `variant` (0 to 4); with `num_classes`, an `_fc` head.
-pub fn efficientnet_lite(p: &nn::Path, variant: usize, num_classes: Option<i64>) -> Network {
+/// Every block of a variant as (input filters, output filters, kernel, stride,
+/// expand ratio): the stages' repeats scaled by depth, except the first and
+/// last stage's.
+fn block_specs(variant: usize) -> Vec<(i64, i64, i64, i64, i64)> {
     let params = LITE[variant.min(4)];
-    let stem = conv(p / "_conv_stem", 3, 32, 3, 2, 1);
-    let bn0 = bn(p / "_bn0", 32);
-    // Expand the block list: repeats scaled by depth except the first and last stage.
     let mut specs = Vec::new();
     for (i, &(r, k, s, e, c_in, c_out)) in BLOCKS.iter().enumerate() {
         let fixed = i == 0 || i == BLOCKS.len() - 1;
@@ -134,6 +134,53 @@ pub fn efficientnet_lite(p: &nn::Path, variant: usize, num_classes: Option<i64>)
             specs.push(if j == 0 { (c_in, c_out, k, s, e) } else { (c_out, c_out, k, 1, e) });
         }
     }
+    specs
+}
+
+/// TensorFlow "same" padding of a `k`-wide, stride-`s` convolution over a
+/// `(h, w)` input, as ONNX `pads` `[top, left, bottom, right]`, and the
+/// output size (`ceil(input / s)`): what [`pad_same`] does, computed ahead.
+fn same_pads((h, w): (i64, i64), k: i64, s: i64) -> ([i64; 4], (i64, i64)) {
+    let pad = |i: i64| (((i + s - 1) / s - 1) * s + k - i).max(0);
+    let (ph, pw) = (pad(h), pad(w));
+    ([ph / 2, pw / 2, ph - ph / 2, pw - pw / 2], ((h + s - 1) / s, (w + s - 1) / s))
+}
+
+/// The backbone of variant `variant` as ONNX ops for `size` inputs, batch norm
+/// folded (epsilon 1e-3), "same" padding folded into each convolution's pads.
+/// Returns the pooled features' name.
+fn onnx(g: &mut GraphBuilder, vars: &Vars, x: &str, size: (i64, i64), variant: usize) -> crate::Result<String> {
+    let eps = 1e-3;
+    let (pads, mut hw) = same_pads(size, 3, 2);
+    let shape = |stride: i64, pads: [i64; 4], groups: i64| ConvShape { stride, pads, groups };
+    let mut x = g.conv_bn(vars, x, "_conv_stem", "_bn0", eps, shape(2, pads, 1))?;
+    x = g.relu6(&x);
+    for (idx, &(c_in, c_out, k, s, e)) in block_specs(variant).iter().enumerate() {
+        let p = format!("_blocks.{idx}");
+        let mut y = x.clone();
+        if e != 1 {
+            y = g.conv_bn(vars, &y, &format!("{p}._expand_conv"), &format!("{p}._bn0"), eps, shape(1, [0; 4], 1))?;
+            y = g.relu6(&y);
+        }
+        let (pads, out) = same_pads(hw, k, s);
+        let dw = shape(s, pads, c_in * e);
+        y = g.conv_bn(vars, &y, &format!("{p}._depthwise_conv"), &format!("{p}._bn1"), eps, dw)?;
+        y = g.relu6(&y);
+        y = g.conv_bn(vars, &y, &format!("{p}._project_conv"), &format!("{p}._bn2"), eps, shape(1, [0; 4], 1))?;
+        x = if s == 1 && c_in == c_out { g.add(&y, &x) } else { y };
+        hw = out;
+    }
+    x = g.conv_bn(vars, &x, "_conv_head", "_bn1", eps, shape(1, [0; 4], 1))?;
+    x = g.relu6(&x);
+    Ok(g.pool_features(&x))
+}
+
+/// EfficientNet-Lite variant `variant` (0 to 4); with `num_classes`, an `_fc` head.
+pub fn efficientnet_lite(p: &nn::Path, variant: usize, num_classes: Option<i64>) -> Network {
+    let params = LITE[variant.min(4)];
+    let stem = conv(p / "_conv_stem", 3, 32, 3, 2, 1);
+    let bn0 = bn(p / "_bn0", 32);
+    let specs = block_specs(variant);
     let n = specs.len();
     let mut blocks = nn::seq_t();
     let bp = p / "_blocks";
@@ -189,6 +236,11 @@ const fn spec(name: &'static str, variant: usize, build: fn(&nn::Path, Option<i6
         batch_norm_momentum: Some(0.01),
         build,
         resnet_blocks: None,
+        onnx: match variant {
+            0 => |g, v, x, size| onnx(g, v, x, size, 0),
+            1 => |g, v, x, size| onnx(g, v, x, size, 1),
+            _ => |g, v, x, size| onnx(g, v, x, size, 2),
+        },
     }
 }
 

@@ -37,7 +37,14 @@ pub(crate) struct NetSpec {
     pub build: fn(&nn::Path, Option<i64>) -> Network,
     /// For a ResNet, its blocks (which its fused inference copy follows).
     pub resnet_blocks: Option<resnet::Blocks>,
+    /// Writes the backbone (pooled features) as ONNX ops after the input
+    /// `x` of `(height, width)` pixels; returns the features' name.
+    pub onnx: OnnxEmitter,
 }
+
+/// See [`NetSpec::onnx`].
+pub(crate) type OnnxEmitter =
+    fn(&mut crate::onnx::graph::GraphBuilder, &crate::onnx::graph::Vars, &str, (i64, i64)) -> crate::Result<String>;
 
 /// PyTorch's default initialisation of `Conv2d` and `Linear` weights,
 /// `kaiming_uniform_(a=sqrt(5))`: uniform in +-1/sqrt(fan_in). (tch's default

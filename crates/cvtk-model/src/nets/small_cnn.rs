@@ -6,6 +6,7 @@ use cvtk_dataset::{ColorMode, Normalization};
 use tch::nn;
 
 use super::{torch_linear, NetSpec, Network, TORCH_DEFAULT_INIT};
+use crate::onnx::graph::{ConvShape, GraphBuilder, Vars};
 
 /// The small CNN's facts: 28x28 gray inputs on a 0..1 scale, an `fc2` head, no
 /// batch norm.
@@ -20,7 +21,22 @@ pub(crate) const SMALL_CNN: NetSpec = NetSpec {
     batch_norm_momentum: None,
     build: small_cnn,
     resnet_blocks: None,
+    onnx,
 };
+
+/// The feature extractor as ONNX ops: conv, pool, ReLU twice, then the
+/// 1024-unit hidden layer. Returns the features' name.
+fn onnx(g: &mut GraphBuilder, vars: &Vars, x: &str, _size: (i64, i64)) -> crate::Result<String> {
+    let mut x = g.conv_vars(vars, x, "conv1", ConvShape::new(1, 0))?;
+    x = g.max_pool(&x, 2, 2, 0);
+    x = g.relu(&x);
+    x = g.conv_vars(vars, &x, "conv2", ConvShape::new(1, 0))?;
+    x = g.max_pool(&x, 2, 2, 0);
+    x = g.relu(&x);
+    x = g.flatten(&x);
+    x = g.linear_vars(vars, &x, "fc1")?;
+    Ok(g.relu(&x))
+}
 
 /// A convolution initialised as PyTorch's `nn.Conv2d` (bias too).
 fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64) -> nn::Conv2D {

@@ -12,7 +12,9 @@ use tch::{Device, Tensor};
 
 use crate::backbone::Backbone;
 use crate::calibration::{fit_temperature, ScoreKind, TemperatureFit};
+use crate::engine::{Engine, EngineChoice};
 use crate::model_dir::{read_model_dir_of_kind, save_model_dir, ModelKind, ModelMeta, Training};
+use crate::onnx::{OnnxModel, SCORES};
 use crate::{Classifier, Error, Featurizer, Result};
 pub use solver::{decision_accuracy, fit_linear_svm, LinearModel, SvmParams, SvmSolver, ValidSvmParams};
 
@@ -124,6 +126,11 @@ impl SvmClassifier {
         Ok(Tensor::f_from_slice(&v)?.f_view([n as i64, self.labels.len() as i64])?)
     }
 
+    /// The ONNX graph onnxruntime scores the classifier with (features and SVM in one graph).
+    fn scores_graph(&self) -> Result<Vec<u8>> {
+        self.featurizer.backbone.classifier_graph(&self.labels, || self.export_onnx())
+    }
+
     fn decision(&self, features: Vec<f32>, n: usize) -> Result<Array2<f64>> {
         let x = Array2::from_shape_vec((n, self.featurizer.dim()), features)
             .map_err(|e| Error::InvalidInput(e.to_string()))?;
@@ -189,10 +196,38 @@ impl Classifier for SvmClassifier {
     }
 
     fn score_images(&self, images: &ImageBatch) -> Result<Vec<Vec<f32>>> {
-        let n = images.len();
-        let features = self.featurizer.backbone.forward_rows(images)?;
-        let d = self.decision(features.into_iter().flatten().collect(), n)?;
-        Ok(d.outer_iter().map(|row| row.iter().map(|&v| v as f32).collect()).collect())
+        let backbone = &self.featurizer.backbone;
+        backbone.score_rows(
+            images,
+            SCORES,
+            || self.scores_graph(),
+            || {
+                let features = backbone.forward_rows(images)?;
+                let d = self.decision(features.into_iter().flatten().collect(), images.len())?;
+                Ok(d.outer_iter().map(|row| row.iter().map(|&v| v as f32).collect()).collect())
+            },
+        )
+    }
+
+    fn engine(&self) -> Result<Engine> {
+        self.featurizer.backbone.engine()
+    }
+
+    fn set_engine(&self, choice: EngineChoice) {
+        self.featurizer.backbone.engine.set(choice);
+    }
+
+    fn export_onnx(&self) -> Result<OnnxModel> {
+        let w: Vec<f32> = self.model.weights.iter().map(|&v| v as f32).collect();
+        let b: Vec<f32> = self.model.bias.iter().map(|&v| v as f32).collect();
+        let (k, d) = self.model.weights.dim();
+        let w = Tensor::f_from_slice(&w)?.f_view([k as i64, d as i64])?;
+        let b = Tensor::f_from_slice(&b)?;
+        self.featurizer.backbone.export(&self.labels, ModelKind::Svm, self.score_kind(), w, b)
+    }
+
+    fn prepare(&self) -> Result<()> {
+        self.featurizer.backbone.prepare(SCORES, || self.scores_graph())
     }
 
     fn score_kind(&self) -> ScoreKind {

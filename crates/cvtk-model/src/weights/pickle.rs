@@ -114,7 +114,7 @@ pub fn read_pickle(data: &[u8], pos: &mut usize) -> Result<Value, String> {
         }
     }
     fn set_items(target: &mut Value, items: Vec<Value>) -> Result<(), String> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err("SETITEMS with an odd number of items".into());
         }
         match target {

@@ -13,6 +13,7 @@ use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
 use super::{torch_linear, NetSpec, Network};
+use crate::onnx::graph::{ConvShape, GraphBuilder, Vars};
 
 /// torchvision's initialisation of ResNet convolutions:
 /// `kaiming_normal_(mode="fan_out", nonlinearity="relu")`.
@@ -132,7 +133,59 @@ const fn spec(name: &'static str, blocks: Blocks, build: fn(&nn::Path, Option<i6
         batch_norm_momentum: Some(0.1),
         build,
         resnet_blocks: Some(blocks),
+        onnx: match blocks {
+            Blocks::Basic([2, 2, 2, 2]) => |g, v, x, _| onnx(g, v, x, RESNET18_BLOCKS),
+            Blocks::Basic(_) => |g, v, x, _| onnx(g, v, x, RESNET34_BLOCKS),
+            Blocks::Bottleneck([3, 4, 6, 3]) => |g, v, x, _| onnx(g, v, x, RESNET50_BLOCKS),
+            Blocks::Bottleneck([3, 4, 23, 3]) => |g, v, x, _| onnx(g, v, x, RESNET101_BLOCKS),
+            Blocks::Bottleneck(_) => |g, v, x, _| onnx(g, v, x, RESNET152_BLOCKS),
+        },
     }
+}
+
+/// The backbone as ONNX ops, batch norm folded (epsilon 1e-5): stem, the
+/// residual stages, global average pooling. Returns the features' name.
+fn onnx(g: &mut GraphBuilder, vars: &Vars, x: &str, blocks: Blocks) -> crate::Result<String> {
+    let eps = 1e-5;
+    let mut x = g.conv_bn(vars, x, "conv1", "bn1", eps, ConvShape::new(2, 3))?;
+    x = g.relu(&x);
+    x = g.max_pool(&x, 3, 2, 1);
+    let bottleneck = matches!(blocks, Blocks::Bottleneck(_));
+    for (stage, &n) in blocks.counts().iter().enumerate() {
+        for b in 0..n {
+            let p = format!("layer{}.{b}", stage + 1);
+            let stride = if stage > 0 && b == 0 { 2 } else { 1 };
+            let convs: Vec<(String, String, ConvShape)> = if bottleneck {
+                vec![
+                    (format!("{p}.conv1"), format!("{p}.bn1"), ConvShape::new(1, 0)),
+                    (format!("{p}.conv2"), format!("{p}.bn2"), ConvShape::new(stride, 1)),
+                    (format!("{p}.conv3"), format!("{p}.bn3"), ConvShape::new(1, 0)),
+                ]
+            } else {
+                vec![
+                    (format!("{p}.conv1"), format!("{p}.bn1"), ConvShape::new(stride, 1)),
+                    (format!("{p}.conv2"), format!("{p}.bn2"), ConvShape::new(1, 1)),
+                ]
+            };
+            let mut y = x.clone();
+            let last = convs.len() - 1;
+            for (i, (conv, bn, shape)) in convs.iter().enumerate() {
+                y = g.conv_bn(vars, &y, conv, bn, eps, *shape)?;
+                if i < last {
+                    y = g.relu(&y);
+                }
+            }
+            let shortcut = if vars.contains_key(&format!("{p}.downsample.0.weight")) {
+                let (conv, bn) = (format!("{p}.downsample.0"), format!("{p}.downsample.1"));
+                g.conv_bn(vars, &x, &conv, &bn, eps, ConvShape::new(stride, 0))?
+            } else {
+                x
+            };
+            let sum = g.add(&y, &shortcut);
+            x = g.relu(&sum);
+        }
+    }
+    Ok(g.pool_features(&x))
 }
 
 /// ResNet-18's facts.

@@ -1,0 +1,325 @@
+//! Which engine scores: libtorch (`tch`, the training graph or the fused
+//! ResNet) or onnxruntime (the model's ONNX export, [`crate::onnx`]).
+//!
+//! [`EngineChoice::Auto`], the default for loaded models, picks onnxruntime on
+//! the CPU when its library can be loaded and libtorch on CUDA; when
+//! onnxruntime cannot be loaded it falls back to libtorch with one log line.
+//! Asking for [`EngineChoice::Onnxruntime`] without it is an error that says
+//! how to install it. Training always runs on libtorch.
+//!
+//! The library (`libonnxruntime.so`, from PyPI's `onnxruntime` wheel, which
+//! `make setup` installs) is found, in order: `$CVTK_ONNXRUNTIME_LIB`; the path
+//! recorded when this program was built (`make setup` writes it into
+//! `.cargo/config.toml`); beside the running program (or in its `lib/`); then
+//! the system's library search path. `CVTK_ONNXRUNTIME_LIB=none` turns it off.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use cvtk_dataset::ImageBatch;
+use serde::{Deserialize, Serialize};
+use tch::Device;
+
+use crate::{Error, Result};
+
+/// Which engine a model should score with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineChoice {
+    /// onnxruntime on the CPU when its library loads, else libtorch.
+    #[default]
+    Auto,
+    /// libtorch, always.
+    Torch,
+    /// onnxruntime (CPU); an error when its library cannot be loaded.
+    Onnxruntime,
+}
+
+impl std::str::FromStr for EngineChoice {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(EngineChoice::Auto),
+            "torch" => Ok(EngineChoice::Torch),
+            "onnxruntime" | "ort" => Ok(EngineChoice::Onnxruntime),
+            other => Err(Error::InvalidConfig {
+                field: "engine",
+                reason: format!("'{other}' is not one of auto, torch, onnxruntime"),
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for EngineChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EngineChoice::Auto => "auto",
+            EngineChoice::Torch => "torch",
+            EngineChoice::Onnxruntime => "onnxruntime",
+        })
+    }
+}
+
+/// The engine a model scores with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// libtorch.
+    Torch,
+    /// onnxruntime.
+    Onnxruntime,
+}
+
+impl std::fmt::Display for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Engine::Torch => "torch",
+            Engine::Onnxruntime => "onnxruntime",
+        })
+    }
+}
+
+/// The onnxruntime version cvtk is built for (`ort`'s API level).
+pub const ONNXRUNTIME_VERSION: &str = "1.31";
+
+/// Where the onnxruntime library is looked for, in order (see the module
+/// documentation).
+/// `CVTK_ONNXRUNTIME_LIB=none` turns onnxruntime off.
+pub fn onnxruntime_candidates() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Some(p) = std::env::var_os("CVTK_ONNXRUNTIME_LIB").filter(|p| !p.is_empty()) {
+        if p == "none" {
+            return out;
+        }
+        out.push(PathBuf::from(p));
+    }
+    if let Some(p) = option_env!("CVTK_ONNXRUNTIME_LIB").filter(|p| !p.is_empty()) {
+        out.push(PathBuf::from(p));
+    }
+    if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+        for d in [dir.clone(), dir.join("lib"), dir.join("../lib")] {
+            out.push(d.join("libonnxruntime.so"));
+        }
+    }
+    out.push(PathBuf::from("libonnxruntime.so"));
+    out
+}
+
+/// The loaded onnxruntime, or why it could not be loaded.
+static RUNTIME: OnceLock<std::result::Result<(ort::environment::Environment, PathBuf), String>> = OnceLock::new();
+
+/// The onnxruntime environment, loading the library on first use; the error
+/// says where it looked and how to install it.
+pub fn onnxruntime() -> Result<&'static ort::environment::Environment> {
+    let loaded = RUNTIME.get_or_init(|| {
+        let mut tried = Vec::new();
+        for path in onnxruntime_candidates() {
+            // A bare name goes to the system's search path; a path must exist.
+            if path.components().count() > 1 && !path.is_file() {
+                tried.push(format!("{} (missing)", path.display()));
+                continue;
+            }
+            match ort::init_from(&path) {
+                Ok(builder) => {
+                    let env = builder.with_name("cvtk").build().map_err(|e| first_line(&e.to_string()))?;
+                    tracing::info!("onnxruntime loaded from {}", path.display());
+                    return Ok((env, path));
+                }
+                Err(e) => tried.push(format!("{} ({})", path.display(), first_line(&e.to_string()))),
+            }
+        }
+        Err(format!(
+            "cannot load onnxruntime {ONNXRUNTIME_VERSION} (tried {}); run `make setup` (it installs PyPI's \
+             onnxruntime into .venv), or point CVTK_ONNXRUNTIME_LIB at libonnxruntime.so, or use --engine torch",
+            tried.join(", ")
+        ))
+    });
+    loaded.as_ref().map(|(env, _)| env).map_err(|e| Error::Engine(e.clone()))
+}
+
+/// The onnxruntime library file in use (loading it if needed), for
+/// deployment artifacts that ship it beside `cvtk`.
+pub fn onnxruntime_library() -> Result<PathBuf> {
+    onnxruntime()?;
+    let (_, path) = RUNTIME.get().and_then(|r| r.as_ref().ok()).ok_or_else(|| Error::Engine("not loaded".into()))?;
+    // A bare name was found on the search path: ask the dynamic loader's
+    // view of the process for the file.
+    if path.components().count() > 1 {
+        return Ok(path.canonicalize().unwrap_or_else(|_| path.clone()));
+    }
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    maps.lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .find(|f| f.contains("libonnxruntime.so"))
+        .map(PathBuf::from)
+        .ok_or_else(|| Error::Engine(format!("cannot tell where {} was loaded from", path.display())))
+}
+
+/// Whether onnxruntime can be loaded here.
+pub fn onnxruntime_available() -> bool {
+    onnxruntime().is_ok()
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().to_string()
+}
+
+fn ort_err(e: impl std::fmt::Display) -> Error {
+    Error::Engine(first_line(&e.to_string()))
+}
+
+impl EngineChoice {
+    /// The engine this choice gives on `device`: libtorch on CUDA, and for
+    /// `Auto` on the CPU, onnxruntime when it loads (with one warning when it
+    /// does not).
+    pub fn resolve(self, device: Device) -> Result<Engine> {
+        static WARNED: AtomicBool = AtomicBool::new(false);
+        match (self, device) {
+            (EngineChoice::Torch, _) => Ok(Engine::Torch),
+            (EngineChoice::Onnxruntime, Device::Cpu) => onnxruntime().map(|_| Engine::Onnxruntime),
+            (EngineChoice::Onnxruntime, d) => Err(Error::InvalidConfig {
+                field: "engine",
+                reason: format!("onnxruntime runs on the CPU here, not {d:?}; use --engine torch for the GPU"),
+            }),
+            (EngineChoice::Auto, Device::Cpu) => match onnxruntime() {
+                Ok(_) => Ok(Engine::Onnxruntime),
+                Err(e) => {
+                    if !WARNED.swap(true, Ordering::Relaxed) {
+                        tracing::warn!("scoring with libtorch: {e}");
+                    }
+                    Ok(Engine::Torch)
+                }
+            },
+            (EngineChoice::Auto, _) => Ok(Engine::Torch),
+        }
+    }
+}
+
+/// An onnxruntime session over one model's graph. Runs one batch at a time.
+pub(crate) struct OrtSession {
+    session: Mutex<ort::session::Session>,
+    output: String,
+}
+
+impl OrtSession {
+    /// A session over the ONNX `bytes`, reading the output `output`.
+    pub fn new(bytes: &[u8], output: &str) -> Result<Self> {
+        let env = onnxruntime()?;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let session = ort::session::Session::builder(env)
+            .map_err(ort_err)?
+            .with_optimization_level(ort::session::builder::GraphOptimizationLevel::All)
+            .map_err(ort_err)?
+            .with_intra_threads(threads)
+            .map_err(ort_err)?
+            .commit_from_memory(bytes)
+            .map_err(ort_err)?;
+        Ok(OrtSession { session: Mutex::new(session), output: output.to_string() })
+    }
+
+    /// The output rows of a batch, the batch's values handed over without a copy.
+    pub fn run(&self, batch: &ImageBatch) -> Result<Vec<Vec<f32>>> {
+        let shape: Vec<i64> = batch.shape().iter().map(|&d| d as i64).collect();
+        let input = ort::value::TensorRef::from_array_view((shape, batch.data())).map_err(ort_err)?;
+        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let outputs = session.run(ort::inputs![input]).map_err(ort_err)?;
+        let (shape, data) = outputs[self.output.as_str()].try_extract_tensor::<f32>().map_err(ort_err)?;
+        let cols = shape.get(1).copied().unwrap_or(1).max(1) as usize;
+        Ok(data.chunks(cols).map(<[f32]>::to_vec).collect())
+    }
+}
+
+/// A model's engine choice and the onnxruntime sessions built for its
+/// current weights (rebuilt when they change), one per graph (the
+/// classifier's scores, a featurizer's features).
+#[derive(Default)]
+pub(crate) struct EngineState {
+    choice: Mutex<EngineChoice>,
+    sessions: Mutex<Vec<(&'static str, i64, Arc<OrtSession>)>>,
+    /// Set when `Auto` could not build an onnxruntime session for this
+    /// model: it scores with libtorch from then on.
+    auto_fell_back: AtomicBool,
+}
+
+impl EngineState {
+    /// A state with `choice`.
+    pub fn new(choice: EngineChoice) -> Self {
+        EngineState { choice: Mutex::new(choice), ..EngineState::default() }
+    }
+
+    pub fn choice(&self) -> EngineChoice {
+        *self.choice.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn set(&self, choice: EngineChoice) {
+        *self.choice.lock().unwrap_or_else(|p| p.into_inner()) = choice;
+        self.auto_fell_back.store(false, Ordering::Relaxed);
+    }
+
+    /// The engine that scores on `device` now.
+    pub fn resolve(&self, device: Device) -> Result<Engine> {
+        match self.choice() {
+            EngineChoice::Auto if self.auto_fell_back.load(Ordering::Relaxed) => Ok(Engine::Torch),
+            choice => choice.resolve(device),
+        }
+    }
+
+    /// Runs `ort` when onnxruntime scores, `torch` otherwise. Under `Auto`,
+    /// an onnxruntime failure to build the session (not to run a batch) turns
+    /// this model over to libtorch, with one warning.
+    pub fn run<T>(
+        &self,
+        device: Device,
+        ort: impl FnOnce() -> Result<Arc<OrtSession>>,
+        run: impl FnOnce(&OrtSession) -> Result<T>,
+        torch: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        match self.resolve(device)? {
+            Engine::Torch => torch(),
+            Engine::Onnxruntime => match ort() {
+                Ok(session) => run(&session),
+                Err(e) if self.choice() == EngineChoice::Auto => {
+                    tracing::warn!("scoring with libtorch: onnxruntime cannot run this model: {e}");
+                    self.auto_fell_back.store(true, Ordering::Relaxed);
+                    torch()
+                }
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    /// The session of graph `graph` for weights of version `version`, built
+    /// by `build` when there is none for them yet.
+    pub fn session(
+        &self,
+        graph: &'static str,
+        version: i64,
+        build: impl FnOnce() -> Result<OrtSession>,
+    ) -> Result<Arc<OrtSession>> {
+        let mut slots = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, _, s)) = slots.iter().find(|(g, v, _)| *g == graph && *v == version) {
+            return Ok(s.clone());
+        }
+        let s = Arc::new(build()?);
+        slots.retain(|(g, _, _)| *g != graph);
+        slots.push((graph, version, s.clone()));
+        Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_choices_parse_and_torch_is_always_torch() {
+        assert_eq!("auto".parse::<EngineChoice>().unwrap(), EngineChoice::Auto);
+        assert_eq!("onnxruntime".parse::<EngineChoice>().unwrap(), EngineChoice::Onnxruntime);
+        let e = "tensorrt".parse::<EngineChoice>().unwrap_err().to_string();
+        assert!(e.contains("auto, torch, onnxruntime"), "{e}");
+        assert_eq!(EngineChoice::Torch.resolve(Device::Cpu).unwrap(), Engine::Torch);
+        assert_eq!(EngineChoice::Auto.resolve(Device::Cuda(0)).unwrap(), Engine::Torch);
+        assert!(EngineChoice::Onnxruntime.resolve(Device::Cuda(0)).is_err());
+    }
+}
