@@ -1,7 +1,8 @@
 //! Inference speed: ResNet-18, ResNet-50 and EfficientNet-Lite0 at batch 1 and
 //! 16, images per second, cvtk's engines (libtorch through tch, plain and
 //! fused, eval mode, no grad; and onnxruntime on cvtk's own ONNX export, the
-//! default on the CPU, through the classifier's scoring call) against
+//! default on the CPU, through the classifier's scoring call, in a process of
+//! its own as each Python peer gets) against
 //! PyTorch eager, TorchScript (`torch.jit.freeze` + `optimize_for_inference`)
 //! and Python's onnxruntime on PyTorch's ONNX export, all from the same
 //! weights file and the same input, 2 threads each, alternating.
@@ -96,11 +97,51 @@ fn profile(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--profile-ort ARCH BATCH SECONDS [WEIGHTS [INPUT]]`: only cvtk's
+/// onnxruntime engine, in a process of its own (the ImageNet classifier of
+/// `WEIGHTS`, random weights without; on `INPUT`, a `[16, 3, 224, 224]`
+/// float32 file, random without): what the table's cvtk onnxruntime column
+/// runs, and what `perf record` should watch. Prints one JSON line.
+fn profile_ort(args: &[String]) -> anyhow::Result<()> {
+    let arch: Architecture = args.first().context("--profile-ort ARCH BATCH SECONDS [WEIGHTS [INPUT]]")?.parse()?;
+    let batch: i64 = args.get(1).context("BATCH")?.parse()?;
+    let seconds: f64 = args.get(2).context("SECONDS")?.parse()?;
+    let weights = args.get(3).map(std::path::PathBuf::from);
+    let classifier = TransferModel::imagenet(&BaseModel::new(arch, weights), Device::Cpu)?;
+    classifier.set_engine(EngineChoice::Onnxruntime);
+    ensure!(classifier.engine()? == Engine::Onnxruntime);
+    let input = match args.get(4) {
+        Some(path) => read_f32(Path::new(path), &[16, 3, 224, 224])?,
+        None => Tensor::randn([16, 3, 224, 224], (Kind::Float, Device::Cpu)),
+    };
+    let r = rate_classifier(&classifier, &input, batch, seconds)?;
+    println!("{}", serde_json::json!({ "arch": arch.name(), "batch": batch, "images_per_second": r }));
+    Ok(())
+}
+
+/// cvtk's onnxruntime engine in a fresh process, as each Python peer runs:
+/// images per second.
+fn ort_in_own_process(arch: Architecture, batch: i64, seconds: f64, dir: &Path) -> anyhow::Result<f64> {
+    let weights = dir.join(format!("{}.pth", arch.name()));
+    let out = std::process::Command::new(std::env::current_exe()?)
+        .args(["--profile-ort", arch.name(), &batch.to_string(), &seconds.to_string()])
+        .arg(&weights)
+        .arg(dir.join("input.bin"))
+        .output()?;
+    ensure!(out.status.success(), "cvtk onnxruntime run failed: {}", String::from_utf8_lossy(&out.stderr));
+    let line = String::from_utf8(out.stdout)?;
+    let v: serde_json::Value = serde_json::from_str(line.lines().last().context("no output")?)?;
+    v["images_per_second"].as_f64().context("no images_per_second")
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     tch::set_num_threads(THREADS as i32);
     if let Some(i) = args.iter().position(|a| a == "--profile") {
         return profile(&args[i + 1..]);
+    }
+    if let Some(i) = args.iter().position(|a| a == "--profile-ort") {
+        return profile_ort(&args[i + 1..]);
     }
     let full = args.iter().any(|a| a == "--bench");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -167,7 +208,7 @@ fn main() -> anyhow::Result<()> {
             for _ in 0..rounds {
                 ours.push(rate(&plain, &input, batch, seconds)?);
                 ours_fused.push(rate(&fast, &input, batch, seconds)?);
-                ours_ort.push(rate_classifier(&classifier, &input, batch, seconds)?);
+                ours_ort.push(ort_in_own_process(arch, batch, seconds, tmp.path())?);
                 for (i, engine) in engines.iter().enumerate() {
                     let v = python(
                         root,

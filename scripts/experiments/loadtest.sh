@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Deploys a model locally and load-tests it on loopback, as docs/deployment.md
-# reports. Usage: scripts/experiments/loadtest.sh [OUT] [BASE_MODEL] [SECONDS]
+# reports, with the service's peak memory (VmHWM) after each concurrency.
+# Usage: [ENGINE=torch|onnxruntime] scripts/experiments/loadtest.sh [OUT] [BASE_MODEL] [SECONDS]
 #   BASE_MODEL: small-cnn (trained from scratch, 28x28 gray; default) or
 #   efficientnet-lite0 (pretrained default, 224x224 RGB).
 set -euo pipefail
@@ -24,7 +25,9 @@ if [ ! -f "$MODEL/model.json" ]; then
 fi
 NAME="loadtest-${BASE//[^a-z0-9]/-}"
 "$CVTK" deploy delete "$NAME" >/dev/null 2>&1 || true
-"$CVTK" deploy create "$NAME" --model "$MODEL" --device cpu
+"$CVTK" deploy create "$NAME" --model "$MODEL" --device cpu -- ${ENGINE:+--engine "$ENGINE"}
+PID=$("$CVTK" deploy show "$NAME" --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["pid"])')
+curl -s "$("$CVTK" deploy show "$NAME" --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["url"])')/ready"; echo
 trap '"$CVTK" deploy delete "$NAME" >/dev/null 2>&1 || true' EXIT
 for c in 1 8 32; do
   echo "== concurrency $c, $SECONDS_ s"
@@ -38,4 +41,5 @@ print(f"requests {r['requests']}, ok {r['ok']}, {r['requests_per_s']:.1f} req/s,
       f"p90 {l['p90']:.1f} ms, p99 {l['p99']:.1f} ms, max {l['max']:.1f} ms, 5xx other than 503: {r['server_errors']}, "
       f"errors {r['errors']}")
 PY
+  echo "service peak memory: $(grep VmHWM /proc/$PID/status | awk '{printf "%.0f MB", $2 / 1024}')"
 done
