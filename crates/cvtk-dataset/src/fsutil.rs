@@ -39,6 +39,9 @@ fn write_atomic_with(path: &Path, bytes: &[u8], perms: Option<std::fs::Permissio
     }
     tmp.as_file().sync_all().map_err(|e| Error::io("cannot sync", tmp.path().to_path_buf(), e))?;
     tmp.persist(path).map_err(|e| Error::io("cannot replace", path, e.error))?;
+    // The rename is durable only once the folder's entry is on disk too.
+    #[cfg(unix)]
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("cannot sync the folder of", path, e))?;
     Ok(())
 }
 

@@ -117,6 +117,18 @@ pub struct ServeConfig {
     pub max_pixels: u64,
     /// Fetching `image_url`s. By default, off.
     pub urls: UrlPolicy,
+    /// Images waiting for or in the model at most, all requests together
+    /// (each a decoded tensor: 0.6 MB at 224x224 RGB); a request that would
+    /// pass it gets 503 with Retry-After. By default, 1024. At least
+    /// `max_images_per_request`.
+    pub max_queued_images: usize,
+    /// Connections open at once at most; one more is closed at once. By
+    /// default, 1024 (keep it under the process's file-descriptor limit).
+    pub max_connections: usize,
+    /// Time a connection gets to send a whole request head, also while idle
+    /// between keep-alive requests; then it is closed. By default, 10 s.
+    #[serde(rename = "header_timeout_ms", with = "millis")]
+    pub header_timeout: Duration,
     /// The scoring engine. By default, `auto`: onnxruntime on the CPU when
     /// its library loads, libtorch otherwise (see [`cvtk_model::EngineChoice`]).
     /// When the engine asked for cannot run, the service stays up and
@@ -141,6 +153,9 @@ impl Default for ServeConfig {
             decode_threads: 0,
             max_pixels: cvtk_dataset::decode::DEFAULT_MAX_PIXELS,
             urls: UrlPolicy::default(),
+            max_connections: 1024,
+            max_queued_images: 1024,
+            header_timeout: Duration::from_secs(10),
             engine: cvtk_model::EngineChoice::Auto,
         }
     }
@@ -164,6 +179,9 @@ impl std::fmt::Debug for ServeConfig {
             .field("decode_threads", &self.decode_threads)
             .field("max_pixels", &self.max_pixels)
             .field("urls", &self.urls)
+            .field("max_connections", &self.max_connections)
+            .field("max_queued_images", &self.max_queued_images)
+            .field("header_timeout", &self.header_timeout)
             .field("engine", &self.engine)
             .finish()
     }
@@ -236,9 +254,22 @@ impl ServeConfig {
             ("max_images_per_request", self.max_images_per_request),
             ("queue_capacity", self.queue_capacity),
             ("max_batch", self.max_batch),
+            ("max_connections", self.max_connections),
         ];
         if let Some((field, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(Error::config(field, "must be at least 1"));
+        }
+        if self.max_queued_images < self.max_images_per_request {
+            return Err(Error::config(
+                "max_queued_images",
+                format!(
+                    "{} is fewer than the {} images one request may hold (max_images_per_request)",
+                    self.max_queued_images, self.max_images_per_request
+                ),
+            ));
+        }
+        if self.header_timeout.is_zero() {
+            return Err(Error::config("header_timeout", "must be more than zero"));
         }
         if self.request_timeout.is_zero() {
             return Err(Error::config("request_timeout", "must be more than zero"));

@@ -276,6 +276,33 @@ async fn a_full_queue_answers_503_with_retry_after() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_is_bounded_in_images_not_only_in_requests() {
+    // Room for 64 requests, but for 4 images only.
+    let cfg = ServeConfig { max_queued_images: 4, max_images_per_request: 4, max_delay: Duration::ZERO, ..config() };
+    let s =
+        ScoringService::with_classifier(cfg.check().unwrap(), Box::new(Fake::new(Duration::from_millis(400)))).unwrap();
+    s.wait_ready(Duration::from_secs(5)).unwrap();
+    let app = s.router();
+    let four = json!([{ "image_in_base64": b64(&png(8, 8, 0)) }, { "image_in_base64": b64(&png(8, 8, 1)) },
+                      { "image_in_base64": b64(&png(8, 8, 2)) }, { "image_in_base64": b64(&png(8, 8, 3)) }]);
+    let first = {
+        let app = app.clone();
+        tokio::spawn(async move { call(&app, json_req(&four)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Four images are in the model: one more is over the budget.
+    let (status, headers, v) = call(&app, score_req("image/png", png(8, 8, 9))).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["error"]["code"], json!("overloaded"));
+    assert_eq!(headers["retry-after"], "1");
+    assert_eq!(first.await.unwrap().0, StatusCode::OK);
+    // Scored and dropped: the budget is free again.
+    assert_eq!(call(&app, score_req("image/png", png(8, 8, 9))).await.0, StatusCode::OK);
+    let too_small = ServeConfig { max_queued_images: 10, ..config() }.check().unwrap_err().to_string();
+    assert!(too_small.contains("max_images_per_request"), "{too_small}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_model_gives_504_after_the_request_timeout() {
     let cfg = ServeConfig { request_timeout: Duration::from_millis(100), ..config() };
     let s =

@@ -75,6 +75,15 @@ pub struct ServeSettings {
     /// Seconds allowed per `image_url` download.
     #[arg(long, default_value_t = 10)]
     pub url_timeout_s: u64,
+    /// Images waiting for or in the model at most, all requests together; more get 503.
+    #[arg(long, default_value_t = 1024)]
+    pub max_queued_images: usize,
+    /// Connections open at once at most; more are closed at once.
+    #[arg(long, default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Seconds a connection gets to send a request's headers (also when idle between requests).
+    #[arg(long, default_value_t = 10)]
+    pub header_timeout_s: u64,
     /// Scoring engine: auto (onnxruntime on the CPU when its library loads,
     /// else torch), torch, or onnxruntime. If the one asked for cannot run,
     /// the service stays up and /ready answers 503 with the reason.
@@ -104,6 +113,9 @@ impl ServeSettings {
                 timeout: Duration::from_secs(self.url_timeout_s),
             },
             engine: self.engine,
+            max_connections: self.max_connections,
+            max_queued_images: self.max_queued_images,
+            header_timeout: Duration::from_secs(self.header_timeout_s),
             ..ServeConfig::default()
         }
     }

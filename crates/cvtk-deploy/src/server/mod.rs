@@ -12,6 +12,7 @@
 
 mod fetch;
 mod inputs;
+mod listen;
 mod metrics;
 mod worker;
 
@@ -69,6 +70,9 @@ struct Inner {
     model: Arc<OnceLock<ModelInfo>>,
     load_error: Arc<OnceLock<String>>,
     engine_error: Arc<OnceLock<String>>,
+    /// Set when the model worker died (a panic in the model): the service is
+    /// then not ready and stops, so that a supervisor restarts it.
+    worker_died: Arc<OnceLock<String>>,
     queue: Queue,
     metrics: Arc<Metrics>,
     fetcher: Option<cvtk_http::Fetcher>,
@@ -122,11 +126,13 @@ impl ScoringService {
         F: FnOnce() -> cvtk_model::Result<Box<dyn Classifier>> + Send + 'static,
     {
         let metrics = Arc::new(Metrics::new());
-        let (queue, rx) = worker::queue(config.queue_capacity, metrics.clone());
+        let (queue, rx) = worker::queue(config.queue_capacity, config.max_queued_images, metrics.clone());
         let model = Arc::new(OnceLock::new());
         let load_error = Arc::new(OnceLock::new());
         let engine_error = Arc::new(OnceLock::new());
+        let worker_died = Arc::new(OnceLock::new());
         let (m, le, ee, mx) = (model.clone(), load_error.clone(), engine_error.clone(), metrics.clone());
+        let died = worker_died.clone();
         let (max_batch, max_delay, max_pixels) = (config.max_batch, config.max_delay, config.max_pixels);
         let worker = std::thread::Builder::new()
             .name("cvtk-model".into())
@@ -141,7 +147,7 @@ impl ScoringService {
                     }
                     e => {
                         tracing::error!("cannot load the model: {e}");
-                        let _ = le.set(e.to_string());
+                        let _ = le.set(format!("the model failed to load: {e}"));
                     }
                 };
                 let classifier = match load() {
@@ -167,7 +173,7 @@ impl ScoringService {
                         });
                     }
                     Err(e) => {
-                        let _ = le.set(e.to_string());
+                        let _ = le.set(format!("the model failed to load: {e}"));
                         return;
                     }
                 }
@@ -176,7 +182,16 @@ impl ScoringService {
                     started.elapsed().as_secs_f64(),
                     classifier.describe()
                 );
-                worker::run(&*classifier, &rx, &mx, max_batch, max_delay);
+                let run = std::panic::AssertUnwindSafe(|| worker::run(&*classifier, &rx, &mx, max_batch, max_delay));
+                if let Err(panic) = std::panic::catch_unwind(run) {
+                    let reason = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a panic".into());
+                    tracing::error!("the model worker died: {reason}; the service stops");
+                    let _ = died.set(format!("the model worker died: {reason}"));
+                }
             })
             .map_err(|e| Error::config("worker", format!("cannot start the model thread: {e}")))?;
         let fetcher = fetch::fetcher(&config.urls)?;
@@ -190,6 +205,7 @@ impl ScoringService {
             model,
             load_error,
             engine_error,
+            worker_died,
             queue,
             metrics,
             fetcher,
@@ -246,7 +262,9 @@ impl ScoringService {
 
 impl AppState {
     fn load_state(&self) -> LoadState {
-        if self.0.model.get().is_some() {
+        if let Some(e) = self.0.worker_died.get() {
+            LoadState::Failed(e.clone())
+        } else if self.0.model.get().is_some() {
             LoadState::Ready
         } else if let Some(e) = self.0.load_error.get() {
             LoadState::Failed(e.clone())
@@ -264,6 +282,7 @@ pub fn app(state: AppState) -> Router {
     let limit = state.0.config.max_body_bytes;
     let score_route = post(score)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(state.clone(), refuse_declared_oversize))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
     Router::new()
         .route("/score", score_route)
@@ -275,6 +294,22 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .with_state(state)
+}
+
+/// A body whose declared length is over the limit is refused at once, before
+/// any of it is read (the body limit alone would wait for the bytes).
+async fn refuse_declared_oversize(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let limit = state.0.config.max_body_bytes;
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+    match declared {
+        Some(n) if n > limit as u64 => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the body is {n} bytes; this service takes at most {limit} (--max-body-mb)"),
+        )
+        .into_response(),
+        _ => next.run(req).await,
+    }
 }
 
 async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -327,10 +362,7 @@ async fn ready(State(state): State<AppState>) -> Response {
         LoadState::Loading => {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the model is still loading").into_response()
         }
-        LoadState::Failed(e) => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", format!("the model failed to load: {e}"))
-                .into_response()
-        }
+        LoadState::Failed(e) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e).into_response(),
         LoadState::Unready(e) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e).into_response(),
     }
 }
@@ -532,7 +564,7 @@ async fn score_request(state: &AppState, req: Request) -> std::result::Result<Js
     };
 
     let (tx, rx) = oneshot::channel();
-    inner.queue.try_send(Job { images, reply: tx }).map_err(|e| match e {
+    inner.queue.try_send(Job::new(images, tx)).map_err(|e| match e {
         Refused::Full => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "overloaded",
@@ -576,9 +608,11 @@ async fn score_request(state: &AppState, req: Request) -> std::result::Result<Js
     Ok(Json(ScoreResponse { labels, results }))
 }
 
-/// Serves `service` on `listener` until `shutdown` resolves or the model fails
-/// to load, then stops accepting connections and lets in-flight requests
-/// finish. A load failure is returned as the error.
+/// Serves `service` on `listener` until `shutdown` resolves, the model fails
+/// to load or its worker dies (a panic in the model), then stops accepting
+/// connections and lets in-flight requests finish. A load failure or the
+/// worker's death is returned as the error, so `cvtk serve` exits non-zero
+/// and a supervisor restarts it.
 pub async fn serve_on(
     listener: tokio::net::TcpListener,
     service: &ScoringService,
@@ -603,12 +637,11 @@ pub async fn serve_on(
             () = load_failed => {}
         }
     };
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(stop)
-        .await
-        .map_err(|e| Error::io("serving on", PathBuf::from("socket"), e))?;
+    let config = &state.0.config;
+    let (max_connections, header_timeout) = (config.max_connections, config.header_timeout);
+    listen::serve_connections(listener, app(state), max_connections, header_timeout, stop).await;
     match failed.get() {
-        Some(e) => Err(Error::config("model", format!("cannot load the model: {e}"))),
+        Some(e) => Err(Error::config("model", e.clone())),
         None => Ok(()),
     }
 }

@@ -3,6 +3,7 @@
 //! service's back-pressure (503); waiting up to `max_delay` for more jobs gives
 //! dynamic batching.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +21,28 @@ pub(crate) type JobReply = Result<Vec<Vec<f32>>, String>;
 pub(crate) struct Job {
     pub images: ImageBatch,
     pub reply: oneshot::Sender<JobReply>,
+    /// The job's share of the queue's image budget, given back when the job
+    /// is dropped (scored, or thrown away).
+    reserved: Option<Reservation>,
+}
+
+impl Job {
+    /// A job of `images` answering on `reply`.
+    pub fn new(images: ImageBatch, reply: oneshot::Sender<JobReply>) -> Self {
+        Job { images, reply, reserved: None }
+    }
+}
+
+/// Images counted against the queue's budget while a job lives.
+struct Reservation {
+    queued: Arc<AtomicUsize>,
+    images: usize,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.queued.fetch_sub(self.images, Ordering::AcqRel);
+    }
 }
 
 impl Job {
@@ -32,6 +55,10 @@ impl Job {
 pub(crate) struct Queue {
     tx: SyncSender<Job>,
     metrics: Arc<Metrics>,
+    /// Images in queued or scoring jobs, and their most: the queue is bounded
+    /// in images (memory), not only in jobs.
+    queued: Arc<AtomicUsize>,
+    max_images: usize,
 }
 
 /// Why a job was not queued.
@@ -41,8 +68,16 @@ pub(crate) enum Refused {
 }
 
 impl Queue {
-    /// Queues a job without waiting.
-    pub fn try_send(&self, job: Job) -> Result<(), Refused> {
+    /// Queues a job without waiting; refused when the queue is full in jobs
+    /// or in images.
+    pub fn try_send(&self, mut job: Job) -> Result<(), Refused> {
+        let n = job.len();
+        let before = self.queued.fetch_add(n, Ordering::AcqRel);
+        let reservation = Reservation { queued: self.queued.clone(), images: n };
+        if before + n > self.max_images {
+            return Err(Refused::Full);
+        }
+        job.reserved = Some(reservation);
         self.metrics.queue_depth.inc();
         self.tx.try_send(job).map_err(|e| {
             self.metrics.queue_depth.dec();
@@ -54,10 +89,11 @@ impl Queue {
     }
 }
 
-/// A bounded queue of `capacity` jobs and its receiving end.
-pub(crate) fn queue(capacity: usize, metrics: Arc<Metrics>) -> (Queue, Receiver<Job>) {
+/// A queue bounded at `capacity` jobs and `max_images` images (in queued and
+/// scoring jobs together), and its receiving end.
+pub(crate) fn queue(capacity: usize, max_images: usize, metrics: Arc<Metrics>) -> (Queue, Receiver<Job>) {
     let (tx, rx) = std::sync::mpsc::sync_channel(capacity);
-    (Queue { tx, metrics }, rx)
+    (Queue { tx, metrics, queued: Arc::default(), max_images }, rx)
 }
 
 /// Serves jobs until every sender is gone. Jobs arriving within `max_delay` of

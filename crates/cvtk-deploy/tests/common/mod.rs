@@ -38,13 +38,15 @@ pub const FAKE_TEMPERATURE: f32 = 2.0;
 /// calibrated at [`FAKE_TEMPERATURE`].
 pub struct Fake {
     pub delay: Duration,
+    /// Panic in `score_images` (as a tch call without `f_` does on CUDA out of memory).
+    pub panics: bool,
     pub batches: Arc<Mutex<Vec<usize>>>,
     labels: Vec<String>,
 }
 
 impl Fake {
     pub fn new(delay: Duration) -> Self {
-        Fake { delay, batches: Arc::default(), labels: vec!["x".into(), "y".into()] }
+        Fake { delay, panics: false, batches: Arc::default(), labels: vec!["x".into(), "y".into()] }
     }
 }
 
@@ -57,6 +59,7 @@ impl Classifier for Fake {
     }
     fn score_images(&self, images: &ImageBatch) -> cvtk_model::Result<Vec<Vec<f32>>> {
         let n = images.len();
+        assert!(!self.panics, "simulated failure inside the model");
         self.batches.lock().unwrap().push(n);
         std::thread::sleep(self.delay);
         // Score = mean intensity for "x", its negation for "y".

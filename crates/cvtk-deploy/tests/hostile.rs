@@ -1,0 +1,153 @@
+//! `cvtk serve` against hostile clients on a real socket (loopback only,
+//! bounded in count and time): half-open connections are closed within the
+//! header timeout while honest requests are answered, connections past the
+//! cap are closed at once, and a body declared over the limit gets 413 before
+//! any of it is read; a model worker that dies takes the service out of
+//! readiness and stops it with an error.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use cvtk_deploy::{ScoringService, ServeConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A service on 127.0.0.1 with `config`; its address, and the sender that stops it.
+async fn serve(config: ServeConfig) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let s = ScoringService::with_classifier(config.check().unwrap(), Box::new(Fake::new(Duration::ZERO))).unwrap();
+    s.wait_ready(Duration::from_secs(5)).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let s = Arc::new(s);
+    tokio::spawn(async move {
+        cvtk_deploy::serve_on(listener, &s, async {
+            let _ = stop_rx.await;
+        })
+        .await
+    });
+    (addr, stop_tx)
+}
+
+/// An honest scoring request; its status and how long it took.
+async fn honest(addr: &str) -> (u16, Duration) {
+    let start = Instant::now();
+    let r = reqwest::Client::new()
+        .post(format!("http://{addr}/score"))
+        .bearer_auth(KEY)
+        .header("content-type", "image/png")
+        .body(png(8, 8, 1))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), start.elapsed())
+}
+
+/// Whether the server has closed `conn` (a read gives end of file or an
+/// error) within `within`.
+async fn closed_within(conn: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 1024];
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, conn.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => return true,
+            // A 408 or other answer before the close: keep reading.
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_open_connections_are_closed_within_the_header_timeout_while_honest_requests_are_answered() {
+    let config = ServeConfig { header_timeout: Duration::from_secs(1), ..config() };
+    let (addr, _stop) = serve(config).await;
+    let mut abusers = Vec::new();
+    // One that asks once, then keeps the connection open and idle.
+    let mut idle = TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut answer = [0u8; 512];
+    let n = idle.read(&mut answer).await.unwrap();
+    assert!(String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 200"));
+    abusers.push(idle);
+    for i in 0..300 {
+        let mut c = TcpStream::connect(&addr).await.unwrap();
+        // Half of them send half a request head, the others nothing at all.
+        if i % 2 == 0 {
+            c.write_all(b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n").await.unwrap();
+        }
+        abusers.push(c);
+    }
+    let (status, took) = honest(&addr).await;
+    assert_eq!(status, 200);
+    assert!(took < Duration::from_secs(2), "an honest request took {took:?} beside 300 half-open connections");
+    let start = Instant::now();
+    for (i, c) in abusers.iter_mut().enumerate() {
+        let left = Duration::from_secs(4).saturating_sub(start.elapsed());
+        assert!(closed_within(c, left).await, "half-open connection {i} still open 4 s after the 1 s header timeout");
+    }
+    assert_eq!(honest(&addr).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_cap_are_closed_at_once_and_served_again_when_slots_free() {
+    let config = ServeConfig { max_connections: 8, header_timeout: Duration::from_secs(30), ..config() };
+    let (addr, _stop) = serve(config).await;
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        held.push(TcpStream::connect(&addr).await.unwrap());
+    }
+    // Let the server accept all eight before the ninth.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut ninth = TcpStream::connect(&addr).await.unwrap();
+    assert!(closed_within(&mut ninth, Duration::from_secs(1)).await, "the ninth connection was kept");
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(honest(&addr).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_declared_over_the_limit_gets_413_before_it_is_sent() {
+    let config = ServeConfig { max_body_bytes: 1 << 20, ..config() };
+    let (addr, _stop) = serve(config).await;
+    let mut c = TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\nContent-Type: image/png\r\n\
+         Content-Length: 80000000\r\n\r\n"
+    );
+    c.write_all(head.as_bytes()).await.unwrap();
+    c.write_all(&vec![0u8; 64 << 10]).await.unwrap();
+    let start = Instant::now();
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(2), c.read(&mut answer))
+        .await
+        .expect("no answer within 2 s to a body declared at 80 MB")
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer[..n]);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(text.contains("too_large"), "{text}");
+    assert!(start.elapsed() < Duration::from_secs(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_worker_that_dies_makes_the_service_not_ready_and_stop_with_an_error() {
+    let mut fake = Fake::new(Duration::ZERO);
+    fake.panics = true;
+    let s = ScoringService::with_classifier(config().check().unwrap(), Box::new(fake)).unwrap();
+    s.wait_ready(Duration::from_secs(5)).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let s = Arc::new(s);
+    let server = tokio::spawn(async move { cvtk_deploy::serve_on(listener, &s, std::future::pending()).await });
+    assert_eq!(reqwest::get(format!("http://{addr}/ready")).await.unwrap().status(), 200);
+    // The request that kills the worker gets a 503, not a hang.
+    assert_eq!(honest(&addr).await.0, 503);
+    let stopped = tokio::time::timeout(Duration::from_secs(5), server).await.expect("the service kept running");
+    let e = stopped.unwrap().unwrap_err().to_string();
+    assert!(e.contains("the model worker died") && e.contains("simulated failure"), "{e}");
+}
