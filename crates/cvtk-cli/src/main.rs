@@ -6,6 +6,7 @@
 
 mod commands;
 mod output;
+mod secret;
 
 use std::process::ExitCode;
 

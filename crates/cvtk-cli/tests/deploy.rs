@@ -133,7 +133,9 @@ fn deploy_score_in_every_form_list_loadtest_and_delete() {
     assert_eq!(listed[0]["name"], "tiny");
     assert_eq!(listed[0]["status"], "running");
     let shown = String::from_utf8(cvtk_in(&home, &["deploy", "show", "tiny"]).stdout).unwrap();
-    assert!(shown.contains("curl") && shown.contains(&record.key().unwrap()), "{shown}");
+    let key_file = record.key_file.to_str().unwrap();
+    assert!(shown.contains("curl") && shown.contains(&format!("$(cat '{key_file}')")), "{shown}");
+    assert!(!shown.contains(&record.key().unwrap()), "deploy show printed the key: {shown}");
 
     // A second deployment under the same name is refused while this one runs.
     let again = cvtk_in(&home, &["deploy", "create", "tiny", "--model", model.to_str().unwrap()]);
@@ -175,9 +177,10 @@ fn deploy_score_in_every_form_list_loadtest_and_delete() {
     // The raw payload (each image as the body, as TorchServe takes it), sent to
     // the URL as given.
     let score_url = format!("{}/score", record.url);
-    let key = record.key().unwrap();
+    let key_file = record.key_file.to_str().unwrap().to_string();
     let images = dir.path().join("score");
-    let raw_args = ["loadtest", "--endpoint", &score_url, "--key", &key, "--raw", "--images", images.to_str().unwrap()];
+    let raw_args =
+        ["loadtest", "--endpoint", &score_url, "--key-file", &key_file, "--raw", "--images", images.to_str().unwrap()];
     let raw = json(&cvtk_in(&home, &[&raw_args[..], &["--requests", "20", "--concurrency", "4", "--json"]].concat()));
     assert_eq!(raw["ok"], 20, "{raw}");
     assert_eq!(raw["endpoint"], score_url.as_str(), "{raw}");
@@ -275,4 +278,61 @@ fn serve_stops_cleanly_on_sigterm_and_refuses_a_missing_model() {
         cvtk(&["serve", "--model", model.to_str().unwrap(), "--no-auth", "--host", "0.0.0.0", "--port", "0"]);
     assert_eq!(open_wide.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&open_wide.stderr).contains("loopback"));
+}
+
+#[test]
+fn keys_come_from_files_or_the_environment_and_are_never_printed() {
+    // On the command line, every local user would see them: refused, value not repeated.
+    for args in [
+        &["serve", "--model", "m", "--key", "s3cr3t-value"][..],
+        &["loadtest", "--endpoint", "http://127.0.0.1:1", "--requests", "1", "--key", "s3cr3t-value"],
+        &["deploy", "k8s", "x", "--out", "o", "--key", "s3cr3t-value"],
+        &["dataset", "collect", "q.txt", "--out", "o", "--search-key", "s3cr3t-value"],
+    ] {
+        let out = cvtk(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("visible to every user") && err.contains("-file FILE"), "{args:?}: {err}");
+        assert!(!err.contains("s3cr3t-value"), "{args:?} repeated the key: {err}");
+    }
+
+    // Without a key, serve generates one into an owner-only file and prints its path, not the key.
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let addr = dir.path().join("addr");
+    let log = dir.path().join("stderr.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cvtk"))
+        .args(["serve", "--model", model.to_str().unwrap(), "--port", "0", "--device", "cpu"])
+        .args(["--addr-file", addr.to_str().unwrap()])
+        .env("HOME", dir.path())
+        .env_remove("CVTK_SERVICE_KEY")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let key_file = dir.path().join(format!(".cvtk/keys/serve-pid{}.key", child.id()));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let url = loop {
+        if let (Ok(u), true) = (std::fs::read_to_string(&addr), key_file.exists()) {
+            if cvtk_deploy::Client::new(&u, None).unwrap().ready() {
+                break u;
+            }
+        }
+        assert!(Instant::now() < deadline, "not ready: {}", std::fs::read_to_string(&log).unwrap_or_default());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let key = std::fs::read_to_string(&key_file).unwrap().trim().to_string();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let img = gray_images(&dir.path().join("g"), 1);
+    let keyed = cvtk_deploy::Client::new(&url, Some(key.clone())).unwrap();
+    assert!(matches!(keyed.score_files(&[&img[0].0], false).unwrap()[0], ItemResult::Scored(_)));
+    assert!(cvtk_deploy::Client::new(&url, None).unwrap().score_files(&[&img[0].0], false).is_err());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert!(stderr.contains(key_file.to_str().unwrap()), "{stderr}");
+    assert!(!stderr.contains(&key), "the key was printed: {stderr}");
 }

@@ -26,6 +26,9 @@ mod millis {
     }
 }
 
+/// The scoring service's default [`ServeConfig::max_pixels`]: 64 Mi pixels.
+pub const DEFAULT_SERVE_MAX_PIXELS: u64 = 64 << 20;
+
 /// Whether and where the service fetches images given by URL.
 ///
 /// Off by default: a scoring server that fetches any URL it is handed is a
@@ -41,11 +44,23 @@ pub struct UrlPolicy {
     /// Time limit per download, connection included. By default, 10 s.
     #[serde(rename = "timeout_ms", with = "millis")]
     pub timeout: Duration,
+    /// Fetch from private, loopback and link-local addresses and any port
+    /// too. By default, false: an allowed host name is resolved, and only
+    /// public addresses on ports 80 and 443 are fetched, with no proxy, so a
+    /// name that resolves into the service's own network (or to a cloud
+    /// metadata address) is refused. Turn on only for hosts inside a network
+    /// the service is meant to reach.
+    pub allow_private: bool,
 }
 
 impl Default for UrlPolicy {
     fn default() -> Self {
-        UrlPolicy { allow_hosts: Vec::new(), max_bytes: 20 << 20, timeout: Duration::from_secs(10) }
+        UrlPolicy {
+            allow_hosts: Vec::new(),
+            max_bytes: 20 << 20,
+            timeout: Duration::from_secs(10),
+            allow_private: false,
+        }
     }
 }
 
@@ -112,8 +127,11 @@ pub struct ServeConfig {
     /// wait for a slot, so decoding never crowds the model's threads off the
     /// cores. By default, 0.
     pub decode_threads: usize,
-    /// Largest decoded image, in pixels (a decompression-bomb guard). By
-    /// default, the loader's limit.
+    /// Largest decoded image, in pixels (a decompression-bomb guard, checked
+    /// from the header before decoding). By default,
+    /// [`DEFAULT_SERVE_MAX_PIXELS`] (64 Mi pixels, an 8192 x 8192 image: far
+    /// past any camera's, and at most 512 MiB of decoder memory per decoding
+    /// slot).
     pub max_pixels: u64,
     /// Fetching `image_url`s. By default, off.
     pub urls: UrlPolicy,
@@ -151,7 +169,7 @@ impl Default for ServeConfig {
             max_batch: 16,
             max_delay: Duration::from_millis(2),
             decode_threads: 0,
-            max_pixels: cvtk_dataset::decode::DEFAULT_MAX_PIXELS,
+            max_pixels: DEFAULT_SERVE_MAX_PIXELS,
             urls: UrlPolicy::default(),
             max_connections: 1024,
             max_queued_images: 1024,
@@ -229,7 +247,7 @@ impl ServeConfig {
         if self.keys.is_empty() && !self.auth_disabled {
             return Err(Error::config(
                 "keys",
-                "no service key; pass --key KEY or --key-file FILE (or --no-auth on a loopback address)",
+                "no service key; pass --key-file FILE or set CVTK_SERVICE_KEY (or --no-auth on a loopback address)",
             ));
         }
         if let Some(k) =
@@ -315,7 +333,7 @@ mod tests {
     #[test]
     fn no_key_is_refused_unless_auth_is_explicitly_off_on_loopback() {
         let e = ServeConfig::default().check().unwrap_err().to_string();
-        assert!(e.contains("--key"), "{e}");
+        assert!(e.contains("--key-file"), "{e}");
         ServeConfig { auth_disabled: true, ..ServeConfig::default() }.check().unwrap();
         let e = ServeConfig { auth_disabled: true, host: "0.0.0.0".into(), ..ServeConfig::default() }
             .check()

@@ -42,7 +42,9 @@ mod error;
 mod server;
 
 pub use client::{score_existing_service_with_image, Client, ImageInput};
-pub use config::{generate_key, is_loopback, read_key_file, ServeConfig, UrlPolicy, ValidServeConfig};
+pub use config::{
+    generate_key, is_loopback, read_key_file, ServeConfig, UrlPolicy, ValidServeConfig, DEFAULT_SERVE_MAX_PIXELS,
+};
 pub use deployment::{
     delete_if_service_exist, get_deployment, is_existing_service, list_deployments, DeployConfig, Deployment,
     DeploymentRecord, DeploymentStatus, ServiceSpec,

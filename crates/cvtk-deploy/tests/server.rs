@@ -425,8 +425,13 @@ async fn image_host() -> (String, tokio::task::JoinHandle<()>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn image_urls_are_fetched_only_from_allowed_hosts_within_limits() {
     let (host, server) = image_host().await;
-    let policy =
-        UrlPolicy { allow_hosts: vec!["127.0.0.1".into()], max_bytes: 100_000, timeout: Duration::from_secs(5) };
+    // The image host is on loopback: private addresses must be allowed.
+    let policy = UrlPolicy {
+        allow_hosts: vec!["127.0.0.1".into()],
+        max_bytes: 100_000,
+        timeout: Duration::from_secs(5),
+        allow_private: true,
+    };
     let s = ScoringService::with_classifier(
         ServeConfig { urls: policy, ..config() }.check().unwrap(),
         Box::new(tiny_model()),
@@ -451,6 +456,76 @@ async fn image_urls_are_fetched_only_from_allowed_hosts_within_limits() {
         ["url_fetch_failed", "url_fetch_failed", "url_fetch_failed", "url_not_allowed", "url_not_allowed"],
         "{v}"
     );
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allowed_hosts_that_resolve_to_private_addresses_are_refused_before_any_connection() {
+    let (host, server) = image_host().await;
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let port = host.rsplit(':').next().unwrap().to_string();
+    // A listener that counts connections: nothing may reach it.
+    let trap = std::net::TcpListener::bind("127.0.0.1:80").ok();
+    let counter = hits.clone();
+    if let Some(t) = trap.as_ref().map(|t| t.try_clone().unwrap()) {
+        std::thread::spawn(move || {
+            for _ in t.incoming() {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+    }
+    // Allowed by name; default policy: public addresses on ports 80/443 only.
+    let policy = UrlPolicy {
+        allow_hosts: vec!["localhost".into(), "127.0.0.1".into(), "169.254.169.254".into()],
+        ..UrlPolicy::default()
+    };
+    let s = ScoringService::with_classifier(
+        ServeConfig { urls: policy, ..config() }.check().unwrap(),
+        Box::new(tiny_model()),
+    )
+    .unwrap();
+    s.wait_ready(Duration::from_secs(30)).unwrap();
+    let body = json!([
+        { "image_url": "http://localhost/cat.png" },
+        { "image_url": format!("http://localhost:{port}/cat.png") },
+        { "image_url": format!("{host}/cat.png") },
+        { "image_url": "http://169.254.169.254/latest/meta-data/" },
+        { "image_url": "http://127.0.0.1/cat.png" },
+    ]);
+    let (status, _, v) = call(&s.router(), json_req(&body)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    for r in v["results"].as_array().unwrap() {
+        assert_eq!(r["error"]["code"], "url_not_allowed", "{v}");
+    }
+    let messages = v["results"].to_string();
+    assert!(messages.contains("not public") && messages.contains("port"), "{messages}");
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0, "a connection reached port 80");
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_urls_of_one_request_share_a_download_budget() {
+    let (host, server) = image_host().await;
+    let one = png(16, 16, 4).len();
+    let policy = UrlPolicy { allow_hosts: vec!["127.0.0.1".into()], allow_private: true, ..UrlPolicy::default() };
+    // The budget is the body limit: room for two images, not three.
+    let config = ServeConfig { urls: policy, max_body_bytes: one * 2 + one / 2, ..config() };
+    let s = ScoringService::with_classifier(config.check().unwrap(), Box::new(tiny_model())).unwrap();
+    s.wait_ready(Duration::from_secs(30)).unwrap();
+    let body = json!([
+        { "image_url": format!("{host}/cat.png") },
+        { "image_url": format!("{host}/cat.png") },
+        { "image_url": format!("{host}/cat.png") },
+        { "image_url": format!("{host}/cat.png") },
+    ]);
+    let (status, _, v) = call(&s.router(), json_req(&body)).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let r = v["results"].as_array().unwrap();
+    assert!(r[0]["label"].is_string() && r[1]["label"].is_string(), "{v}");
+    for x in &r[2..] {
+        assert_eq!(x["error"]["code"], "url_fetch_failed", "{v}");
+        assert!(x["error"]["message"].as_str().unwrap().contains("budget"), "{v}");
+    }
     server.abort();
 }
 

@@ -1,11 +1,16 @@
 //! [`Fetcher`]: the one bounded GET behind every download cvtk makes (the
 //! scoring service's `image_url` items, dataset collection, image searches):
 //! a size limit checked on the declared length and while reading, a time
-//! limit, at most [`FetchPolicy::max_redirects`] redirects, and, when a host
-//! filter is set, only to hosts it allows (redirect targets included).
+//! limit, at most [`FetchPolicy::max_redirects`] redirects, when a host
+//! filter is set, only to hosts it allows (redirect targets included), and
+//! with [`FetchPolicy::public_only`], only to public addresses on ports 80 and
+//! 443, names resolved and checked before connecting, proxies ignored.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
+
+use crate::net::is_public;
 
 /// Decides whether a host name may be fetched.
 pub type HostFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
@@ -21,6 +26,13 @@ pub struct FetchPolicy {
     pub max_redirects: usize,
     /// Hosts that may be fetched, redirect targets too. By default, any.
     pub allow_host: Option<HostFilter>,
+    /// Connect only to public addresses ([`crate::is_public`]) on ports 80
+    /// and 443, with no proxy: a host name is resolved and every address it
+    /// gives is checked before a connection is made (redirects too), so an
+    /// allowed name that resolves to 127.0.0.1, 10.x or 169.254.169.254 is
+    /// refused. By default, off (for fetchers the user points at their own
+    /// network); the scoring service turns it on.
+    pub public_only: bool,
 }
 
 impl std::fmt::Debug for FetchPolicy {
@@ -30,13 +42,20 @@ impl std::fmt::Debug for FetchPolicy {
             .field("timeout", &self.timeout)
             .field("max_redirects", &self.max_redirects)
             .field("allow_host", &self.allow_host.is_some())
+            .field("public_only", &self.public_only)
             .finish()
     }
 }
 
 impl Default for FetchPolicy {
     fn default() -> Self {
-        FetchPolicy { max_bytes: 20 << 20, timeout: Duration::from_secs(20), max_redirects: 5, allow_host: None }
+        FetchPolicy {
+            max_bytes: 20 << 20,
+            timeout: Duration::from_secs(20),
+            max_redirects: 5,
+            allow_host: None,
+            public_only: false,
+        }
     }
 }
 
@@ -106,29 +125,28 @@ pub struct Fetcher {
 impl Fetcher {
     /// A fetcher for `policy`.
     pub fn new(policy: FetchPolicy) -> Result<Self, FetchError> {
-        let allow = policy.allow_host.clone();
         let max = policy.max_redirects;
+        let checks = policy.clone();
         let redirects = reqwest::redirect::Policy::custom(move |attempt| {
-            let host_ok = match (&allow, attempt.url().host_str()) {
-                (None, _) => true,
-                (Some(f), Some(h)) => f(h),
-                (Some(_), None) => false,
-            };
             if attempt.previous().len() >= max {
-                attempt.error(format!("more than {max} redirects"))
-            } else if !host_ok {
-                let msg = format!("redirect to {} is not on the allow-list", attempt.url());
-                attempt.error(msg)
-            } else {
-                attempt.follow()
+                return attempt.error(format!("more than {max} redirects"));
+            }
+            match check_target(&checks, attempt.url()) {
+                Ok(()) => attempt.follow(),
+                Err(why) => {
+                    let msg = format!("redirect to {}: {why}", attempt.url());
+                    attempt.error(msg)
+                }
             }
         });
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .redirect(redirects)
             .timeout(policy.timeout)
-            .user_agent(concat!("cvtk/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| FetchError::Other(format!("cannot build an HTTP client: {e}")))?;
+            .user_agent(concat!("cvtk/", env!("CARGO_PKG_VERSION")));
+        if policy.public_only {
+            builder = builder.no_proxy().dns_resolver(Arc::new(PublicOnly));
+        }
+        let client = builder.build().map_err(|e| FetchError::Other(format!("cannot build an HTTP client: {e}")))?;
         Ok(Fetcher { client, policy })
     }
 
@@ -147,22 +165,23 @@ impl Fetcher {
                 parsed.scheme()
             )));
         }
-        if let Some(allow) = &self.policy.allow_host {
-            match parsed.host_str() {
-                Some(h) if allow(h) => {}
-                h => {
-                    return Err(FetchError::NotAllowed(format!(
-                        "host {} is not on the allow-list",
-                        h.unwrap_or("(none)")
-                    )))
-                }
-            }
-        }
+        check_target(&self.policy, &parsed).map_err(FetchError::NotAllowed)?;
         Ok(parsed)
     }
 
     /// GETs `url` with the extra request `headers`, within the limits.
     pub async fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<Fetched, FetchError> {
+        self.get_at_most(url, headers, self.policy.max_bytes).await
+    }
+
+    /// [`Self::get`] with a smaller size limit for this one call (a caller's
+    /// budget over several downloads); the policy's limit still applies.
+    pub async fn get_at_most(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        max_bytes: u64,
+    ) -> Result<Fetched, FetchError> {
         let parsed = self.check_url(url)?;
         let mut request = self.client.get(parsed);
         for (k, v) in headers {
@@ -179,11 +198,14 @@ impl Fetcher {
                 FetchError::Other(e.to_string())
             }
         };
-        let mut response = request.send().await.map_err(describe)?;
+        let mut response = request.send().await.map_err(|e| match refused_address(&e) {
+            Some(why) => FetchError::NotAllowed(why),
+            None => describe(e),
+        })?;
         if !response.status().is_success() {
             return Err(FetchError::Status(response.status().as_u16()));
         }
-        let limit = self.policy.max_bytes;
+        let limit = self.policy.max_bytes.min(max_bytes);
         if response.content_length().is_some_and(|n| n > limit) {
             return Err(FetchError::TooLarge { limit });
         }
@@ -200,9 +222,88 @@ impl Fetcher {
     }
 }
 
+/// Whether `url`'s host (and, with `public_only`, its port and literal
+/// address) may be fetched under `policy`; the reason when not.
+fn check_target(policy: &FetchPolicy, url: &reqwest::Url) -> Result<(), String> {
+    let host = url.host_str().unwrap_or_default();
+    if let Some(allow) = &policy.allow_host {
+        if host.is_empty() || !allow(host) {
+            return Err(format!("host {} is not on the allow-list", if host.is_empty() { "(none)" } else { host }));
+        }
+    }
+    if policy.public_only {
+        if let Some(port) = url.port() {
+            if port != 80 && port != 443 {
+                return Err(format!("port {port} is not fetched; only 80 and 443"));
+            }
+        }
+        let literal = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok();
+        if let Some(ip) = literal.filter(|ip| !is_public(*ip)) {
+            return Err(format!("{ip} is not a public address; only public addresses are fetched"));
+        }
+    }
+    Ok(())
+}
+
+/// The marker in a resolver error that [`refused_address`] looks for.
+const NOT_PUBLIC: &str = "resolves only to addresses that are not public";
+
+/// A resolver that keeps only public addresses, and fails when none is left.
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let all: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let public: Vec<SocketAddr> = all.iter().copied().filter(|a| is_public(a.ip())).collect();
+            if public.is_empty() {
+                let shown: Vec<String> = all.iter().map(|a| a.ip().to_string()).collect();
+                let why = format!("{host} {NOT_PUBLIC} ({}); only public addresses are fetched", shown.join(", "));
+                return Err(why.into());
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(public.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+/// The resolver's refusal, if that is what `e` is.
+fn refused_address(e: &reqwest::Error) -> Option<String> {
+    let mut source: Option<&dyn std::error::Error> = Some(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if text.contains(NOT_PUBLIC) {
+            return Some(text);
+        }
+        source = s.source();
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn public_only_refuses_private_addresses_ports_and_names_that_resolve_to_them() {
+        let policy = FetchPolicy { public_only: true, ..FetchPolicy::default() };
+        let f = Fetcher::new(policy).unwrap();
+        for bad in [
+            "http://127.0.0.1/x",
+            "http://[::1]/x",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://10.0.0.1/x",
+            "http://[::ffff:7f00:1]/x",
+            "http://8.8.8.8:8080/x",
+        ] {
+            assert!(matches!(f.check_url(bad), Err(FetchError::NotAllowed(_))), "{bad}");
+        }
+        assert!(f.check_url("https://8.8.8.8/x").is_ok() && f.check_url("http://example.com:443/x").is_ok());
+        // "localhost" passes the URL check; its addresses are refused before connecting.
+        let e = f.get("http://localhost/x", &[]).await.unwrap_err();
+        assert!(matches!(&e, FetchError::NotAllowed(why) if why.contains("not public")), "{e:?}");
+    }
 
     fn only(host: &'static str) -> FetchPolicy {
         FetchPolicy { allow_host: Some(Arc::new(move |h| h == host)), ..FetchPolicy::default() }

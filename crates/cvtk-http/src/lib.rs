@@ -8,7 +8,8 @@
 //! - [`is_loopback`] and [`host_is_loopback`]: whether an address, or a `Host`
 //!   header, names this machine only;
 //! - [`Fetcher`]: one bounded GET (size and time limits, one redirect policy,
-//!   an optional host allow-list) for every download.
+//!   an optional host allow-list, and optionally public addresses only) for
+//!   every download; [`is_public`] is its test of an address.
 //!
 //! ```
 //! use cvtk_http::{host_is_loopback, is_loopback};
@@ -24,4 +25,4 @@ mod net;
 
 pub use error::{ApiError, ErrorDetail};
 pub use fetch::{FetchError, FetchPolicy, Fetched, Fetcher, HostFilter};
-pub use net::{host_is_loopback, is_loopback, shutdown_signal};
+pub use net::{host_is_loopback, is_loopback, is_public, shutdown_signal};

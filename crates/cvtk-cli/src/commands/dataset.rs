@@ -36,9 +36,16 @@ pub struct CollectArgs {
     /// Image-search endpoint for text queries.
     #[arg(long, env = "CVTK_IMAGE_SEARCH_ENDPOINT")]
     search_endpoint: Option<String>,
-    /// Image-search key (sent as Ocp-Apim-Subscription-Key).
-    #[arg(long, env = "CVTK_IMAGE_SEARCH_KEY", hide_env_values = true)]
-    search_key: Option<String>,
+    /// A file holding the image-search key (sent as Ocp-Apim-Subscription-Key); or set CVTK_IMAGE_SEARCH_KEY.
+    #[arg(long)]
+    search_key_file: Option<PathBuf>,
+    /// Retired: a key on the command line is visible in `ps`.
+    #[arg(
+        long = "search-key",
+        hide = true,
+        value_parser = crate::secret::refuse("--search-key-file", "CVTK_IMAGE_SEARCH_KEY")
+    )]
+    search_key_on_command_line: Option<String>,
     /// Results per text query when the query file does not say.
     #[arg(long, default_value_t = 50)]
     search_count: usize,
@@ -184,10 +191,9 @@ fn collect(a: CollectArgs) -> anyhow::Result<()> {
     if !positive(a.timeout_s) || !positive(a.max_mb) {
         anyhow::bail!("--timeout-s and --max-mb must be positive numbers");
     }
-    let image_search = a
-        .search_endpoint
-        .filter(|e| !e.trim().is_empty())
-        .map(|endpoint| ImageSearch { endpoint, key: a.search_key.filter(|k| !k.is_empty()) });
+    let search_key = crate::secret::read(a.search_key_file.as_deref(), "CVTK_IMAGE_SEARCH_KEY")?;
+    let image_search =
+        a.search_endpoint.filter(|e| !e.trim().is_empty()).map(|endpoint| ImageSearch { endpoint, key: search_key });
     let options = CollectOptions {
         image_search,
         timeout: std::time::Duration::from_secs_f64(a.timeout_s),

@@ -150,9 +150,13 @@ pub enum Command {
         /// Container image (default cvtk-NAME:latest).
         #[arg(long)]
         image: Option<String>,
-        /// Service key for the Secret (default: the recorded deployment's, else a new one).
-        #[arg(long, env = "CVTK_SERVICE_KEY")]
-        key: Option<String>,
+        /// A file holding the service key for the Secret (first line), or set CVTK_SERVICE_KEY; by default,
+        /// the recorded deployment's key, else a new one.
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+        /// Retired: a key on the command line is visible in `ps`.
+        #[arg(long = "key", hide = true, value_parser = crate::secret::refuse("--key-file", "CVTK_SERVICE_KEY"))]
+        key_on_command_line: Option<String>,
         /// Fewest replicas.
         #[arg(long, default_value_t = 1)]
         min_replicas: u32,
@@ -222,14 +226,16 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Show { name, home, json } => {
             let r = get_deployment(&home.storage(), &name)?;
             let status = r.status();
-            let key = r.key()?;
+            // The key itself is never printed (it would end up in terminals,
+            // logs and screenshots): its file is.
+            let key_file = r.key_file.display().to_string();
             if json {
                 #[derive(Serialize)]
                 struct Shown<'a> {
                     name: &'a str,
                     url: &'a str,
                     scoring_url: String,
-                    key: &'a str,
+                    key_file: &'a str,
                     status: DeploymentStatus,
                     pid: u32,
                     model_dir: &'a std::path::Path,
@@ -239,7 +245,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
                     name: &r.name,
                     url: &r.url,
                     scoring_url: format!("{}/score", r.url),
-                    key: &key,
+                    key_file: &key_file,
                     status,
                     pid: r.pid,
                     model_dir: &r.model_dir,
@@ -247,16 +253,20 @@ pub fn run(command: Command) -> anyhow::Result<()> {
                 });
             }
             println!(
-                "name:     {}\nstatus:   {status}\nendpoint: {}/score\nkey:      {key}\nmodel:    {}\nlog:      {}",
+                "name:     {}\nstatus:   {status}\nendpoint: {}/score\nkey file: {key_file}\nmodel:    {}\nlog:      {}",
                 r.name,
                 r.url,
                 r.model_dir.display(),
                 r.log_file.display()
             );
+            let auth = format!("-H \"Authorization: Bearer $(cat '{key_file}')\"");
             println!("\nscore an image with curl:");
-            println!("  curl -s -H 'Authorization: Bearer {key}' -H 'Content-Type: image/jpeg' --data-binary @IMAGE.jpg '{}/score?add_softmax=true'", r.url);
+            println!(
+                "  curl -s {auth} -H 'Content-Type: image/jpeg' --data-binary @IMAGE.jpg '{}/score?add_softmax=true'",
+                r.url
+            );
             println!("or with the original package's JSON payload:");
-            println!("  echo \"[{{\\\"image_in_base64\\\": \\\"$(base64 -w0 IMAGE.jpg)\\\", \\\"parameters\\\": {{\\\"add_softmax\\\": true}}}}]\" | curl -s -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' --data-binary @- {}/score", r.url);
+            println!("  echo \"[{{\\\"image_in_base64\\\": \\\"$(base64 -w0 IMAGE.jpg)\\\", \\\"parameters\\\": {{\\\"add_softmax\\\": true}}}}]\" | curl -s {auth} -H 'Content-Type: application/json' --data-binary @- {}/score", r.url);
         }
         Command::Score { name, images, resize, home, json } => {
             let r = get_deployment(&home.storage(), &name)?;
@@ -316,8 +326,8 @@ pub fn run(command: Command) -> anyhow::Result<()> {
                 built.engine
             );
         }
-        Command::K8s { name, out, image, key, min_replicas, max_replicas, cpu_target, home, json } => {
-            let key = match key {
+        Command::K8s { name, out, image, key_file, min_replicas, max_replicas, cpu_target, home, json, .. } => {
+            let key = match crate::secret::read(key_file.as_deref(), "CVTK_SERVICE_KEY")? {
                 Some(k) => k,
                 None => match get_deployment(&home.storage(), &name) {
                     Ok(r) => r.key()?,

@@ -23,9 +23,12 @@ pub struct Args {
     /// A recorded deployment to test instead of --endpoint (its key is used).
     #[arg(long)]
     deployment: Option<String>,
-    /// The service key.
-    #[arg(long, env = "CVTK_SERVICE_KEY")]
-    key: Option<String>,
+    /// A file holding the service key (first line); or set CVTK_SERVICE_KEY.
+    #[arg(long)]
+    key_file: Option<PathBuf>,
+    /// Retired: a key on the command line is visible in `ps`.
+    #[arg(long = "key", hide = true, value_parser = crate::secret::refuse("--key-file", "CVTK_SERVICE_KEY"))]
+    key_on_command_line: Option<String>,
     /// A folder of images to send (searched recursively).
     #[arg(long)]
     images: PathBuf,
@@ -59,12 +62,13 @@ pub struct Args {
 
 /// Runs `cvtk loadtest`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let given = crate::secret::read(args.key_file.as_deref(), "CVTK_SERVICE_KEY")?;
     let (endpoint, key) = match (&args.endpoint, &args.deployment) {
-        (Some(e), _) => (e.clone(), args.key.clone()),
+        (Some(e), _) => (e.clone(), given),
         (None, Some(name)) => {
             let r = get_deployment(&args.home.storage(), name)?;
-            let key = match &args.key {
-                Some(k) => k.clone(),
+            let key = match given {
+                Some(k) => k,
                 None => r.key()?,
             };
             (r.url, Some(key))

@@ -36,10 +36,12 @@ pub struct ServeSettings {
     /// Port to bind (0 picks a free one).
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
-    /// A service key clients send as `Authorization: Bearer KEY` (repeat for several).
-    #[arg(long = "key", env = "CVTK_SERVICE_KEY", value_delimiter = ',', hide_env_values = true)]
-    pub keys: Vec<String>,
-    /// A file holding the service key (first line).
+    /// Retired: a key on the command line is visible in `ps`.
+    #[arg(long = "key", hide = true, value_parser = crate::secret::refuse("--key-file", "CVTK_SERVICE_KEY"))]
+    pub key_on_command_line: Option<String>,
+    /// A file holding the service key clients send as `Authorization: Bearer KEY` (first line). Or set
+    /// CVTK_SERVICE_KEY (several keys comma-separated). Without either, a key is generated and written to a
+    /// file whose path is printed.
     #[arg(long)]
     pub key_file: Option<PathBuf>,
     /// Serve without a key (loopback addresses only).
@@ -72,6 +74,10 @@ pub struct ServeSettings {
     /// Largest image download for `image_url`, in MiB.
     #[arg(long, default_value_t = 20)]
     pub url_max_mb: u64,
+    /// Fetch `image_url`s from private, loopback and link-local addresses and any port too (by default only
+    /// public addresses on ports 80 and 443, so an allowed name cannot point into this network).
+    #[arg(long)]
+    pub allow_private_urls: bool,
     /// Seconds allowed per `image_url` download.
     #[arg(long, default_value_t = 10)]
     pub url_timeout_s: u64,
@@ -97,7 +103,13 @@ impl ServeSettings {
         ServeConfig {
             host: self.host.clone(),
             port: self.port,
-            keys: self.keys.clone(),
+            keys: std::env::var("CVTK_SERVICE_KEY")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(str::to_string)
+                .collect(),
             key_file: self.key_file.clone(),
             auth_disabled: self.no_auth,
             max_body_bytes: self.max_body_mb.saturating_mul(1 << 20),
@@ -111,6 +123,7 @@ impl ServeSettings {
                 allow_hosts: self.allow_url_hosts.clone(),
                 max_bytes: self.url_max_mb.saturating_mul(1 << 20),
                 timeout: Duration::from_secs(self.url_timeout_s),
+                allow_private: self.allow_private_urls,
             },
             engine: self.engine,
             max_connections: self.max_connections,
@@ -119,6 +132,17 @@ impl ServeSettings {
             ..ServeConfig::default()
         }
     }
+}
+
+/// Where a generated key is kept: `~/.cvtk/keys/serve-PORT.key` (the
+/// process id for port 0).
+fn generated_key_file(port: u16) -> anyhow::Result<PathBuf> {
+    let home = std::env::var_os("HOME").map(PathBuf::from).filter(|h| h.is_absolute());
+    let Some(home) = home else {
+        bail!("no key given and no HOME to keep a generated one in; pass --key-file FILE or set CVTK_SERVICE_KEY");
+    };
+    let name = if port == 0 { format!("serve-pid{}.key", std::process::id()) } else { format!("serve-{port}.key") };
+    Ok(home.join(".cvtk").join("keys").join(name))
 }
 
 /// Runs `cvtk serve` until SIGTERM or Ctrl-C.
@@ -130,10 +154,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 bail!("{} is not a model folder (no model.json); train one with `cvtk train`", model.display());
             }
             let mut serve = args.settings.config();
-            if serve.keys.iter().all(|k| k.trim().is_empty()) && serve.key_file.is_none() && !serve.auth_disabled {
-                let key = generate_key();
-                eprintln!("cvtk serve: no --key given; clients must send: Authorization: Bearer {key}");
-                serve.keys = vec![key];
+            if serve.keys.is_empty() && serve.key_file.is_none() && !serve.auth_disabled {
+                // A new key goes to a file only the user can read, never to
+                // the terminal (or a container's log).
+                let file = generated_key_file(serve.port)?;
+                if let Some(dir) = file.parent() {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| anyhow::anyhow!("cannot create {} for the generated key: {e}", dir.display()))?;
+                }
+                cvtk_dataset::write_atomic_private(&file, generate_key().as_bytes())?;
+                eprintln!(
+                    "cvtk serve: no key given; generated one in {} (send it as 'Authorization: Bearer KEY')",
+                    file.display()
+                );
+                serve.key_file = Some(file);
             }
             ServiceSpec {
                 model_dir: model.clone(),

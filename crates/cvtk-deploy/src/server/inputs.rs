@@ -2,11 +2,15 @@
 //! [`crate::api`], each input checked on its own so one bad image fails alone.
 
 use cvtk_dataset::{ColorMode, ImageLoader};
+use std::cell::Cell;
+
 use image::RgbImage;
-use serde_json::Value;
+use serde::de::{DeserializeSeed, Deserializer, Error as _, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use super::ApiError;
-use crate::api::{decode_base64, ErrorDetail, ImageItem, Parameters, PixelRequest};
+use crate::api::{decode_base64, ErrorDetail, ImageItem, Parameters};
 
 /// Where one input's pixels come from.
 pub(crate) enum Source {
@@ -21,42 +25,210 @@ pub(crate) struct Input {
     pub softmax: bool,
 }
 
-/// Parses a JSON body in any of the accepted forms.
-pub(crate) fn from_json(body: &[u8], softmax: bool) -> Result<Vec<Input>, ApiError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request("bad_json", format!("the body is not valid JSON: {e}")))?;
-    match value {
-        Value::Array(items) => Ok(items.into_iter().map(|v| item(v, softmax)).collect()),
-        Value::Object(ref map) if map.contains_key("data") => {
-            let req: PixelRequest = serde_json::from_value(value).map_err(|e| {
-                ApiError::bad_request("bad_request", format!("{e}; expected {{\"data\": [[pixel, ...], ...]}}"))
+/// How much a JSON body may ask for: checked while it is parsed, so a body of
+/// millions of tiny items costs no more than the first few over the limit.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct JsonLimits {
+    /// Items (or `data` rows) accepted in one body.
+    pub max_images: usize,
+    /// Values accepted in one `data` row: the model's `height * width * 3`.
+    pub max_row: usize,
+}
+
+/// The first limit a body went over, set by the visitors below (serde's own
+/// error would carry only a message).
+type Overflow = Cell<Option<ApiError>>;
+
+fn too_many(n: usize, max: usize) -> ApiError {
+    ApiError::bad_request(
+        "too_many_images",
+        format!("more than {n} images in one request; this service takes at most {max}"),
+    )
+}
+
+/// Parses a JSON body in any of the accepted forms, streaming: the list and
+/// its rows are counted as they are read, and parsing stops at the first item
+/// or value past [`JsonLimits`]. Nothing is parsed into a generic JSON value,
+/// so memory stays proportional to what is kept, not to the item count.
+pub(crate) fn from_json(body: &[u8], softmax: bool, limits: JsonLimits) -> Result<Vec<Input>, ApiError> {
+    let overflow = Overflow::new(None);
+    let bad_json = |e: serde_json::Error, overflow: &Overflow| {
+        overflow.take().unwrap_or_else(|| ApiError::bad_request("bad_json", format!("the body is not valid JSON: {e}")))
+    };
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'[') => {
+            let seed = Items { max: limits.max_images, overflow: &overflow };
+            let mut de = serde_json::Deserializer::from_slice(body);
+            let items = seed.deserialize(&mut de).and_then(|v| de.end().map(|()| v));
+            let items = items.map_err(|e| bad_json(e, &overflow))?;
+            Ok(items.into_iter().map(|raw| item(raw, softmax)).collect())
+        }
+        Some(b'{') => {
+            let envelope: Envelope = serde_json::from_slice(body).map_err(|e| {
+                if e.is_data() {
+                    ApiError::bad_request(
+                        "bad_request",
+                        format!("{e}; expected {{\"data\": [[pixel, ...], ...]}} or {{\"image_in_base64\": \"...\"}}"),
+                    )
+                } else {
+                    bad_json(e, &overflow)
+                }
             })?;
-            let max_value = req.max_value.unwrap_or(255.0);
+            let Some(data) = envelope.data else {
+                if envelope.image_in_base64.is_some() || envelope.image_url.is_some() {
+                    return Ok(vec![item(serde_json::from_slice(body).map_err(|e| bad_json(e, &overflow))?, softmax)]);
+                }
+                return Err(ApiError::bad_request(
+                    "bad_request",
+                    "expected a list of {\"image_in_base64\": ...} objects, or {\"data\": [[pixel, ...], ...]}",
+                ));
+            };
+            if envelope.image_in_base64.is_some() || envelope.image_url.is_some() {
+                return Err(ApiError::bad_request("bad_request", "give data or an image, not both"));
+            }
+            let max_value = envelope.max_value.unwrap_or(255.0);
             if !(max_value.is_finite() && max_value > 0.0) {
                 return Err(ApiError::bad_request(
                     "bad_request",
                     format!("max_value must be positive, not {max_value}"),
                 ));
             }
-            let softmax = req.parameters.map_or(softmax, |p| p.add_softmax);
-            Ok(req
-                .data
-                .into_iter()
-                .map(|row| Input { source: Ok(Source::Pixels { row, max_value }), softmax })
-                .collect())
+            let seed = Rows { max: limits.max_images, max_row: limits.max_row, overflow: &overflow };
+            let mut de = serde_json::Deserializer::from_str(data.get());
+            let rows = seed.deserialize(&mut de).map_err(|e| {
+                overflow.take().unwrap_or_else(|| {
+                    ApiError::bad_request("bad_request", format!("{e}; expected {{\"data\": [[pixel, ...], ...]}}"))
+                })
+            })?;
+            let softmax = envelope.parameters.map_or(softmax, |p| p.add_softmax);
+            Ok(rows.into_iter().map(|row| Input { source: Ok(Source::Pixels { row, max_value }), softmax }).collect())
         }
-        Value::Object(ref map) if map.contains_key("image_in_base64") || map.contains_key("image_url") => {
-            Ok(vec![item(value, softmax)])
-        }
-        _ => Err(ApiError::bad_request(
-            "bad_request",
-            "expected a list of {\"image_in_base64\": ...} objects, or {\"data\": [[pixel, ...], ...]}",
-        )),
+        _ => match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+            Err(e) => Err(bad_json(e, &overflow)),
+            Ok(_) => Err(ApiError::bad_request(
+                "bad_request",
+                "expected a list of {\"image_in_base64\": ...} objects, or {\"data\": [[pixel, ...], ...]}",
+            )),
+        },
     }
 }
 
-fn item(value: Value, softmax: bool) -> Input {
-    let parsed: Result<ImageItem, _> = serde_json::from_value(value);
+/// The object forms: one image item, or the pixel rows. Parts that may be
+/// large stay unparsed slices of the body until their own capped pass.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    data: Option<&'a RawValue>,
+    #[serde(default)]
+    max_value: Option<f64>,
+    #[serde(default)]
+    parameters: Option<Parameters>,
+    #[serde(borrow, default)]
+    image_in_base64: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    image_url: Option<&'a RawValue>,
+}
+
+/// A JSON list of at most `max` items, each kept as its slice of the body.
+struct Items<'o> {
+    max: usize,
+    overflow: &'o Overflow,
+}
+
+impl<'de> DeserializeSeed<'de> for Items<'_> {
+    type Value = Vec<&'de RawValue>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Items<'_> {
+    type Value = Vec<&'de RawValue>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list of image items")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(raw) = seq.next_element::<&'de RawValue>()? {
+            if out.len() == self.max {
+                self.overflow.set(Some(too_many(self.max, self.max)));
+                return Err(A::Error::custom("too many items"));
+            }
+            out.push(raw);
+        }
+        Ok(out)
+    }
+}
+
+/// `data`: at most `max` rows of at most `max_row` numbers each.
+struct Rows<'o> {
+    max: usize,
+    max_row: usize,
+    overflow: &'o Overflow,
+}
+
+impl<'de> DeserializeSeed<'de> for Rows<'_> {
+    type Value = Vec<Vec<f64>>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Rows<'_> {
+    type Value = Vec<Vec<f64>>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list of rows of pixel values")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(row) = seq.next_element_seed(Row { max: self.max_row, overflow: self.overflow })? {
+            if out.len() == self.max {
+                self.overflow.set(Some(too_many(self.max, self.max)));
+                return Err(A::Error::custom("too many rows"));
+            }
+            out.push(row);
+        }
+        Ok(out)
+    }
+}
+
+/// One row of at most `max` numbers.
+struct Row<'o> {
+    max: usize,
+    overflow: &'o Overflow,
+}
+
+impl<'de> DeserializeSeed<'de> for Row<'_> {
+    type Value = Vec<f64>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Row<'_> {
+    type Value = Vec<f64>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a row of pixel values")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element::<f64>()? {
+            if out.len() == self.max {
+                self.overflow.set(Some(ApiError::bad_request(
+                    "bad_pixels",
+                    format!("a row of more than {} values; this model takes at most {} per image", self.max, self.max),
+                )));
+                return Err(A::Error::custom("row too long"));
+            }
+            out.push(v);
+        }
+        Ok(out)
+    }
+}
+
+fn item(raw: &RawValue, softmax: bool) -> Input {
+    let parsed: Result<ImageItem, _> = serde_json::from_str(raw.get());
     match parsed {
         Err(e) => Input {
             source: Err(ErrorDetail::new(

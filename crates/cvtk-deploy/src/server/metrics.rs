@@ -24,6 +24,8 @@ pub(crate) struct Metrics {
     pub latency: Histogram,
     pub batch_size: Histogram,
     pub images: Counter,
+    pub decoded: Counter,
+    pub decodes_cancelled: Counter,
     pub queue_depth: Gauge<i64, AtomicI64>,
 }
 
@@ -38,9 +40,17 @@ impl Metrics {
         registry.register("batch_size_images", "Images per forward pass of the model", batch_size.clone());
         let images = Counter::default();
         registry.register("images_scored", "Images scored", images.clone());
+        let decoded = Counter::default();
+        registry.register("images_decoded", "Images decoded (before scoring)", decoded.clone());
+        let decodes_cancelled = Counter::default();
+        registry.register(
+            "decodes_cancelled",
+            "Requests whose decoding stopped early because the request timed out or its client left",
+            decodes_cancelled.clone(),
+        );
         let queue_depth = Gauge::<i64, AtomicI64>::default();
         registry.register("queue_depth", "Requests waiting for the model", queue_depth.clone());
-        Metrics { registry, requests, latency, batch_size, images, queue_depth }
+        Metrics { registry, requests, latency, batch_size, images, decoded, decodes_cancelled, queue_depth }
     }
 
     pub fn count(&self, route: &str, status: u16) {

@@ -18,6 +18,7 @@ mod worker;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -43,6 +44,16 @@ use worker::{Job, Queue, Refused};
 
 /// The OpenAPI description served at `/openapi.json`.
 pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Sets its flag when dropped: a request future dropped mid-decode (by the
+/// time limit, or a client that left) stops its blocking decoder.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
 
 /// The status that fits an input error's code.
 fn status_for(code: &str) -> StatusCode {
@@ -76,8 +87,9 @@ struct Inner {
     queue: Queue,
     metrics: Arc<Metrics>,
     fetcher: Option<cvtk_http::Fetcher>,
-    /// Slots for decoding (see [`ServeConfig::decode_threads`]).
-    decode_slots: tokio::sync::Semaphore,
+    /// Slots for decoding (see [`ServeConfig::decode_threads`]). A slot is
+    /// held until its decoding has really stopped, timed out or not.
+    decode_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// The handlers' shared state: cheap to clone.
@@ -199,7 +211,7 @@ impl ScoringService {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        let decode_slots = tokio::sync::Semaphore::new(slots);
+        let decode_slots = Arc::new(tokio::sync::Semaphore::new(slots));
         let state = AppState(Arc::new(Inner {
             config,
             model,
@@ -429,7 +441,11 @@ fn query_softmax(query: Option<&str>) -> std::result::Result<bool, ApiError> {
     Ok(softmax)
 }
 
-async fn read_inputs(req: Request, default_softmax: bool) -> std::result::Result<Vec<Input>, ApiError> {
+async fn read_inputs(
+    req: Request,
+    default_softmax: bool,
+    limits: inputs::JsonLimits,
+) -> std::result::Result<Vec<Input>, ApiError> {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -451,6 +467,12 @@ async fn read_inputs(req: Request, default_softmax: bool) -> std::result::Result
             Multipart::from_request(req, &()).await.map_err(|e| too_large(e.status(), e.body_text()))?;
         let mut inputs = Vec::new();
         while let Some(field) = multipart.next_field().await.map_err(|e| too_large(e.status(), e.body_text()))? {
+            if inputs.len() == limits.max_images {
+                return Err(ApiError::bad_request(
+                    "too_many_images",
+                    format!("more than {0} images in one request; this service takes at most {0}", limits.max_images),
+                ));
+            }
             let bytes = field.bytes().await.map_err(|e| too_large(e.status(), e.body_text()))?;
             inputs.push(Input { source: Ok(Source::Bytes(bytes.to_vec())), softmax: default_softmax });
         }
@@ -470,7 +492,10 @@ async fn read_inputs(req: Request, default_softmax: bool) -> std::result::Result
         }
     };
     if is_json {
-        inputs::from_json(&body, default_softmax)
+        // Parsing a large body takes a while: off the async threads.
+        tokio::task::spawn_blocking(move || inputs::from_json(&body, default_softmax, limits))
+            .await
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("parsing failed: {e}")))?
     } else {
         Ok(vec![Input { source: Ok(Source::Bytes(body.to_vec())), softmax: default_softmax }])
     }
@@ -479,20 +504,13 @@ async fn read_inputs(req: Request, default_softmax: bool) -> std::result::Result
 async fn score_request(state: &AppState, req: Request) -> std::result::Result<Json<ScoreResponse>, ApiError> {
     let inner = &state.0;
     let default_softmax = query_softmax(req.uri().query())?;
-    let mut inputs = read_inputs(req, default_softmax).await?;
-    if inputs.is_empty() {
-        return Err(ApiError::bad_request("empty", "the request holds no image; send at least one"));
-    }
-    let max = inner.config.max_images_per_request;
-    if inputs.len() > max {
-        return Err(ApiError::bad_request(
-            "too_many_images",
-            format!("{} images in one request; this service takes at most {max}", inputs.len()),
-        ));
-    }
-    match state.load_state() {
-        LoadState::Ready => {}
-        LoadState::Unready(e) => return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e)),
+    // Readiness first: the body's limits depend on the model's input size.
+    let max_row = match (state.load_state(), inner.model.get()) {
+        (LoadState::Ready, Some(model)) => {
+            let c = model.loader.config();
+            (c.width as usize) * (c.height as usize) * 3
+        }
+        (LoadState::Unready(e), _) => return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e)),
         _ => {
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -500,10 +518,23 @@ async fn score_request(state: &AppState, req: Request) -> std::result::Result<Js
                 "the model is not loaded yet; retry",
             ))
         }
+    };
+    let max = inner.config.max_images_per_request;
+    let mut inputs = read_inputs(req, default_softmax, inputs::JsonLimits { max_images: max, max_row }).await?;
+    if inputs.is_empty() {
+        return Err(ApiError::bad_request("empty", "the request holds no image; send at least one"));
     }
+    if inputs.len() > max {
+        return Err(ApiError::bad_request(
+            "too_many_images",
+            format!("{} images in one request; this service takes at most {max}", inputs.len()),
+        ));
+    }
+    // All the URLs of one request together download at most the body limit.
+    let mut budget = inner.config.max_body_bytes as u64;
     for input in &mut inputs {
         if let Ok(Source::Url(url)) = &input.source {
-            input.source = fetch::fetch(inner.fetcher.as_ref(), url).await.map(Source::Bytes);
+            input.source = fetch::fetch(inner.fetcher.as_ref(), url, &mut budget).await.map(Source::Bytes);
         }
     }
     let softmaxes: Vec<bool> = inputs.iter().map(|i| i.softmax).collect();
@@ -511,23 +542,30 @@ async fn score_request(state: &AppState, req: Request) -> std::result::Result<Js
     // The semaphore is never closed, so acquiring only waits.
     let slot = inner
         .decode_slots
-        .acquire()
+        .clone()
+        .acquire_owned()
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    // When this request is dropped (its time limit passed, or its client
+    // left), the guard tells the decoder to stop after the current image.
+    let cancel = CancelOnDrop(Arc::new(AtomicBool::new(false)));
+    let cancelled = cancel.0.clone();
     let (decoded, batch) = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         let Some(model) = decoder.0.model.get() else {
             return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the model is not loaded"));
         };
         let mut ok_images = Vec::new();
-        let decoded: Vec<std::result::Result<(), ErrorDetail>> = inputs
-            .into_iter()
-            .enumerate()
-            .map(|(i, input)| {
-                let img = inputs::decode(&model.loader, i, input.source?)?;
-                ok_images.push(img);
-                Ok(())
-            })
-            .collect();
+        let mut decoded: Vec<std::result::Result<(), ErrorDetail>> = Vec::with_capacity(inputs.len());
+        for (i, input) in inputs.into_iter().enumerate() {
+            if cancelled.load(Ordering::Relaxed) {
+                decoder.0.metrics.decodes_cancelled.inc();
+                return Err(ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", "cancelled"));
+            }
+            let img = input.source.and_then(|source| inputs::decode(&model.loader, i, source));
+            decoder.0.metrics.decoded.inc();
+            decoded.push(img.map(|img| ok_images.push(img)));
+        }
         let batch = if ok_images.is_empty() {
             None
         } else {
@@ -542,7 +580,7 @@ async fn score_request(state: &AppState, req: Request) -> std::result::Result<Js
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("decoding failed: {e}")))??;
-    drop(slot);
+    drop(cancel);
 
     let Some(images) = batch else {
         let results: Vec<ItemResult> =
