@@ -142,4 +142,42 @@ mod tests {
         let e = decode_rgb_bytes(&bytes, Path::new("big.png"), 5_000).unwrap_err();
         assert!(matches!(e, Error::TooLarge { width: 100, height: 100, .. }), "{e}");
     }
+
+    /// A small gradient image in every compiled-in format.
+    fn seeds() -> Vec<(ImageFormat, Vec<u8>)> {
+        let img =
+            DynamicImage::ImageRgb8(RgbImage::from_fn(24, 17, |x, y| image::Rgb([x as u8 * 9, y as u8 * 13, 77])));
+        [ImageFormat::Png, ImageFormat::Jpeg, ImageFormat::Gif, ImageFormat::Bmp, ImageFormat::Tiff, ImageFormat::WebP]
+            .into_iter()
+            .map(|f| (f, encode(&img, f)))
+            .collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 3000, failure_persistence: None, ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// Damaged images (bytes overwritten, the file cut short) in every
+        /// format are errors, never panics, and never decode past the pixel
+        /// limit.
+        #[test]
+        fn the_decoder_never_panics_on_damaged_images(
+            which in 0..6usize,
+            edits in proptest::collection::vec((0..1usize << 16, proptest::prelude::any::<u8>()), 1..6),
+            cut in 0..1usize << 16,
+        ) {
+            let (_, mut bytes) = seeds().swap_remove(which);
+            let n = bytes.len();
+            for (i, x) in edits {
+                bytes[i % n] = x;
+            }
+            if cut % 3 == 0 {
+                bytes.truncate(cut % n);
+            }
+            if let Ok(img) = decode_rgb_bytes(&bytes, Path::new("fuzz"), 1 << 16) {
+                proptest::prop_assert!(u64::from(img.width()) * u64::from(img.height()) <= 1 << 16);
+            }
+        }
+    }
 }

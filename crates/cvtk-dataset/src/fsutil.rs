@@ -40,8 +40,51 @@ fn write_atomic_with(path: &Path, bytes: &[u8], perms: Option<std::fs::Permissio
     tmp.as_file().sync_all().map_err(|e| Error::io("cannot sync", tmp.path().to_path_buf(), e))?;
     tmp.persist(path).map_err(|e| Error::io("cannot replace", path, e.error))?;
     // The rename is durable only once the folder's entry is on disk too.
+    sync_dir(dir)
+}
+
+/// Whether one of two folders is the other or inside it, after resolving
+/// `.`, `..` and symbolic links (a path that does not exist yet is resolved
+/// from its nearest existing parent). Commands that write (or replace) an
+/// output folder refuse one that overlaps their input, so a mistyped `--out`
+/// cannot delete what it was meant to read.
+pub fn paths_overlap(a: &Path, b: &Path) -> bool {
+    let (a, b) = (resolve(a), resolve(b));
+    a.starts_with(&b) || b.starts_with(&a)
+}
+
+/// `path` made absolute and canonical as far as it exists.
+fn resolve(path: &Path) -> std::path::PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(c) = existing.canonicalize() {
+            return rest.iter().rev().fold(c, |p, part| p.join(part));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => return absolute,
+        }
+    }
+}
+
+/// Flushes a file written by other means (a library that writes to a path)
+/// to disk, before it is renamed into place.
+pub fn sync_file(path: &Path) -> Result<()> {
+    std::fs::File::open(path).and_then(|f| f.sync_all()).map_err(|e| Error::io("cannot sync", path, e))
+}
+
+/// Flushes a folder's entries (a rename or a new file in it) to disk. A
+/// no-op where folders cannot be opened (Windows).
+pub fn sync_dir(dir: &Path) -> Result<()> {
     #[cfg(unix)]
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("cannot sync the folder of", path, e))?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("cannot sync the folder", dir, e))?;
+    #[cfg(not(unix))]
+    let _ = dir;
     Ok(())
 }
 
@@ -78,6 +121,24 @@ pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overlapping_folders_are_found_through_dots_links_and_missing_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("model");
+        std::fs::create_dir_all(model.join("sub")).unwrap();
+        assert!(paths_overlap(&model, &model.join("ctx/new")));
+        assert!(paths_overlap(&model, dir.path()));
+        assert!(paths_overlap(&model, &model.join("sub/..")));
+        assert!(!paths_overlap(&model, &dir.path().join("model-ctx")));
+        assert!(!paths_overlap(&model, &dir.path().join("other/model")));
+        #[cfg(unix)]
+        {
+            let link = dir.path().join("link");
+            std::os::unix::fs::symlink(&model, &link).unwrap();
+            assert!(paths_overlap(&model, &link.join("out")));
+        }
+    }
 
     #[test]
     fn replaces_existing_file_and_leaves_no_temp_files() {

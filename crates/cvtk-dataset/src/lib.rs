@@ -58,7 +58,7 @@ mod summary;
 
 pub use dataset::{check_label_name, ClassificationDataset, ImageInfo, Label, ScanOptions, SkipKind, Skipped};
 pub use error::{Error, Result};
-pub use fsutil::{write_atomic, write_atomic_private, write_json_atomic};
+pub use fsutil::{paths_overlap, sync_dir, sync_file, write_atomic, write_atomic_private, write_json_atomic};
 pub use loader::{
     mix_seed, Batch, Batches, ColorMode, ImageBatch, ImageLoader, ImageTransform, LoaderConfig, Normalization,
     ResizeMode,

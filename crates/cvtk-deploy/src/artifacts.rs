@@ -150,6 +150,19 @@ pub fn build_docker_image(name: &str, model_dir: &Path, out: &Path, options: &Do
             format!("{} is not a cvtk model folder (no model.json)", model_dir.display()),
         ));
     }
+    // The context's model/ is replaced: an --out that is (or holds, or is
+    // inside) the model folder would delete the trained model.
+    if cvtk_dataset::paths_overlap(model_dir, out) {
+        return Err(Error::config(
+            "out",
+            format!(
+                "the build context {} overlaps the model folder {}; writing it would replace the model. Pick a folder outside it, e.g. {}-docker",
+                out.display(),
+                model_dir.display(),
+                model_dir.display()
+            ),
+        ));
+    }
     let exe = find_server_exe(options.server_exe.as_deref())?;
     std::fs::create_dir_all(out).map_err(|e| Error::io("cannot create", out, e))?;
     let model_out = out.join("model");

@@ -146,3 +146,34 @@ fn a_folder_without_a_model_is_refused() {
     let e = build_docker_image("a", tmp.path(), &tmp.path().join("c"), &docker_options("docker")).unwrap_err();
     assert!(e.to_string().contains("model.json"), "{e}");
 }
+
+#[test]
+fn a_build_context_that_overlaps_the_model_folder_is_refused_and_the_model_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = model_dir(tmp.path());
+    let before: Vec<_> = std::fs::read_dir(&model).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let options = DockerOptions { build: false, ..docker_options("docker") };
+    // The model folder itself, a folder inside it, and the folder holding it
+    // as `model` (the context's model/ would be the model).
+    let parent = tmp.path().join("ctx");
+    std::fs::create_dir_all(&parent).unwrap();
+    let as_model = parent.join("model");
+    copy_tree(&model, &as_model);
+    for (m, out) in [(&model, model.clone()), (&model, model.join("ctx")), (&as_model, parent.clone())] {
+        let e = build_docker_image("a", m, &out, &options).unwrap_err().to_string();
+        assert!(e.contains("overlaps the model folder"), "{e}");
+    }
+    let after: Vec<_> = std::fs::read_dir(&model).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(before, after);
+    assert!(cvtk_model::is_model_dir(&as_model));
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}

@@ -156,8 +156,8 @@ pub(crate) fn save_model_dir(dir: &Path, mut meta: ModelMeta, tensors: &[(String
     Ok(())
 }
 
-/// Writes a fresh `weights-<stamp>.safetensors` (temp file, then rename) and
-/// returns its name.
+/// Writes a fresh `weights-<stamp>.safetensors` (temp file, synced, then
+/// renamed, the folder synced) and returns its name.
 pub(crate) fn write_weights(dir: &Path, tensors: &[(String, Tensor)]) -> Result<String> {
     std::fs::create_dir_all(dir).map_err(|e| Error::Io {
         action: "cannot create folder",
@@ -172,8 +172,12 @@ pub(crate) fn write_weights(dir: &Path, tensors: &[(String, Tensor)]) -> Result<
         .map(|(n, t)| Ok((n.clone(), t.f_to_device(Device::Cpu)?.f_contiguous()?)))
         .collect::<Result<_>>()?;
     Tensor::write_safetensors(&cpu, &tmp).map_err(|e| model_err(&tmp, format!("cannot write weights: {e}")))?;
+    // On disk before model.json names them and the old ones go: a crash at
+    // any point leaves the old weights or the new ones, never neither.
+    cvtk_dataset::sync_file(&tmp)?;
     let final_path = dir.join(&name);
     std::fs::rename(&tmp, &final_path).map_err(|e| Error::Io { action: "cannot rename", path: tmp, source: e })?;
+    cvtk_dataset::sync_dir(dir)?;
     Ok(name)
 }
 

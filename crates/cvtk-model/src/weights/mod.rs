@@ -85,6 +85,22 @@ fn tensors_of(path: &Path, root: Value) -> Result<Vec<(String, TensorRef)>> {
 fn build_tensor(path: &Path, name: &str, t: &TensorRef, storage: &[u8]) -> Result<Tensor> {
     let (kind, elem) = kind_of(&t.storage.dtype)
         .ok_or_else(|| bad(path, format!("{name}: unsupported storage type {}", t.storage.dtype)))?;
+    if t.storage.numel < 0 || t.offset < 0 {
+        return Err(bad(path, format!("{name}: negative storage size or offset: a damaged file")));
+    }
+    // A view never holds more elements than its storage (torch.save of a
+    // state dict writes no expanded views): this bounds what the copy below
+    // allocates by the file's size.
+    let view_numel = t.size.iter().try_fold(1i64, |n, &d| if d < 0 { None } else { n.checked_mul(d) });
+    if view_numel.is_none_or(|n| n > t.storage.numel) || t.stride.iter().any(|&s| s < 0) {
+        return Err(bad(
+            path,
+            format!(
+                "{name}: shape {:?} does not fit its storage of {} elements: a damaged file",
+                t.size, t.storage.numel
+            ),
+        ));
+    }
     let numel = storage.len() / elem;
     if (numel as i64) < t.storage.numel {
         return Err(bad(
@@ -106,10 +122,16 @@ fn read_zip(path: &Path, data: &[u8]) -> Result<Vec<(String, Tensor)>> {
         .map(str::to_string)
         .ok_or_else(|| bad(path, "zip has no data.pkl: not a torch.save file"))?;
     let prefix = pkl_name.trim_end_matches("data.pkl").to_string();
+    // torch.save stores entries uncompressed, so none is larger than the
+    // archive: a bigger one is a zip bomb, and reading stops at the limit.
+    let limit = data.len() as u64;
     let mut read_entry = |name: &str| -> Result<Vec<u8>> {
-        let mut f = zip.by_name(name).map_err(|e| bad(path, format!("missing {name}: {e}")))?;
+        let f = zip.by_name(name).map_err(|e| bad(path, format!("missing {name}: {e}")))?;
         let mut buf = Vec::new();
-        f.read_to_end(&mut buf).map_err(|e| bad(path, format!("cannot read {name}: {e}")))?;
+        f.take(limit + 1).read_to_end(&mut buf).map_err(|e| bad(path, format!("cannot read {name}: {e}")))?;
+        if buf.len() as u64 > limit {
+            return Err(bad(path, format!("{name} unpacks to more than the whole file: not a torch.save file")));
+        }
         Ok(buf)
     };
     let pkl = read_entry(&pkl_name)?;
@@ -226,4 +248,104 @@ pub fn load_into(
         tracing::warn!(file = %path.display(), "{} tensors in the file are not used, e.g. {}", extra.len(), extra[0]);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::pickle::StorageRef;
+    use super::*;
+
+    const ZIP: &[u8] = include_bytes!("../../tests/fixtures/tiny_zip.pth");
+    const LEGACY: &[u8] = include_bytes!("../../tests/fixtures/tiny_legacy.pth");
+
+    fn values(tensors: &[(String, Tensor)]) -> Vec<(String, Vec<f32>)> {
+        tensors.iter().map(|(n, t)| (n.clone(), Vec::<f32>::try_from(t.flatten(0, -1)).unwrap())).collect()
+    }
+
+    #[test]
+    fn both_torch_formats_of_the_fixture_read_back() {
+        let p = Path::new("fixture");
+        let expected = vec![("w".to_string(), vec![0., 1., 2., 3., 4., 5.]), ("b".to_string(), vec![1.5, -2.0])];
+        assert_eq!(values(&read_zip(p, ZIP).unwrap()), expected);
+        assert_eq!(values(&read_legacy(p, LEGACY).unwrap()), expected);
+    }
+
+    #[test]
+    fn damaged_tensor_records_are_errors_not_panics() {
+        let p = Path::new("f");
+        let t = |numel, offset, size: Vec<i64>, stride: Vec<i64>| TensorRef {
+            storage: StorageRef { dtype: "FloatStorage".into(), key: "0".into(), numel },
+            offset,
+            size,
+            stride,
+        };
+        let storage = [0u8; 16];
+        for (what, bad_ref) in [
+            ("negative storage size", t(-1, 0, vec![1], vec![1])),
+            ("negative offset", t(4, -8, vec![1], vec![1])),
+            ("negative size", t(4, 0, vec![-3], vec![1])),
+            ("an expanded view", t(4, 0, vec![1 << 20, 1 << 20], vec![0, 0])),
+            ("a view past its storage", t(4, 3, vec![4], vec![1])),
+            ("a truncated storage", t(400, 0, vec![4], vec![1])),
+        ] {
+            let e = build_tensor(p, "x", &bad_ref, &storage).unwrap_err().to_string();
+            assert!(!e.is_empty(), "{what}");
+        }
+        assert!(build_tensor(p, "x", &t(4, 0, vec![2, 2], vec![2, 1]), &storage).is_ok());
+    }
+
+    #[test]
+    fn a_zip_entry_that_unpacks_past_the_file_size_is_refused() {
+        use std::io::Write;
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let deflated = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        zip.start_file("archive/data.pkl", deflated).unwrap();
+        zip.write_all(&vec![b'('; 50 << 20]).unwrap();
+        let bytes = zip.finish().unwrap().into_inner();
+        assert!(bytes.len() < 1 << 20, "{} bytes", bytes.len());
+        let e = read_zip(Path::new("bomb.pth"), &bytes).unwrap_err().to_string();
+        assert!(e.contains("more than the whole file"), "{e}");
+    }
+
+    /// `base` with a few bytes overwritten, a range cut out, or cut short.
+    fn mutated(base: &'static [u8]) -> impl Strategy<Value = Vec<u8>> {
+        let n = base.len();
+        (prop::collection::vec((0..n, any::<u8>()), 1..8), 0..n, 0..n, 0..4u8).prop_map(move |(edits, a, b, how)| {
+            let mut v = base.to_vec();
+            for (i, x) in edits {
+                v[i] = x;
+            }
+            let (lo, hi) = (a.min(b), a.max(b));
+            match how {
+                0 => v.truncate(hi),
+                1 => {
+                    v.drain(lo..hi);
+                }
+                _ => {}
+            }
+            v
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 3000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn the_legacy_reader_never_panics_on_damaged_files(data in mutated(LEGACY)) {
+            let _ = read_legacy(Path::new("fuzz.pth"), &data);
+        }
+
+        #[test]
+        fn the_zip_reader_never_panics_on_damaged_files(data in mutated(ZIP)) {
+            let _ = read_zip(Path::new("fuzz.pth"), &data);
+        }
+
+        #[test]
+        fn the_pickle_reader_never_panics_on_any_bytes(data in prop::collection::vec(any::<u8>(), 0..512)) {
+            let mut pos = 0;
+            let _ = read_pickle(&data, &mut pos);
+        }
+    }
 }

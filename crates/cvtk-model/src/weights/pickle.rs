@@ -61,31 +61,65 @@ pub struct TensorRef {
     pub stride: Vec<i64>,
 }
 
+/// How deep values may nest. A state dict nests three or four levels; the
+/// limit keeps building, comparing and dropping values off deep recursion.
+pub const MAX_DEPTH: u32 = 100;
+
+/// A value on the stack or in the memo, with its nesting depth and its weight
+/// (nodes plus string bytes): what a copy of it costs.
+#[derive(Clone)]
+struct Node {
+    v: Value,
+    depth: u32,
+    weight: u64,
+}
+
+impl Node {
+    fn leaf(v: Value) -> Node {
+        let weight = 1 + match &v {
+            Value::Str(s) => s.len() as u64,
+            Value::Bytes(b) => b.len() as u64,
+            _ => 0,
+        };
+        Node { v, depth: 1, weight }
+    }
+}
+
 enum Item {
     Mark,
-    V(Value),
+    V(Node),
 }
 
 /// Reads one pickle from `data` starting at `*pos`; leaves `*pos` after its STOP.
+///
+/// Within budgets, so that no input makes it panic, recurse deeply or
+/// allocate far more than the input's size: values nest at most
+/// [`MAX_DEPTH`] levels, and the memo's copies (a pickle may refer to the
+/// same value again and again, each reference a copy here) weigh at most
+/// eight times the input plus a megabyte, in nodes and string bytes.
 pub fn read_pickle(data: &[u8], pos: &mut usize) -> Result<Value, String> {
     let mut stack: Vec<Item> = Vec::new();
-    let mut memo: HashMap<u32, Value> = HashMap::new();
+    let mut memo: HashMap<u32, Node> = HashMap::new();
+    let mut budget: u64 = 8 * data.len() as u64 + (1 << 20);
     let take = |pos: &mut usize, n: usize| -> Result<&[u8], String> {
-        let s = data.get(*pos..*pos + n).ok_or_else(|| format!("pickle ends early at byte {}", *pos))?;
+        let s = pos
+            .checked_add(n)
+            .and_then(|end| data.get(*pos..end))
+            .ok_or_else(|| format!("pickle ends early at byte {}", *pos))?;
         *pos += n;
         Ok(s)
     };
     let u8_at = |pos: &mut usize| -> Result<u8, String> { Ok(take(pos, 1)?[0]) };
     let le_u16 = |b: &[u8]| u16::from_le_bytes([b[0], b[1]]);
     let le_u32 = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-    fn pop(stack: &mut Vec<Item>) -> Result<Value, String> {
+    fn pop(stack: &mut Vec<Item>) -> Result<Node, String> {
         match stack.pop() {
             Some(Item::V(v)) => Ok(v),
             Some(Item::Mark) => Err("unexpected MARK on the pickle stack".into()),
             None => Err("pickle stack underflow".into()),
         }
     }
-    fn pop_mark(stack: &mut Vec<Item>) -> Result<Vec<Value>, String> {
+    fn pop_mark(stack: &mut Vec<Item>) -> Result<Vec<Node>, String> {
         let mut out = Vec::new();
         loop {
             match stack.pop() {
@@ -97,31 +131,56 @@ pub fn read_pickle(data: &[u8], pos: &mut usize) -> Result<Value, String> {
         out.reverse();
         Ok(out)
     }
-    fn top_mut(stack: &mut [Item]) -> Result<&mut Value, String> {
+    fn top_mut(stack: &mut [Item]) -> Result<&mut Node, String> {
         match stack.last_mut() {
             Some(Item::V(v)) => Ok(v),
             _ => Err("no object on the pickle stack".into()),
         }
     }
-    fn push_items(target: &mut Value, items: Vec<Value>) -> Result<(), String> {
-        match target {
-            Value::List(l) => {
-                l.extend(items);
+    /// A container of `items`, within the depth limit.
+    fn container(items: Vec<Node>, make: fn(Vec<Value>) -> Value) -> Result<Node, String> {
+        let depth = 1 + items.iter().map(|n| n.depth).max().unwrap_or(0);
+        if depth > MAX_DEPTH {
+            return Err(format!("values nest deeper than {MAX_DEPTH} levels: not a state dict"));
+        }
+        let weight = 1 + items.iter().map(|n| n.weight).sum::<u64>();
+        Ok(Node { v: make(items.into_iter().map(|n| n.v).collect()), depth, weight })
+    }
+    /// Grows `target`'s depth and weight by `items`, within the depth limit.
+    fn grow(target: &mut Node, items: &[Node]) -> Result<(), String> {
+        let depth = 1 + items.iter().map(|n| n.depth).max().unwrap_or(0);
+        if depth > MAX_DEPTH {
+            return Err(format!("values nest deeper than {MAX_DEPTH} levels: not a state dict"));
+        }
+        target.depth = target.depth.max(depth);
+        target.weight += items.iter().map(|n| n.weight).sum::<u64>();
+        Ok(())
+    }
+    fn push_items(target: &mut Node, items: Vec<Node>) -> Result<(), String> {
+        match &target.v {
+            Value::List(_) => {
+                grow(target, &items)?;
+                if let Value::List(l) = &mut target.v {
+                    l.extend(items.into_iter().map(|n| n.v));
+                }
                 Ok(())
             }
             Value::Object(_) => Ok(()),
             _ => Err("APPEND to something that is not a list".into()),
         }
     }
-    fn set_items(target: &mut Value, items: Vec<Value>) -> Result<(), String> {
+    fn set_items(target: &mut Node, items: Vec<Node>) -> Result<(), String> {
         if !items.len().is_multiple_of(2) {
             return Err("SETITEMS with an odd number of items".into());
         }
-        match target {
-            Value::Dict(d) => {
-                let mut it = items.into_iter();
-                while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                    d.push((k, v));
+        match &target.v {
+            Value::Dict(_) => {
+                grow(target, &items)?;
+                if let Value::Dict(d) = &mut target.v {
+                    let mut it = items.into_iter();
+                    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                        d.push((k.v, v.v));
+                    }
                 }
                 Ok(())
             }
@@ -138,25 +197,25 @@ pub fn read_pickle(data: &[u8], pos: &mut usize) -> Result<Value, String> {
             0x95 => {
                 take(pos, 8)?; // FRAME
             }
-            b'.' => return pop(&mut stack), // STOP
+            b'.' => return pop(&mut stack).map(|n| n.v), // STOP
             b'(' => stack.push(Item::Mark),
-            b')' => stack.push(Item::V(Value::Tuple(Vec::new()))),
-            b'}' => stack.push(Item::V(Value::Dict(Vec::new()))),
-            b']' => stack.push(Item::V(Value::List(Vec::new()))),
-            b'N' => stack.push(Item::V(Value::None)),
-            0x88 => stack.push(Item::V(Value::Bool(true))),
-            0x89 => stack.push(Item::V(Value::Bool(false))),
+            b')' => stack.push(Item::V(Node::leaf(Value::Tuple(Vec::new())))),
+            b'}' => stack.push(Item::V(Node::leaf(Value::Dict(Vec::new())))),
+            b']' => stack.push(Item::V(Node::leaf(Value::List(Vec::new())))),
+            b'N' => stack.push(Item::V(Node::leaf(Value::None))),
+            0x88 => stack.push(Item::V(Node::leaf(Value::Bool(true)))),
+            0x89 => stack.push(Item::V(Node::leaf(Value::Bool(false)))),
             b'K' => {
                 let v = u8_at(pos)?;
-                stack.push(Item::V(Value::Int(i64::from(v))))
+                stack.push(Item::V(Node::leaf(Value::Int(i64::from(v)))))
             }
             b'M' => {
                 let b = take(pos, 2)?;
-                stack.push(Item::V(Value::Int(i64::from(le_u16(b)))))
+                stack.push(Item::V(Node::leaf(Value::Int(i64::from(le_u16(b))))))
             }
             b'J' => {
                 let b = take(pos, 4)?;
-                stack.push(Item::V(Value::Int(i64::from(le_u32(b) as i32))))
+                stack.push(Item::V(Node::leaf(Value::Int(i64::from(le_u32(b) as i32)))))
             }
             0x8a => {
                 // LONG1: little-endian two's complement of n bytes.
@@ -172,13 +231,13 @@ pub fn read_pickle(data: &[u8], pos: &mut usize) -> Result<Value, String> {
                     // Too big for i64 (e.g. the legacy magic number): keep a marker.
                     i64::MIN
                 };
-                stack.push(Item::V(Value::Int(v)))
+                stack.push(Item::V(Node::leaf(Value::Int(v))))
             }
             b'G' => {
                 let b = take(pos, 8)?;
                 let mut a = [0u8; 8];
                 a.copy_from_slice(b);
-                stack.push(Item::V(Value::Float(f64::from_be_bytes(a))))
+                stack.push(Item::V(Node::leaf(Value::Float(f64::from_be_bytes(a)))))
             }
             b'X' | 0x8c | 0x8d => {
                 let n = match op {
@@ -192,11 +251,11 @@ pub fn read_pickle(data: &[u8], pos: &mut usize) -> Result<Value, String> {
                     }
                 };
                 let s = String::from_utf8_lossy(take(pos, n)?).into_owned();
-                stack.push(Item::V(Value::Str(s)))
+                stack.push(Item::V(Node::leaf(Value::Str(s))))
             }
             b'C' | b'B' => {
                 let n = if op == b'C' { usize::from(u8_at(pos)?) } else { le_u32(take(pos, 4)?) as usize };
-                stack.push(Item::V(Value::Bytes(take(pos, n)?.to_vec())))
+                stack.push(Item::V(Node::leaf(Value::Bytes(take(pos, n)?.to_vec()))))
             }
             b'c' => {
                 // GLOBAL: "module\nname\n"
@@ -207,14 +266,14 @@ pub fn read_pickle(data: &[u8], pos: &mut usize) -> Result<Value, String> {
                 };
                 let module = read_line(pos)?;
                 let name = read_line(pos)?;
-                stack.push(Item::V(Value::Global(module, name)))
+                stack.push(Item::V(Node::leaf(Value::Global(module, name))))
             }
             0x93 => {
                 // STACK_GLOBAL
                 let name = pop(&mut stack)?;
                 let module = pop(&mut stack)?;
-                match (module, name) {
-                    (Value::Str(m), Value::Str(n)) => stack.push(Item::V(Value::Global(m, n))),
+                match (module.v, name.v) {
+                    (Value::Str(m), Value::Str(n)) => stack.push(Item::V(Node::leaf(Value::Global(m, n)))),
                     _ => return Err("STACK_GLOBAL needs two strings".into()),
                 }
             }
@@ -225,19 +284,25 @@ pub fn read_pickle(data: &[u8], pos: &mut usize) -> Result<Value, String> {
                     _ => memo.len() as u32,
                 };
                 let v = match stack.last() {
-                    Some(Item::V(v)) => v.clone(),
+                    Some(Item::V(v)) => v,
                     _ => return Err("memoize with no object on the stack".into()),
                 };
-                memo.insert(key, v);
+                budget = budget.checked_sub(v.weight).ok_or_else(|| {
+                    "the pickle copies its own values far more than a state dict does: refused".to_string()
+                })?;
+                memo.insert(key, v.clone());
             }
             b'h' | b'j' => {
                 let key = if op == b'h' { u32::from(u8_at(pos)?) } else { le_u32(take(pos, 4)?) };
-                let v = memo.get(&key).cloned().ok_or_else(|| format!("memo key {key} missing"))?;
-                stack.push(Item::V(v))
+                let v = memo.get(&key).ok_or_else(|| format!("memo key {key} missing"))?;
+                budget = budget.checked_sub(v.weight).ok_or_else(|| {
+                    "the pickle copies its own values far more than a state dict does: refused".to_string()
+                })?;
+                stack.push(Item::V(v.clone()))
             }
             b't' => {
                 let items = pop_mark(&mut stack)?;
-                stack.push(Item::V(Value::Tuple(items)))
+                stack.push(Item::V(container(items, Value::Tuple)?))
             }
             0x85..=0x87 => {
                 let n = usize::from(op - 0x84);
@@ -246,7 +311,7 @@ pub fn read_pickle(data: &[u8], pos: &mut usize) -> Result<Value, String> {
                     items.push(pop(&mut stack)?);
                 }
                 items.reverse();
-                stack.push(Item::V(Value::Tuple(items)))
+                stack.push(Item::V(container(items, Value::Tuple)?))
             }
             b'a' => {
                 let v = pop(&mut stack)?;
@@ -267,11 +332,11 @@ pub fn read_pickle(data: &[u8], pos: &mut usize) -> Result<Value, String> {
             }
             b'l' => {
                 let items = pop_mark(&mut stack)?;
-                stack.push(Item::V(Value::List(items)))
+                stack.push(Item::V(container(items, Value::List)?))
             }
             b'd' => {
                 let items = pop_mark(&mut stack)?;
-                let mut d = Value::Dict(Vec::new());
+                let mut d = Node::leaf(Value::Dict(Vec::new()));
                 set_items(&mut d, items)?;
                 stack.push(Item::V(d))
             }
@@ -281,12 +346,14 @@ pub fn read_pickle(data: &[u8], pos: &mut usize) -> Result<Value, String> {
             }
             b'Q' => {
                 let pid = pop(&mut stack)?;
-                stack.push(Item::V(persistent_load(pid)?))
+                stack.push(Item::V(Node::leaf(persistent_load(pid.v)?)))
             }
             b'R' | 0x81 => {
                 let args = pop(&mut stack)?;
                 let callable = pop(&mut stack)?;
-                stack.push(Item::V(reduce(callable, args)?))
+                // The result holds at most the arguments.
+                let (depth, weight) = (args.depth + 1, args.weight + 1);
+                stack.push(Item::V(Node { v: reduce(callable.v, args.v)?, depth, weight }))
             }
             other => return Err(format!("unsupported pickle opcode 0x{other:02x} at byte {}", *pos - 1)),
         }
@@ -301,7 +368,11 @@ fn persistent_load(pid: Value) -> Result<Value, String> {
         {
             Ok(Value::Storage(StorageRef { dtype: dtype.clone(), key: key.clone(), numel: *numel }))
         }
-        _ => Err(format!("unsupported persistent id {items:?}")),
+        _ => {
+            let mut shown = format!("{items:?}");
+            shown.truncate(200);
+            Err(format!("unsupported persistent id {shown}"))
+        }
     }
 }
 
@@ -311,10 +382,10 @@ fn ints(v: &Value) -> Result<Vec<i64>, String> {
             .iter()
             .map(|i| match i {
                 Value::Int(n) => Ok(*n),
-                other => Err(format!("expected an int, found {other:?}")),
+                _ => Err("expected an int in a tensor's size or stride".to_string()),
             })
             .collect(),
-        other => Err(format!("expected a tuple of ints, found {other:?}")),
+        _ => Err("expected a tuple of ints as a tensor's size or stride".to_string()),
     }
 }
 
@@ -362,6 +433,29 @@ mod tests {
                 (Value::Str("b".into()), Value::Tuple(vec![Value::Str("x".into()), Value::Int(300), Value::Int(-2)])),
             ])
         );
+    }
+
+    #[test]
+    fn deep_nesting_and_memo_amplification_are_refused_within_budgets() {
+        // 1 followed by a million TUPLE1s: a value a million levels deep.
+        let mut deep = b"\x80\x02K\x01".to_vec();
+        deep.extend(std::iter::repeat_n(0x85u8, 1_000_000));
+        deep.push(b'.');
+        let e = read_pickle(&deep, &mut 0).unwrap_err();
+        assert!(e.contains("nest deeper"), "{e}");
+        // A list, memoized, then itself twice in a new list, memoized, ...:
+        // each step doubles the size of the value (2^40 after 40 steps).
+        let mut doubling = b"\x80\x02]q\x00".to_vec();
+        for i in 0..40u8 {
+            doubling.extend([b'h', i, b'h', i, 0x86, b'q', i + 1]);
+        }
+        doubling.push(b'.');
+        let e = read_pickle(&doubling, &mut 0).unwrap_err();
+        assert!(e.contains("copies its own values"), "{e}");
+        // Lengths that would overflow the position.
+        let mut huge = b"\x80\x02\x8d".to_vec();
+        huge.extend(u64::MAX.to_le_bytes());
+        assert!(read_pickle(&huge, &mut 0).unwrap_err().contains("ends early"));
     }
 
     #[test]
