@@ -9,12 +9,12 @@
 //!   ever reaches the file system; a file that is not an image is not served.
 //! - `POST /api/images/{id}`: an [`Edit`](crate::Edit); 409 with the image's
 //!   current state when it changed since the page saw it.
-//! - `POST /api/undo`, `POST /api/labels` (`{"name": ...}`).
+//! - `POST /api/undo` (a JSON body, `{}`), `POST /api/labels` (`{"name": ...}`).
 //!
 //! Errors are JSON, `{"error": {"code", "message"}, "image": ...}`. Bound to
 //! loopback, requests must name a loopback host (a guard against DNS
-//! rebinding), and edits must be `application/json` (which a plain cross-site
-//! form cannot send).
+//! rebinding), and every change (edits, undo, labels) must be
+//! `application/json` (which a plain cross-site form cannot send).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -193,7 +193,13 @@ async fn edit_image(
     with_store(&state, move |s| s.edit(id, &edit).map_err(|e| from_error(e, s.image_view(id)))).await?.map(Json)
 }
 
-async fn undo(State(state): State<AppState>) -> std::result::Result<Json<ImageView>, ApiError> {
+/// Takes a JSON body (any, `{}` from the page): a cross-site form cannot send
+/// one, so another web page cannot undo the user's last edit.
+async fn undo(
+    State(state): State<AppState>,
+    body: std::result::Result<Json<serde_json::Value>, JsonRejection>,
+) -> std::result::Result<Json<ImageView>, ApiError> {
+    let _json = body.map_err(bad_json)?;
     with_store(&state, |s| {
         s.undo().map_err(|e| {
             let image = match &e {

@@ -1,14 +1,16 @@
 //! [`Store`]: the dataset being annotated, its manifest on disk, and the undo
 //! history. Every edit is checked against the state the page saw, applied to a
 //! copy of the dataset, written atomically to the manifest, and only then kept.
-//! Before each edit the manifest is re-read when another program (or another
-//! `cvtk annotate`) changed it, so edits of different images never overwrite
-//! each other and edits of the same image are refused as conflicts.
+//! Each edit holds the manifest's [`ManifestLock`] from re-reading the
+//! manifest (when another program, or another `cvtk annotate`, changed it) to
+//! writing it back, so edits of different images never overwrite each other
+//! and edits of the same image are refused as conflicts. The baseline kept
+//! for noticing other writers is the bytes this store wrote, never a re-read.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use cvtk_dataset::{ClassificationDataset, ImageInfo};
+use cvtk_dataset::{ClassificationDataset, ImageInfo, ManifestLock};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
@@ -221,14 +223,22 @@ impl Store {
         !self.undo.is_empty()
     }
 
-    /// Writes `dataset` to the manifest and keeps it; on failure nothing changes.
-    fn save(&mut self, dataset: ClassificationDataset) -> Result<()> {
+    /// Locks the manifest and brings the dataset up to date with it: the
+    /// start of every change.
+    fn lock(&mut self) -> Result<ManifestLock> {
+        let lock = ManifestLock::acquire(&self.manifest)?;
+        self.refresh()?;
+        Ok(lock)
+    }
+
+    /// Writes `dataset` to the manifest (whose lock the caller holds) and
+    /// keeps it; on failure nothing changes.
+    fn save(&mut self, dataset: ClassificationDataset, lock: &ManifestLock) -> Result<()> {
         // An atomic rename would replace even a read-only file: honour the mode.
         if std::fs::metadata(&self.manifest).is_ok_and(|m| m.permissions().readonly()) {
             return Err(Error::ReadOnly { path: self.manifest.clone() });
         }
-        dataset.to_manifest(&self.manifest)?;
-        self.on_disk = read(&self.manifest)?;
+        self.on_disk = dataset.to_manifest_locked(lock)?;
         self.dataset = dataset;
         Ok(())
     }
@@ -244,7 +254,7 @@ impl Store {
     /// Changes image `id` as `edit` says, if it is still as the page saw it
     /// ([`Error::Conflict`] otherwise), saves, and returns its new view.
     pub fn edit(&mut self, id: u64, edit: &Edit) -> Result<ImageView> {
-        self.refresh()?;
+        let lock = self.lock()?;
         let before = self.state(id)?;
         if before != edit.expect {
             return Err(Error::Conflict { id });
@@ -255,7 +265,7 @@ impl Store {
         };
         if after != before {
             let ds = self.apply(id, &after)?;
-            self.save(ds)?;
+            self.save(ds, &lock)?;
             self.undo.push(Change { id, before, after });
         }
         self.image_view(id).ok_or(Error::NoSuchImage { id })
@@ -264,14 +274,14 @@ impl Store {
     /// Reverts the last change, if its image is still as that change left it;
     /// returns the image's view.
     pub fn undo(&mut self) -> Result<ImageView> {
-        self.refresh()?;
+        let lock = self.lock()?;
         let change = self.undo.pop().ok_or(Error::NothingToUndo)?;
         let id = change.id;
         if self.state(id)? != change.after {
             // Changed since by someone else: undoing would overwrite that.
             return Err(Error::Conflict { id });
         }
-        let result = self.apply(id, &change.before).and_then(|ds| self.save(ds));
+        let result = self.apply(id, &change.before).and_then(|ds| self.save(ds, &lock));
         if let Err(e) = result {
             // Not saved: the change can still be undone later.
             self.undo.push(change);
@@ -282,12 +292,12 @@ impl Store {
 
     /// Adds a label (kept sorted) and saves; returns the labels.
     pub fn add_label(&mut self, name: &str) -> Result<Vec<String>> {
-        self.refresh()?;
+        let lock = self.lock()?;
         let mut ds = self.dataset.clone();
         ds.add_label(name)?;
         // An existing name changes nothing and needs no save.
         if ds.labels().len() != self.dataset.labels().len() {
-            self.save(ds)?;
+            self.save(ds, &lock)?;
         }
         Ok(self.dataset.label_names())
     }

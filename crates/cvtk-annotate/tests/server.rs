@@ -266,3 +266,61 @@ fn malformed_requests_get_json_errors() {
     assert_eq!((status, v["error"]["code"].as_str()), (404, Some("not_found")));
     assert_eq!(ClassificationDataset::from_manifest(&manifest).unwrap().counts_per_label(), vec![4, 4, 4]);
 }
+
+#[test]
+fn undo_needs_a_json_body_so_a_cross_site_form_cannot_undo_an_edit() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dataset(dir.path());
+    let addr = start(&manifest, HashMap::new());
+    assert_eq!(relabel(addr, 0, "bowl", "cup").0, 200);
+    // What a form on any web page can send: no preflight, no JSON.
+    for content_type in ["application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=x"] {
+        let r = Client::new()
+            .post(format!("http://{addr}/api/undo"))
+            .header("content-type", content_type)
+            .body("")
+            .send()
+            .unwrap();
+        assert!((400..500).contains(&r.status().as_u16()), "{content_type}: {}", r.status());
+    }
+    let ds = ClassificationDataset::from_manifest(&manifest).unwrap();
+    assert_eq!(ds.labels()[ds.any_image(0).unwrap().label()].name, "cup", "the edit was undone");
+    let (status, img) = post(addr, "/api/undo", json!({}));
+    assert_eq!((status, img["label"].as_str()), (200, Some("bowl")));
+}
+
+#[test]
+fn two_annotate_servers_on_one_manifest_lose_no_edit() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dataset(dir.path());
+    let (a, b) = (start(&manifest, HashMap::new()), start(&manifest, HashMap::new()));
+    let start_labels: Vec<String> = {
+        let ds = ClassificationDataset::from_manifest(&manifest).unwrap();
+        (0..12).map(|id| ds.labels()[ds.any_image(id).unwrap().label()].name.clone()).collect()
+    };
+    // Each server cycles the labels of its own six images, four times over,
+    // both at once.
+    let run = |addr: SocketAddr, ids: std::ops::Range<u64>, labels: Vec<String>| {
+        std::thread::spawn(move || {
+            let mut labels = labels;
+            for _ in 0..4 {
+                for id in ids.clone() {
+                    let from = labels[id as usize].clone();
+                    let next = common::LABELS[(common::LABELS.iter().position(|l| *l == from).unwrap() + 1) % 3];
+                    let (status, v) = relabel(addr, id, &from, next);
+                    assert_eq!(status, 200, "{v}");
+                    labels[id as usize] = next.to_string();
+                }
+            }
+            labels
+        })
+    };
+    let (ta, tb) = (run(a, 0..6, start_labels.clone()), run(b, 6..12, start_labels.clone()));
+    let (la, lb) = (ta.join().unwrap(), tb.join().unwrap());
+    let ds = ClassificationDataset::from_manifest(&manifest).unwrap();
+    for id in 0..12u64 {
+        let expected = if id < 6 { &la[id as usize] } else { &lb[id as usize] };
+        let on_disk = &ds.labels()[ds.any_image(id).unwrap().label()].name;
+        assert_eq!(on_disk, expected, "image {id}: an edit was lost");
+    }
+}

@@ -48,6 +48,7 @@ pub mod decode;
 mod error;
 mod fsutil;
 mod loader;
+mod lock;
 mod manifest;
 pub mod progress;
 pub mod sample;
@@ -63,6 +64,7 @@ pub use loader::{
     mix_seed, Batch, Batches, ColorMode, ImageBatch, ImageLoader, ImageTransform, LoaderConfig, Normalization,
     ResizeMode,
 };
+pub use lock::{ManifestLock, LOCK_WAIT};
 pub use scores::{first_max, ScoreKind, Scores};
 pub use split::{Split, SplitPart};
 pub use storage::StorageContext;

@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::{ImageInfo, Label, Skipped};
-use crate::fsutil::write_json_atomic;
+use crate::fsutil::write_atomic;
+use crate::lock::ManifestLock;
 use crate::split::Split;
 use crate::{ClassificationDataset, Error, Result};
 
@@ -65,6 +66,15 @@ impl ClassificationDataset {
     /// atomically: an interrupted write leaves any previous manifest intact.
     pub fn to_manifest(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
+        let lock = ManifestLock::acquire(path)?;
+        self.to_manifest_locked(&lock).map(|_| ())
+    }
+
+    /// Writes the manifest that `lock` holds (see [`ManifestLock`]: take it
+    /// before reading, to make a read-modify-write safe against other
+    /// writers), and returns the bytes written.
+    pub fn to_manifest_locked(&self, lock: &ManifestLock) -> Result<Vec<u8>> {
+        let path = lock.manifest();
         let manifest_dir = absolute(path.parent().unwrap_or(Path::new(".")));
         let root = self.root.as_deref().map(absolute);
         // Image paths are relative to the root when under it, else to the manifest.
@@ -97,7 +107,11 @@ impl ClassificationDataset {
             skipped: self.skipped.clone(),
             split: self.split.clone(),
         };
-        write_json_atomic(path, &file)
+        let mut bytes = serde_json::to_vec_pretty(&file)
+            .map_err(|e| Error::Manifest { path: path.to_path_buf(), reason: format!("cannot serialise: {e}") })?;
+        bytes.push(b'\n');
+        write_atomic(path, &bytes)?;
+        Ok(bytes)
     }
 
     /// Reads a dataset (and its split, if any) from a manifest written by

@@ -172,10 +172,13 @@ fn info(a: InfoArgs) -> anyhow::Result<()> {
 }
 
 fn split(a: SplitArgs) -> anyhow::Result<()> {
+    // Held from reading to writing: when --out is the manifest being split
+    // (or one `cvtk annotate` edits), no other writer's change is lost.
+    let lock = cvtk_dataset::ManifestLock::acquire(&a.out)?;
     let mut ds = open(&a.dataset, a.quick)?;
     let split = ds.split(a.train_size, a.stratify, a.seed)?;
     ds.set_split(split)?;
-    ds.to_manifest(&a.out)?;
+    ds.to_manifest_locked(&lock)?;
     let s = ds.summary();
     if a.json {
         print_json(&s)
