@@ -11,7 +11,7 @@ CARGO_CONFIG := .cargo/config.toml
 CARGO ?= cargo
 ARGS ?=
 
-.PHONY: all setup venv sample-data weights browser-deps build demo mnist-webservice test lint bench clean help
+.PHONY: all setup venv sample-data weights browser-deps build demo mnist-webservice soak test lint bench clean help
 
 all: build
 
@@ -21,6 +21,7 @@ help:
 	@echo "make build  - release build of the cvtk program and the examples (target/release/)"
 	@echo "make mnist-webservice - the MNIST tutorial: train, serve, score 10,000 test images over HTTP"
 	@echo "make bench  - side-by-side benchmarks against the Python stack"
+	@echo "make soak   - one minute of cvtk serve under 32 honest and many hostile clients (ARGS=\"--seconds N\")"
 
 # requirements.txt: libtorch for tch. requirements-test.txt: the Python references
 # the tests compare against (torchvision, scikit-learn, ...); never used at run time.
@@ -69,6 +70,11 @@ demo: build
 mnist-webservice: build
 	scripts/fetch-sample-data.sh mnist
 	target/release/examples/mnist_webservice $(ARGS)
+
+# examples/soak.rs: cvtk serve under honest and hostile clients at once;
+# docs/deployment.md quotes a run.
+soak: build
+	target/release/examples/soak $(ARGS)
 
 lint: setup
 	$(CARGO) fmt --all -- --check

@@ -169,7 +169,8 @@ pub struct LoadTestReport {
     /// Failures by kind: `http_NNN` for error statuses, `timeout`, `connect`,
     /// `other` for requests that got no answer.
     pub errors: BTreeMap<String, u64>,
-    /// 5xx answers other than 503 (503 is deliberate back-pressure).
+    /// 5xx answers other than deliberate back-pressure (a 503 that carries
+    /// `Retry-After`): each is a server failure.
     pub server_errors: u64,
     /// (percentile, milliseconds) points of the latency distribution, for plots.
     pub percentiles: Vec<(f64, f64)>,
@@ -227,6 +228,7 @@ struct Tally {
     hist: Option<Histogram<u64>>,
     status: BTreeMap<u16, u64>,
     errors: BTreeMap<String, u64>,
+    server_errors: u64,
 }
 
 impl LoadTest {
@@ -335,19 +337,23 @@ impl LoadTest {
                         let answer = match req.send().await {
                             Ok(r) => {
                                 let status = r.status().as_u16();
-                                r.bytes().await.map(|_| status)
+                                let retry_after = r.headers().contains_key(reqwest::header::RETRY_AFTER);
+                                r.bytes().await.map(|_| (status, retry_after))
                             }
                             Err(e) => Err(e),
                         };
                         let micros = t0.elapsed().as_micros().max(1) as u64;
                         match answer {
-                            Ok(status) => {
+                            Ok((status, retry_after)) => {
                                 if let Some(h) = t.hist.as_mut() {
                                     let _ = h.record(micros);
                                 }
                                 *t.status.entry(status).or_default() += 1;
                                 if status >= 400 {
                                     *t.errors.entry(format!("http_{status}")).or_default() += 1;
+                                }
+                                if status >= 500 && !(status == 503 && retry_after) {
+                                    t.server_errors += 1;
                                 }
                             }
                             Err(e) => {
@@ -396,7 +402,9 @@ impl LoadTest {
         let mut hist: Option<Histogram<u64>> = None;
         let mut status_counts = BTreeMap::new();
         let mut errors = BTreeMap::new();
+        let mut server_errors_total = 0;
         for t in tallies {
+            server_errors_total += t.server_errors;
             if let Some(h) = t.hist {
                 match hist.as_mut() {
                     Some(all) => {
@@ -433,7 +441,7 @@ impl LoadTest {
         let ok = status_counts.get(&200).copied().unwrap_or(0);
         let requests = status_counts.values().sum::<u64>()
             + errors.iter().filter(|(k, _)| !k.starts_with("http_")).map(|(_, v)| v).sum::<u64>();
-        let server_errors = status_counts.iter().filter(|(s, _)| **s >= 500 && **s != 503).map(|(_, v)| v).sum();
+        let server_errors = server_errors_total;
         let images_scored = ok * self.batch as u64;
         LoadTestReport {
             endpoint,
