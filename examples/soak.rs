@@ -203,7 +203,8 @@ async fn repeat(
         let (content_type, body) = &bodies[i % bodies.len()];
         i += 1;
         tally.sent += 1;
-        let r = client.post(&url).bearer_auth(&key).header("content-type", *content_type).body(body.clone()).send().await;
+        let r =
+            client.post(&url).bearer_auth(&key).header("content-type", *content_type).body(body.clone()).send().await;
         match r {
             Ok(r) if r.status().as_u16() == expected => tally.expected_answer += 1,
             _ => tally.other += 1,

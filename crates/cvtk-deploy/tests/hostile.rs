@@ -5,9 +5,9 @@
 //! any of it is read; a model worker that dies takes the service out of
 //! readiness and stops it with an error.
 
-mod common;
 #[path = "support/bombs.rs"]
 mod bombs;
+mod common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
