@@ -233,6 +233,11 @@ pub struct K8sOptions {
     pub memory_request: String,
     /// Memory limit per replica. By default, `"4Gi"`.
     pub memory_limit: String,
+    /// Write a KServe `InferenceService` (a custom-container predictor
+    /// running the image, which speaks the Open Inference Protocol) instead
+    /// of the Deployment, Service and HorizontalPodAutoscaler, which KServe
+    /// makes itself. The Secret is written either way. By default, false.
+    pub kserve: bool,
 }
 
 impl Default for K8sOptions {
@@ -246,6 +251,7 @@ impl Default for K8sOptions {
             cpu_request: "1".into(),
             memory_request: "2Gi".into(),
             memory_limit: "4Gi".into(),
+            kserve: false,
         }
     }
 }
@@ -319,12 +325,44 @@ pub fn k8s_objects(name: &str, options: &K8sOptions) -> Result<Vec<(&'static str
             "metrics": [{ "type": "Resource", "resource": { "name": "cpu", "target": { "type": "Utilization", "averageUtilization": options.cpu_target_percent } } }],
         },
     });
+    if options.kserve {
+        let v2_probe = json!({ "httpGet": { "path": "/v2/health/ready", "port": CONTAINER_PORT }, "initialDelaySeconds": 5, "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3 });
+        let isvc = json!({
+            "apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
+            "metadata": { "name": name, "labels": labels },
+            "spec": {
+                "predictor": {
+                    "minReplicas": options.min_replicas,
+                    "maxReplicas": options.max_replicas,
+                    "scaleMetric": "cpu",
+                    "scaleTarget": options.cpu_target_percent,
+                    "containers": [{
+                        "name": "kserve-container",
+                        "image": image,
+                        // After the image's entrypoint (`cvtk serve --model /model ...`):
+                        // the model answers as NAME under /v2/models/.
+                        "args": ["--model-name", name],
+                        "ports": [{ "containerPort": CONTAINER_PORT, "protocol": "TCP" }],
+                        "env": [{ "name": "CVTK_SERVICE_KEY", "valueFrom": { "secretKeyRef": { "name": secret_name, "key": "key" } } }],
+                        "readinessProbe": v2_probe,
+                        "resources": {
+                            "requests": { "cpu": options.cpu_request, "memory": options.memory_request },
+                            "limits": { "memory": options.memory_limit },
+                        },
+                    }],
+                },
+            },
+        });
+        return Ok(vec![("secret.yaml", secret), ("inferenceservice.yaml", isvc)]);
+    }
     Ok(vec![("secret.yaml", secret), ("deployment.yaml", deployment), ("service.yaml", service), ("hpa.yaml", hpa)])
 }
 
 /// Writes the Secret, Deployment, Service and HorizontalPodAutoscaler of
-/// deployment `name` as YAML files in `out` (the Secret owner-readable only);
-/// `kubectl apply -f out/` creates them. Returns the files.
+/// deployment `name` (or, with [`K8sOptions::kserve`], the Secret and a
+/// KServe InferenceService) as YAML files in `out` (the Secret
+/// owner-readable only); `kubectl apply -f out/` creates them. Returns the
+/// files.
 pub fn write_k8s_manifests(name: &str, out: &Path, options: &K8sOptions) -> Result<Vec<PathBuf>> {
     let objects = k8s_objects(name, options)?;
     std::fs::create_dir_all(out).map_err(|e| Error::io("cannot create", out, e))?;

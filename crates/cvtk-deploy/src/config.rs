@@ -152,6 +152,43 @@ pub struct ServeConfig {
     /// When the engine asked for cannot run, the service stays up and
     /// `/ready` answers 503 with the reason.
     pub engine: cvtk_model::EngineChoice,
+    /// The model's name in the Open Inference Protocol routes
+    /// (`/v2/models/NAME/...`). By default, [`model_name_of`] the model
+    /// folder (`"model"` for a classifier handed over in memory).
+    pub model_name: Option<String>,
+    /// The model's version there. By default, [`model_version_of`] the model
+    /// folder (`"1"` for a classifier handed over in memory).
+    pub model_version: Option<String>,
+}
+
+/// The default protocol name of the model in `dir`: its folder's name, in
+/// the characters a URL path segment keeps as they are (others become `_`).
+pub fn model_name_of(dir: &std::path::Path) -> String {
+    let name = std::fs::canonicalize(dir)
+        .ok()
+        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "model".into());
+    let clean: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
+    if clean.is_empty() || clean.chars().all(|c| c == '.') {
+        "model".into()
+    } else {
+        clean
+    }
+}
+
+/// The default protocol version of the model in `dir`: the stamp of the
+/// weights file its `model.json` names, which changes with every save (so a
+/// retrained model has a new version), or `"1"` if it cannot be read.
+pub fn model_version_of(dir: &std::path::Path) -> String {
+    let weights = std::fs::read_to_string(dir.join("model.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v.get("weights_file").and_then(|w| w.as_str()).map(str::to_string));
+    weights
+        .and_then(|w| w.strip_prefix("weights-").and_then(|w| w.split(['-', '.']).next()).map(str::to_string))
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "1".into())
 }
 
 impl Default for ServeConfig {
@@ -175,6 +212,8 @@ impl Default for ServeConfig {
             max_queued_images: 1024,
             header_timeout: Duration::from_secs(10),
             engine: cvtk_model::EngineChoice::Auto,
+            model_name: None,
+            model_version: None,
         }
     }
 }
@@ -201,6 +240,8 @@ impl std::fmt::Debug for ServeConfig {
             .field("max_queued_images", &self.max_queued_images)
             .field("header_timeout", &self.header_timeout)
             .field("engine", &self.engine)
+            .field("model_name", &self.model_name)
+            .field("model_version", &self.model_version)
             .finish()
     }
 }
@@ -209,6 +250,17 @@ impl std::fmt::Debug for ServeConfig {
 /// read ([`ServeConfig::check`]): what the service runs on.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ValidServeConfig(ServeConfig);
+
+impl ValidServeConfig {
+    /// Fills in the protocol name and version of the model in `dir` where
+    /// they were not given ([`model_name_of`], [`model_version_of`]).
+    pub fn with_model_identity(self, dir: &std::path::Path) -> Self {
+        let mut c = self.0;
+        c.model_name = c.model_name.or_else(|| Some(model_name_of(dir)));
+        c.model_version = c.model_version.or_else(|| Some(model_version_of(dir)));
+        ValidServeConfig(c)
+    }
+}
 
 impl std::ops::Deref for ValidServeConfig {
     type Target = ServeConfig;
@@ -288,6 +340,20 @@ impl ServeConfig {
         }
         if self.header_timeout.is_zero() {
             return Err(Error::config("header_timeout", "must be more than zero"));
+        }
+        for (field, value) in [("model_name", &self.model_name), ("model_version", &self.model_version)] {
+            if let Some(v) = value {
+                if v.is_empty()
+                    || !v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                    || v == "."
+                    || v == ".."
+                {
+                    return Err(Error::config(
+                        field,
+                        format!("'{v}' must be letters, digits, '-', '_' or '.' (it is a URL path segment)"),
+                    ));
+                }
+            }
         }
         if self.request_timeout.is_zero() {
             return Err(Error::config("request_timeout", "must be more than zero"));

@@ -43,11 +43,12 @@ mod server;
 
 pub use client::{score_existing_service_with_image, Client, ImageInput};
 pub use config::{
-    generate_key, is_loopback, read_key_file, ServeConfig, UrlPolicy, ValidServeConfig, DEFAULT_SERVE_MAX_PIXELS,
+    generate_key, is_loopback, model_name_of, model_version_of, read_key_file, ServeConfig, UrlPolicy,
+    ValidServeConfig, DEFAULT_SERVE_MAX_PIXELS,
 };
 pub use deployment::{
     delete_if_service_exist, get_deployment, is_existing_service, list_deployments, DeployConfig, Deployment,
     DeploymentRecord, DeploymentStatus, ServiceSpec,
 };
 pub use error::{Error, Result};
-pub use server::{app, serve, serve_on, AppState, LoadState, ScoringService, OPENAPI};
+pub use server::{app, serve, serve_on, v2, AppState, LoadState, ScoringService, OPENAPI};

@@ -177,3 +177,60 @@ fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Runs the venv's `kubernetes-validate --strict` on `files`; fails loudly
+/// when the tool is missing (`make setup` installs it).
+fn kubernetes_validate(files: &[std::path::PathBuf]) -> String {
+    let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/kubernetes-validate");
+    assert!(tool.is_file(), "{} missing: run `make setup` (requirements-test.txt installs it)", tool.display());
+    let out = std::process::Command::new(&tool).arg("--strict").args(files).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "kubernetes-validate refused the manifests:\n{text}");
+    text
+}
+
+#[test]
+fn every_manifest_passes_kubernetes_validate_strict() {
+    let tmp = tempfile::tempdir().unwrap();
+    let options = K8sOptions { key: KEY.into(), ..K8sOptions::default() };
+    let files = write_k8s_manifests("flowers", &tmp.path().join("plain"), &options).unwrap();
+    let text = kubernetes_validate(&files);
+    assert_eq!(text.matches("passed for resource").count(), 4, "{text}");
+}
+
+#[test]
+fn the_kserve_inference_service_runs_the_image_with_the_protocol_probe_and_its_container_validates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let options =
+        K8sOptions { key: KEY.into(), kserve: true, min_replicas: 2, max_replicas: 5, ..K8sOptions::default() };
+    let files = write_k8s_manifests("flowers", tmp.path(), &options).unwrap();
+    let names: Vec<_> = files.iter().map(|f| f.file_name().unwrap().to_str().unwrap().to_string()).collect();
+    assert_eq!(names, ["secret.yaml", "inferenceservice.yaml"], "KServe makes the Deployment and Service itself");
+    let isvc = read_yaml(&files[1]);
+    assert_eq!(
+        (isvc["apiVersion"].as_str(), isvc["kind"].as_str()),
+        (Some("serving.kserve.io/v1beta1"), Some("InferenceService"))
+    );
+    let predictor = &isvc["spec"]["predictor"];
+    assert_eq!((predictor["minReplicas"].as_u64(), predictor["maxReplicas"].as_u64()), (Some(2), Some(5)));
+    let c = &predictor["containers"][0];
+    assert_eq!(c["name"], "kserve-container");
+    assert_eq!(c["image"], "cvtk-flowers:latest");
+    assert_eq!(c["args"], serde_json::json!(["--model-name", "flowers"]));
+    assert_eq!(c["ports"][0]["containerPort"], 8080);
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/v2/health/ready");
+    let secret = read_yaml(&files[0]);
+    assert_eq!(c["env"][0]["valueFrom"]["secretKeyRef"]["name"], secret["metadata"]["name"]);
+    // kubernetes-validate knows no KServe schema (it says so and passes the
+    // file unchecked): the predictor's container is a core/v1 Container, so
+    // it is validated inside a Pod; the Secret as it is.
+    let pod = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": { "name": "flowers-predictor-check" },
+        "spec": { "containers": [c] },
+    });
+    let pod_file = tmp.path().join("predictor-container-as-pod.yaml");
+    std::fs::write(&pod_file, serde_norway::to_string(&pod).unwrap()).unwrap();
+    let text = kubernetes_validate(&[files[0].clone(), pod_file]);
+    assert_eq!(text.matches("passed for resource").count(), 2, "{text}");
+}

@@ -384,7 +384,7 @@ async fn openapi_document_describes_the_endpoints() {
     let (status, _, v) = call(&s.router(), Request::get("/openapi.json").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK);
     assert!(v["openapi"].as_str().unwrap().starts_with("3."));
-    for path in ["/score", "/health", "/ready", "/metrics"] {
+    for path in ["/score", "/health", "/ready", "/metrics", "/v2", "/v2/models/{name}", "/v2/models/{name}/infer"] {
         assert!(v["paths"][path].is_object(), "{path}");
     }
     // Every error code the server can send is listed.

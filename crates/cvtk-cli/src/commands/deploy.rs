@@ -157,6 +157,10 @@ pub enum Command {
         /// Retired: a key on the command line is visible in `ps`.
         #[arg(long = "key", hide = true, value_parser = crate::secret::refuse("--key-file", "CVTK_SERVICE_KEY"))]
         key_on_command_line: Option<String>,
+        /// Write a KServe InferenceService (Open Inference Protocol, custom container) and the Secret,
+        /// instead of the Deployment, Service and autoscaler.
+        #[arg(long)]
+        kserve: bool,
         /// Fewest replicas.
         #[arg(long, default_value_t = 1)]
         min_replicas: u32,
@@ -326,7 +330,9 @@ pub fn run(command: Command) -> anyhow::Result<()> {
                 built.engine
             );
         }
-        Command::K8s { name, out, image, key_file, min_replicas, max_replicas, cpu_target, home, json, .. } => {
+        Command::K8s {
+            name, out, image, key_file, min_replicas, max_replicas, cpu_target, home, json, kserve, ..
+        } => {
             let key = match crate::secret::read(key_file.as_deref(), "CVTK_SERVICE_KEY")? {
                 Some(k) => k,
                 None => match get_deployment(&home.storage(), &name) {
@@ -340,6 +346,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
                 min_replicas,
                 max_replicas,
                 cpu_target_percent: cpu_target,
+                kserve,
                 ..K8sOptions::default()
             };
             let files = write_k8s_manifests(&name, &out, &options)?;

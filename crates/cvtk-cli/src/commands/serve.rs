@@ -95,6 +95,13 @@ pub struct ServeSettings {
     /// the service stays up and /ready answers 503 with the reason.
     #[arg(long, default_value = "auto")]
     pub engine: cvtk_model::EngineChoice,
+    /// The model's name in the Open Inference Protocol routes (/v2/models/NAME); by default, the model
+    /// folder's name.
+    #[arg(long)]
+    pub model_name: Option<String>,
+    /// The model's version there; by default, the stamp of its weights file (new with every save).
+    #[arg(long)]
+    pub model_version: Option<String>,
 }
 
 impl ServeSettings {
@@ -129,6 +136,8 @@ impl ServeSettings {
             max_connections: self.max_connections,
             max_queued_images: self.max_queued_images,
             header_timeout: Duration::from_secs(self.header_timeout_s),
+            model_name: self.model_name.clone(),
+            model_version: self.model_version.clone(),
             ..ServeConfig::default()
         }
     }

@@ -9,11 +9,13 @@
 //! - `GET /ready`: 200 once the model is loaded, 503 before (readiness).
 //! - `GET /metrics`: Prometheus text format.
 //! - `GET /openapi.json`: the OpenAPI 3 description of all this.
+//! - `/v2/...`: the Open Inference Protocol (KServe v2), see [`v2`].
 
 mod fetch;
 mod inputs;
 mod listen;
 mod metrics;
+pub mod v2;
 mod worker;
 
 use std::net::SocketAddr;
@@ -30,7 +32,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use cvtk_dataset::{ImageLoader, LoaderConfig};
+use cvtk_dataset::{ImageBatch, ImageLoader, LoaderConfig};
 use cvtk_http::ApiError;
 use cvtk_model::{first_max, Classifier};
 use subtle::ConstantTimeEq;
@@ -302,6 +304,7 @@ pub fn app(state: AppState) -> Router {
         .route("/ready", get(ready))
         .route("/metrics", get(metrics_text))
         .route("/openapi.json", get(openapi))
+        .merge(v2::routes(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
@@ -327,6 +330,8 @@ async fn refuse_declared_oversize(State(state): State<AppState>, req: Request, n
 async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let route = match req.uri().path() {
         p @ ("/score" | "/health" | "/ready" | "/metrics" | "/openapi.json") => p.to_string(),
+        p if p.starts_with("/v2/") && p.ends_with("/infer") => "/v2/infer".to_string(),
+        p if p == "/v2" || p.starts_with("/v2/") => "/v2".to_string(),
         _ => "other".to_string(),
     };
     let response = next.run(req).await;
@@ -396,7 +401,7 @@ async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "not_found",
-        "no such endpoint; see /openapi.json (POST /score, GET /health, /ready, /metrics)",
+        "no such endpoint; see /openapi.json (POST /score, GET /health, /ready, /metrics, and the Open Inference Protocol under /v2)",
     )
 }
 
@@ -538,50 +543,7 @@ async fn score_request(state: &AppState, req: Request) -> std::result::Result<Js
         }
     }
     let softmaxes: Vec<bool> = inputs.iter().map(|i| i.softmax).collect();
-    let decoder = state.clone();
-    // The semaphore is never closed, so acquiring only waits.
-    let slot = inner
-        .decode_slots
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-    // When this request is dropped (its time limit passed, or its client
-    // left), the guard tells the decoder to stop after the current image.
-    let cancel = CancelOnDrop(Arc::new(AtomicBool::new(false)));
-    let cancelled = cancel.0.clone();
-    let (decoded, batch) = tokio::task::spawn_blocking(move || {
-        let _slot = slot;
-        let Some(model) = decoder.0.model.get() else {
-            return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the model is not loaded"));
-        };
-        let mut ok_images = Vec::new();
-        let mut decoded: Vec<std::result::Result<(), ErrorDetail>> = Vec::with_capacity(inputs.len());
-        for (i, input) in inputs.into_iter().enumerate() {
-            if cancelled.load(Ordering::Relaxed) {
-                decoder.0.metrics.decodes_cancelled.inc();
-                return Err(ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", "cancelled"));
-            }
-            let img = input.source.and_then(|source| inputs::decode(&model.loader, i, source));
-            decoder.0.metrics.decoded.inc();
-            decoded.push(img.map(|img| ok_images.push(img)));
-        }
-        let batch = if ok_images.is_empty() {
-            None
-        } else {
-            Some(
-                model
-                    .loader
-                    .to_batch(&ok_images)
-                    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?,
-            )
-        };
-        Ok((decoded, batch))
-    })
-    .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("decoding failed: {e}")))??;
-    drop(cancel);
-
+    let (decoded, batch) = decode_all(state, inputs.into_iter().map(|i| i.source).collect()).await?;
     let Some(images) = batch else {
         let results: Vec<ItemResult> =
             decoded.into_iter().filter_map(|d| d.err()).map(|error| ItemResult::Failed { error }).collect();
@@ -601,22 +563,7 @@ async fn score_request(state: &AppState, req: Request) -> std::result::Result<Js
         return Err(ApiError::new(status, &detail.code, detail.message).with("results", results));
     };
 
-    let (tx, rx) = oneshot::channel();
-    inner.queue.try_send(Job::new(images, tx)).map_err(|e| match e {
-        Refused::Full => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
-            "the service is at capacity; retry after a second",
-        ),
-        Refused::Stopped => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the model worker has stopped"),
-    })?;
-    let rows = rx
-        .await
-        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the model worker has stopped"))?
-        .map_err(|e| {
-            tracing::error!("scoring failed: {e}");
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "scoring failed; see the service log")
-        })?;
+    let rows = run_model(state, images).await?;
     let (labels, kind) = inner
         .model
         .get()
@@ -644,6 +591,80 @@ async fn score_request(state: &AppState, req: Request) -> std::result::Result<Js
         })
         .collect();
     Ok(Json(ScoreResponse { labels, results }))
+}
+
+/// Decodes `sources` on a decoding slot (held until the decoding really
+/// stops; a dropped request stops it after the image in hand): each input's
+/// outcome, and the batch of those that decoded, in order.
+async fn decode_all(
+    state: &AppState,
+    sources: Vec<std::result::Result<Source, ErrorDetail>>,
+) -> std::result::Result<(Vec<std::result::Result<(), ErrorDetail>>, Option<ImageBatch>), ApiError> {
+    let inner = &state.0;
+    let decoder = state.clone();
+    // The semaphore is never closed, so acquiring only waits.
+    let slot = inner
+        .decode_slots
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    // When this request is dropped (its time limit passed, or its client
+    // left), the guard tells the decoder to stop after the current image.
+    let cancel = CancelOnDrop(Arc::new(AtomicBool::new(false)));
+    let cancelled = cancel.0.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        let Some(model) = decoder.0.model.get() else {
+            return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the model is not loaded"));
+        };
+        let mut ok_images = Vec::new();
+        let mut decoded: Vec<std::result::Result<(), ErrorDetail>> = Vec::with_capacity(sources.len());
+        for (i, source) in sources.into_iter().enumerate() {
+            if cancelled.load(Ordering::Relaxed) {
+                decoder.0.metrics.decodes_cancelled.inc();
+                return Err(ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", "cancelled"));
+            }
+            let img = source.and_then(|source| inputs::decode(&model.loader, i, source));
+            decoder.0.metrics.decoded.inc();
+            decoded.push(img.map(|img| ok_images.push(img)));
+        }
+        let batch = if ok_images.is_empty() {
+            None
+        } else {
+            Some(
+                model
+                    .loader
+                    .to_batch(&ok_images)
+                    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?,
+            )
+        };
+        Ok((decoded, batch))
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("decoding failed: {e}")))?;
+    drop(cancel);
+    result
+}
+
+/// Scores `images` through the model worker's batching queue: one row of raw
+/// scores per image.
+async fn run_model(state: &AppState, images: ImageBatch) -> std::result::Result<Vec<Vec<f32>>, ApiError> {
+    let (tx, rx) = oneshot::channel();
+    state.0.queue.try_send(Job::new(images, tx)).map_err(|e| match e {
+        Refused::Full => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "the service is at capacity; retry after a second",
+        ),
+        Refused::Stopped => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the model worker has stopped"),
+    })?;
+    rx.await
+        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the model worker has stopped"))?
+        .map_err(|e| {
+            tracing::error!("scoring failed: {e}");
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "scoring failed; see the service log")
+        })
 }
 
 /// Serves `service` on `listener` until `shutdown` resolves, the model fails
@@ -700,6 +721,7 @@ pub fn serve(
         .thread_name("cvtk-http")
         .build()
         .map_err(|e| Error::config("runtime", e.to_string()))?;
+    let config = config.with_model_identity(model_dir);
     let dir = model_dir.to_path_buf();
     let engine = config.engine;
     let service =

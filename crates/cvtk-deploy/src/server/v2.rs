@@ -1,0 +1,746 @@
+//! The Open Inference Protocol (KServe's "v2" protocol, spoken by Triton,
+//! KServe, Seldon MLServer and TorchServe's KServe mode), REST side, next to
+//! cvtk's own routes:
+//!
+//! - `GET /v2`: server metadata; `GET /v2/health/live`, `/v2/health/ready`;
+//! - `GET /v2/models/{name}[/versions/{v}]`: model metadata, the input
+//!   contract included; `.../ready`: 200 when ready, 400 when not;
+//! - `POST /v2/models/{name}[/versions/{v}]/infer`: behind the service key,
+//!   the body limit and the request timeout, like `/score`.
+//!
+//! One input per request: `image`, a `BYTES` tensor `[N]` of encoded images
+//! (base64 strings in the JSON form, raw bytes in the binary tensor data
+//! extension), or `input`, an `FP32` tensor `[N, C, H, W]` already made the
+//! way the model's loader makes it (resized, normalised). Outputs:
+//! `probabilities` (`FP32 [N, labels]`, calibrated probabilities, or raw
+//! scores with the request parameter `"softmax": false`) and `label` (`BYTES
+//! [N, top_k]`, best first; `"top_k"` defaults to 1). Outputs come as JSON, or
+//! binary when the request asks (`"binary_data": true` per output, or
+//! `"binary_data_output": true` for all, as Triton's client does by default).
+//! Errors are `{"error": "..."}` with a 4xx (5xx only for the service's own
+//! failures, and 503 with `Retry-After` when it is full).
+
+use std::cell::Cell;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use cvtk_dataset::{ColorMode, ImageBatch};
+use cvtk_http::ApiError;
+use serde::de::{DeserializeSeed, Deserializer, Error as _, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{json, Map, Value};
+
+use super::inputs::Source;
+use super::{decode_all, refuse_declared_oversize, require_key, run_model, status_for, AppState, LoadState};
+use crate::api::decode_base64;
+
+/// The encoded-images input.
+pub const IMAGE_INPUT: &str = "image";
+/// The preprocessed-tensor input.
+pub const TENSOR_INPUT: &str = "input";
+/// The scores output.
+pub const PROBABILITIES_OUTPUT: &str = "probabilities";
+/// The top-labels output.
+pub const LABEL_OUTPUT: &str = "label";
+/// The header that splits a body into its JSON part and its binary part.
+const HEADER_LENGTH: &str = "inference-header-content-length";
+
+/// An error in the protocol's shape: `{"error": "..."}`.
+pub(crate) struct V2Error {
+    status: StatusCode,
+    message: String,
+}
+
+impl V2Error {
+    fn bad(message: impl Into<String>) -> Self {
+        V2Error { status: StatusCode::BAD_REQUEST, message: message.into() }
+    }
+    fn not_found(message: impl Into<String>) -> Self {
+        V2Error { status: StatusCode::NOT_FOUND, message: message.into() }
+    }
+}
+
+impl From<ApiError> for V2Error {
+    fn from(e: ApiError) -> Self {
+        V2Error { status: e.status, message: e.detail.message }
+    }
+}
+
+impl IntoResponse for V2Error {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(json!({ "error": self.message }))).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+type V2Result<T> = std::result::Result<T, V2Error>;
+
+/// The protocol's routes over `state`.
+pub(crate) fn routes(state: AppState) -> Router<AppState> {
+    let limit = state.0.config.max_body_bytes;
+    let infer_route = || {
+        post(infer)
+            .layer(DefaultBodyLimit::max(limit))
+            .layer(middleware::from_fn_with_state(state.clone(), refuse_declared_oversize))
+            .route_layer(middleware::from_fn_with_state(state.clone(), require_key))
+    };
+    Router::new()
+        .route("/v2", get(server_metadata))
+        .route("/v2/health/live", get(|| async { Json(json!({ "live": true })) }))
+        .route("/v2/health/ready", get(server_ready))
+        .route("/v2/models/{name}", get(model_metadata))
+        .route("/v2/models/{name}/versions/{version}", get(model_metadata_versioned))
+        .route("/v2/models/{name}/ready", get(model_ready))
+        .route("/v2/models/{name}/versions/{version}/ready", get(model_ready_versioned))
+        .route("/v2/models/{name}/infer", infer_route())
+        .route("/v2/models/{name}/versions/{version}/infer", infer_route())
+        .layer(middleware::map_response(protocol_errors))
+}
+
+/// Errors from the layers shared with `/score` (the key check, the body
+/// limits) come in cvtk's shape, `{"error": {"code", "message"}}`: on these
+/// routes they are rewritten to the protocol's `{"error": "message"}`, with
+/// the same status and headers.
+async fn protocol_errors(response: Response) -> Response {
+    if !(response.status().is_client_error() || response.status().is_server_error()) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
+        return Response::from_parts(parts, Body::empty());
+    };
+    let message = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.get("message")).and_then(Value::as_str).map(str::to_string));
+    match message {
+        Some(message) => {
+            let mut response = Response::from_parts(parts, Body::from(json!({ "error": message }).to_string()));
+            response.headers_mut().remove(header::CONTENT_LENGTH);
+            response
+        }
+        None => Response::from_parts(parts, Body::from(bytes)),
+    }
+}
+
+async fn server_metadata() -> Json<Value> {
+    Json(json!({ "name": "cvtk", "version": env!("CARGO_PKG_VERSION"), "extensions": ["binary_tensor_data"] }))
+}
+
+fn not_ready(state: &AppState) -> Option<V2Error> {
+    match state.load_state() {
+        LoadState::Ready => None,
+        LoadState::Loading => Some(V2Error::bad("the model is still loading")),
+        LoadState::Failed(e) | LoadState::Unready(e) => Some(V2Error::bad(e)),
+    }
+}
+
+async fn server_ready(State(state): State<AppState>) -> Response {
+    match not_ready(&state) {
+        None => Json(json!({ "ready": true })).into_response(),
+        Some(e) => e.into_response(),
+    }
+}
+
+/// The served model's name and version.
+fn identity(state: &AppState) -> (&str, &str) {
+    let c = &state.0.config;
+    (c.model_name.as_deref().unwrap_or("model"), c.model_version.as_deref().unwrap_or("1"))
+}
+
+/// Checks that the path names the served model (and version, if given).
+fn check_model(state: &AppState, name: &str, version: Option<&str>) -> V2Result<()> {
+    let (served, served_version) = identity(state);
+    if name != served {
+        return Err(V2Error::not_found(format!(
+            "unknown model '{name}'; this service serves '{served}' (GET /v2/models/{served})"
+        )));
+    }
+    if version.is_some_and(|v| v != served_version) {
+        return Err(V2Error::not_found(format!(
+            "model '{served}' has no version '{}'; it serves version '{served_version}'",
+            version.unwrap_or_default()
+        )));
+    }
+    Ok(())
+}
+
+async fn model_metadata(State(state): State<AppState>, Path(name): Path<String>) -> V2Result<Json<Value>> {
+    metadata(&state, &name, None)
+}
+
+async fn model_metadata_versioned(
+    State(state): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+) -> V2Result<Json<Value>> {
+    metadata(&state, &name, Some(&version))
+}
+
+fn metadata(state: &AppState, name: &str, version: Option<&str>) -> V2Result<Json<Value>> {
+    check_model(state, name, version)?;
+    let Some(model) = state.0.model.get() else {
+        return Err(not_ready(state).unwrap_or_else(|| V2Error::bad("the model is not loaded")));
+    };
+    let (served, served_version) = identity(state);
+    let c = model.loader.config();
+    let channels = c.color.channels();
+    let n = model.labels.len();
+    let platform = match model.engine {
+        cvtk_model::Engine::Onnxruntime => "onnxruntime_onnx",
+        _ => "pytorch_libtorch",
+    };
+    Ok(Json(json!({
+        "name": served,
+        "versions": [served_version],
+        "platform": platform,
+        "inputs": [
+            { "name": IMAGE_INPUT, "datatype": "BYTES", "shape": [-1] },
+            { "name": TENSOR_INPUT, "datatype": "FP32", "shape": [-1, channels, c.height, c.width] },
+        ],
+        "outputs": [
+            { "name": PROBABILITIES_OUTPUT, "datatype": "FP32", "shape": [-1, n] },
+            { "name": LABEL_OUTPUT, "datatype": "BYTES", "shape": [-1, -1] },
+        ],
+        "parameters": {
+            "labels": model.labels,
+            "max_images_per_request": state.0.config.max_images_per_request,
+            "input_contract": {
+                "tensor": TENSOR_INPUT,
+                "layout": "NCHW",
+                "color": match c.color { ColorMode::Rgb => "rgb", ColorMode::Gray => "gray" },
+                "height": c.height,
+                "width": c.width,
+                "resize": c.resize,
+                "mean": c.normalization.mean,
+                "std": c.normalization.std,
+                "formula": "(pixel in 0..255 - mean) / std, per channel",
+            },
+            "request_parameters": {
+                "softmax": "true (default): calibrated probabilities; false: the model's raw scores",
+                "top_k": "how many labels the label output gives per image, best first (default 1)",
+            },
+        },
+    })))
+}
+
+async fn model_ready(State(state): State<AppState>, Path(name): Path<String>) -> V2Result<Json<Value>> {
+    ready(&state, &name, None)
+}
+
+async fn model_ready_versioned(
+    State(state): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+) -> V2Result<Json<Value>> {
+    ready(&state, &name, Some(&version))
+}
+
+fn ready(state: &AppState, name: &str, version: Option<&str>) -> V2Result<Json<Value>> {
+    check_model(state, name, version)?;
+    match not_ready(state) {
+        None => Ok(Json(json!({ "name": name, "ready": true }))),
+        Some(e) => Err(e),
+    }
+}
+
+async fn infer(State(state): State<AppState>, req: Request) -> Response {
+    let timeout = state.0.config.request_timeout;
+    let started = std::time::Instant::now();
+    let response = match tokio::time::timeout(timeout, infer_request(&state, req)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => e.into_response(),
+        Err(_) => V2Error {
+            status: StatusCode::GATEWAY_TIMEOUT,
+            message: format!("not answered within {timeout:?}; send fewer images per request or retry later"),
+        }
+        .into_response(),
+    };
+    state.0.metrics.latency.observe(started.elapsed().as_secs_f64());
+    response
+}
+
+/// The JSON part of an infer request.
+#[derive(Deserialize)]
+struct InferRequest<'a> {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    parameters: Option<Map<String, Value>>,
+    #[serde(borrow)]
+    inputs: Vec<InferInput<'a>>,
+    #[serde(default)]
+    outputs: Option<Vec<RequestedOutput>>,
+}
+
+#[derive(Deserialize)]
+struct InferInput<'a> {
+    name: String,
+    shape: Vec<i64>,
+    datatype: String,
+    #[serde(default)]
+    parameters: Option<Map<String, Value>>,
+    #[serde(borrow, default)]
+    data: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct RequestedOutput {
+    name: String,
+    #[serde(default)]
+    parameters: Option<Map<String, Value>>,
+}
+
+/// The JSON part and the binary part of a body.
+fn split_body<'b>(headers: &HeaderMap, body: &'b [u8]) -> V2Result<(&'b [u8], &'b [u8])> {
+    let Some(v) = headers.get(HEADER_LENGTH) else { return Ok((body, &[])) };
+    let n: usize = v
+        .to_str()
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or_else(|| V2Error::bad("Inference-Header-Content-Length is not a number"))?;
+    if n > body.len() {
+        return Err(V2Error::bad(format!(
+            "Inference-Header-Content-Length is {n} but the body has only {} bytes",
+            body.len()
+        )));
+    }
+    Ok(body.split_at(n))
+}
+
+fn flag(params: Option<&Map<String, Value>>, key: &str) -> V2Result<Option<bool>> {
+    match params.and_then(|p| p.get(key)) {
+        None => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(other) => Err(V2Error::bad(format!("parameter '{key}' must be true or false, not {other}"))),
+    }
+}
+
+async fn infer_request(state: &AppState, req: Request) -> V2Result<Response> {
+    let (parts, body) = req.into_parts();
+    let name_version = parts.uri.path().trim_start_matches("/v2/models/").trim_end_matches("/infer").to_string();
+    let (name, version) = match name_version.split_once("/versions/") {
+        Some((n, v)) => (n.to_string(), Some(v.to_string())),
+        None => (name_version, None),
+    };
+    check_model(state, &name, version.as_deref())?;
+    if let Some(e) = not_ready(state) {
+        return Err(V2Error { status: StatusCode::SERVICE_UNAVAILABLE, message: e.message });
+    }
+    let body = Bytes::from_request(Request::from_parts(parts.clone(), Body::new(body)), &())
+        .await
+        .map_err(|e| V2Error { status: e.status(), message: e.body_text() })?;
+    let state_in = state.clone();
+    let headers = parts.headers.clone();
+    // Parsing a large body takes a while: off the async threads.
+    let parsed = tokio::task::spawn_blocking(move || parse(&state_in, &headers, &body)).await.map_err(|e| {
+        V2Error { status: StatusCode::INTERNAL_SERVER_ERROR, message: format!("parsing failed: {e}") }
+    })??;
+    let Parsed { id, tensor, softmax, top_k, outputs } = parsed;
+    let raw = match tensor {
+        Tensor::Images(bytes) => {
+            let sources = bytes.into_iter().map(|b| Ok(Source::Bytes(b))).collect();
+            let (decoded, batch) = decode_all(state, sources).await?;
+            if let Some((i, e)) = decoded.iter().enumerate().find_map(|(i, d)| d.as_ref().err().map(|e| (i, e))) {
+                return Err(V2Error {
+                    status: status_for(&e.code),
+                    message: format!("input '{IMAGE_INPUT}' element {i}: {}", e.message),
+                });
+            }
+            let batch = batch.ok_or_else(|| V2Error::bad("no image in the request"))?;
+            run_model(state, batch).await?
+        }
+        Tensor::Preprocessed(batch) => run_model(state, batch).await?,
+    };
+    let model = state.0.model.get().ok_or_else(|| V2Error::bad("the model is not loaded"))?;
+    let n = raw.len();
+    let scores: Vec<Vec<f32>> =
+        raw.into_iter().map(|r| if softmax { model.kind.probabilities(&r) } else { r }).collect();
+    let mut json_outputs = Vec::new();
+    let mut binary = Vec::new();
+    for (output, as_binary) in outputs {
+        let (datatype, shape, data, bytes): (&str, Vec<usize>, Value, Vec<u8>) = if output == PROBABILITIES_OUTPUT {
+            let flat: Vec<f32> = scores.iter().flatten().copied().collect();
+            let bytes = if as_binary { flat.iter().flat_map(|v| v.to_le_bytes()).collect() } else { Vec::new() };
+            ("FP32", vec![n, model.labels.len()], json!(flat), bytes)
+        } else {
+            let top: Vec<&str> = scores
+                .iter()
+                .flat_map(|row| {
+                    let mut order: Vec<usize> = (0..row.len()).collect();
+                    order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+                    order.into_iter().take(top_k).map(|i| model.labels[i].as_str()).collect::<Vec<_>>()
+                })
+                .collect();
+            let bytes = if as_binary {
+                top.iter().flat_map(|s| (s.len() as u32).to_le_bytes().into_iter().chain(s.bytes())).collect()
+            } else {
+                Vec::new()
+            };
+            ("BYTES", vec![n, top_k], json!(top), bytes)
+        };
+        let mut o = json!({ "name": output, "datatype": datatype, "shape": shape });
+        if as_binary {
+            o["parameters"] = json!({ "binary_data_size": bytes.len() });
+            binary.extend_from_slice(&bytes);
+        } else {
+            o["data"] = data;
+        }
+        json_outputs.push(o);
+    }
+    let (served, served_version) = identity(state);
+    let mut answer = json!({ "model_name": served, "model_version": served_version, "outputs": json_outputs });
+    if let Some(id) = id {
+        answer["id"] = json!(id);
+    }
+    if binary.is_empty() && !json_outputs_binary(&answer) {
+        return Ok(Json(answer).into_response());
+    }
+    let head = serde_json::to_vec(&answer)
+        .map_err(|e| V2Error { status: StatusCode::INTERNAL_SERVER_ERROR, message: e.to_string() })?;
+    let length = head.len().to_string();
+    let mut body = head;
+    body.extend_from_slice(&binary);
+    let mut response = body.into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    if let Ok(v) = HeaderValue::from_str(&length) {
+        h.insert(HEADER_LENGTH, v);
+    }
+    Ok(response)
+}
+
+/// Whether any output of an answer is sent in binary (possibly empty).
+fn json_outputs_binary(answer: &Value) -> bool {
+    answer["outputs"].as_array().is_some_and(|o| o.iter().any(|o| o.get("parameters").is_some()))
+}
+
+/// The one input of a request, checked against the model's contract.
+enum Tensor {
+    Images(Vec<Vec<u8>>),
+    Preprocessed(ImageBatch),
+}
+
+struct Parsed {
+    id: Option<String>,
+    tensor: Tensor,
+    softmax: bool,
+    top_k: usize,
+    /// Outputs to send, in order, and whether each goes in binary.
+    outputs: Vec<(&'static str, bool)>,
+}
+
+fn parse(state: &AppState, headers: &HeaderMap, body: &[u8]) -> V2Result<Parsed> {
+    let model = state.0.model.get().ok_or_else(|| V2Error::bad("the model is not loaded"))?;
+    let max_images = state.0.config.max_images_per_request;
+    let (head, mut binary) = split_body(headers, body)?;
+    let request: InferRequest = serde_json::from_slice(head).map_err(|e| {
+        V2Error::bad(format!(
+            "the request is not an inference request: {e}; expected {{\"inputs\": [{{\"name\", \"shape\", \"datatype\", \"data\"}}]}}"
+        ))
+    })?;
+    let params = request.parameters.as_ref();
+    let softmax = flag(params, "softmax")?.unwrap_or(true);
+    let all_binary = flag(params, "binary_data_output")?.unwrap_or(false);
+    let labels = model.labels.len();
+    let top_k = match params.and_then(|p| p.get("top_k")) {
+        None => 1,
+        Some(v) => match v.as_u64() {
+            Some(k) if k >= 1 && k as usize <= labels => k as usize,
+            _ => return Err(V2Error::bad(format!("parameter 'top_k' must be an integer from 1 to {labels}, not {v}"))),
+        },
+    };
+    let outputs = match &request.outputs {
+        None => vec![(PROBABILITIES_OUTPUT, all_binary), (LABEL_OUTPUT, all_binary)],
+        Some(list) => {
+            let mut out = Vec::new();
+            for o in list {
+                let name = match o.name.as_str() {
+                    PROBABILITIES_OUTPUT => PROBABILITIES_OUTPUT,
+                    LABEL_OUTPUT => LABEL_OUTPUT,
+                    other => {
+                        return Err(V2Error::bad(format!(
+                            "unknown output '{other}'; this model has '{PROBABILITIES_OUTPUT}' and '{LABEL_OUTPUT}'"
+                        )))
+                    }
+                };
+                out.push((name, flag(o.parameters.as_ref(), "binary_data")?.unwrap_or(all_binary)));
+            }
+            out
+        }
+    };
+    let [input] = request.inputs.as_slice() else {
+        return Err(V2Error::bad(format!(
+            "{} inputs; send exactly one: '{IMAGE_INPUT}' (BYTES, encoded images) or '{TENSOR_INPUT}' (FP32, preprocessed)",
+            request.inputs.len()
+        )));
+    };
+    let n = match input.shape.first() {
+        Some(&n) if n >= 1 => n as usize,
+        _ => {
+            return Err(V2Error::bad(format!(
+                "input '{}' has shape {:?}; its first dimension is the image count, at least 1",
+                input.name, input.shape
+            )))
+        }
+    };
+    if input.shape.iter().any(|&d| d < 0) {
+        return Err(V2Error::bad(format!("input '{}' has a negative dimension in {:?}", input.name, input.shape)));
+    }
+    if n > max_images {
+        return Err(V2Error::bad(format!("{n} images in one request; this service takes at most {max_images}")));
+    }
+    // This input's binary data, taken from the binary part in order.
+    let binary_size = match input.parameters.as_ref().and_then(|p| p.get("binary_data_size")) {
+        None => None,
+        Some(v) => Some(v.as_u64().ok_or_else(|| V2Error::bad("binary_data_size must be a byte count"))? as usize),
+    };
+    let own_binary = match binary_size {
+        Some(size) => {
+            if size > binary.len() {
+                return Err(V2Error::bad(format!(
+                    "input '{}' says binary_data_size {size} but only {} bytes follow the JSON header",
+                    input.name,
+                    binary.len()
+                )));
+            }
+            let (mine, rest) = binary.split_at(size);
+            binary = rest;
+            Some(mine)
+        }
+        None => None,
+    };
+    if !binary.is_empty() {
+        return Err(V2Error::bad(format!("{} bytes after the inputs' binary data belong to no input", binary.len())));
+    }
+    if own_binary.is_some() == input.data.is_some() {
+        return Err(V2Error::bad(format!(
+            "input '{}' needs its data either in \"data\" or as binary data (binary_data_size), one of the two",
+            input.name
+        )));
+    }
+    let tensor = match (input.name.as_str(), input.datatype.as_str()) {
+        (IMAGE_INPUT, "BYTES") => {
+            if !(input.shape.len() == 1 || (input.shape.len() == 2 && input.shape[1] == 1)) {
+                return Err(V2Error::bad(format!(
+                    "input '{IMAGE_INPUT}' has shape {:?}; it is [N] (or [N, 1]) encoded images",
+                    input.shape
+                )));
+            }
+            let images = match (own_binary, input.data) {
+                (Some(bytes), _) => split_bytes_elements(bytes, n)?,
+                (None, Some(data)) => {
+                    let strings = flat_strings(data.get(), n)?;
+                    strings
+                        .iter()
+                        .enumerate()
+                        .map(|(i, s)| {
+                            decode_base64(s).map_err(|e| {
+                                V2Error::bad(format!(
+                                    "input '{IMAGE_INPUT}' element {i} is not base64 of an image: {}",
+                                    e.message
+                                ))
+                            })
+                        })
+                        .collect::<V2Result<Vec<_>>>()?
+                }
+                (None, None) => return Err(V2Error::bad(format!("input '{IMAGE_INPUT}' has no data"))),
+            };
+            if images.len() != n {
+                return Err(V2Error::bad(format!(
+                    "input '{IMAGE_INPUT}' has shape {:?} but holds {} elements",
+                    input.shape,
+                    images.len()
+                )));
+            }
+            Tensor::Images(images)
+        }
+        (TENSOR_INPUT, "FP32") => {
+            let c = model.loader.config();
+            let want = [n, c.color.channels(), c.height as usize, c.width as usize];
+            let given: Vec<usize> = input.shape.iter().map(|&d| d as usize).collect();
+            if given != want {
+                return Err(V2Error::bad(format!(
+                    "input '{TENSOR_INPUT}' has shape {:?}; this model takes [N, {}, {}, {}] (see GET /v2/models/NAME)",
+                    input.shape, want[1], want[2], want[3]
+                )));
+            }
+            let count: usize = want.iter().product();
+            let values = match (own_binary, input.data) {
+                (Some(bytes), _) => {
+                    if bytes.len() != count * 4 {
+                        return Err(V2Error::bad(format!(
+                            "input '{TENSOR_INPUT}' has {} bytes of binary data; shape {:?} needs {} (FP32, little-endian)",
+                            bytes.len(),
+                            input.shape,
+                            count * 4
+                        )));
+                    }
+                    bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+                }
+                (None, Some(data)) => flat_numbers(data.get(), count)?,
+                (None, None) => return Err(V2Error::bad(format!("input '{TENSOR_INPUT}' has no data"))),
+            };
+            if values.len() != count {
+                return Err(V2Error::bad(format!(
+                    "input '{TENSOR_INPUT}' has shape {:?} ({count} values) but holds {}",
+                    input.shape,
+                    values.len()
+                )));
+            }
+            if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+                return Err(V2Error::bad(format!("input '{TENSOR_INPUT}' value {i} is not a finite number")));
+            }
+            Tensor::Preprocessed(ImageBatch::new(values, want).map_err(|e| V2Error::bad(e.to_string()))?)
+        }
+        (IMAGE_INPUT | TENSOR_INPUT, other) => {
+            let want = if input.name == IMAGE_INPUT { "BYTES" } else { "FP32" };
+            return Err(V2Error::bad(format!("input '{}' has datatype {other}; it takes {want}", input.name)));
+        }
+        (other, _) => {
+            return Err(V2Error::bad(format!(
+                "unknown input '{other}'; this model takes '{IMAGE_INPUT}' (BYTES, encoded images) or '{TENSOR_INPUT}' (FP32, preprocessed)"
+            )))
+        }
+    };
+    Ok(Parsed { id: request.id, tensor, softmax, top_k, outputs })
+}
+
+/// BYTES elements in the binary form: each a 4-byte little-endian length,
+/// then that many bytes; at most `max` of them.
+fn split_bytes_elements(mut bytes: &[u8], max: usize) -> V2Result<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        if out.len() == max {
+            return Err(V2Error::bad(format!("input '{IMAGE_INPUT}' holds more elements than its shape says ({max})")));
+        }
+        let (len, rest) = bytes.split_first_chunk::<4>().ok_or_else(|| {
+            V2Error::bad(format!("input '{IMAGE_INPUT}': a BYTES element's 4-byte length is cut short"))
+        })?;
+        let len = u32::from_le_bytes(*len) as usize;
+        if len > rest.len() {
+            return Err(V2Error::bad(format!(
+                "input '{IMAGE_INPUT}' element {} says {len} bytes but only {} follow",
+                out.len(),
+                rest.len()
+            )));
+        }
+        let (element, rest) = rest.split_at(len);
+        out.push(element.to_vec());
+        bytes = rest;
+    }
+    Ok(out)
+}
+
+/// The strings of a (possibly nested) JSON array, at most `max`.
+fn flat_strings(data: &str, max: usize) -> V2Result<Vec<String>> {
+    let mut out = Vec::new();
+    let over = Cell::new(false);
+    let mut de = serde_json::Deserializer::from_str(data);
+    Flat { out: &mut out, max, depth: 0, over: &over }.deserialize(&mut de).map_err(|e| {
+        if over.get() {
+            V2Error::bad(format!("input '{IMAGE_INPUT}' holds more elements than its shape says ({max})"))
+        } else {
+            V2Error::bad(format!("input '{IMAGE_INPUT}' data must be a list of base64 strings: {e}"))
+        }
+    })?;
+    Ok(out)
+}
+
+/// The numbers of a (possibly nested) JSON array, at most `max`.
+fn flat_numbers(data: &str, max: usize) -> V2Result<Vec<f32>> {
+    let mut out = Vec::new();
+    let over = Cell::new(false);
+    let mut de = serde_json::Deserializer::from_str(data);
+    Flat { out: &mut out, max, depth: 0, over: &over }.deserialize(&mut de).map_err(|e| {
+        if over.get() {
+            V2Error::bad(format!("input '{TENSOR_INPUT}' holds more values than its shape says ({max})"))
+        } else {
+            V2Error::bad(format!("input '{TENSOR_INPUT}' data must be a list of numbers: {e}"))
+        }
+    })?;
+    Ok(out)
+}
+
+/// A flattening visitor: the leaves of nested JSON arrays, in order, into
+/// `out`, stopping at `max` leaves or 8 levels of nesting.
+struct Flat<'o, T> {
+    out: &'o mut Vec<T>,
+    max: usize,
+    depth: usize,
+    over: &'o Cell<bool>,
+}
+
+/// A leaf type [`Flat`] collects.
+trait Leaf: Sized {
+    fn from_f64(_: f64) -> Option<Self> {
+        None
+    }
+    fn from_str(_: &str) -> Option<Self> {
+        None
+    }
+}
+
+impl Leaf for f32 {
+    fn from_f64(v: f64) -> Option<Self> {
+        Some(v as f32)
+    }
+}
+
+impl Leaf for String {
+    fn from_str(v: &str) -> Option<Self> {
+        Some(v.to_string())
+    }
+}
+
+impl<T: Leaf> Flat<'_, T> {
+    fn push<E: serde::de::Error>(self, v: Option<T>, what: &str) -> Result<(), E> {
+        let v = v.ok_or_else(|| E::custom(format!("unexpected {what}")))?;
+        if self.out.len() == self.max {
+            self.over.set(true);
+            return Err(E::custom("too many elements"));
+        }
+        self.out.push(v);
+        Ok(())
+    }
+}
+
+impl<'de, T: Leaf> DeserializeSeed<'de> for Flat<'_, T> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, T: Leaf> Visitor<'de> for Flat<'_, T> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        if self.depth >= 8 {
+            return Err(A::Error::custom("lists nest deeper than 8 levels"));
+        }
+        let Flat { out, max, depth, over } = self;
+        while seq.next_element_seed(Flat { out: &mut *out, max, depth: depth + 1, over })?.is_some() {}
+        Ok(())
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<(), E> {
+        self.push(T::from_f64(v), "a number")
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<(), E> {
+        self.push(T::from_f64(v as f64), "a number")
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<(), E> {
+        self.push(T::from_f64(v as f64), "a number")
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        self.push(T::from_str(v), "a string")
+    }
+}
