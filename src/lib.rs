@@ -13,6 +13,7 @@
 //! | [`eval`] | `cvtk-eval` | metrics, calibration error, curves, plots, the HTML report |
 //! | [`deploy`] | `cvtk-deploy` | the REST scoring service, its client, deployments, Docker/Kubernetes artifacts |
 //! | [`loadtest`] | `cvtk-loadtest` | load tests of a scoring service |
+//! | [`score`] | `cvtk-score` | batch scoring to JSON Lines, CSV or Parquet: streaming, resumable, sharded |
 //! | [`http`] | `cvtk-http` | HTTP pieces the servers and fetchers share |
 
 pub use cvtk_annotate as annotate;
@@ -24,6 +25,7 @@ pub use cvtk_eval as eval;
 pub use cvtk_http as http;
 pub use cvtk_loadtest as loadtest;
 pub use cvtk_model as model;
+pub use cvtk_score as score;
 
 /// Every code sample of the README and docs/ is compiled (and the ones that
 /// need no files are run) by `cargo test --doc`, so none can drift from the

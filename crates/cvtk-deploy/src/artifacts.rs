@@ -358,6 +358,136 @@ pub fn k8s_objects(name: &str, options: &K8sOptions) -> Result<Vec<(&'static str
     Ok(vec![("secret.yaml", secret), ("deployment.yaml", deployment), ("service.yaml", service), ("hpa.yaml", hpa)])
 }
 
+/// A batch scoring run on Kubernetes: an Indexed Job of `shards` pods, pod
+/// `K` running `cvtk score INPUT --shard K/N` on the image from
+/// `cvtk deploy docker`, reading and writing a volume the user names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchOptions {
+    /// The container image. By default, `cvtk-NAME:latest`.
+    pub image: Option<String>,
+    /// Shards (pods), at least 1.
+    pub shards: u32,
+    /// Pods running at once. By default, all shards.
+    pub parallelism: Option<u32>,
+    /// The PersistentVolumeClaim holding the input and the outputs, mounted at `/data`.
+    pub claim: String,
+    /// What to score, a path under `/data` (a folder, a manifest or a list file).
+    pub input: String,
+    /// The folder (under `/data`) the shards' outputs go to, as `part-K.EXT`.
+    pub output: String,
+    /// The outputs' format: `jsonl`, `csv` or `parquet`. By default, `jsonl`.
+    pub format: String,
+    /// Labels kept per image. By default, 3.
+    pub top: u32,
+    /// CPUs per pod (also its scoring threads). By default, 1.
+    pub cpu: u32,
+    /// Memory per pod (request and limit). By default, `"2Gi"`.
+    pub memory: String,
+    /// Retries of a failed shard (each continues its output). By default, 3.
+    pub retries_per_shard: u32,
+}
+
+impl Default for BatchOptions {
+    fn default() -> Self {
+        BatchOptions {
+            image: None,
+            shards: 1,
+            parallelism: None,
+            claim: String::new(),
+            input: String::new(),
+            output: String::new(),
+            format: "jsonl".into(),
+            top: 3,
+            cpu: 1,
+            memory: "2Gi".into(),
+            retries_per_shard: 3,
+        }
+    }
+}
+
+/// The Indexed Job of a batch scoring run, as (file name, object).
+pub fn k8s_batch_job(name: &str, options: &BatchOptions) -> Result<(&'static str, serde_json::Value)> {
+    check_name(name)?;
+    if options.shards == 0 || options.cpu == 0 || options.top == 0 {
+        return Err(Error::config("shards", "shards, cpu and top must be at least 1"));
+    }
+    if options.parallelism.is_some_and(|p| p == 0 || p > options.shards) {
+        return Err(Error::config("parallelism", "must be between 1 and the number of shards"));
+    }
+    if !matches!(options.format.as_str(), "jsonl" | "csv" | "parquet") {
+        return Err(Error::config("format", format!("'{}': use jsonl, csv or parquet", options.format)));
+    }
+    for (field, value) in [("claim", &options.claim), ("input", &options.input), ("output", &options.output)] {
+        if value.trim().is_empty() {
+            return Err(Error::config(field, "required: the volume claim, and the input and output paths on it"));
+        }
+    }
+    for (field, value) in [("input", &options.input), ("output", &options.output)] {
+        if !value.starts_with("/data") {
+            return Err(Error::config(field, format!("'{value}' must be under /data, where the claim is mounted")));
+        }
+    }
+    let image = options.image.clone().unwrap_or_else(|| default_image(name));
+    let labels = json!({ "app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "cvtk", "app.kubernetes.io/component": "batch-score" });
+    let n = options.shards;
+    let out = format!("{}/part-$(JOB_COMPLETION_INDEX).{}", options.output.trim_end_matches('/'), options.format);
+    let job = json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": { "name": name, "labels": labels },
+        "spec": {
+            "completionMode": "Indexed",
+            "completions": n,
+            "parallelism": options.parallelism.unwrap_or(n),
+            // Each shard retries on its own; a retry continues its output.
+            "backoffLimitPerIndex": options.retries_per_shard,
+            "template": {
+                "metadata": { "labels": labels },
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{
+                        "name": "score",
+                        "image": image,
+                        "command": ["cvtk"],
+                        "args": [
+                            "score", options.input, "--model", "/model", "--out", out,
+                            "--shard", format!("$(JOB_COMPLETION_INDEX)/{n}"),
+                            "--threads", options.cpu.to_string(), "--top", options.top.to_string(), "--device", "cpu",
+                        ],
+                        "env": [{
+                            "name": "JOB_COMPLETION_INDEX",
+                            "valueFrom": { "fieldRef": { "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']" } },
+                        }],
+                        "volumeMounts": [{ "name": "data", "mountPath": "/data" }],
+                        "resources": {
+                            "requests": { "cpu": options.cpu.to_string(), "memory": options.memory },
+                            "limits": { "cpu": options.cpu.to_string(), "memory": options.memory },
+                        },
+                    }],
+                    "volumes": [{ "name": "data", "persistentVolumeClaim": { "claimName": options.claim } }],
+                },
+            },
+        },
+    });
+    Ok(("job.yaml", job))
+}
+
+/// Writes the Indexed Job of a batch scoring run as `out/job.yaml`.
+pub fn write_k8s_batch_job(name: &str, out: &Path, options: &BatchOptions) -> Result<PathBuf> {
+    let (file, job) = k8s_batch_job(name, options)?;
+    std::fs::create_dir_all(out).map_err(|e| Error::io("cannot create", out, e))?;
+    let yaml = serde_norway::to_string(&job).map_err(|e| Error::config("manifest", e.to_string()))?;
+    let path = out.join(file);
+    write(
+        &path,
+        &format!(
+            "# {file}: batch scoring job {name} ({} shards); apply with: kubectl apply -f {}\n{yaml}",
+            options.shards,
+            path.display()
+        ),
+    )?;
+    Ok(path)
+}
+
 /// Writes the Secret, Deployment, Service and HorizontalPodAutoscaler of
 /// deployment `name` (or, with [`K8sOptions::kserve`], the Secret and a
 /// KServe InferenceService) as YAML files in `out` (the Secret

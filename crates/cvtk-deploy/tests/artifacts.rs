@@ -3,7 +3,10 @@
 
 use std::path::Path;
 
-use cvtk_deploy::artifacts::{build_docker_image, k8s_objects, write_k8s_manifests, DockerOptions, K8sOptions};
+use cvtk_deploy::artifacts::{
+    build_docker_image, k8s_batch_job, k8s_objects, write_k8s_batch_job, write_k8s_manifests, BatchOptions,
+    DockerOptions, K8sOptions,
+};
 use serde_json::Value;
 
 const KEY: &str = "k8s-test-key-0123456789";
@@ -233,4 +236,62 @@ fn the_kserve_inference_service_runs_the_image_with_the_protocol_probe_and_its_c
     std::fs::write(&pod_file, serde_norway::to_string(&pod).unwrap()).unwrap();
     let text = kubernetes_validate(&[files[0].clone(), pod_file]);
     assert_eq!(text.matches("passed for resource").count(), 2, "{text}");
+}
+
+#[test]
+fn the_batch_job_is_indexed_one_shard_per_pod_and_validates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let options = BatchOptions {
+        shards: 8,
+        parallelism: Some(4),
+        claim: "photos".into(),
+        input: "/data/catalogue".into(),
+        output: "/data/scores".into(),
+        cpu: 2,
+        ..BatchOptions::default()
+    };
+    let file = write_k8s_batch_job("catalogue", tmp.path(), &options).unwrap();
+    let job = read_yaml(&file);
+    assert_eq!((job["apiVersion"].as_str(), job["kind"].as_str()), (Some("batch/v1"), Some("Job")));
+    let spec = &job["spec"];
+    assert_eq!(spec["completionMode"], "Indexed");
+    assert_eq!((spec["completions"].as_u64(), spec["parallelism"].as_u64()), (Some(8), Some(4)));
+    let pod = &spec["template"]["spec"];
+    assert_eq!(pod["restartPolicy"], "Never");
+    assert_eq!(pod["volumes"][0]["persistentVolumeClaim"]["claimName"], "photos");
+    let c = &pod["containers"][0];
+    assert_eq!(c["image"], "cvtk-catalogue:latest");
+    let args: Vec<&str> = c["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    assert_eq!(
+        args,
+        [
+            "score",
+            "/data/catalogue",
+            "--model",
+            "/model",
+            "--out",
+            "/data/scores/part-$(JOB_COMPLETION_INDEX).jsonl",
+            "--shard",
+            "$(JOB_COMPLETION_INDEX)/8",
+            "--threads",
+            "2",
+            "--top",
+            "3",
+            "--device",
+            "cpu"
+        ]
+    );
+    assert_eq!(c["env"][0]["name"], "JOB_COMPLETION_INDEX");
+    assert_eq!(c["volumeMounts"][0]["mountPath"], "/data");
+    let text = kubernetes_validate(&[file]);
+    assert!(text.contains("passed for resource job/catalogue"), "{text}");
+    for bad in [
+        BatchOptions { shards: 0, ..options.clone() },
+        BatchOptions { parallelism: Some(9), ..options.clone() },
+        BatchOptions { input: "/elsewhere".into(), ..options.clone() },
+        BatchOptions { format: "xlsx".into(), ..options.clone() },
+        BatchOptions { claim: String::new(), ..options.clone() },
+    ] {
+        assert!(k8s_batch_job("catalogue", &bad).is_err(), "{bad:?}");
+    }
 }

@@ -196,6 +196,29 @@ impl EngineChoice {
     }
 }
 
+/// Threads each engine may use for one batch; 0 (the default) means one per
+/// core. See [`set_threads`].
+static THREADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Limits the threads both engines use to score a batch (libtorch's intra-op
+/// pool now; onnxruntime's for sessions built after this call): for running
+/// several scoring processes side by side on one machine. 0 means one per
+/// core.
+pub fn set_threads(n: usize) {
+    THREADS.store(n, std::sync::atomic::Ordering::Relaxed);
+    if n > 0 {
+        tch::set_num_threads(i32::try_from(n).unwrap_or(i32::MAX));
+    }
+}
+
+/// The threads a session gets: [`set_threads`]'s, else one per core.
+fn threads() -> usize {
+    match THREADS.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}
+
 /// An onnxruntime session over one model's graph. Runs one batch at a time.
 pub(crate) struct OrtSession {
     session: Mutex<ort::session::Session>,
@@ -206,7 +229,7 @@ impl OrtSession {
     /// A session over the ONNX `bytes`, reading the output `output`.
     pub fn new(bytes: &[u8], output: &str) -> Result<Self> {
         let env = onnxruntime()?;
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = threads();
         let session = ort::session::Session::builder(env)
             .map_err(ort_err)?
             .with_optimization_level(ort::session::builder::GraphOptimizationLevel::All)

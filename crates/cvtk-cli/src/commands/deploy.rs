@@ -8,7 +8,9 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use cvtk_dataset::StorageContext;
 use cvtk_deploy::api::{ItemResult, Parameters};
-use cvtk_deploy::artifacts::{build_docker_image, write_k8s_manifests, DockerOptions, K8sOptions};
+use cvtk_deploy::artifacts::{
+    build_docker_image, write_k8s_batch_job, write_k8s_manifests, BatchOptions, DockerOptions, K8sOptions,
+};
 use cvtk_deploy::{
     delete_if_service_exist, get_deployment, list_deployments, DeployConfig, Deployment, DeploymentStatus,
 };
@@ -139,6 +141,46 @@ pub enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Write a Kubernetes Indexed Job that scores a folder, manifest or list on a volume in N shards
+    /// (`cvtk score --shard K/N` per pod, on the image from `deploy docker`).
+    #[command(name = "k8s-batch")]
+    K8sBatch {
+        /// The job's name.
+        name: String,
+        /// The folder to write job.yaml into.
+        #[arg(long)]
+        out: PathBuf,
+        /// Shards: pods, each scoring one part of the input.
+        #[arg(long)]
+        shards: u32,
+        /// Pods running at once (default: all shards).
+        #[arg(long)]
+        parallelism: Option<u32>,
+        /// The PersistentVolumeClaim holding the input and the outputs; mounted at /data.
+        #[arg(long)]
+        claim: String,
+        /// What to score, under /data: a folder, a manifest (.json) or a list file.
+        #[arg(long)]
+        input: String,
+        /// The folder under /data for the outputs, part-K.FORMAT per shard.
+        #[arg(long)]
+        output: String,
+        /// The outputs' format: jsonl, csv or parquet.
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+        /// Container image (default cvtk-NAME:latest).
+        #[arg(long)]
+        image: Option<String>,
+        /// CPUs (and scoring threads) per pod.
+        #[arg(long, default_value_t = 1)]
+        cpu: u32,
+        /// Memory per pod.
+        #[arg(long, default_value = "2Gi")]
+        memory: String,
+        /// Labels kept per image.
+        #[arg(long, default_value_t = 3)]
+        top: u32,
     },
     /// Write Kubernetes manifests (Deployment, Service, HorizontalPodAutoscaler, Secret).
     K8s {
@@ -328,6 +370,29 @@ pub fn run(command: Command) -> anyhow::Result<()> {
                 built.image,
                 built.note,
                 built.engine
+            );
+        }
+        Command::K8sBatch { name, out, shards, parallelism, claim, input, output, format, image, cpu, memory, top } => {
+            let options = BatchOptions {
+                image,
+                shards,
+                parallelism,
+                claim,
+                input,
+                output,
+                format,
+                top,
+                cpu,
+                memory,
+                ..BatchOptions::default()
+            };
+            let file = write_k8s_batch_job(&name, &out, &options)?;
+            println!("wrote {}", file.display());
+            println!("run it:      kubectl apply -f {}", file.display());
+            println!("watch it:    kubectl get job {name} -w   (and: kubectl get pods -l job-name={name})");
+            println!(
+                "its outputs: {}/part-K.{} on claim {}, one per shard",
+                options.output, options.format, options.claim
             );
         }
         Command::K8s {

@@ -9,6 +9,7 @@ mod export;
 mod loadtest;
 mod predict;
 mod sample_data;
+mod score;
 mod serve;
 mod train;
 
@@ -32,6 +33,8 @@ pub enum Command {
     Predict(predict::Args),
     /// Evaluate a model on a dataset: accuracy, confusion matrix, curves, plots, HTML report.
     Evaluate(evaluate::Args),
+    /// Score a folder, a manifest or a list of paths/URLs into JSON Lines, CSV or Parquet (resumable, sharded).
+    Score(score::Args),
     /// Write a model (or a base network's ImageNet classifier) as an ONNX file that runs without cvtk.
     Export(export::Args),
     /// Run the REST scoring service for a model folder.
@@ -53,6 +56,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Train(args) => train::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Evaluate(args) => evaluate::run(args),
+        Command::Score(args) => score::run(args),
         Command::Export(args) => export::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Deploy(cmd) => deploy::run(cmd),

@@ -1,0 +1,92 @@
+//! `cvtk score`: batch scoring of a folder, a manifest or a list of paths and
+//! URLs into JSON Lines, CSV or Parquet; streaming, resumable, sharded.
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+use cvtk_model::load_classifier_with;
+use cvtk_score::{score_to_file, ScoreInput, ScoreOptions, Shard};
+
+use super::train::EngineArgs;
+use crate::output::print_json;
+
+/// Arguments of `cvtk score`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// What to score: a folder of images (searched recursively), a dataset manifest (.json), or a text
+    /// file with one image path or http(s) URL per line.
+    input: PathBuf,
+    /// The model folder (written by `cvtk train`).
+    #[arg(long)]
+    model: PathBuf,
+    /// The output: .jsonl, .csv or .parquet. An existing one is continued where it stopped.
+    #[arg(long)]
+    out: PathBuf,
+    /// Of a manifest, score only this part of its split: train or test.
+    #[arg(long)]
+    part: Option<cvtk_dataset::SplitPart>,
+    /// Score only shard K of N (e.g. 0/4): the images whose path hashes to K. The N outputs together hold
+    /// one unsharded run's rows. In a Kubernetes Indexed Job: --shard $JOB_COMPLETION_INDEX/N.
+    #[arg(long)]
+    shard: Option<Shard>,
+    /// Images per forward pass (and per write: a crash loses at most this many).
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Labels kept per image, best first.
+    #[arg(long, default_value_t = 3)]
+    top: usize,
+    /// Threads for decoding and the model (0: one per core); 1 when several shards share a machine.
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Device for the model: auto, cpu, cuda, cuda:N.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    #[command(flatten)]
+    engine: EngineArgs,
+    /// Print the run's report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `cvtk score`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let input = if args.input.is_dir() {
+        if args.part.is_some() {
+            bail!("--part is for a manifest; {} is a folder", args.input.display());
+        }
+        ScoreInput::Folder(args.input.clone())
+    } else if !args.input.is_file() {
+        bail!("{} is neither a folder, a manifest nor a list file", args.input.display());
+    } else if args.input.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
+        ScoreInput::Manifest { path: args.input.clone(), part: args.part }
+    } else {
+        if args.part.is_some() {
+            bail!("--part is for a manifest; {} is a list file", args.input.display());
+        }
+        ScoreInput::List(args.input.clone())
+    };
+    let device = cvtk_model::resolve_device(Some(&args.device))?;
+    let model = load_classifier_with(&args.model, device, args.engine.engine)?;
+    let options = ScoreOptions {
+        batch: args.batch,
+        top: args.top,
+        shard: args.shard,
+        threads: args.threads,
+        ..ScoreOptions::default()
+    };
+    let report = score_to_file(&*model, &input, &args.out, &options)?;
+    if args.json {
+        return print_json(&report);
+    }
+    let shard = report.shard.as_deref().map(|s| format!(" (shard {s})")).unwrap_or_default();
+    println!(
+        "scored {} images{shard} into {} in {:.1} s ({:.1} images/s); {} could not be scored (rows with an error); {} were already there",
+        report.scored,
+        report.out.display(),
+        report.seconds,
+        report.images_per_s,
+        report.failed,
+        report.already_done
+    );
+    Ok(())
+}

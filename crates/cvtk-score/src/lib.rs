@@ -1,0 +1,328 @@
+//! Batch scoring: a trained model over more images than fit in memory or on
+//! one machine. [`score_to_file`] streams a [`ScoreInput`] (a folder, a
+//! manifest, or a list of paths and URLs) through a classifier a batch at a
+//! time into JSON Lines, CSV or Parquet ([`Format`]), with memory that does
+//! not grow with the input, a progress bar with rate and ETA, bad images as
+//! rows with an error, and:
+//!
+//! - **resumable**: rerun with the same output and it continues after the
+//!   last complete row; a crash loses at most the batch being written;
+//! - **sharded**: [`Shard`] `K/N` scores the items whose path hashes to `K`
+//!   (CRC-32 modulo `N`), so `N` processes (a Kubernetes Indexed Job's pods)
+//!   split any input, and their outputs together hold the rows of one
+//!   unsharded run (concatenate JSON Lines; see docs/deployment.md).
+//!
+//! [`BatchScorer`] is the same scoring as an iterator of rows, for programs
+//! that consume results themselves.
+//!
+//! ```no_run
+//! use cvtk_score::{score_to_file, ScoreInput, ScoreOptions};
+//! let model = cvtk_model::load_classifier(std::path::Path::new("model"), cvtk_model::Device::Cpu)?;
+//! let report = score_to_file(&*model, &ScoreInput::Folder("photos".into()), "scores.jsonl".as_ref(), &ScoreOptions::default())?;
+//! println!("{} scored, {} failed", report.scored, report.failed);
+//! # Ok::<(), cvtk_score::Error>(())
+//! ```
+#![deny(missing_docs)]
+#![warn(clippy::unwrap_used)]
+
+mod error;
+mod input;
+mod output;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use cvtk_dataset::ImageLoader;
+use cvtk_model::Classifier;
+use rayon::prelude::*;
+use serde::Serialize;
+
+pub use error::{Error, Result};
+pub use input::{Item, ScoreInput, Shard};
+pub use output::{Format, Ranked, Row};
+
+/// How a batch run scores.
+#[derive(Clone, Debug)]
+pub struct ScoreOptions {
+    /// Images per forward pass (and per write). By default, 32.
+    pub batch: usize,
+    /// Labels kept per image, best first. By default, 3.
+    pub top: usize,
+    /// The part of the input this process scores; all of it by default.
+    pub shard: Option<Shard>,
+    /// Threads for decoding and for the model (0: one per core). By default, 0.
+    pub threads: usize,
+    /// Largest download of a URL item, in bytes. By default, 20 MiB.
+    pub url_max_bytes: u64,
+    /// Time limit per URL item. By default, 20 s.
+    pub url_timeout: Duration,
+}
+
+impl Default for ScoreOptions {
+    fn default() -> Self {
+        ScoreOptions {
+            batch: 32,
+            top: 3,
+            shard: None,
+            threads: 0,
+            url_max_bytes: 20 << 20,
+            url_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ScoreReport {
+    /// The output file.
+    pub out: PathBuf,
+    /// The shard scored (`K/N`), if any.
+    pub shard: Option<String>,
+    /// Images in the input (in this shard).
+    pub images: u64,
+    /// Rows already in the output from an earlier run, not scored again.
+    pub already_done: u64,
+    /// Images scored by this run.
+    pub scored: u64,
+    /// Of these, images that could not be scored (a row with an error).
+    pub failed: u64,
+    /// Wall time of this run, in seconds.
+    pub seconds: f64,
+    /// Images per second this run.
+    pub images_per_s: f64,
+}
+
+/// Scores items in batches: an iterator of rows over an iterator of items.
+pub struct BatchScorer<'a> {
+    classifier: &'a dyn Classifier,
+    loader: ImageLoader,
+    pool: rayon::ThreadPool,
+    fetcher: cvtk_http::Fetcher,
+    runtime: tokio::runtime::Runtime,
+    options: ScoreOptions,
+}
+
+impl<'a> BatchScorer<'a> {
+    /// A scorer for `classifier` with `options`.
+    pub fn new(classifier: &'a dyn Classifier, options: &ScoreOptions) -> Result<Self> {
+        if options.batch == 0 || options.top == 0 {
+            return Err(Error::Invalid("batch and top must be at least 1".into()));
+        }
+        if options.threads > 0 {
+            cvtk_model::engine::set_threads(options.threads);
+        }
+        let threads = options.threads;
+        let loader =
+            ImageLoader::new(cvtk_dataset::LoaderConfig { threads: threads.max(1), ..classifier.loader_config() })?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("cvtk-score-{i}"))
+            .build()
+            .map_err(|e| Error::Invalid(format!("cannot start the decoding threads: {e}")))?;
+        let fetcher = cvtk_http::Fetcher::new(cvtk_http::FetchPolicy {
+            max_bytes: options.url_max_bytes,
+            timeout: options.url_timeout,
+            ..cvtk_http::FetchPolicy::default()
+        })
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Invalid(format!("cannot start the download runtime: {e}")))?;
+        classifier.prepare()?;
+        Ok(BatchScorer { classifier, loader, pool, fetcher, runtime, options: options.clone() })
+    }
+
+    /// Scores one batch of items: one row each, in order. Images that cannot
+    /// be read, downloaded or decoded get a row with an error; a failure of
+    /// the model itself is an error.
+    pub fn score(&self, items: &[Item]) -> Result<Vec<Row>> {
+        // URLs first, all of the batch's at once.
+        let fetched: Vec<Option<std::result::Result<Vec<u8>, String>>> = self.runtime.block_on(async {
+            let gets = items.iter().map(|item| async move {
+                if item.is_url() {
+                    Some(
+                        self.fetcher
+                            .get(&item.source, &[])
+                            .await
+                            .map(|f| f.bytes)
+                            .map_err(|e| format!("cannot download: {e}")),
+                    )
+                } else {
+                    None
+                }
+            });
+            futures_join_all(gets).await
+        });
+        let loader = &self.loader;
+        let decoded: Vec<std::result::Result<image::RgbImage, String>> = self.pool.install(|| {
+            items
+                .par_iter()
+                .zip(fetched.into_par_iter())
+                .map(|(item, bytes)| match bytes {
+                    None => loader.load_image(Path::new(&item.source)).map_err(|e| e.to_string()),
+                    Some(Ok(b)) => loader.load_image_bytes(&b, &item.source).map_err(|e| e.to_string()),
+                    Some(Err(e)) => Err(e),
+                })
+                .collect()
+        });
+        let ok: Vec<&image::RgbImage> = decoded.iter().filter_map(|d| d.as_ref().ok()).collect();
+        let mut scores = if ok.is_empty() {
+            Vec::new()
+        } else {
+            let owned: Vec<image::RgbImage> = ok.into_iter().cloned().collect();
+            let batch = self.loader.to_batch(&owned)?;
+            let kind = self.classifier.score_kind();
+            self.classifier.score_images(&batch)?.into_iter().map(|raw| kind.probabilities(&raw)).collect()
+        }
+        .into_iter();
+        let labels = self.classifier.labels();
+        Ok(items
+            .iter()
+            .zip(decoded)
+            .map(|(item, d)| {
+                let (top, error) = match d {
+                    Err(e) => (Vec::new(), Some(e)),
+                    Ok(_) => {
+                        let p = scores.next().unwrap_or_default();
+                        let mut order: Vec<usize> = (0..p.len()).collect();
+                        order.sort_by(|&a, &b| p[b].total_cmp(&p[a]).then(a.cmp(&b)));
+                        let top = order
+                            .into_iter()
+                            .take(self.options.top)
+                            .map(|i| Ranked { label: labels.get(i).cloned().unwrap_or_default(), probability: p[i] })
+                            .collect();
+                        (top, None)
+                    }
+                };
+                Row { index: item.index, id: item.id, path: item.source.clone(), top, error }
+            })
+            .collect())
+    }
+
+    /// The rows of `items`, a batch at a time.
+    pub fn rows<I>(&'a self, items: I) -> impl Iterator<Item = Result<Vec<Row>>> + 'a
+    where
+        I: Iterator<Item = Result<Item>> + 'a,
+    {
+        let batch = self.options.batch;
+        let mut items = items.peekable();
+        std::iter::from_fn(move || {
+            let mut chunk = Vec::with_capacity(batch);
+            while chunk.len() < batch {
+                match items.next()? {
+                    Ok(item) => chunk.push(item),
+                    Err(e) => return Some(Err(e)),
+                }
+                if items.peek().is_none() {
+                    break;
+                }
+            }
+            if chunk.is_empty() {
+                None
+            } else {
+                Some(self.score(&chunk))
+            }
+        })
+    }
+}
+
+/// Awaits every future, in order (a tiny `join_all`, concurrent on one thread).
+async fn futures_join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let handles: Vec<_> = futures.map(Box::pin).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    let mut pending: Vec<_> = handles.into_iter().map(Some).collect();
+    let mut results: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut all = true;
+        for (slot, result) in pending.iter_mut().zip(results.iter_mut()) {
+            if let Some(f) = slot {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => {
+                        *result = Some(v);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => all = false,
+                }
+            }
+        }
+        if all {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    out.extend(results.into_iter().flatten());
+    out
+}
+
+/// Scores `input` (this `options.shard` of it) with `classifier` into `out`
+/// (format by extension), continuing what an earlier run left in `out`.
+pub fn score_to_file(
+    classifier: &dyn Classifier,
+    input: &ScoreInput,
+    out: &Path,
+    options: &ScoreOptions,
+) -> Result<ScoreReport> {
+    let format = Format::of(out)?;
+    let started = Instant::now();
+    let scorer = BatchScorer::new(classifier, options)?;
+    let (mut sink, done) = output::Sink::open(out, format, options.top)?;
+    // A counting pass first, for the progress bar's length and ETA.
+    let mut images = 0u64;
+    for item in input.items(options.shard)? {
+        item?;
+        images += 1;
+    }
+    let already_done = done.as_ref().map_or(0, |d| d.rows);
+    if let Some(d) = &done {
+        tracing::info!(out = %out.display(), "continuing: {} rows already there, up to image {}", d.rows, d.last_index);
+    }
+    let bar = cvtk_dataset::progress::Progress::start(images, "scoring");
+    bar.inc(already_done.min(images));
+    // Skip what the output already holds: its rows are a prefix of the
+    // input's order, ending at `last_index`, whose path must still match.
+    let mut items = input.items(options.shard)?;
+    if let Some(d) = &done {
+        loop {
+            let item = items.next().transpose()?.ok_or_else(|| Error::Resume {
+                path: out.to_path_buf(),
+                reason: format!("it holds image {} ({}), which this input no longer has", d.last_index, d.last_path),
+            })?;
+            if item.index > d.last_index || (item.index == d.last_index && item.source != d.last_path) {
+                return Err(Error::Resume {
+                    path: out.to_path_buf(),
+                    reason: format!(
+                        "its rows end at image {} ({}) but the input has changed there; write to a new file",
+                        d.last_index, d.last_path
+                    ),
+                });
+            }
+            if item.index == d.last_index {
+                break;
+            }
+        }
+    }
+    let (mut scored, mut failed) = (0u64, 0u64);
+    for rows in scorer.rows(items) {
+        let rows = rows?;
+        sink.write(&rows)?;
+        scored += rows.len() as u64;
+        failed += rows.iter().filter(|r| r.error.is_some()).count() as u64;
+        bar.inc(rows.len() as u64);
+    }
+    drop(bar);
+    sink.finish()?;
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(ScoreReport {
+        out: out.to_path_buf(),
+        shard: options.shard.map(|s| s.to_string()),
+        images,
+        already_done,
+        scored,
+        failed,
+        seconds,
+        images_per_s: if seconds > 0.0 { scored as f64 / seconds } else { 0.0 },
+    })
+}

@@ -1,0 +1,368 @@
+//! Where rows go: [`Format`] (JSON Lines, CSV or Parquet, by the output's
+//! extension), the [`Row`] written per image, and the resumable writers.
+//!
+//! JSON Lines and CSV are written straight to the output, a batch at a time,
+//! flushed and synced after each, so a crash loses at most the batch being
+//! written; a rerun reads the last complete row (cutting off a half-written
+//! one) and continues after it. Parquet cannot be appended to or read
+//! without its footer, so its rows go to a JSON Lines journal beside it
+//! (`OUT.partial.jsonl`, resumable the same way), turned into the Parquet
+//! file, row group by row group, when the last batch is done.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Rows per Parquet row group.
+const ROW_GROUP: usize = 10_000;
+
+/// The output's format, from its extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// `.jsonl` (or `.ndjson`): one JSON object per line.
+    Jsonl,
+    /// `.csv`: a header, then one line per image.
+    Csv,
+    /// `.parquet`.
+    Parquet,
+}
+
+impl Format {
+    /// The format `path`'s extension names.
+    pub fn of(path: &Path) -> Result<Self> {
+        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+            Some("jsonl" | "ndjson") => Ok(Format::Jsonl),
+            Some("csv") => Ok(Format::Csv),
+            Some("parquet") => Ok(Format::Parquet),
+            _ => Err(Error::Invalid(format!(
+                "{}: name the output .jsonl, .csv or .parquet (the extension picks the format)",
+                path.display()
+            ))),
+        }
+    }
+}
+
+/// A label and its probability.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Ranked {
+    /// The label.
+    pub label: String,
+    /// Its calibrated probability.
+    pub probability: f32,
+}
+
+/// One image's result: its top labels, or why it could not be scored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    /// The image's position in the whole input (see [`crate::Item::index`]).
+    pub index: u64,
+    /// Its manifest id, for manifest inputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    /// Its path or URL.
+    pub path: String,
+    /// The best labels, best first (empty when it failed).
+    pub top: Vec<Ranked>,
+    /// Why it could not be scored (unreadable, not an image, too large, a
+    /// download that failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Row {
+    /// The best label, if scored.
+    pub fn label(&self) -> Option<&str> {
+        self.top.first().map(|r| r.label.as_str())
+    }
+}
+
+/// The last complete row of an output a rerun continues.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Done {
+    pub rows: u64,
+    pub last_index: u64,
+    pub last_path: String,
+}
+
+/// The CSV (and Parquet) columns for `top` labels.
+fn flat_columns(top: usize) -> Vec<String> {
+    let mut c = vec!["index".to_string(), "id".into(), "path".into()];
+    for k in 1..=top {
+        c.push(format!("label_{k}"));
+        c.push(format!("probability_{k}"));
+    }
+    c.push("error".into());
+    c
+}
+
+/// Where rows are written, resumably: the output itself (JSON Lines, CSV) or
+/// the journal of a Parquet output.
+pub(crate) struct Sink {
+    format: Format,
+    out: PathBuf,
+    /// The file rows are appended to.
+    file: PathBuf,
+    writer: File,
+    top: usize,
+}
+
+/// The journal of a Parquet output.
+pub(crate) fn journal_of(out: &Path) -> PathBuf {
+    let mut name = out.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".partial.jsonl");
+    out.with_file_name(name)
+}
+
+impl Sink {
+    /// Opens `out` for `format` with `top` labels per row; what an earlier
+    /// run left there is continued ([`Done`]), a half-written last line cut
+    /// off.
+    pub fn open(out: &Path, format: Format, top: usize) -> Result<(Sink, Option<Done>)> {
+        let file = match format {
+            Format::Parquet => journal_of(out),
+            _ => out.to_path_buf(),
+        };
+        if format == Format::Parquet && out.exists() && !file.exists() {
+            return Err(Error::Resume {
+                path: out.to_path_buf(),
+                reason: "it is a finished Parquet file; remove it, or write to another file".into(),
+            });
+        }
+        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
+        }
+        let mut writer = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&file)
+            .map_err(|e| Error::io("cannot open", &file, e))?;
+        let done = resume(&mut writer, &file, format, top)?;
+        writer.seek(SeekFrom::End(0)).map_err(|e| Error::io("cannot seek", &file, e))?;
+        let mut sink = Sink { format, out: out.to_path_buf(), file, writer, top };
+        if format == Format::Csv && done.is_none() && sink.writer.metadata().map(|m| m.len()).unwrap_or(0) == 0 {
+            let header = csv_line(&flat_columns(top))?;
+            sink.append(&header)?;
+        }
+        Ok((sink, done))
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> Result<()> {
+        self.writer.write_all(bytes).map_err(|e| Error::io("cannot write", &self.file, e))?;
+        self.writer.sync_data().map_err(|e| Error::io("cannot sync", &self.file, e))
+    }
+
+    /// Appends one batch's rows and syncs them to disk.
+    pub fn write(&mut self, rows: &[Row]) -> Result<()> {
+        let mut bytes = Vec::new();
+        for row in rows {
+            match self.format {
+                Format::Jsonl | Format::Parquet => {
+                    serde_json::to_writer(&mut bytes, row).map_err(|e| Error::Invalid(e.to_string()))?;
+                    bytes.push(b'\n');
+                }
+                Format::Csv => bytes.extend(csv_line(&flat_values(row, self.top))?),
+            }
+        }
+        self.append(&bytes)
+    }
+
+    /// Ends the run: for Parquet, turns the journal into the Parquet file
+    /// (written to a temporary name, then renamed) and removes the journal.
+    pub fn finish(self) -> Result<()> {
+        if self.format != Format::Parquet {
+            return Ok(());
+        }
+        drop(self.writer);
+        write_parquet(&self.file, &self.out, self.top)?;
+        std::fs::remove_file(&self.file).map_err(|e| Error::io("cannot remove the journal", &self.file, e))
+    }
+}
+
+fn csv_line(fields: &[String]) -> Result<Vec<u8>> {
+    let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
+    w.write_record(fields).map_err(|e| Error::Invalid(format!("cannot write CSV: {e}")))?;
+    w.into_inner().map_err(|e| Error::Invalid(format!("cannot write CSV: {e}")))
+}
+
+fn flat_values(row: &Row, top: usize) -> Vec<String> {
+    let mut v = vec![row.index.to_string(), row.id.map(|i| i.to_string()).unwrap_or_default(), row.path.clone()];
+    for k in 0..top {
+        match row.top.get(k) {
+            Some(r) => {
+                v.push(r.label.clone());
+                v.push(r.probability.to_string());
+            }
+            None => v.extend([String::new(), String::new()]),
+        }
+    }
+    v.push(row.error.clone().unwrap_or_default());
+    v
+}
+
+/// Finds the last complete row of `file`, cutting off a half-written line.
+fn resume(file: &mut File, path: &Path, format: Format, top: usize) -> Result<Option<Done>> {
+    let len = file.metadata().map_err(|e| Error::io("cannot read", path, e))?.len();
+    if len == 0 {
+        return Ok(None);
+    }
+    // Cut after the last newline: a crash can leave a partial line.
+    let mut end = len;
+    let mut last = [0u8; 1];
+    loop {
+        if end == 0 {
+            break;
+        }
+        file.seek(SeekFrom::Start(end - 1)).map_err(|e| Error::io("cannot seek", path, e))?;
+        file.read_exact(&mut last).map_err(|e| Error::io("cannot read", path, e))?;
+        if last[0] == b'\n' {
+            break;
+        }
+        end -= 1;
+    }
+    if end < len {
+        tracing::warn!(file = %path.display(), "cutting off a half-written last row ({} bytes)", len - end);
+        file.set_len(end).map_err(|e| Error::io("cannot truncate", path, e))?;
+    }
+    file.seek(SeekFrom::Start(0)).map_err(|e| Error::io("cannot seek", path, e))?;
+    let mut rows = 0u64;
+    let mut last_line = String::new();
+    let mut header_checked = format != Format::Csv;
+    for line in BufReader::new(&mut *file).lines() {
+        let line = line.map_err(|e| Error::io("cannot read", path, e))?;
+        if !header_checked {
+            header_checked = true;
+            let want = String::from_utf8_lossy(&csv_line(&flat_columns(top))?).trim_end().to_string();
+            if line != want {
+                return Err(Error::Resume {
+                    path: path.to_path_buf(),
+                    reason: format!("its header is '{line}', this run writes '{want}' (another --top?)"),
+                });
+            }
+            continue;
+        }
+        rows += 1;
+        last_line = line;
+    }
+    if rows == 0 {
+        return Ok(None);
+    }
+    let bad = |why: String| Error::Resume { path: path.to_path_buf(), reason: why };
+    let (last_index, last_path) = match format {
+        Format::Jsonl | Format::Parquet => {
+            let row: Row =
+                serde_json::from_str(&last_line).map_err(|e| bad(format!("its last row is not cvtk's: {e}")))?;
+            (row.index, row.path)
+        }
+        Format::Csv => {
+            let mut r = csv::ReaderBuilder::new().has_headers(false).from_reader(last_line.as_bytes());
+            let record =
+                r.records().next().and_then(|r| r.ok()).ok_or_else(|| bad("its last row is not CSV".into()))?;
+            let index =
+                record.get(0).and_then(|i| i.parse().ok()).ok_or_else(|| bad("its last row has no index".into()))?;
+            (index, record.get(2).unwrap_or_default().to_string())
+        }
+    };
+    Ok(Some(Done { rows, last_index, last_path }))
+}
+
+/// Writes the rows of the JSON Lines `journal` as the Parquet file `out`.
+fn write_parquet(journal: &Path, out: &Path, top: usize) -> Result<()> {
+    use parquet::data_type::{ByteArray, ByteArrayType, FloatType, Int64Type};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+
+    let perr = |e: parquet::errors::ParquetError| Error::Parquet { path: out.to_path_buf(), reason: e.to_string() };
+    let mut schema =
+        String::from("message score { required int64 index; optional int64 id; required binary path (UTF8);");
+    for k in 1..=top {
+        schema.push_str(&format!(" optional binary label_{k} (UTF8); optional float probability_{k};"));
+    }
+    schema.push_str(" optional binary error (UTF8); }");
+    let schema = Arc::new(parquet::schema::parser::parse_message_type(&schema).map_err(perr)?);
+    let props = Arc::new(WriterProperties::builder().set_compression(parquet::basic::Compression::SNAPPY).build());
+    let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp = tempfile_in(dir, out)?;
+    let file = File::create(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;
+    let mut writer = SerializedFileWriter::new(file, schema, props).map_err(perr)?;
+    let reader = BufReader::new(File::open(journal).map_err(|e| Error::io("cannot open", journal, e))?);
+    let mut lines = reader.lines();
+    loop {
+        let mut rows = Vec::with_capacity(ROW_GROUP);
+        for line in lines.by_ref().take(ROW_GROUP) {
+            let line = line.map_err(|e| Error::io("cannot read", journal, e))?;
+            rows.push(serde_json::from_str::<Row>(&line).map_err(|e| Error::Resume {
+                path: journal.to_path_buf(),
+                reason: format!("a row is not cvtk's: {e}"),
+            })?);
+        }
+        if rows.is_empty() {
+            break;
+        }
+        let mut group = writer.next_row_group().map_err(perr)?;
+        let mut column = 0usize;
+        while let Some(mut col) = group.next_column().map_err(perr)? {
+            // Columns: index, id, path, (label_k, probability_k)*, error.
+            let present = |opt: &dyn Fn(&Row) -> bool| -> Vec<i16> { rows.iter().map(|r| i16::from(opt(r))).collect() };
+            match column {
+                0 => {
+                    let v: Vec<i64> = rows.iter().map(|r| r.index as i64).collect();
+                    col.typed::<Int64Type>().write_batch(&v, None, None).map_err(perr)?;
+                }
+                1 => {
+                    let v: Vec<i64> = rows.iter().filter_map(|r| r.id.map(|i| i as i64)).collect();
+                    col.typed::<Int64Type>()
+                        .write_batch(&v, Some(&present(&|r| r.id.is_some())), None)
+                        .map_err(perr)?;
+                }
+                2 => {
+                    let v: Vec<ByteArray> = rows.iter().map(|r| ByteArray::from(r.path.as_str())).collect();
+                    col.typed::<ByteArrayType>().write_batch(&v, None, None).map_err(perr)?;
+                }
+                c if c < 3 + 2 * top => {
+                    let k = (c - 3) / 2;
+                    let defs = present(&|r| r.top.len() > k);
+                    if (c - 3) % 2 == 0 {
+                        let v: Vec<ByteArray> = rows
+                            .iter()
+                            .filter_map(|r| r.top.get(k))
+                            .map(|t| ByteArray::from(t.label.as_str()))
+                            .collect();
+                        col.typed::<ByteArrayType>().write_batch(&v, Some(&defs), None).map_err(perr)?;
+                    } else {
+                        let v: Vec<f32> = rows.iter().filter_map(|r| r.top.get(k)).map(|t| t.probability).collect();
+                        col.typed::<FloatType>().write_batch(&v, Some(&defs), None).map_err(perr)?;
+                    }
+                }
+                _ => {
+                    let v: Vec<ByteArray> =
+                        rows.iter().filter_map(|r| r.error.as_deref()).map(ByteArray::from).collect();
+                    col.typed::<ByteArrayType>()
+                        .write_batch(&v, Some(&present(&|r| r.error.is_some())), None)
+                        .map_err(perr)?;
+                }
+            }
+            col.close().map_err(perr)?;
+            column += 1;
+        }
+        group.close().map_err(perr)?;
+    }
+    let file = writer.into_inner().map_err(perr)?;
+    file.sync_all().map_err(|e| Error::io("cannot sync", &tmp, e))?;
+    std::fs::rename(&tmp, out).map_err(|e| Error::io("cannot rename into", out, e))?;
+    cvtk_dataset::sync_dir(dir)?;
+    Ok(())
+}
+
+/// A fresh temporary name beside `out`.
+fn tempfile_in(dir: &Path, out: &Path) -> Result<PathBuf> {
+    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    Ok(tmp)
+}
