@@ -142,6 +142,35 @@ fn three_shard_processes_give_the_rows_of_one_unsharded_run_in_every_format() {
     let listed = dir.path().join("list.jsonl");
     let report = score(&[list.to_str().unwrap(), "--model", m, "--out", listed.to_str().unwrap()]);
     assert_eq!((report["images"].as_u64(), report["failed"].as_u64()), (Some(2), Some(0)), "{report}");
+
+    // URLs in a list: downloaded and scored like files; a missing one is a row with an error.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+    let mut server = Command::new(&python)
+        .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "--directory", r])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the venv's python (make setup)");
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while reqwest::blocking::get(format!("{base}/a/00000.png")).is_err() {
+        assert!(Instant::now() < deadline, "python -m http.server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let urls = dir.path().join("urls.txt");
+    std::fs::write(&urls, format!("{base}/a/00000.png\n{base}/b/00001.png\n{base}/missing.png\n")).unwrap();
+    let fetched = dir.path().join("urls.jsonl");
+    let report = score(&[urls.to_str().unwrap(), "--model", m, "--out", fetched.to_str().unwrap()]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!((report["images"].as_u64(), report["failed"].as_u64()), (Some(3), Some(1)), "{report}");
+    let by_url = rows(&[fetched]);
+    assert!(by_url[&2]["error"].as_str().unwrap().contains("404"), "{}", by_url[&2]);
+    // The same images as files and as URLs get the same scores.
+    let local = rows(&[listed]);
+    assert_eq!(by_url[&0]["top"], local[&0]["top"]);
+    assert_eq!(by_url[&1]["top"], local[&1]["top"]);
 }
 
 #[test]
