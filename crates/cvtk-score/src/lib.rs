@@ -112,8 +112,7 @@ impl<'a> BatchScorer<'a> {
             cvtk_model::engine::set_threads(options.threads);
         }
         let threads = options.threads;
-        let loader =
-            ImageLoader::new(cvtk_dataset::LoaderConfig { threads: threads.max(1), ..classifier.loader_config() })?;
+        let loader = ImageLoader::new(cvtk_dataset::LoaderConfig { threads, ..classifier.loader_config() })?;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("cvtk-score-{i}"))
@@ -138,22 +137,23 @@ impl<'a> BatchScorer<'a> {
     /// the model itself is an error.
     pub fn score(&self, items: &[Item]) -> Result<Vec<Row>> {
         // URLs first, all of the batch's at once.
-        let fetched: Vec<Option<std::result::Result<Vec<u8>, String>>> = self.runtime.block_on(async {
-            let gets = items.iter().map(|item| async move {
-                if item.is_url() {
-                    Some(
-                        self.fetcher
-                            .get(&item.source, &[])
-                            .await
-                            .map(|f| f.bytes)
-                            .map_err(|e| format!("cannot download: {e}")),
-                    )
-                } else {
-                    None
+        let mut fetched: Vec<Option<std::result::Result<Vec<u8>, String>>> = items.iter().map(|_| None).collect();
+        self.runtime.block_on(async {
+            let mut downloads = tokio::task::JoinSet::new();
+            for (i, item) in items.iter().enumerate().filter(|(_, item)| item.is_url()) {
+                let (fetcher, url) = (self.fetcher.clone(), item.source.clone());
+                downloads.spawn(async move {
+                    (i, fetcher.get(&url, &[]).await.map(|f| f.bytes).map_err(|e| format!("cannot download: {e}")))
+                });
+            }
+            while let Some(done) = downloads.join_next().await {
+                match done {
+                    Ok((i, result)) => fetched[i] = Some(result),
+                    Err(e) => return Err(Error::Invalid(format!("a download task failed: {e}"))),
                 }
-            });
-            futures_join_all(gets).await
-        });
+            }
+            Ok(())
+        })?;
         let loader = &self.loader;
         let decoded: Vec<std::result::Result<image::RgbImage, String>> = self.pool.install(|| {
             items
@@ -166,12 +166,22 @@ impl<'a> BatchScorer<'a> {
                 })
                 .collect()
         });
-        let ok: Vec<&image::RgbImage> = decoded.iter().filter_map(|d| d.as_ref().ok()).collect();
-        let mut scores = if ok.is_empty() {
+        // The images that decoded go to the model; each item keeps its error.
+        let mut images = Vec::new();
+        let errors: Vec<Option<String>> = decoded
+            .into_iter()
+            .map(|d| match d {
+                Ok(img) => {
+                    images.push(img);
+                    None
+                }
+                Err(e) => Some(e),
+            })
+            .collect();
+        let mut scores = if images.is_empty() {
             Vec::new()
         } else {
-            let owned: Vec<image::RgbImage> = ok.into_iter().cloned().collect();
-            let batch = self.loader.to_batch(&owned)?;
+            let batch = self.loader.to_batch(&images)?;
             let kind = self.classifier.score_kind();
             self.classifier.score_images(&batch)?.into_iter().map(|raw| kind.probabilities(&raw)).collect()
         }
@@ -179,11 +189,11 @@ impl<'a> BatchScorer<'a> {
         let labels = self.classifier.labels();
         Ok(items
             .iter()
-            .zip(decoded)
-            .map(|(item, d)| {
-                let (top, error) = match d {
-                    Err(e) => (Vec::new(), Some(e)),
-                    Ok(_) => {
+            .zip(errors)
+            .map(|(item, error)| {
+                let (top, error) = match error {
+                    Some(e) => (Vec::new(), Some(e)),
+                    None => {
                         let p = scores.next().unwrap_or_default();
                         let mut order: Vec<usize> = (0..p.len()).collect();
                         order.sort_by(|&a, &b| p[b].total_cmp(&p[a]).then(a.cmp(&b)));
@@ -225,36 +235,6 @@ impl<'a> BatchScorer<'a> {
             }
         })
     }
-}
-
-/// Awaits every future, in order (a tiny `join_all`, concurrent on one thread).
-async fn futures_join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let handles: Vec<_> = futures.map(Box::pin).collect();
-    let mut out = Vec::with_capacity(handles.len());
-    let mut pending: Vec<_> = handles.into_iter().map(Some).collect();
-    let mut results: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut all = true;
-        for (slot, result) in pending.iter_mut().zip(results.iter_mut()) {
-            if let Some(f) = slot {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => {
-                        *result = Some(v);
-                        *slot = None;
-                    }
-                    std::task::Poll::Pending => all = false,
-                }
-            }
-        }
-        if all {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    out.extend(results.into_iter().flatten());
-    out
 }
 
 /// Scores `input` (this `options.shard` of it) with `classifier` into `out`

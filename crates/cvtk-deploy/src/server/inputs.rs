@@ -39,10 +39,11 @@ pub(crate) struct JsonLimits {
 /// error would carry only a message).
 type Overflow = Cell<Option<ApiError>>;
 
-fn too_many(n: usize, max: usize) -> ApiError {
+/// The answer to a body holding more than `max` images.
+pub(crate) fn too_many(max: usize) -> ApiError {
     ApiError::bad_request(
         "too_many_images",
-        format!("more than {n} images in one request; this service takes at most {max}"),
+        format!("more than {max} images in one request; this service takes at most {max}"),
     )
 }
 
@@ -152,7 +153,7 @@ impl<'de> Visitor<'de> for Items<'_> {
         let mut out = Vec::new();
         while let Some(raw) = seq.next_element::<&'de RawValue>()? {
             if out.len() == self.max {
-                self.overflow.set(Some(too_many(self.max, self.max)));
+                self.overflow.set(Some(too_many(self.max)));
                 return Err(A::Error::custom("too many items"));
             }
             out.push(raw);
@@ -184,7 +185,7 @@ impl<'de> Visitor<'de> for Rows<'_> {
         let mut out = Vec::new();
         while let Some(row) = seq.next_element_seed(Row { max: self.max_row, overflow: self.overflow })? {
             if out.len() == self.max {
-                self.overflow.set(Some(too_many(self.max, self.max)));
+                self.overflow.set(Some(too_many(self.max)));
                 return Err(A::Error::custom("too many rows"));
             }
             out.push(row);

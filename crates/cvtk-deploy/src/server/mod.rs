@@ -473,10 +473,7 @@ async fn read_inputs(
         let mut inputs = Vec::new();
         while let Some(field) = multipart.next_field().await.map_err(|e| too_large(e.status(), e.body_text()))? {
             if inputs.len() == limits.max_images {
-                return Err(ApiError::bad_request(
-                    "too_many_images",
-                    format!("more than {0} images in one request; this service takes at most {0}", limits.max_images),
-                ));
+                return Err(inputs::too_many(limits.max_images));
             }
             let bytes = field.bytes().await.map_err(|e| too_large(e.status(), e.body_text()))?;
             inputs.push(Input { source: Ok(Source::Bytes(bytes.to_vec())), softmax: default_softmax });

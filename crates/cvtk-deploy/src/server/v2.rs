@@ -362,6 +362,7 @@ async fn infer_request(state: &AppState, req: Request) -> V2Result<Response> {
     let n = raw.len();
     let scores: Vec<Vec<f32>> =
         raw.into_iter().map(|r| if softmax { model.kind.probabilities(&r) } else { r }).collect();
+    let any_binary = outputs.iter().any(|(_, as_binary)| *as_binary);
     let mut json_outputs = Vec::new();
     let mut binary = Vec::new();
     for (output, as_binary) in outputs {
@@ -399,7 +400,7 @@ async fn infer_request(state: &AppState, req: Request) -> V2Result<Response> {
     if let Some(id) = id {
         answer["id"] = json!(id);
     }
-    if binary.is_empty() && !json_outputs_binary(&answer) {
+    if !any_binary {
         return Ok(Json(answer).into_response());
     }
     let head = serde_json::to_vec(&answer)
@@ -414,11 +415,6 @@ async fn infer_request(state: &AppState, req: Request) -> V2Result<Response> {
         h.insert(HEADER_LENGTH, v);
     }
     Ok(response)
-}
-
-/// Whether any output of an answer is sent in binary (possibly empty).
-fn json_outputs_binary(answer: &Value) -> bool {
-    answer["outputs"].as_array().is_some_and(|o| o.iter().any(|o| o.get("parameters").is_some()))
 }
 
 /// The one input of a request, checked against the model's contract.

@@ -139,12 +139,10 @@ pub fn read_pickle(data: &[u8], pos: &mut usize) -> Result<Value, String> {
     }
     /// A container of `items`, within the depth limit.
     fn container(items: Vec<Node>, make: fn(Vec<Value>) -> Value) -> Result<Node, String> {
-        let depth = 1 + items.iter().map(|n| n.depth).max().unwrap_or(0);
-        if depth > MAX_DEPTH {
-            return Err(format!("values nest deeper than {MAX_DEPTH} levels: not a state dict"));
-        }
-        let weight = 1 + items.iter().map(|n| n.weight).sum::<u64>();
-        Ok(Node { v: make(items.into_iter().map(|n| n.v).collect()), depth, weight })
+        let mut node = Node { v: Value::None, depth: 1, weight: 1 };
+        grow(&mut node, &items)?;
+        node.v = make(items.into_iter().map(|n| n.v).collect());
+        Ok(node)
     }
     /// Grows `target`'s depth and weight by `items`, within the depth limit.
     fn grow(target: &mut Node, items: &[Node]) -> Result<(), String> {
