@@ -5,8 +5,6 @@
 
 use std::path::Path;
 
-use anyhow::Context;
-
 /// A value parser for the retired `--key`-style flags: always refuses (a usage
 /// error, exit code 2), saying where the secret goes instead and without
 /// repeating the value. `file_flag` and `env` name the alternatives.
@@ -46,11 +44,7 @@ impl clap::builder::TypedValueParser for Refuse {
 /// `env`; None when neither gives a non-empty one.
 pub fn read(file: Option<&Path>, env: &str) -> anyhow::Result<Option<String>> {
     if let Some(file) = file {
-        let text =
-            std::fs::read_to_string(file).with_context(|| format!("cannot read the key file {}", file.display()))?;
-        let key = text.lines().next().unwrap_or_default().trim().to_string();
-        anyhow::ensure!(!key.is_empty(), "the key file {} is empty; put the key on its first line", file.display());
-        return Ok(Some(key));
+        return Ok(Some(cvtk_deploy::read_key_file(file)?));
     }
     Ok(std::env::var(env).ok().map(|k| k.trim().to_string()).filter(|k| !k.is_empty()))
 }

@@ -274,7 +274,10 @@ pub fn read_key_file(path: &std::path::Path) -> Result<String> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io("cannot read the key file", path, e))?;
     let key = text.lines().next().unwrap_or("").trim().to_string();
     if key.is_empty() {
-        return Err(Error::config("key_file", format!("the key file {} is empty", path.display())));
+        return Err(Error::config(
+            "key_file",
+            format!("the key file {} is empty; put the key on its first line", path.display()),
+        ));
     }
     Ok(key)
 }

@@ -166,11 +166,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             if serve.keys.is_empty() && serve.key_file.is_none() && !serve.auth_disabled {
                 // A new key goes to a file only the user can read, never to
                 // the terminal (or a container's log).
+                // (The atomic writer creates the folder.)
                 let file = generated_key_file(serve.port)?;
-                if let Some(dir) = file.parent() {
-                    std::fs::create_dir_all(dir)
-                        .map_err(|e| anyhow::anyhow!("cannot create {} for the generated key: {e}", dir.display()))?;
-                }
                 cvtk_dataset::write_atomic_private(&file, generate_key().as_bytes())?;
                 eprintln!(
                     "cvtk serve: no key given; generated one in {} (send it as 'Authorization: Bearer KEY')",
