@@ -112,10 +112,16 @@ fn private_permissions() -> Option<std::fs::Permissions> {
 
 /// Serialises `value` as pretty JSON and writes it atomically to `path`.
 pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    write_json_atomic_bytes(path, value).map(|_| ())
+}
+
+/// [`write_json_atomic`], returning the bytes written.
+pub(crate) fn write_json_atomic_bytes<T: serde::Serialize>(path: &Path, value: &T) -> Result<Vec<u8>> {
     let mut bytes = serde_json::to_vec_pretty(value)
         .map_err(|e| Error::Manifest { path: path.to_path_buf(), reason: format!("cannot serialise: {e}") })?;
     bytes.push(b'\n');
-    write_atomic(path, &bytes)
+    write_atomic(path, &bytes)?;
+    Ok(bytes)
 }
 
 #[cfg(test)]

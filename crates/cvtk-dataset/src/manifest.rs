@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::{ImageInfo, Label, Skipped};
-use crate::fsutil::write_atomic;
+use crate::fsutil::write_json_atomic_bytes;
 use crate::lock::ManifestLock;
 use crate::split::Split;
 use crate::{ClassificationDataset, Error, Result};
@@ -107,11 +107,7 @@ impl ClassificationDataset {
             skipped: self.skipped.clone(),
             split: self.split.clone(),
         };
-        let mut bytes = serde_json::to_vec_pretty(&file)
-            .map_err(|e| Error::Manifest { path: path.to_path_buf(), reason: format!("cannot serialise: {e}") })?;
-        bytes.push(b'\n');
-        write_atomic(path, &bytes)?;
-        Ok(bytes)
+        write_json_atomic_bytes(path, &file)
     }
 
     /// Reads a dataset (and its split, if any) from a manifest written by
