@@ -1,2 +1,4 @@
-//! Links libtorch into the examples and benches: see build/link_libtorch.rs.
-include!("build/link_libtorch.rs");
+//! Links libtorch into the examples and benches with an rpath: see crates/cvtk-build.
+fn main() {
+    cvtk_build::link_libtorch();
+}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Writes .cargo/config.toml so that plain `cargo build/test/run` finds the venv's
 # libtorch: LIBTORCH points torch-sys at the venv's `torch` package (include/ and
-# lib/). The packages' build.rs (build/link_libtorch.rs) read it to bake an rpath
+# lib/). The packages' build.rs (crates/cvtk-build) read it to bake an rpath
 # into every binary, test and example, so none needs LD_LIBRARY_PATH.
 # Usage: scripts/write-cargo-config.sh PYTHON > .cargo/config.toml
 set -euo pipefail
