@@ -5,13 +5,14 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-# Bump the stamp's suffix when requirements change shape (a new file, say).
-VENV_STAMP := $(VENV)/.cvtk-venv-4
+# Bump a stamp's suffix when requirements change shape (a new file, say).
+VENV_STAMP := $(VENV)/.cvtk-venv-5
+TEST_VENV_STAMP := $(VENV)/.cvtk-test-venv-1
 CARGO_CONFIG := .cargo/config.toml
 CARGO ?= cargo
 ARGS ?=
 
-.PHONY: all setup venv sample-data weights browser-deps build demo mnist-webservice soak test lint bench clean help
+.PHONY: all setup test-setup venv test-venv sample-data weights browser-deps container-deps base-image template-test build demo mnist-webservice soak test lint bench clean help
 
 all: build
 
@@ -23,15 +24,22 @@ help:
 	@echo "make bench  - side-by-side benchmarks against the Python stack"
 	@echo "make soak   - one minute of cvtk serve under 32 honest and many hostile clients (ARGS=\"--seconds N\")"
 
-# requirements.txt: libtorch for tch. requirements-test.txt: the Python references
-# the tests compare against (torchvision, scikit-learn, ...); never used at run time.
-$(VENV_STAMP): requirements.txt requirements-test.txt
+# requirements.txt: libtorch for tch and onnxruntime, all that cvtk runs on.
+# requirements-test.txt: the Python references the tests and benchmarks compare
+# against (torchvision, scikit-learn, ...); never used at run time, so the demo
+# does not install them.
+$(VENV_STAMP): requirements.txt
 	@command -v python3 >/dev/null || { echo "python3 is required (to install libtorch from PyPI)"; exit 1; }
 	@[ -x $(PY) ] || python3 -m venv $(VENV) || { echo "python3 -m venv failed: on Debian/Ubuntu run 'apt-get install python3-venv'"; exit 1; }
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+$(TEST_VENV_STAMP): $(VENV_STAMP) requirements-test.txt
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -r requirements-test.txt
 	@touch $@
 
 venv: $(VENV_STAMP)
+test-venv: $(TEST_VENV_STAMP)
 
 $(CARGO_CONFIG): $(VENV_STAMP) scripts/write-cargo-config.sh
 	@mkdir -p .cargo
@@ -55,7 +63,23 @@ browser-deps: $(BROWSER_STAMP)
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; \
 	  else echo "the browser tests need Debian's chromium: run 'sudo apt-get install chromium' (or set CHROMIUM=/path/to/chromium)"; exit 1; fi; }
 
-setup: venv $(CARGO_CONFIG) sample-data weights browser-deps
+# Container tests (crates/cvtk-deploy/tests/container.rs): podman and mmdebstrap
+# from Debian (installed when missing, as root), and a base image made from
+# Debian's packages, since no container registry is assumed reachable.
+container-deps:
+	@command -v podman >/dev/null && command -v mmdebstrap >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q podman mmdebstrap >/dev/null; \
+	  else echo "WARNING: the container test needs podman and mmdebstrap: run 'sudo apt-get install podman mmdebstrap'; it will fail until then"; fi; }
+	@if command -v podman >/dev/null && command -v mmdebstrap >/dev/null; then scripts/make-base-image.sh; fi
+
+base-image:
+	scripts/make-base-image.sh
+
+# What the demo and the examples need: nothing here needs root or a browser.
+setup: venv $(CARGO_CONFIG) sample-data weights
+
+# What the tests need on top: the Python references, the browser, podman.
+test-setup: setup test-venv browser-deps container-deps
 
 # One cargo invocation for the program and the examples, so dependencies are
 # compiled once with one set of features.
@@ -80,14 +104,20 @@ lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-test: setup lint
+test: test-setup lint
 	$(CARGO) test --workspace --all-targets --locked
 	$(CARGO) test --workspace --doc --locked
+	$(MAKE) --no-print-directory template-test
+
+# templates/app built out of tree against this checkout, as docs/guide.md says,
+# then run with an empty environment (scripts/test-template.sh).
+template-test: setup
+	scripts/test-template.sh
 
 # Every benchmark, then their tables into docs/benchmarks.md and docs/augmentation.md.
 # serving runs the cvtk program it finds beside the benchmark: build it first.
 BENCHES := pipeline inference training svm serving augment
-bench: setup
+bench: setup test-venv
 	$(CARGO) build --release --locked -p cvtk-cli --bins
 	@mkdir -p outputs/bench
 	@for b in $(BENCHES); do \
