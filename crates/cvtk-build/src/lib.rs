@@ -7,8 +7,14 @@
 //! each package that builds a binary calls [`link_libtorch`] from its own
 //! `build.rs`:
 //!
-//! ```no_run
-//! // build.rs, with `cvtk-build` under [build-dependencies]
+//! ```toml
+//! # Cargo.toml
+//! [build-dependencies]
+//! cvtk-build = { path = "/path/to/cvtk/crates/cvtk-build" }
+//! ```
+//!
+//! ```text
+//! // build.rs
 //! fn main() {
 //!     cvtk_build::link_libtorch();
 //! }

@@ -72,6 +72,14 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A container image that was asked for could not be built.
+    #[error("image {image} not built: {reason}")]
+    ImageBuild {
+        /// The image tag.
+        image: String,
+        /// Why, and what to do.
+        reason: String,
+    },
     /// A deployment record that cannot be read.
     #[error("deployment record {path}: {reason}")]
     Record {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use cvtk_deploy::artifacts::{
     build_docker_image, k8s_batch_job, k8s_objects, write_k8s_batch_job, write_k8s_manifests, BatchOptions,
-    DockerOptions, K8sOptions,
+    DockerOptions, K8sOptions, DEFAULT_BASE_IMAGE,
 };
 use serde_json::Value;
 
@@ -74,79 +74,102 @@ fn kubernetes_options_are_checked() {
     assert!(k8s_objects("x", &K8sOptions { cpu_target_percent: 0, ..ok }).is_err());
 }
 
-fn docker_options(program: &str) -> DockerOptions {
+fn docker_options(builder: &str) -> DockerOptions {
     DockerOptions {
         server_exe: Some(std::env::current_exe().unwrap()),
-        docker_program: program.into(),
+        builder: Some(builder.into()),
         ..DockerOptions::default()
     }
 }
 
 #[test]
-fn docker_context_holds_the_program_the_model_and_a_dockerfile_with_libtorch() {
+fn docker_context_holds_the_program_its_cpu_libraries_the_model_and_a_dockerfile_without_python() {
     let tmp = tempfile::tempdir().unwrap();
     let model = model_dir(tmp.path());
     let out = tmp.path().join("ctx");
-    let built =
-        build_docker_image("flowers", &model, &out, &DockerOptions { build: false, ..docker_options("docker") })
-            .unwrap();
-    assert!(!built.built);
+    let built = build_docker_image("flowers", &model, &out, &docker_options("podman")).unwrap();
+    assert!(!built.built && built.size_bytes.is_none());
     assert_eq!(built.image, "cvtk-flowers:latest");
-    assert!(built.note.contains("docker build -t cvtk-flowers:latest"), "{}", built.note);
+    assert!(built.note.contains("--build"), "{}", built.note);
     assert!(out.join("cvtk").is_file());
     assert_eq!(std::fs::read(out.join("model/weights-1.safetensors")).unwrap(), b"weights");
     let dockerfile = std::fs::read_to_string(out.join("Dockerfile")).unwrap();
     for needed in [
-        "torch==2.11.0",
-        "LD_LIBRARY_PATH=/usr/local/lib/python3.11/site-packages/torch/lib",
+        &format!("FROM {DEFAULT_BASE_IMAGE}"),
+        "LD_LIBRARY_PATH=/usr/local/lib/cvtk",
         "COPY model /model",
         "CVTK_ONNXRUNTIME_LIB=/usr/local/lib/cvtk/libonnxruntime.so",
         "COPY lib/ /usr/local/lib/cvtk/",
         "\"serve\"",
         "EXPOSE 8080",
-        "HEALTHCHECK",
+        "HEALTHCHECK --interval=15s --timeout=3s CMD [\"cvtk\", \"health\", \"http://127.0.0.1:8080/health\"]",
     ] {
         assert!(dockerfile.contains(needed), "{needed} missing:\n{dockerfile}");
     }
-    assert!(!dockerfile.contains(KEY));
+    for absent in ["pip", "python", "RUN ", "http://download", KEY] {
+        assert!(!dockerfile.contains(absent), "{absent} in:\n{dockerfile}");
+    }
     // The onnxruntime library this program scores with travels in lib/.
     let lib = std::fs::read(out.join("lib/libonnxruntime.so")).unwrap();
     let loaded = std::fs::read(cvtk_model::engine::onnxruntime_library().unwrap()).unwrap();
     assert!(lib == loaded, "lib/libonnxruntime.so is not the library in use");
     assert!(built.engine.starts_with("engine onnxruntime"), "{}", built.engine);
+    // libtorch's CPU libraries, and libtorch.so as a link to libtorch_cpu.so:
+    // no CUDA library, no Python.
+    for needed in ["libtorch_cpu.so", "libc10.so", "libgomp.so.1"] {
+        assert!(out.join("lib").join(needed).is_file(), "{needed} missing: {:?}", built.libraries);
+        assert!(built.libraries.iter().any(|l| l == needed), "{:?}", built.libraries);
+    }
+    assert_eq!(std::fs::read_link(out.join("lib/libtorch.so")).unwrap(), Path::new("libtorch_cpu.so"));
+    let names: Vec<String> =
+        std::fs::read_dir(out.join("lib")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert!(!names.iter().any(|n| n.contains("cuda") && !n.starts_with("libcudart")), "{names:?}");
+    assert!(!names.iter().any(|n| n.contains("cublas") || n.contains("cudnn") || n.contains("python")), "{names:?}");
+    let bytes: u64 = names.iter().map(|n| std::fs::symlink_metadata(out.join("lib").join(n)).unwrap().len()).sum();
+    assert!(bytes < 700 << 20, "lib/ holds {bytes} bytes: {names:?}");
     assert!(std::fs::read_to_string(out.join(".dockerignore")).unwrap().contains("!lib"));
+    // Writing it again replaces it in place.
+    build_docker_image("flowers", &model, &out, &docker_options("podman")).unwrap();
 }
 
-#[test]
-fn without_a_docker_engine_the_context_is_left_ready_and_the_note_says_why() {
-    let tmp = tempfile::tempdir().unwrap();
-    let model = model_dir(tmp.path());
-    let missing =
-        build_docker_image("a", &model, &tmp.path().join("c1"), &docker_options("/nonexistent/docker")).unwrap();
-    assert!(!missing.built && missing.note.contains("not installed"), "{}", missing.note);
-    // A docker client whose engine does not answer.
-    let fake = tmp.path().join("docker");
-    std::fs::write(&fake, "#!/bin/sh\necho 'Cannot connect to the Docker daemon' >&2\nexit 1\n").unwrap();
+fn fake_tool(dir: &Path, name: &str, script: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    let no_engine =
-        build_docker_image("a", &model, &tmp.path().join("c2"), &docker_options(fake.to_str().unwrap())).unwrap();
-    assert!(!no_engine.built, "{}", no_engine.note);
-    assert!(
-        no_engine.note.contains("no Docker engine") && no_engine.note.contains("Cannot connect"),
-        "{}",
-        no_engine.note
-    );
-    assert!(tmp.path().join("c2/Dockerfile").is_file());
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn a_build_that_cannot_happen_is_an_error_that_says_why_before_anything_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = model_dir(tmp.path());
+    let build = |tool: &str, out: &str| {
+        let options = DockerOptions { build: true, ..docker_options(tool) };
+        build_docker_image("a", &model, &tmp.path().join(out), &options).unwrap_err().to_string()
+    };
+    let missing = build("/nonexistent/podman", "c1");
+    assert!(missing.contains("no container tool answers") && missing.contains("apt-get install podman"), "{missing}");
+    // A docker client whose engine does not answer.
+    let docker = fake_tool(tmp.path(), "docker", "echo 'Cannot connect to the Docker daemon' >&2; exit 1");
+    let no_engine = build(&docker, "c2");
+    assert!(no_engine.contains("Cannot connect"), "{no_engine}");
+    // A podman that answers but lacks the base image.
+    let podman = fake_tool(tmp.path(), "podman", "[ \"$1\" = info ] && exit 0; exit 1");
+    let no_base = build(&podman, "c3");
+    assert!(no_base.contains(DEFAULT_BASE_IMAGE) && no_base.contains("scripts/make-base-image.sh"), "{no_base}");
+    for out in ["c1", "c2", "c3"] {
+        assert!(!tmp.path().join(out).exists(), "{out} written");
+    }
 }
 
 #[test]
 fn a_folder_without_a_model_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let e = build_docker_image("a", tmp.path(), &tmp.path().join("c"), &docker_options("docker")).unwrap_err();
+    let e = build_docker_image("a", tmp.path(), &tmp.path().join("c"), &docker_options("podman")).unwrap_err();
     assert!(e.to_string().contains("model.json"), "{e}");
 }
 
@@ -155,7 +178,7 @@ fn a_build_context_that_overlaps_the_model_folder_is_refused_and_the_model_kept(
     let tmp = tempfile::tempdir().unwrap();
     let model = model_dir(tmp.path());
     let before: Vec<_> = std::fs::read_dir(&model).unwrap().map(|e| e.unwrap().file_name()).collect();
-    let options = DockerOptions { build: false, ..docker_options("docker") };
+    let options = docker_options("podman");
     // The model folder itself, a folder inside it, and the folder holding it
     // as `model` (the context's model/ would be the model).
     let parent = tmp.path().join("ctx");

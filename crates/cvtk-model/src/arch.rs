@@ -158,16 +158,26 @@ impl Architecture {
         format!("{}-", self.name())
     }
 
+    /// Whether `file` (a file name) is named as this architecture's weights:
+    /// torchvision's `NAME-HASH.pth`, or `NAME.pth` / `NAME.pt` / `NAME.safetensors`.
+    pub fn names_weights_file(self, file: &str) -> bool {
+        let ext_ok = [".pth", ".pt", ".safetensors"].iter().any(|e| file.ends_with(e));
+        let stem = file.rsplit_once('.').map(|(s, _)| s).unwrap_or(file);
+        ext_ok && (file.starts_with(&self.weights_prefix()) || stem == self.name())
+    }
+
+    /// The architecture whose weights `file` (a file name) is named as, the
+    /// longest name first (`resnet101-...` is not `resnet10`'s).
+    pub fn of_weights_file(file: &str) -> Option<Architecture> {
+        let mut all = Architecture::ALL;
+        all.sort_by_key(|a| std::cmp::Reverse(a.name().len()));
+        all.into_iter().find(|a| a.names_weights_file(file))
+    }
+
     /// Looks for this architecture's weights in `dirs`, by file name: torchvision's
     /// `NAME-HASH.pth`, or `NAME.pth` / `NAME.pt` / `NAME.safetensors`.
     pub fn find_weights(self, dirs: &[PathBuf]) -> Option<PathBuf> {
-        let prefix = self.weights_prefix();
-        let is_weights = |p: &Path| {
-            let Some(file) = p.file_name().and_then(|f| f.to_str()) else { return false };
-            let ext_ok = [".pth", ".pt", ".safetensors"].iter().any(|e| file.ends_with(e));
-            let stem = file.rsplit_once('.').map(|(s, _)| s).unwrap_or(file);
-            ext_ok && (file.starts_with(&prefix) || stem == self.name())
-        };
+        let is_weights = |p: &Path| p.file_name().and_then(|f| f.to_str()).is_some_and(|f| self.names_weights_file(f));
         for dir in dirs {
             let Ok(entries) = std::fs::read_dir(dir) else { continue };
             let mut found: Vec<PathBuf> =

@@ -99,6 +99,32 @@ impl BaseModel {
         }
     }
 
+    /// Checks that `file` holds weights for the architecture its name says
+    /// ([`Architecture::of_weights_file`]) by loading them into that network,
+    /// then copies it into `dir` (atomically, synced), where
+    /// [`weights_search_dirs`] finds it: `~/.cvtk/weights` for
+    /// `cvtk weights install`. Returns the architecture and the new path.
+    pub fn install_weights(file: &Path, dir: &Path) -> Result<(Architecture, PathBuf)> {
+        let name = file.file_name().and_then(|f| f.to_str()).unwrap_or_default();
+        let arch = Architecture::of_weights_file(name).ok_or_else(|| Error::Weights {
+            path: file.to_path_buf(),
+            reason: format!(
+                "its name names no architecture; name it ARCH-ANYTHING.pth (or .pt, .safetensors) with ARCH one of {}",
+                crate::ARCHITECTURE_NAMES.join(", ")
+            ),
+        })?;
+        if !file.is_file() {
+            return Err(Error::Weights { path: file.to_path_buf(), reason: "does not exist".into() });
+        }
+        let vs = nn::VarStore::new(Device::Cpu);
+        BaseModel::new(arch, Some(file.to_path_buf())).build(&vs, Some(1000), true)?;
+        let dest = dir.join(name);
+        let bytes =
+            std::fs::read(file).map_err(|e| Error::Weights { path: file.to_path_buf(), reason: e.to_string() })?;
+        cvtk_dataset::write_atomic(&dest, &bytes)?;
+        Ok((arch, dest))
+    }
+
     /// A loader matching the network: its input size, channels and normalisation.
     pub fn loader_config(&self, image_size: Option<u32>) -> LoaderConfig {
         let size = image_size.unwrap_or_else(|| self.arch.default_image_size());

@@ -120,7 +120,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Write a Docker build context for a deployment's model, and build it when Docker answers.
+    /// Write a container build context for a deployment's model (the program, the libraries it
+    /// needs, the model; no Python), and with --build build it with podman, buildah or docker.
+    #[command(after_help = "The default base image, localhost/debian-base:bookworm, is made from Debian's packages \
+        by scripts/make-base-image.sh (mmdebstrap, then podman import): nothing is fetched from a registry.")]
     Docker {
         /// The deployment's name (its model is used unless --model is given).
         name: String,
@@ -133,9 +136,15 @@ pub enum Command {
         /// Image tag (default cvtk-NAME:latest).
         #[arg(long)]
         image: Option<String>,
-        /// Only write the context.
+        /// Build the image after writing the context.
         #[arg(long)]
-        no_build: bool,
+        build: bool,
+        /// The image to build on: Debian-like, with a glibc as new as this machine's.
+        #[arg(long, default_value = cvtk_deploy::artifacts::DEFAULT_BASE_IMAGE)]
+        base_image: String,
+        /// The container tool (default: the first of podman, buildah, docker that answers).
+        #[arg(long)]
+        builder: Option<PathBuf>,
         #[command(flatten)]
         home: Home,
         /// Print JSON.
@@ -352,25 +361,29 @@ pub fn run(command: Command) -> anyhow::Result<()> {
                 bail!("no deployment named '{name}' (see `cvtk deploy list`)");
             }
         }
-        Command::Docker { name, out, model, image, no_build, home, json } => {
+        Command::Docker { name, out, model, image, build, base_image, builder, home, json } => {
             let model = match model {
                 Some(m) => m,
                 None => get_deployment(&home.storage(), &name)
                     .map(|r| r.model_dir)
                     .with_context(|| format!("no --model given and no deployment '{name}' recorded"))?,
             };
-            let options = DockerOptions { image, build: !no_build, ..DockerOptions::default() };
+            let options = DockerOptions { image, build, base_image, builder, ..DockerOptions::default() };
             let built = build_docker_image(&name, &model, &out, &options)?;
             if json {
                 return print_json(&built);
             }
             println!(
-                "Docker build context: {}\nimage: {}\n{}\nscoring: {}",
+                "build context: {}\nimage: {}\n{}\nscoring: {}\nlibraries: {}",
                 built.context.display(),
                 built.image,
                 built.note,
-                built.engine
+                built.engine,
+                built.libraries.join(", ")
             );
+            if let Some(size) = built.size_bytes {
+                println!("image size: {:.0} MB", size as f64 / 1e6);
+            }
         }
         Command::K8sBatch { name, out, shards, parallelism, claim, input, output, format, image, cpu, memory, top } => {
             let options = BatchOptions {

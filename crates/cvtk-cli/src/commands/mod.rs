@@ -6,12 +6,14 @@ mod dataset;
 mod deploy;
 mod evaluate;
 mod export;
+mod health;
 mod loadtest;
 mod predict;
 mod sample_data;
 mod score;
 mod serve;
 mod train;
+mod weights;
 
 use clap::Subcommand;
 
@@ -44,6 +46,11 @@ pub enum Command {
     Deploy(deploy::Command),
     /// Load-test a scoring service: throughput, latency percentiles, errors.
     Loadtest(loadtest::Args),
+    /// Whether a scoring service answers (exit status 0 on 2xx): the container image's health check.
+    Health(health::Args),
+    /// Pretrained weights: list what cvtk finds, install files where it looks (~/.cvtk/weights).
+    #[command(subcommand)]
+    Weights(weights::Command),
 }
 
 /// Runs one subcommand.
@@ -61,5 +68,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args),
         Command::Deploy(cmd) => deploy::run(cmd),
         Command::Loadtest(args) => loadtest::run(args),
+        Command::Health(args) => health::run(args),
+        Command::Weights(cmd) => weights::run(cmd),
     }
 }

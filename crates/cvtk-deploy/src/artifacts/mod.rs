@@ -3,7 +3,6 @@
 //! Kubernetes manifests ([`write_k8s_manifests`]) to scale past one machine.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::json;
 
@@ -13,6 +12,19 @@ use crate::{Error, Result};
 /// The port the service listens on inside a container.
 pub const CONTAINER_PORT: u16 = 8080;
 
+mod builder;
+pub mod libraries;
+
+pub use builder::CANDIDATES as CONTAINER_TOOLS;
+
+/// The base image a context builds on unless told otherwise: Debian bookworm
+/// made from Debian's packages by `scripts/make-base-image.sh` (mmdebstrap,
+/// then `podman import`), so that building needs no container registry.
+pub const DEFAULT_BASE_IMAGE: &str = "localhost/debian-base:bookworm";
+
+/// Where the image keeps the shared libraries it carries.
+const IMAGE_LIB_DIR: &str = "/usr/local/lib/cvtk";
+
 /// How the Docker build context is made.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DockerOptions {
@@ -21,18 +33,15 @@ pub struct DockerOptions {
     /// The `cvtk` program copied into the image. By default, found as for
     /// deployments (see [`crate::DeployConfig::server_exe`]).
     pub server_exe: Option<PathBuf>,
-    /// Base image; must have Python 3.11 and a glibc at least as new as the
-    /// machine that built `cvtk`. By default, `python:3.11-slim-bookworm`.
+    /// Base image: any Debian-like image whose glibc and libstdc++ are at
+    /// least as new as the machine that built `cvtk` (Debian bookworm or
+    /// newer for a build on bookworm). By default, [`DEFAULT_BASE_IMAGE`].
     pub base_image: String,
-    /// The torch wheel that provides libtorch. By default, 2.11.0, the version
-    /// cvtk is built against.
-    pub torch_version: String,
-    /// The pip index for it. By default, PyTorch's CPU-only index (smaller).
-    pub torch_index_url: String,
-    /// Run `docker build` when a Docker engine answers. By default, true.
+    /// Build the image after writing the context. By default, false.
     pub build: bool,
-    /// The Docker command-line program. By default, `docker` (on `PATH`).
-    pub docker_program: PathBuf,
+    /// The container tool. By default, the first of podman, buildah and
+    /// docker that answers ([`CONTAINER_TOOLS`]).
+    pub builder: Option<PathBuf>,
 }
 
 impl Default for DockerOptions {
@@ -40,11 +49,9 @@ impl Default for DockerOptions {
         DockerOptions {
             image: None,
             server_exe: None,
-            base_image: "python:3.11-slim-bookworm".into(),
-            torch_version: "2.11.0".into(),
-            torch_index_url: "https://download.pytorch.org/whl/cpu".into(),
-            build: true,
-            docker_program: PathBuf::from("docker"),
+            base_image: DEFAULT_BASE_IMAGE.into(),
+            build: false,
+            builder: None,
         }
     }
 }
@@ -58,10 +65,14 @@ pub struct DockerBuild {
     pub image: String,
     /// Whether the image was built.
     pub built: bool,
-    /// Why not, when it was not (no engine, build failed, not asked).
+    /// The tool that built it, or how to build it.
     pub note: String,
     /// The scoring engine the image carries (onnxruntime, or why libtorch).
     pub engine: String,
+    /// The shared libraries the context carries in `lib/`, by name.
+    pub libraries: Vec<String>,
+    /// The built image's size in bytes, as the tool reports it.
+    pub size_bytes: Option<u64>,
 }
 
 /// The default image tag of deployment `name`.
@@ -83,33 +94,44 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Puts `src` at `dst`: a hard link where both are on one file system (the
+/// libraries are hundreds of megabytes and never edited), a copy otherwise.
+fn link_or_copy(src: &Path, dst: &Path) -> Result<()> {
+    if dst.symlink_metadata().is_ok() {
+        std::fs::remove_file(dst).map_err(|e| Error::io("cannot replace", dst, e))?;
+    }
+    if std::fs::hard_link(src, dst).is_err() {
+        std::fs::copy(src, dst).map_err(|e| Error::io("cannot copy", src, e))?;
+    }
+    Ok(())
+}
+
 fn write(path: &Path, text: &str) -> Result<()> {
     Ok(cvtk_dataset::write_atomic(path, text.as_bytes())?)
 }
 
-/// The Dockerfile for a context holding `cvtk` and `model/`.
+/// The Dockerfile for a context holding `cvtk`, `lib/` and `model/`.
 pub fn dockerfile(options: &DockerOptions) -> String {
     format!(
-        r#"# Built by `cvtk deploy docker`. The service key is not in the image:
-# pass it at run time, e.g. docker run -e CVTK_SERVICE_KEY=... -p 8080:8080 IMAGE
+        r#"# Built by `cvtk deploy docker`: the cvtk program, the shared libraries it
+# needs that a Debian base lacks (lib/: libtorch's CPU libraries, libgomp,
+# onnxruntime) and the model. No Python, and nothing fetched while building.
+# The service key is not in the image: pass it at run time, e.g.
+#   docker run -e CVTK_SERVICE_KEY=... -p {port}:{port} IMAGE
 FROM {base}
-RUN pip install --no-cache-dir torch=={torch} --index-url {index} \
- && rm -rf /root/.cache
-ENV LD_LIBRARY_PATH=/usr/local/lib/python3.11/site-packages/torch/lib \
-    CVTK_ONNXRUNTIME_LIB=/usr/local/lib/cvtk/{ort_lib} \
-    RUST_LOG=info
-# onnxruntime, the default CPU engine; without it the service scores with libtorch.
-COPY lib/ /usr/local/lib/cvtk/
+COPY lib/ {lib}/
 COPY cvtk /usr/local/bin/cvtk
 COPY model /model
+ENV LD_LIBRARY_PATH={lib} \
+    CVTK_ONNXRUNTIME_LIB={lib}/{ort_lib} \
+    RUST_LOG=info
 USER 65534:65534
 EXPOSE {port}
-HEALTHCHECK --interval=15s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}/health')"
+HEALTHCHECK --interval=15s --timeout=3s CMD ["cvtk", "health", "http://127.0.0.1:{port}/health"]
 ENTRYPOINT ["cvtk", "serve", "--model", "/model", "--host", "0.0.0.0", "--port", "{port}", "--device", "cpu"]
 "#,
         base = options.base_image,
-        torch = options.torch_version,
-        index = options.torch_index_url,
+        lib = IMAGE_LIB_DIR,
         port = CONTAINER_PORT,
         ort_lib = ORT_LIB,
     )
@@ -122,13 +144,11 @@ const ORT_LIB: &str = "libonnxruntime.so";
 /// ONNX graph into `model_out` (so the container need not build it at start);
 /// what it could not do is said in the returned note.
 fn add_onnxruntime(lib: &Path, model_out: &Path) -> Result<String> {
-    std::fs::create_dir_all(lib).map_err(|e| Error::io("cannot create", lib, e))?;
     let library = match cvtk_model::engine::onnxruntime_library() {
         Ok(l) => l,
         Err(e) => return Ok(format!("the image will score with libtorch: {e}")),
     };
-    let dst = lib.join(ORT_LIB);
-    std::fs::copy(&library, &dst).map_err(|e| Error::io("cannot copy", &library, e))?;
+    link_or_copy(&library, &lib.join(ORT_LIB))?;
     let graph = cvtk_model::load_classifier_with(model_out, tch::Device::Cpu, cvtk_model::EngineChoice::Torch)
         .and_then(|m| m.export_onnx())
         .and_then(|g| g.write(&model_out.join(cvtk_model::onnx::MODEL_ONNX)));
@@ -138,10 +158,32 @@ fn add_onnxruntime(lib: &Path, model_out: &Path) -> Result<String> {
     })
 }
 
+/// Puts the shared libraries `exe` needs beyond the system's into `lib`
+/// ([`libraries::bundled_libraries`]); where `exe` names libtorch's CUDA shim,
+/// `libtorch.so` is a link to libtorch_cpu.so, already loaded, so the image
+/// carries no CUDA library. Returns the names.
+fn add_libraries(exe: &Path, lib: &Path) -> Result<Vec<String>> {
+    let found = libraries::bundled_libraries(exe)?;
+    for (name, path) in &found {
+        link_or_copy(path, &lib.join(name))?;
+    }
+    let mut names: Vec<String> = found.into_keys().collect();
+    if libraries::needs_cuda_shim(exe)? && names.iter().any(|n| n == libraries::CPU_TORCH) {
+        let shim = lib.join(libraries::CUDA_SHIM);
+        if shim.symlink_metadata().is_ok() {
+            std::fs::remove_file(&shim).map_err(|e| Error::io("cannot replace", &shim, e))?;
+        }
+        std::os::unix::fs::symlink(libraries::CPU_TORCH, &shim).map_err(|e| Error::io("cannot link", &shim, e))?;
+        names.push(libraries::CUDA_SHIM.to_string());
+    }
+    Ok(names)
+}
+
 /// Writes a Docker build context for deployment `name` of `model_dir` into
-/// `out` (Dockerfile, the `cvtk` program, the model), then builds it when a
-/// Docker engine answers. With no engine the context is left ready and
-/// [`DockerBuild::note`] says so.
+/// `out` (Dockerfile, the `cvtk` program, the shared libraries it needs, the
+/// model), then, when [`DockerOptions::build`] is set, builds it with the first
+/// container tool that answers. A build asked for that cannot happen is an
+/// error that says why.
 pub fn build_docker_image(name: &str, model_dir: &Path, out: &Path, options: &DockerOptions) -> Result<DockerBuild> {
     check_name(name)?;
     if !cvtk_model::is_model_dir(model_dir) {
@@ -163,6 +205,29 @@ pub fn build_docker_image(name: &str, model_dir: &Path, out: &Path, options: &Do
             ),
         ));
     }
+    let image = options.image.clone().unwrap_or_else(|| default_image(name));
+    // Find the tool before writing hundreds of megabytes.
+    let builder = if options.build {
+        let builder = builder::Builder::find(options.builder.as_deref()).map_err(|why| Error::ImageBuild {
+            image: image.clone(),
+            reason: format!(
+                "no container tool answers ({why}); install podman (apt-get install podman), or drop --build and build the context elsewhere"
+            ),
+        })?;
+        if options.base_image.starts_with("localhost/") && !builder.has_image(&options.base_image) {
+            return Err(Error::ImageBuild {
+                image,
+                reason: format!(
+                    "the base image {} is not in {}'s store; make it from Debian's packages with scripts/make-base-image.sh (mmdebstrap and podman, as root), or pass --base-image with an image you have",
+                    options.base_image,
+                    builder.program().display()
+                ),
+            });
+        }
+        Some(builder)
+    } else {
+        None
+    };
     let exe = find_server_exe(options.server_exe.as_deref())?;
     std::fs::create_dir_all(out).map_err(|e| Error::io("cannot create", out, e))?;
     let model_out = out.join("model");
@@ -170,47 +235,41 @@ pub fn build_docker_image(name: &str, model_dir: &Path, out: &Path, options: &Do
         std::fs::remove_dir_all(&model_out).map_err(|e| Error::io("cannot replace", &model_out, e))?;
     }
     copy_dir(model_dir, &model_out)?;
-    let engine = add_onnxruntime(&out.join("lib"), &model_out)?;
-    std::fs::copy(&exe, out.join("cvtk")).map_err(|e| Error::io("cannot copy", &exe, e))?;
+    let lib = out.join("lib");
+    if lib.exists() {
+        std::fs::remove_dir_all(&lib).map_err(|e| Error::io("cannot replace", &lib, e))?;
+    }
+    std::fs::create_dir_all(&lib).map_err(|e| Error::io("cannot create", &lib, e))?;
+    let libraries = add_libraries(&exe, &lib)?;
+    let engine = add_onnxruntime(&lib, &model_out)?;
+    link_or_copy(&exe, &out.join("cvtk"))?;
     write(&out.join("Dockerfile"), &dockerfile(options))?;
     write(&out.join(".dockerignore"), "*\n!cvtk\n!model\n!lib\n")?;
-    let image = options.image.clone().unwrap_or_else(|| default_image(name));
-    let mut result =
-        DockerBuild { context: out.to_path_buf(), image: image.clone(), built: false, note: String::new(), engine };
-    if !options.build {
-        result.note = format!("not built (asked not to); build with: docker build -t {image} {}", out.display());
+    let mut result = DockerBuild {
+        context: out.to_path_buf(),
+        image: image.clone(),
+        built: false,
+        note: String::new(),
+        engine,
+        libraries,
+        size_bytes: None,
+    };
+    let Some(builder) = builder else {
+        result.note = format!(
+            "not built; build it with: cvtk deploy docker {name} --out {} --build (or podman build -t {image} {})",
+            out.display(),
+            out.display()
+        );
         return Ok(result);
-    }
-    let engine = Command::new(&options.docker_program).args(["info", "--format", "{{.ServerVersion}}"]).output();
-    match engine {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => {
-            result.note = format!(
-                "no Docker engine answers ({}); the context is ready: docker build -t {image} {}",
-                String::from_utf8_lossy(&o.stderr).lines().next().unwrap_or("docker info failed").trim(),
-                out.display()
-            );
-            return Ok(result);
-        }
-        Err(e) => {
-            result.note = format!(
-                "docker is not installed ({e}); the context is ready: docker build -t {image} {}",
-                out.display()
-            );
-            return Ok(result);
-        }
-    }
-    let status = Command::new(&options.docker_program).arg("build").arg("-t").arg(&image).arg(out).status();
-    match status {
-        Ok(s) if s.success() => {
-            result.built = true;
-            result.note = format!(
-                "built {image}; run: docker run -e CVTK_SERVICE_KEY=KEY -p {CONTAINER_PORT}:{CONTAINER_PORT} {image}"
-            );
-        }
-        Ok(s) => result.note = format!("docker build failed ({s}); see its output above"),
-        Err(e) => result.note = format!("cannot run docker build: {e}"),
-    }
+    };
+    builder.build(&image, out).map_err(|reason| Error::ImageBuild { image: image.clone(), reason })?;
+    result.built = true;
+    result.size_bytes = builder.image_size(&image);
+    result.note = format!(
+        "built {image} with {}; run: {} run -e CVTK_SERVICE_KEY=KEY -p {CONTAINER_PORT}:{CONTAINER_PORT} {image}",
+        builder.program().display(),
+        builder.program().display()
+    );
     Ok(result)
 }
 
