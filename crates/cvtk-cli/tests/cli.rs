@@ -255,3 +255,72 @@ fn dataset_collect_copies_folders_reports_duplicates_and_needs_an_endpoint_for_t
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("\"red cup\"") && err.contains("CVTK_IMAGE_SEARCH_ENDPOINT"), "{err}");
 }
+
+/// The EfficientNet-Lite0 weights `make setup` installs into the checkout.
+fn lite0_weights() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../weights");
+    std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}; run `make setup`", dir.display()))
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_str().unwrap().starts_with("efficientnet-lite0-"))
+        .expect("no efficientnet-lite0 weights: run `make setup`")
+}
+
+#[test]
+fn weights_install_checks_files_and_list_finds_them_in_cvtk_home_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let weights = lite0_weights();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cvtk"))
+            .args(args)
+            .current_dir(tmp.path())
+            .env("CVTK_HOME", &home)
+            .env_remove("CVTK_WEIGHTS_DIR")
+            .output()
+            .unwrap()
+    };
+    let installed = run(&["weights", "install", weights.to_str().unwrap()]);
+    assert!(installed.status.success(), "{}", String::from_utf8_lossy(&installed.stderr));
+    let dest = home.join("weights").join(weights.file_name().unwrap());
+    assert_eq!(std::fs::read(&dest).unwrap(), std::fs::read(&weights).unwrap());
+    assert!(String::from_utf8_lossy(&installed.stdout).contains("efficientnet-lite0"));
+
+    let listed = json(&run(&["weights", "list", "--json"]));
+    let lite0 = listed["architectures"].as_array().unwrap().iter().find(|a| a["architecture"] == "efficientnet-lite0");
+    assert_eq!(lite0.unwrap()["weights"].as_str().map(std::path::PathBuf::from), Some(dest.canonicalize().unwrap()));
+
+    // A name that names no architecture, and a file that does not fit the one it names.
+    let unnamed = tmp.path().join("model.pth");
+    std::fs::copy(&weights, &unnamed).unwrap();
+    let e = run(&["weights", "install", unnamed.to_str().unwrap()]);
+    assert!(!e.status.success() && String::from_utf8_lossy(&e.stderr).contains("ARCH-ANYTHING.pth"));
+    let misnamed = tmp.path().join("resnet18-0000.pth");
+    std::fs::copy(&weights, &misnamed).unwrap();
+    let e = run(&["weights", "install", misnamed.to_str().unwrap()]);
+    assert!(!e.status.success(), "efficientnet weights installed as resnet18");
+    assert!(!home.join("weights/resnet18-0000.pth").exists());
+}
+
+#[test]
+fn health_exits_0_only_when_the_url_answers_2xx() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let down = cvtk(&["health", &format!("http://127.0.0.1:{port}/health"), "--timeout", "2"]);
+    assert!(!down.status.success());
+    assert!(String::from_utf8_lossy(&down.stderr).contains("does not answer"), "{down:?}");
+    // A server answering 404 is not healthy either.
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/health", server.local_addr().unwrap());
+    let answer = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut s, _) = server.accept().unwrap();
+        let mut buf = [0u8; 1024];
+        let _ = s.read(&mut buf);
+        s.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").unwrap();
+    });
+    let not_found = cvtk(&["health", &url]);
+    answer.join().unwrap();
+    assert!(!not_found.status.success() && String::from_utf8_lossy(&not_found.stderr).contains("404"));
+}
