@@ -1,0 +1,3 @@
+fn main() {
+    cvtk_build::link_libtorch();
+}

@@ -1,0 +1,30 @@
+//! A transfer-learning classifier in 30 lines: a folder per label in, a
+//! stratified split, a linear SVM on EfficientNet-Lite0's ImageNet features,
+//! and the test part's accuracy out.
+//!
+//! Usage: app DATASET_DIR
+
+use cvtk::dataset::ClassificationDataset;
+use cvtk::eval::ClassificationEvaluation;
+use cvtk::model::{Architecture, BaseModel, Classifier, Device, Featurizer, SvmClassifier, SvmParams};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = std::env::args().nth(1).ok_or("usage: app DATASET_DIR (a folder per label)")?;
+    let mut dataset = ClassificationDataset::create_from_dir("app", &dir)?;
+    let split = dataset.split(0.66, true, 0)?;
+    dataset.set_split(split)?;
+    let (train, test) = (dataset.train()?, dataset.test()?);
+    println!("{} images, {} labels: {} train, {} test", dataset.len(), train.label_names().len(), train.len(), test.len());
+
+    // Pretrained weights are found by file name in $CVTK_WEIGHTS_DIR, ./weights,
+    // ~/.cvtk/weights (`cvtk weights install FILE`), then the cvtk checkout's weights/.
+    let base = BaseModel::pretrained(Architecture::EfficientnetLite0)?;
+    println!("weights: {}", base.weights.as_ref().map(|w| w.display().to_string()).unwrap_or_default());
+    let featurizer = Featurizer::new(&base, Some(112), Device::Cpu)?;
+    let svm = SvmClassifier::fit(featurizer, &train, &SvmParams::default())?;
+
+    let evaluation = ClassificationEvaluation::from_scores(&svm.score_dataset(&test, 32)?)?;
+    println!("accuracy: {:.4}", evaluation.accuracy());
+    println!("class-averaged accuracy: {:.4}", evaluation.class_averaged_accuracy());
+    Ok(())
+}
