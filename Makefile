@@ -1,5 +1,6 @@
-# cvtk: two commands matter. `make demo` sets everything up and runs the main job;
-# `make test` sets up the same way and runs the whole suite (CI runs exactly this).
+# cvtk: two commands matter. `make demo` sets up what the demo runs and runs the
+# main job (no root, no browser); `make test` adds what the tests need and runs
+# the whole suite (CI runs exactly this).
 # Setup is idempotent: a second run downloads nothing.
 
 SHELL := /bin/bash
@@ -17,8 +18,9 @@ ARGS ?=
 all: build
 
 help:
-	@echo "make demo   - install everything (venv, libtorch, sample data), build, run the main job"
-	@echo "make test   - same setup, then fmt, clippy and the whole test suite (what CI runs)"
+	@echo "make demo   - install what the demo runs (venv, libtorch, sample data, weights), build, run the main job"
+	@echo "make test   - that, the test references, chromium and podman, then fmt, clippy and the whole suite (what CI runs)"
+	@echo "make base-image - the container base image from Debian's packages (scripts/make-base-image.sh)"
 	@echo "make build  - release build of the cvtk program and the examples (target/release/)"
 	@echo "make mnist-webservice - the MNIST tutorial: train, serve, score 10,000 test images over HTTP"
 	@echo "make bench  - side-by-side benchmarks against the Python stack"

@@ -167,7 +167,7 @@ fn main() -> anyhow::Result<()> {
         let mut prepare = vec!["prepare", arch.name(), dir];
         let lite_path;
         if arch == Architecture::EfficientnetLite0 {
-            lite_path = lite.context("EfficientNet-Lite0 weights missing; run `make setup`")?;
+            lite_path = lite.context("EfficientNet-Lite0 weights missing; run `make test-setup`")?;
             prepare.push(lite_path.to_str().context("weights path")?);
         }
         python(root, &prepare)?;

@@ -68,7 +68,7 @@ impl TorchServe {
             0,
         )
         .spawn()
-        .context("cannot start TorchServe; `make setup` installs it into .venv")?;
+        .context("cannot start TorchServe; `make test-setup` installs it into .venv")?;
         Ok(TorchServe { child, log })
     }
 

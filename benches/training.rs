@@ -73,7 +73,7 @@ fn main() -> anyhow::Result<()> {
         ])
         .arg(&weights)
         .status()
-        .with_context(|| format!("cannot run {}; run `make setup`", py.display()))?;
+        .with_context(|| format!("cannot run {}; run `make test-setup`", py.display()))?;
     ensure!(status.success(), "writing the starting weights failed");
     println!(
         "training: ResNet-18, one epoch of {n} JPEGs (mean {mp:.2} MP) at {size}x{size}, batch {batch}, \

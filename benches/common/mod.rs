@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 pub fn skimage_photos(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let lib = root.join(".venv/lib");
     let python_dir = std::fs::read_dir(&lib)
-        .with_context(|| format!("{} missing; run `make setup`", lib.display()))?
+        .with_context(|| format!("{} missing; run `make test-setup`", lib.display()))?
         .filter_map(|e| e.ok())
         .map(|e| e.path())
         .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("python3")))
@@ -33,7 +33,7 @@ pub fn skimage_photos(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
     ];
     let paths: Vec<PathBuf> = names.iter().map(|n| data.join(n)).collect();
     if let Some(missing) = paths.iter().find(|p| !p.is_file()) {
-        bail!("{} missing; `make setup` installs scikit-image into .venv", missing.display());
+        bail!("{} missing; `make test-setup` installs scikit-image into .venv", missing.display());
     }
     Ok(paths)
 }
@@ -53,7 +53,7 @@ pub fn python_peer<S: AsRef<OsStr>>(
     if let Some(n) = omp_threads {
         cmd.env("OMP_NUM_THREADS", n.to_string());
     }
-    let out = cmd.output().with_context(|| format!("cannot run {}; run `make setup`", python.display()))?;
+    let out = cmd.output().with_context(|| format!("cannot run {}; run `make test-setup`", python.display()))?;
     if !out.status.success() {
         bail!("{script} failed: {}", String::from_utf8_lossy(&out.stderr));
     }

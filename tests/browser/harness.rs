@@ -1,5 +1,5 @@
 //! Included (with `#[path]`) by the Rust tests that drive a page in headless
-//! Chromium: checks that `make setup` installed what they need (failing loudly
+//! Chromium: checks that `make test-setup` installed what they need (failing loudly
 //! with what to run when it did not), runs one `tests/browser/*.test.mjs` with
 //! node's test runner, and fails with its log unless it passes.
 
@@ -21,10 +21,10 @@ pub fn run_browser_test(script: &str, shot: &str, env: &[(&str, &OsStr)]) -> (St
     let browser_dir = repo.join("tests/browser");
     assert!(
         browser_dir.join("node_modules/playwright-core").is_dir(),
-        "playwright-core missing: run `make setup` (npm ci in tests/browser)"
+        "playwright-core missing: run `make test-setup` (npm ci in tests/browser)"
     );
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(Path::new(&chromium).is_file(), "{chromium} missing: run `make setup` (apt-get install chromium)");
+    assert!(Path::new(&chromium).is_file(), "{chromium} missing: run `make test-setup` (apt-get install chromium)");
     let shots = repo.join("target/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let shot = shots.join(shot);

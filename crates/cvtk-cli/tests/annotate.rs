@@ -2,7 +2,7 @@
 //! small CNN trained on them, the page in headless Chromium
 //! (tests/browser/annotate.test.mjs) changing labels with the mouse and keys,
 //! and the manifest checked through `ClassificationDataset::from_manifest`.
-//! Needs `make setup` (the mnist-5k sample data, Debian's chromium and
+//! Needs `make test-setup` (the mnist-5k sample data, Debian's chromium and
 //! tests/browser/node_modules); fails loudly without them.
 
 #[path = "../../../tests/browser/harness.rs"]
@@ -50,7 +50,7 @@ fn digits_with_label_errors(dir: &Path) -> PathBuf {
     let data_dir = repo().join("sample_data/downloads");
     assert!(
         data_dir.join("mnist_5k.csv.gz").is_file(),
-        "sample_data/downloads/mnist_5k.csv.gz missing: run `make setup`"
+        "sample_data/downloads/mnist_5k.csv.gz missing: run `make test-setup`"
     );
     let digits = dir.join("digits");
     json(&cvtk(&[

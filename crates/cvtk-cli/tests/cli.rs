@@ -256,14 +256,14 @@ fn dataset_collect_copies_folders_reports_duplicates_and_needs_an_endpoint_for_t
     assert!(err.contains("\"red cup\"") && err.contains("CVTK_IMAGE_SEARCH_ENDPOINT"), "{err}");
 }
 
-/// The EfficientNet-Lite0 weights `make setup` installs into the checkout.
+/// The EfficientNet-Lite0 weights `make test-setup` installs into the checkout.
 fn lite0_weights() -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../weights");
     std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}; run `make setup`", dir.display()))
+        .unwrap_or_else(|e| panic!("{}: {e}; run `make test-setup`", dir.display()))
         .map(|e| e.unwrap().path())
         .find(|p| p.file_name().unwrap().to_str().unwrap().starts_with("efficientnet-lite0-"))
-        .expect("no efficientnet-lite0 weights: run `make setup`")
+        .expect("no efficientnet-lite0 weights: run `make test-setup`")
 }
 
 #[test]

@@ -13,7 +13,7 @@ use common::*;
 
 fn python() -> PathBuf {
     let py = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    assert!(py.is_file(), "{} missing: run `make setup` (it installs tritonclient for this test)", py.display());
+    assert!(py.is_file(), "{} missing: run `make test-setup` (it installs tritonclient for this test)", py.display());
     py
 }
 

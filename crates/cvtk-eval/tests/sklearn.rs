@@ -13,7 +13,7 @@ use serde_json::Value;
 
 fn python() -> std::path::PathBuf {
     let py = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    assert!(py.is_file(), "{} missing: run `make setup` (scikit-learn goes into .venv)", py.display());
+    assert!(py.is_file(), "{} missing: run `make test-setup` (scikit-learn goes into .venv)", py.display());
     py
 }
 

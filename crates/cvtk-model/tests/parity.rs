@@ -23,7 +23,7 @@ fn check(arch: Architecture) {
     let out = dir.path().to_str().unwrap();
     let size = i64::from(arch.default_image_size());
     let weights = match arch.name().starts_with("efficientnet") {
-        // The real ImageNet file that `make setup` installs into weights/.
+        // The real ImageNet file that `make test-setup` installs into weights/.
         true => BaseModel::pretrained(arch).unwrap().weights.unwrap(),
         false => dir.path().join(format!("{}.pth", arch.name())),
     };

@@ -13,14 +13,14 @@ fn skimage_photo(name: &str) -> PathBuf {
         .args(["-c", "import os, skimage; print(os.path.join(os.path.dirname(skimage.__file__), 'data'))"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "scikit-image missing from .venv: run `make setup`");
+    assert!(out.status.success(), "scikit-image missing from .venv: run `make test-setup`");
     PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()).join(name)
 }
 
 #[test]
 fn lite0_recognises_a_cat_a_coffee_cup_and_a_rocket() {
-    let base =
-        BaseModel::pretrained(Architecture::EfficientnetLite0).expect("run `make setup` to install the Lite0 weights");
+    let base = BaseModel::pretrained(Architecture::EfficientnetLite0)
+        .expect("run `make test-setup` to install the Lite0 weights");
     let photos = [skimage_photo("chelsea.png"), skimage_photo("coffee.png"), skimage_photo("rocket.jpg")];
     for engine in [cvtk_model::EngineChoice::Torch, cvtk_model::EngineChoice::Onnxruntime] {
         recognises(&base, &photos, engine);
@@ -48,8 +48,8 @@ fn recognises(base: &BaseModel, photos: &[PathBuf], engine: cvtk_model::EngineCh
 
 #[test]
 fn the_imagenet_classifier_saves_loads_and_scores_as_predict_imagenet_does() {
-    let base =
-        BaseModel::pretrained(Architecture::EfficientnetLite0).expect("run `make setup` to install the Lite0 weights");
+    let base = BaseModel::pretrained(Architecture::EfficientnetLite0)
+        .expect("run `make test-setup` to install the Lite0 weights");
     let photos = [skimage_photo("chelsea.png"), skimage_photo("coffee.png")];
     let expected = base.predict_imagenet(&photos, 1, Device::Cpu, cvtk_model::EngineChoice::Torch).unwrap();
     let model = cvtk_model::TransferModel::imagenet(&base, Device::Cpu).unwrap();

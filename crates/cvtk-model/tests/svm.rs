@@ -15,8 +15,8 @@ use ndarray::Array2;
 fn svm_on_pretrained_features_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let ds = colour_dataset(dir.path(), 8);
-    let base =
-        BaseModel::pretrained(Architecture::EfficientnetLite0).expect("run `make setup` to install the Lite0 weights");
+    let base = BaseModel::pretrained(Architecture::EfficientnetLite0)
+        .expect("run `make test-setup` to install the Lite0 weights");
     let featurizer = Featurizer::new(&base, Some(64), Device::Cpu).unwrap();
     assert_eq!(featurizer.dim(), 1280);
     let svm = SvmClassifier::fit(featurizer, &ds, &SvmParams::default()).unwrap();

@@ -7,7 +7,11 @@ use std::process::Command;
 /// The project's venv Python; tests that need it fail loudly without it.
 pub fn python() -> PathBuf {
     let py = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    assert!(py.is_file(), "{} missing: run `make setup` (it installs the test-time Python references)", py.display());
+    assert!(
+        py.is_file(),
+        "{} missing: run `make test-setup` (it installs the test-time Python references)",
+        py.display()
+    );
     py
 }
 
