@@ -11,7 +11,7 @@
 //!   [`ValidServeConfig`]; a deployment writes them to a file its server reads.
 //! - [`Deployment`]: starts the service as a background process, records it
 //!   under the [`cvtk_dataset::StorageContext`], lists, scores and deletes it.
-//! - [`artifacts`]: a Docker build context and Kubernetes manifests.
+//! - [`artifacts`]: a container image (context, libraries, build) and Kubernetes manifests.
 //!
 //! Load tests are `cvtk-loadtest`'s; the HTTP pieces shared with the
 //! annotation page (errors, shutdown, loopback checks, bounded GET) are

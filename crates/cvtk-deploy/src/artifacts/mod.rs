@@ -1,6 +1,9 @@
-//! Container and cluster artifacts: a Docker build context for a model
-//! ([`build_docker_image`], the original's `build_docker_image`) and
-//! Kubernetes manifests ([`write_k8s_manifests`]) to scale past one machine.
+//! Container and cluster artifacts: a container build context for a model,
+//! built into an image with no Python on a Debian base ([`build_docker_image`],
+//! the original's `build_docker_image`; [`libraries`] finds the shared
+//! libraries it carries, `builder` the tool that builds it), and Kubernetes
+//! manifests ([`write_k8s_manifests`], [`write_k8s_batch_job`]) to scale past
+//! one machine.
 
 use std::path::{Path, PathBuf};
 
