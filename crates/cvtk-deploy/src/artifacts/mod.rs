@@ -5,6 +5,7 @@
 //! manifests ([`write_k8s_manifests`], [`write_k8s_batch_job`]) to scale past
 //! one machine.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
@@ -161,12 +162,11 @@ fn add_onnxruntime(lib: &Path, model_out: &Path) -> Result<String> {
     })
 }
 
-/// Puts the shared libraries `exe` needs beyond the system's into `lib`
-/// ([`libraries::bundled_libraries`]); where `exe` names libtorch's CUDA shim,
-/// `libtorch.so` is a link to libtorch_cpu.so, already loaded, so the image
-/// carries no CUDA library. Returns the names.
-fn add_libraries(exe: &Path, lib: &Path) -> Result<Vec<String>> {
-    let found = libraries::bundled_libraries(exe)?;
+/// Puts `found`, the shared libraries `exe` needs beyond the system's
+/// ([`libraries::bundled_libraries`]), into `lib`; where `exe` names
+/// libtorch's CUDA shim, `libtorch.so` is a link to libtorch_cpu.so, already
+/// loaded, so the image carries no CUDA library. Returns the names.
+fn add_libraries(exe: &Path, found: BTreeMap<String, PathBuf>, lib: &Path) -> Result<Vec<String>> {
     for (name, path) in &found {
         link_or_copy(path, &lib.join(name))?;
     }
@@ -232,6 +232,7 @@ pub fn build_docker_image(name: &str, model_dir: &Path, out: &Path, options: &Do
         None
     };
     let exe = find_server_exe(options.server_exe.as_deref())?;
+    let found = libraries::bundled_libraries(&exe)?;
     std::fs::create_dir_all(out).map_err(|e| Error::io("cannot create", out, e))?;
     let model_out = out.join("model");
     if model_out.exists() {
@@ -243,7 +244,7 @@ pub fn build_docker_image(name: &str, model_dir: &Path, out: &Path, options: &Do
         std::fs::remove_dir_all(&lib).map_err(|e| Error::io("cannot replace", &lib, e))?;
     }
     std::fs::create_dir_all(&lib).map_err(|e| Error::io("cannot create", &lib, e))?;
-    let libraries = add_libraries(&exe, &lib)?;
+    let libraries = add_libraries(&exe, found, &lib)?;
     let engine = add_onnxruntime(&lib, &model_out)?;
     link_or_copy(&exe, &out.join("cvtk"))?;
     write(&out.join("Dockerfile"), &dockerfile(options))?;
