@@ -114,7 +114,7 @@ lint: setup
 test: test-setup lint
 	$(CARGO) test --workspace --all-targets --locked
 	$(CARGO) test --workspace --doc --locked
-	$(MAKE) --no-print-directory template-test
+	CVTK_BIN=$(CURDIR)/target/debug/cvtk $(MAKE) --no-print-directory template-test
 
 # templates/app built out of tree against this checkout, as docs/guide.md says,
 # then run with an empty environment (scripts/test-template.sh).

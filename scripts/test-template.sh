@@ -22,9 +22,15 @@ cp "$root/Cargo.lock" "$work/app/Cargo.lock"
 (cd "$work/app" && CARGO_TARGET_DIR="$root/target" cargo build --offline --bin app)
 app="$root/target/debug/app"
 
-# Weights outside the checkout: a fresh HOME's ~/.cvtk/weights.
-cargo build --quiet --locked -p cvtk-cli --bin cvtk --manifest-path "$root/Cargo.toml"
-cvtk="$root/target/debug/cvtk"
+# Weights outside the checkout: a fresh HOME's ~/.cvtk/weights. CVTK_BIN is
+# the cvtk that `make test` has just built; a build of cvtk-cli alone would
+# resolve other features and recompile its dependencies.
+cvtk=${CVTK_BIN:-}
+if [ -z "$cvtk" ]; then
+  cargo build --quiet --locked -p cvtk-cli --bin cvtk --manifest-path "$root/Cargo.toml"
+  cvtk="$root/target/debug/cvtk"
+fi
+[ -x "$cvtk" ] || { echo "no cvtk program at $cvtk" >&2; exit 1; }
 home="$work/home"
 mkdir -p "$home"
 HOME="$home" "$cvtk" weights install "$root"/weights/efficientnet-lite0-*.pth

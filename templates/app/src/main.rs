@@ -1,4 +1,4 @@
-//! A transfer-learning classifier in 30 lines: a folder per label in, a
+//! A transfer-learning classifier in 35 lines: a folder per label in, a
 //! stratified split, a linear SVM on EfficientNet-Lite0's ImageNet features,
 //! and the test part's accuracy out.
 //!
@@ -9,12 +9,21 @@ use cvtk::eval::ClassificationEvaluation;
 use cvtk::model::{Architecture, BaseModel, Classifier, Device, Featurizer, SvmClassifier, SvmParams};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // cvtk's logs on stderr; RUST_LOG sets the level (default: warnings).
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let dir = std::env::args().nth(1).ok_or("usage: app DATASET_DIR (a folder per label)")?;
     let mut dataset = ClassificationDataset::create_from_dir("app", &dir)?;
     let split = dataset.split(0.66, true, 0)?;
     dataset.set_split(split)?;
     let (train, test) = (dataset.train()?, dataset.test()?);
-    println!("{} images, {} labels: {} train, {} test", dataset.len(), train.label_names().len(), train.len(), test.len());
+    println!(
+        "{} images, {} labels: {} train, {} test",
+        dataset.len(),
+        train.label_names().len(),
+        train.len(),
+        test.len()
+    );
 
     // Pretrained weights are found by file name in $CVTK_WEIGHTS_DIR, ./weights,
     // ~/.cvtk/weights (`cvtk weights install FILE`), then the cvtk checkout's weights/.
