@@ -49,6 +49,8 @@ pub fn bundled_libraries(exe: &Path) -> Result<BTreeMap<String, PathBuf>> {
     // named by a file read later may still hold them.
     let mut unresolved: BTreeMap<String, PathBuf> = BTreeMap::new();
     let mut queue = vec![exe.to_path_buf()];
+    // Read every file found so far, then look for what they need in every
+    // folder they name; until a round finds nothing new.
     loop {
         while let Some(file) = queue.pop() {
             let (needed, search) = read_dynamic(&file)?;
@@ -58,38 +60,27 @@ pub fn bundled_libraries(exe: &Path) -> Result<BTreeMap<String, PathBuf>> {
                 }
             }
             for name in needed {
-                if name == CUDA_SHIM || found.contains_key(&name) {
-                    continue;
-                }
-                match find(&name, dirs.iter().chain(&env_dirs)) {
-                    Some(path) => {
-                        unresolved.remove(&name);
-                        queue.push(path.clone());
-                        found.insert(name, path);
-                    }
-                    None => {
-                        unresolved.entry(name).or_insert_with(|| file.clone());
-                    }
+                if name != CUDA_SHIM && !found.contains_key(&name) {
+                    unresolved.entry(name).or_insert_with(|| file.clone());
                 }
             }
         }
-        let late: Vec<(String, PathBuf)> = unresolved
+        let located: Vec<(String, PathBuf)> = unresolved
             .keys()
             .filter_map(|name| find(name, dirs.iter().chain(&env_dirs)).map(|p| (name.clone(), p)))
             .collect();
-        if late.is_empty() {
+        if located.is_empty() {
             break;
         }
-        for (name, path) in late {
+        for (name, path) in located {
             unresolved.remove(&name);
             queue.push(path.clone());
             found.insert(name, path);
         }
     }
-    let system: Vec<PathBuf> = SYSTEM_DIRS.iter().map(PathBuf::from).collect();
     let missing: Vec<String> = unresolved
         .iter()
-        .filter(|(name, _)| find(name, system.iter()).is_none())
+        .filter(|(name, _)| find(name, SYSTEM_DIRS).is_none())
         .map(|(name, by)| format!("{name} (needed by {})", by.display()))
         .collect();
     if !missing.is_empty() {
@@ -107,8 +98,8 @@ pub fn bundled_libraries(exe: &Path) -> Result<BTreeMap<String, PathBuf>> {
 }
 
 /// The first `dir/name` that is a file.
-fn find<'a>(name: &str, mut dirs: impl Iterator<Item = &'a PathBuf>) -> Option<PathBuf> {
-    dirs.find_map(|d| Some(d.join(name)).filter(|p| p.is_file()))
+fn find(name: &str, dirs: impl IntoIterator<Item = impl AsRef<Path>>) -> Option<PathBuf> {
+    dirs.into_iter().map(|d| d.as_ref().join(name)).find(|p| p.is_file())
 }
 
 /// Whether `exe` names [`CUDA_SHIM`] among the libraries it needs.
