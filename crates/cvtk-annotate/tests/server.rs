@@ -2,12 +2,11 @@
 //! (and `from_manifest`), undo, conflicts between tabs and with other writers,
 //! concurrent edits, a read-only manifest, path traversal, the Host guard.
 
-mod common;
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use common::{dataset, predictions, raw_get, start};
+use crate::common;
+use crate::common::{dataset, predictions, raw_get, start};
 use cvtk_dataset::ClassificationDataset;
 use reqwest::blocking::Client;
 use serde_json::{json, Value};

@@ -1,10 +1,8 @@
 //! `augment_dataset`: copies written, originals kept, labels and split carried.
 
+use crate::images;
 use cvtk_augment::{augment_dataset, Crop, Fliplr, Pipeline, Sequential};
 use cvtk_dataset::{ClassificationDataset, StorageContext};
-
-#[path = "../../cvtk-dataset/tests/common/mod.rs"]
-mod images;
 
 fn pipeline() -> Pipeline {
     Pipeline::new(

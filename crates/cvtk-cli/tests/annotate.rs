@@ -5,16 +5,13 @@
 //! Needs `make test-setup` (the mnist-5k sample data, Debian's chromium and
 //! tests/browser/node_modules); fails loudly without them.
 
-#[path = "../../../tests/browser/harness.rs"]
-mod browser;
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use browser::{repo, run_browser_test};
-use common::{cvtk, json, train_small_cnn};
+use crate::browser::{repo, run_browser_test};
+use crate::common;
+use crate::common::{cvtk, json, train_small_cnn};
 use cvtk_dataset::ClassificationDataset;
 
 /// Kills the server when the test ends, passed or not.

@@ -1,8 +1,8 @@
 //! The `cvtk` binary end to end: sample data from a (generated) source file,
 //! dataset info and split, JSON output and exit codes.
 
-mod common;
-use common::*;
+use crate::common;
+use crate::common::*;
 
 #[test]
 fn sample_data_then_split_then_info() {

@@ -10,13 +10,11 @@
 //! them as root), and root for `podman mount` and `chroot`. Without them it
 //! fails and says what to install: it never passes without building.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 fn podman(args: &[&str]) -> String {
     let out = Command::new("podman").args(args).output().unwrap_or_else(|e| {

@@ -3,13 +3,11 @@
 //! in-process scores, list, load-test on loopback, delete, and check that the
 //! process is gone.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use cvtk_deploy::api::{ImageItem, ItemResult, Parameters};
 use cvtk_model::{load_classifier, Device};
 

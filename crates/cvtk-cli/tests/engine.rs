@@ -5,13 +5,11 @@
 //! for onnxruntime is an error that says how to install it, and a service
 //! stays up but not ready.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use cvtk_model::OnnxModel;
 
 /// `cvtk` with `env` set and logs at `log`.

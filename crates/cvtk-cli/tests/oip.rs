@@ -3,13 +3,11 @@
 //! whose probabilities must equal `cvtk predict`'s within 1e-5, for encoded
 //! images and for preprocessed tensors built from the model's metadata.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 fn python() -> PathBuf {
     let py = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");

@@ -3,14 +3,12 @@
 //! was left; CSV and Parquet hold the same rows as JSON Lines; a manifest's
 //! part and a list file are inputs too; bad images are rows with an error.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// `n` small gray PNGs in `dir/a`, `dir/b`, and one file that is not an image.

@@ -5,11 +5,9 @@
 //! calibrated fine-tuned network and for an SVM, whose raw scores are logits
 //! and decision values with their own temperatures.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use cvtk_dataset::ClassificationDataset;
 use cvtk_eval::{write_report, ClassificationEvaluation, ReportImage, ReportOptions};
 use cvtk_model::{load_classifier, Device, ScoreKind};

@@ -3,11 +3,9 @@
 //! evaluation with the report, prediction, deployment, scoring over HTTP, a
 //! load test, and deletion. Every step's `--json` output is checked.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn the_eight_steps_on_a_tiny_dataset() {

@@ -2,21 +2,18 @@
 //! slow responses, redirects, 404s, HTML pretending to be an image, a flaky
 //! route, an oversized body and a canned Bing v7 search answer.
 
-#[path = "../../cvtk-dataset/tests/common/mod.rs"]
-mod common;
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::{encode, write_image};
 use axum::extract::{Query as UrlQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use common::{encode, write_image};
 use cvtk_collect::{CollectOptions, CreateFromQueries, Error, ImageSearch, Queries, Query};
 use cvtk_dataset::ClassificationDataset;
 use image::{ImageFormat, RgbImage};

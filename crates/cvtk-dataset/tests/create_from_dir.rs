@@ -1,11 +1,9 @@
 //! `ClassificationDataset::create_from_dir` on good and bad folders: every bad
 //! input gets an error or a skipped entry (with a warning) that names the file.
 
-mod common;
-
 use std::path::Path;
 
-use common::{encode, make_tree, png_claiming, write_image};
+use crate::common::{encode, make_tree, png_claiming, write_image};
 use cvtk_dataset::{ClassificationDataset, Error, ScanOptions, SkipKind};
 use image::{ImageFormat, RgbImage};
 

@@ -1,8 +1,6 @@
 //! The image loader: decoding, orientation, resizing, normalisation, batching.
 
-mod common;
-
-use common::{jpeg_with_orientation, make_tree, png_claiming};
+use crate::common::{jpeg_with_orientation, make_tree, png_claiming};
 use cvtk_dataset::{
     ClassificationDataset, ColorMode, Error, ImageBatch, ImageLoader, LoaderConfig, Normalization, ResizeMode,
 };

@@ -1,11 +1,9 @@
 //! Splits (counts, stratification, determinism) and manifests (round trip,
 //! relative paths, corrupt files).
 
-mod common;
-
 use std::collections::HashSet;
 
-use common::make_tree;
+use crate::common::make_tree;
 use cvtk_dataset::{ClassificationDataset, Error, SplitPart};
 
 fn dataset_63(dir: &std::path::Path) -> ClassificationDataset {

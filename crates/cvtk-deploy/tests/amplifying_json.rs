@@ -1,13 +1,12 @@
 //! JSON bodies that would amplify in memory (millions of tiny list items,
 //! under the body limit) get a 4xx within seconds, and the process's peak
-//! memory grows by at most a few hundred MB. Its own test binary, so that the
-//! peak (`VmHWM` in `/proc/self/status`) is this test's alone.
-
-mod common;
+//! memory grows by at most a few hundred MB. The test runs again in a child
+//! process of this binary, so that the peak (`VmHWM` in `/proc/self/status`)
+//! is this test's alone, not that of the tests running beside it.
 
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use cvtk_deploy::ScoringService;
 
 /// The process's peak resident memory, in MiB.
@@ -35,8 +34,24 @@ fn repeated(open: &str, item: &str, n: usize, close: &str) -> Vec<u8> {
     s.into_bytes()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn amplifying_json_bodies_get_a_4xx_within_seconds_without_growing_memory() {
+#[test]
+fn amplifying_json_bodies_get_a_4xx_within_seconds_without_growing_memory() {
+    match crate::isolated::alone(
+        module_path!(),
+        "amplifying_json_bodies_get_a_4xx_within_seconds_without_growing_memory",
+    ) {
+        Some(log) => assert!(log.contains("peak memory grew by"), "{log}"),
+        None => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(bodies()),
+    }
+}
+
+/// The test itself, in a process of its own.
+async fn bodies() {
     let s = ScoringService::with_classifier(config().check().unwrap(), Box::new(Fake::new(Duration::ZERO))).unwrap();
     s.wait_ready(Duration::from_secs(5)).unwrap();
     let app = s.router();

@@ -3,13 +3,11 @@
 //! random) and damaged multipart bodies. Every answer is a JSON 200 or 4xx,
 //! never a panic or a 5xx, and nothing past the request limits is accepted.
 
-mod common;
-
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use crate::common::*;
 use axum::Router;
-use common::*;
 use cvtk_deploy::{ScoringService, ServeConfig};
 use proptest::prelude::*;
 use serde_json::{json, Value};

@@ -5,14 +5,12 @@
 //! any of it is read; a model worker that dies takes the service out of
 //! readiness and stops it with an error.
 
-#[path = "support/bombs.rs"]
-mod bombs;
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::bombs;
+use crate::common;
+use crate::common::*;
 use cvtk_deploy::{ScoringService, ServeConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -2,13 +2,11 @@
 //! socket (except where shutdown or URL fetching needs one): payload forms,
 //! every kind of bad input, auth, limits, back-pressure, timeouts, batching.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::*;
 use cvtk_deploy::{ScoringService, ServeConfig, UrlPolicy};
 use serde_json::{json, Value};
 

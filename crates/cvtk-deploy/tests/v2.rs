@@ -4,14 +4,12 @@
 //! binary), outputs in JSON or binary; and every malformed request's 4xx in
 //! the protocol's error shape.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
-use common::*;
 use cvtk_dataset::ImageLoader;
 use cvtk_deploy::{ScoringService, ServeConfig};
 use cvtk_model::Classifier;

@@ -6,10 +6,7 @@
 //! Needs `make test-setup` (Debian's chromium and tests/browser/node_modules); fails
 //! loudly without them.
 
-#[path = "../../../tests/browser/harness.rs"]
-mod browser;
-
-use browser::run_browser_test;
+use crate::browser::run_browser_test;
 use cvtk_dataset::ScoreKind;
 use cvtk_eval::{write_report, ClassificationEvaluation, ReportImage, ReportOptions};
 use serde_json::json;

@@ -1,18 +1,19 @@
 //! Seeded training is reproducible: the same seed gives the same model.
 //!
-//! In its own test binary on purpose: cargo runs test binaries one at a time,
-//! so no other test trains in this process meanwhile. With trainings running
+//! Alone in a process of its own on purpose (a child of the test binary), so
+//! no other test trains in this process meanwhile. With trainings running
 //! concurrently in one process, results were seen to differ (random draws are
 //! serialised by a lock; the remaining cause, probably libtorch's CPU kernels
 //! under concurrent use, is not yet found).
 
-mod common;
-
-use common::colour_dataset;
+use crate::common::colour_dataset;
 use cvtk_model::{Architecture, BaseModel, Classifier, Device, LrSchedule, TrainConfig, TransferModel};
 
 #[test]
 fn same_seed_same_model() {
+    if crate::isolated::alone(module_path!(), "same_seed_same_model").is_some() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let ds = colour_dataset(dir.path(), 6);
     let run = || {

@@ -13,11 +13,9 @@
 //! from the exact answer and Python onnxruntime 1.3e-4, so no float32 engine
 //! meets 1e-4 absolute there.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::{colour_dataset, python};
+use crate::common::{colour_dataset, python};
 use cvtk_dataset::{ClassificationDataset, ImageBatch, ImageLoader};
 use cvtk_model::{
     Architecture, BaseModel, Classifier, Device, Engine, EngineChoice, Featurizer, LrSchedule, OnnxModel,

@@ -2,11 +2,9 @@
 //! cvtk and in the Python reference (max abs difference under 1e-4, eval mode).
 //! The reference values come from tests/reference/make_reference.py, run here.
 
-mod common;
-
 use std::path::Path;
 
-use common::{read_f32, run_reference};
+use crate::common::{read_f32, run_reference};
 use cvtk_model::weights::{load_into, read_state_dict};
 use cvtk_model::{Architecture, BaseModel};
 use tch::{nn, Device};

@@ -2,10 +2,9 @@
 //! setup` installs) classifies real photos from a registry package
 //! (scikit-image's sample images) as a person would.
 
-mod common;
-
 use std::path::PathBuf;
 
+use crate::common;
 use cvtk_model::{Architecture, BaseModel, Device};
 
 fn skimage_photo(name: &str) -> PathBuf {

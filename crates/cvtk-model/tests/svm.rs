@@ -2,9 +2,8 @@
 //! save/load), and the dual-coordinate-descent solver against scikit-learn's
 //! LinearSVC on the same feature matrix.
 
-mod common;
-
-use common::colour_dataset;
+use crate::common;
+use crate::common::colour_dataset;
 use cvtk_model::{
     decision_accuracy, fit_linear_svm, load_classifier, Architecture, BaseModel, Classifier, Device, Featurizer,
     ModelKind, ScoreKind, SvmClassifier, SvmParams, SvmSolver,

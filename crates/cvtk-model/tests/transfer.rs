@@ -2,9 +2,8 @@
 //! fixed, save/load round-trips exactly, broken model folders get clear errors,
 //! and TensorBoard reads the event files back.
 
-mod common;
-
-use common::colour_dataset;
+use crate::common;
+use crate::common::colour_dataset;
 use cvtk_model::{
     load_classifier, Architecture, BaseModel, Classifier, Device, Error, LrSchedule, ScoreKind, TrainConfig,
     TrainHooks, TransferModel,

@@ -1,0 +1,17 @@
+//! cvtk-cli's integration tests: one binary with a module per area, so the crate's
+//! tree is linked once. `cargo test -p cvtk-cli --test integration` runs them all,
+//! `cargo test -p cvtk-cli --test integration AREA::` one area.
+
+#[path = "../../../tests/browser/harness.rs"]
+mod browser;
+mod common;
+
+mod annotate;
+mod cli;
+mod container;
+mod deploy;
+mod engine;
+mod oip;
+mod score;
+mod scores;
+mod workflow;
