@@ -19,7 +19,7 @@ all: build
 
 help:
 	@echo "make demo   - install what the demo runs (venv, libtorch, sample data, weights), build, run the main job"
-	@echo "make test   - that, the test references, chromium and podman, then fmt, clippy and the whole suite (what CI runs)"
+	@echo "make test   - that, the test references, chromium and podman, then fmt, clippy and the whole suite, timed (what CI runs)"
 	@echo "make base-image - the container base image from Debian's packages (scripts/make-base-image.sh)"
 	@echo "make build  - release build of the cvtk program and the examples (target/release/)"
 	@echo "make mnist-webservice - the MNIST tutorial: train, serve, score 10,000 test images over HTTP"
@@ -111,10 +111,12 @@ lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-test: test-setup lint
-	$(CARGO) test --workspace --all-targets --locked
-	$(CARGO) test --workspace --doc --locked
-	CVTK_BIN=$(CURDIR)/target/debug/cvtk $(MAKE) --no-print-directory template-test
+# scripts/test.py runs test-setup, fmt, one build of every target that clippy
+# lints as it compiles, the tests, the doctests and the template check, times
+# each phase (each test binary on its own line), prints the table (also in
+# target/test-times.txt) and fails when the run is over its budget (40 min).
+test:
+	python3 scripts/test.py
 
 # templates/app built out of tree against this checkout, as docs/guide.md says,
 # then run with an empty environment (scripts/test-template.sh).
