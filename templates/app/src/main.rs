@@ -8,11 +8,11 @@ use cvtk::dataset::ClassificationDataset;
 use cvtk::eval::ClassificationEvaluation;
 use cvtk::model::{Architecture, BaseModel, Classifier, Device, Featurizer, SvmClassifier, SvmParams};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> anyhow::Result<()> {
     // cvtk's logs on stderr; RUST_LOG sets the level (default: warnings).
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-    let dir = std::env::args().nth(1).ok_or("usage: app DATASET_DIR (a folder per label)")?;
+    let dir = std::env::args().nth(1).ok_or_else(|| anyhow::anyhow!("usage: app DATASET_DIR (a folder per label)"))?;
     let mut dataset = ClassificationDataset::create_from_dir("app", &dir)?;
     let split = dataset.split(0.66, true, 0)?;
     dataset.set_split(split)?;
