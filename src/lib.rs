@@ -50,6 +50,8 @@ mod docs {
     struct ApiMapping;
     #[doc = include_str!("../docs/benchmarks.md")]
     struct Benchmarks;
+    #[doc = include_str!("../docs/contributing.md")]
+    struct Contributing;
     #[doc = include_str!("../docs/README.md")]
     struct DocsIndex;
 }
