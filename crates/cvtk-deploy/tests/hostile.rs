@@ -1,7 +1,9 @@
 //! `cvtk serve` against hostile clients on a real socket (loopback only,
 //! bounded in count and time): half-open connections are closed within the
-//! header timeout while honest requests are answered, connections past the
-//! cap are closed at once, and a body declared over the limit gets 413 before
+//! header timeout while honest requests are answered (HTTP/1 heads, HTTP/2
+//! prefaces and idle HTTP/2 connections alike), at the connection cap a new
+//! connection takes an idle one's slot and is refused only when all have
+//! requests in flight, and a body declared over the limit gets 413 before
 //! any of it is read; a model worker that dies takes the service out of
 //! readiness and stops it with an error.
 
@@ -94,21 +96,117 @@ async fn half_open_connections_are_closed_within_the_header_timeout_while_honest
     assert_eq!(honest(&addr).await.0, 200);
 }
 
+/// A connection with a request in flight: a head declaring a body, and only
+/// part of the body.
+async fn uploading(addr: &str) -> TcpStream {
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\nContent-Type: image/png\r\n\
+         Content-Length: 1000\r\n\r\n0123456789"
+    );
+    c.write_all(head.as_bytes()).await.unwrap();
+    c
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connections_past_the_cap_are_closed_at_once_and_served_again_when_slots_free() {
+async fn at_the_cap_a_new_connection_is_refused_only_when_every_open_one_has_a_request_in_flight() {
     let config = ServeConfig { max_connections: 8, header_timeout: Duration::from_secs(30), ..config() };
     let (addr, _stop) = serve(config).await;
     let mut held = Vec::new();
     for _ in 0..8 {
-        held.push(TcpStream::connect(&addr).await.unwrap());
+        held.push(uploading(&addr).await);
     }
-    // Let the server accept all eight before the ninth.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Let the server read all eight heads before the ninth.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let mut ninth = TcpStream::connect(&addr).await.unwrap();
     assert!(closed_within(&mut ninth, Duration::from_secs(1)).await, "the ninth connection was kept");
     drop(held);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(honest(&addr).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_cap_a_new_connection_takes_the_slot_of_the_oldest_idle_one() {
+    let config = ServeConfig { max_connections: 8, header_timeout: Duration::from_secs(30), ..config() };
+    let (addr, _stop) = serve(config).await;
+    let mut idle = Vec::new();
+    for _ in 0..6 {
+        idle.push(TcpStream::connect(&addr).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut busy = vec![uploading(&addr).await, uploading(&addr).await];
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Each honest client (a new connection, kept open by its pool) closes the
+    // oldest idle one.
+    let mut clients = Vec::new();
+    for i in 0..3 {
+        let client = reqwest::Client::new();
+        let r = client.get(format!("http://{addr}/health")).timeout(Duration::from_secs(5)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "honest client {i} at the cap");
+        clients.push(client);
+    }
+    // The three oldest idle connections are gone, the others and the busy ones kept.
+    for (i, c) in idle.iter_mut().enumerate() {
+        let closed = closed_within(c, Duration::from_millis(if i < 3 { 1000 } else { 100 })).await;
+        assert_eq!(closed, i < 3, "idle connection {i}");
+    }
+    for c in &mut busy {
+        assert!(
+            !closed_within(c, Duration::from_millis(100)).await,
+            "a connection with a request in flight was closed"
+        );
+    }
+}
+
+/// Opens `n` connections to `addr` that each send `bytes` and nothing more.
+async fn stalled(addr: &str, n: usize, bytes: &[u8]) -> Vec<TcpStream> {
+    let mut conns = Vec::new();
+    for _ in 0..n {
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        c.write_all(bytes).await.unwrap();
+        conns.push(c);
+    }
+    conns
+}
+
+/// How many of `conns` the server closes within `within`, all together.
+async fn count_closed(conns: Vec<TcpStream>, within: Duration) -> usize {
+    let waits = conns.into_iter().map(|mut c| tokio::spawn(async move { closed_within(&mut c, within).await }));
+    let mut closed = 0;
+    for w in waits {
+        closed += usize::from(w.await.unwrap());
+    }
+    closed
+}
+
+/// The attacks of issue 27: connections that stop inside protocol detection
+/// (one byte of the HTTP/2 preface) or after an HTTP/2 preface and SETTINGS.
+async fn stalled_connections_are_closed_and_honest_requests_served(bytes: &'static [u8]) {
+    let config = ServeConfig { max_connections: 64, header_timeout: Duration::from_secs(2), ..config() };
+    let (addr, _stop) = serve(config).await;
+    let start = Instant::now();
+    let conns = stalled(&addr, 80, bytes).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let counting = tokio::spawn(count_closed(conns, Duration::from_secs(15)));
+    let (status, took) = honest(&addr).await;
+    assert_eq!(status, 200, "an honest request beside 80 stalled connections");
+    assert!(took < Duration::from_secs(2), "an honest request took {took:?} beside 80 stalled connections");
+    let closed = counting.await.unwrap();
+    assert!(closed >= 72, "only {closed} of 80 stalled connections closed within 15 s");
+    assert!(start.elapsed() < Duration::from_secs(10), "closing them took {:?}", start.elapsed());
+    assert_eq!(honest(&addr).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_stalled_in_protocol_detection_are_closed_and_lock_nobody_out() {
+    stalled_connections_are_closed_and_honest_requests_served(b"P").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_http2_connections_are_closed_and_lock_nobody_out() {
+    // The client preface and an empty SETTINGS frame, then nothing.
+    stalled_connections_are_closed_and_honest_requests_served(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
