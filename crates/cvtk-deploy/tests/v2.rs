@@ -276,6 +276,36 @@ async fn malformed_infer_requests_get_a_4xx_in_the_protocols_shape_naming_the_pr
             "unknown output 'logits'",
         ),
         (
+            "an output asked for twice",
+            json!({ "inputs": [{ "name": "image", "datatype": "BYTES", "shape": [1], "data": [img] }], "outputs": [{ "name": "label" }, { "name": "label" }] }),
+            400,
+            "output 'label' is asked for twice",
+        ),
+        (
+            "more outputs than the model has",
+            json!({ "inputs": [{ "name": "image", "datatype": "BYTES", "shape": [1], "data": [img] }], "outputs": [{ "name": "label" }, { "name": "probabilities" }, { "name": "label" }] }),
+            400,
+            "more than 2 outputs",
+        ),
+        (
+            "a shape of 9 dimensions",
+            image_input(json!([1, 1, 1, 1, 1, 1, 1, 1, 1]), json!([img])),
+            400,
+            "more than 8 dimensions",
+        ),
+        (
+            "a flag that is a list",
+            json!({ "parameters": { "softmax": [true, false] }, "inputs": [{ "name": "image", "datatype": "BYTES", "shape": [1], "data": [img] }] }),
+            400,
+            "parameter 'softmax' must be true or false, not a list",
+        ),
+        (
+            "a binary size that is a string",
+            json!({ "inputs": [{ "name": "image", "datatype": "BYTES", "shape": [1], "parameters": { "binary_data_size": "9" } }] }),
+            400,
+            "binary_data_size must be a byte count, not \"9\"",
+        ),
+        (
             "bad top_k",
             json!({ "parameters": { "top_k": 9 }, "inputs": [{ "name": "image", "datatype": "BYTES", "shape": [1], "data": [img] }] }),
             400,
@@ -293,6 +323,23 @@ async fn malformed_infer_requests_get_a_4xx_in_the_protocols_shape_naming_the_pr
         assert_eq!(got.as_u16(), status, "{what}: {v}");
         let message = v["error"].as_str().unwrap_or_else(|| panic!("{what}: not the protocol's error shape: {v}"));
         assert!(message.contains(needle), "{what}: {message}");
+    }
+    // Unknown parameters are skipped, whatever they hold.
+    let (status, v) = infer(
+        &app,
+        json!({ "parameters": { "priority": 3, "blob": { "a": [1, 2, [3]] } }, "inputs": [{ "name": "image", "datatype": "BYTES", "shape": [1], "data": [img], "parameters": { "x": [1] } }], "outputs": [{ "name": "label", "parameters": { "classification": 2 } }] }),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    // Unknown routes and wrong methods under /v2 answer in the protocol's shape.
+    for (method, path, want) in
+        [("GET", "/v2/nothing", 404), ("GET", "/v2/models/fake/explain", 404), ("GET", "/v2/models/fake/infer", 405)]
+    {
+        let (status, _, body) =
+            send(&app, Request::builder().method(method).uri(path).body(Body::empty()).unwrap()).await;
+        assert_eq!(status.as_u16(), want, "{method} {path}");
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert!(v["error"].is_string(), "{method} {path}: not the protocol's error shape: {v}");
     }
     // Not JSON; an unknown model; a binary size past the body; no key; too large.
     let (status, _, body) = send(&app, infer_req(&format!("{MODEL}/infer"), b"{not json".to_vec(), None)).await;

@@ -342,6 +342,18 @@ async fn count_requests(State(state): State<AppState>, req: Request, next: Next)
 async fn require_key(State(state): State<AppState>, headers: HeaderMap, req: Request, next: Next) -> Response {
     let config = &state.0.config;
     if config.auth_disabled && config.keys.is_empty() {
+        // No key (allowed on loopback only): a web page the user opens could
+        // still reach this port through DNS rebinding, with its own host name
+        // in the Host header. Only requests addressed to this machine pass.
+        let host = headers.get(header::HOST).map(|v| v.to_str());
+        if host.is_some_and(|h| !h.is_ok_and(cvtk_http::host_is_loopback)) {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "host_not_allowed",
+                "this service runs with --no-auth and answers only requests addressed to 127.0.0.1 or localhost",
+            )
+            .into_response();
+        }
         return next.run(req).await;
     }
     let given = headers
@@ -397,16 +409,38 @@ async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
-async fn not_found() -> ApiError {
+/// Whether `uri` is under the Open Inference Protocol's `/v2`, whose errors
+/// have the protocol's shape `{"error": "message"}`.
+fn is_v2(uri: &axum::http::Uri) -> bool {
+    uri.path() == "/v2" || uri.path().starts_with("/v2/")
+}
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    if is_v2(&uri) {
+        return v2::V2Error::not_found(format!(
+            "no such endpoint: {}; the protocol's routes are /v2, /v2/health/{{live,ready}} and /v2/models/NAME[/versions/V][/ready|/infer]",
+            uri.path()
+        ))
+        .into_response();
+    }
     ApiError::new(
         StatusCode::NOT_FOUND,
         "not_found",
         "no such endpoint; see /openapi.json (POST /score, GET /health, /ready, /metrics, and the Open Inference Protocol under /v2)",
     )
+    .into_response()
 }
 
-async fn method_not_allowed() -> ApiError {
+async fn method_not_allowed(uri: axum::http::Uri) -> Response {
+    if is_v2(&uri) {
+        return v2::V2Error::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "wrong method; /v2/models/NAME/infer takes POST, the rest of /v2 GET",
+        )
+        .into_response();
+    }
     ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "wrong method; /score takes POST, the rest GET")
+        .into_response()
 }
 
 async fn score(State(state): State<AppState>, req: Request) -> Response {

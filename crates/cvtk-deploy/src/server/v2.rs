@@ -31,10 +31,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use cvtk_dataset::{ColorMode, ImageBatch};
 use cvtk_http::ApiError;
-use serde::de::{DeserializeSeed, Deserializer, Error as _, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::inputs::Source;
 use super::{decode_all, refuse_declared_oversize, require_key, run_model, status_for, AppState, LoadState};
@@ -58,10 +58,13 @@ pub(crate) struct V2Error {
 }
 
 impl V2Error {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        V2Error { status, message: message.into() }
+    }
     fn bad(message: impl Into<String>) -> Self {
         V2Error { status: StatusCode::BAD_REQUEST, message: message.into() }
     }
-    fn not_found(message: impl Into<String>) -> Self {
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
         V2Error { status: StatusCode::NOT_FOUND, message: message.into() }
     }
 }
@@ -266,35 +269,178 @@ async fn infer(State(state): State<AppState>, req: Request) -> Response {
     response
 }
 
-/// The JSON part of an infer request.
+/// The JSON part of an infer request. Every list is capped as it is parsed
+/// (one input, the model's two outputs, 8 dimensions) and every parameter is
+/// typed: unknown ones are skipped without being built, and a known one
+/// never holds more than a scalar, so a body costs about its own size in
+/// memory, however it is made.
 #[derive(Deserialize)]
 struct InferRequest<'a> {
     #[serde(default)]
     id: Option<String>,
     #[serde(default)]
-    parameters: Option<Map<String, Value>>,
-    #[serde(borrow)]
+    parameters: RequestParameters,
+    #[serde(borrow, deserialize_with = "one_input")]
     inputs: Vec<InferInput<'a>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "model_outputs")]
     outputs: Option<Vec<RequestedOutput>>,
+}
+
+#[derive(Deserialize, Default)]
+struct RequestParameters {
+    #[serde(default)]
+    softmax: Option<Param>,
+    #[serde(default)]
+    top_k: Option<Param>,
+    #[serde(default)]
+    binary_data_output: Option<Param>,
 }
 
 #[derive(Deserialize)]
 struct InferInput<'a> {
     name: String,
+    #[serde(deserialize_with = "dimensions")]
     shape: Vec<i64>,
     datatype: String,
     #[serde(default)]
-    parameters: Option<Map<String, Value>>,
+    parameters: InputParameters,
     #[serde(borrow, default)]
     data: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize, Default)]
+struct InputParameters {
+    #[serde(default)]
+    binary_data_size: Option<Param>,
 }
 
 #[derive(Deserialize)]
 struct RequestedOutput {
     name: String,
     #[serde(default)]
-    parameters: Option<Map<String, Value>>,
+    parameters: OutputParameters,
+}
+
+#[derive(Deserialize, Default)]
+struct OutputParameters {
+    #[serde(default)]
+    binary_data: Option<Param>,
+}
+
+/// The most outputs a request may name: the model's two.
+const MAX_OUTPUTS: usize = 2;
+/// The most dimensions a shape may have.
+const MAX_DIMENSIONS: usize = 8;
+
+fn one_input<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    capped(d, 1, || {
+        format!("more than one input; send exactly one: '{IMAGE_INPUT}' (BYTES, encoded images) or '{TENSOR_INPUT}' (FP32, preprocessed)")
+    })
+}
+
+fn model_outputs<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Vec<T>>, D::Error> {
+    capped(d, MAX_OUTPUTS, || {
+        format!("more than {MAX_OUTPUTS} outputs; this model has '{PROBABILITIES_OUTPUT}' and '{LABEL_OUTPUT}', each asked for once")
+    })
+    .map(Some)
+}
+
+fn dimensions<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    capped(d, MAX_DIMENSIONS, || format!("a shape with more than {MAX_DIMENSIONS} dimensions"))
+}
+
+/// A list of at most `max` elements, refused as soon as one more begins.
+fn capped<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+    max: usize,
+    too_many: impl FnOnce() -> String,
+) -> Result<Vec<T>, D::Error> {
+    struct Capped<T, F> {
+        max: usize,
+        too_many: F,
+        item: std::marker::PhantomData<T>,
+    }
+    impl<'de, T: Deserialize<'de>, F: FnOnce() -> String> Visitor<'de> for Capped<T, F> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(f, "a list of at most {}", self.max)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(v) = seq.next_element()? {
+                if out.len() == self.max {
+                    return Err(A::Error::custom((self.too_many)()));
+                }
+                out.push(v);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(Capped { max, too_many, item: std::marker::PhantomData })
+}
+
+/// A parameter's value: a scalar, or the kind of anything else (skipped, not
+/// built).
+#[derive(Debug, Clone, PartialEq)]
+enum Param {
+    Bool(bool),
+    Int(i128),
+    Float(f64),
+    /// A string, shown cut to 40 characters.
+    Str(String),
+    /// null, a list or an object.
+    Other(&'static str),
+}
+
+impl std::fmt::Display for Param {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Param::Bool(b) => write!(f, "{b}"),
+            Param::Int(i) => write!(f, "{i}"),
+            Param::Float(x) => write!(f, "{x}"),
+            Param::Str(s) => write!(f, "\"{s}\""),
+            Param::Other(what) => f.write_str(what),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Param {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Param;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a parameter value")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Param, E> {
+                Ok(Param::Bool(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Param, E> {
+                Ok(Param::Int(v.into()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Param, E> {
+                Ok(Param::Int(v.into()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Param, E> {
+                Ok(Param::Float(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Param, E> {
+                Ok(Param::Str(v.chars().take(40).collect()))
+            }
+            fn visit_unit<E>(self) -> Result<Param, E> {
+                Ok(Param::Other("null"))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Param, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Param::Other("a list"))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Param, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Param::Other("an object"))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// The JSON part and the binary part of a body.
@@ -314,10 +460,11 @@ fn split_body<'b>(headers: &HeaderMap, body: &'b [u8]) -> V2Result<(&'b [u8], &'
     Ok(body.split_at(n))
 }
 
-fn flag(params: Option<&Map<String, Value>>, key: &str) -> V2Result<Option<bool>> {
-    match params.and_then(|p| p.get(key)) {
+/// A true/false parameter.
+fn flag(param: Option<&Param>, key: &str) -> V2Result<Option<bool>> {
+    match param {
         None => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(Param::Bool(b)) => Ok(Some(*b)),
         Some(other) => Err(V2Error::bad(format!("parameter '{key}' must be true or false, not {other}"))),
     }
 }
@@ -358,6 +505,23 @@ async fn infer_request(state: &AppState, req: Request) -> V2Result<Response> {
         }
         Tensor::Preprocessed(batch) => run_model(state, batch).await?,
     };
+    // Building the answer (a JSON array of every score) is CPU work: off the
+    // async threads, as parsing is.
+    let state_in = state.clone();
+    tokio::task::spawn_blocking(move || answer(&state_in, id, raw, softmax, top_k, outputs)).await.map_err(|e| {
+        V2Error { status: StatusCode::INTERNAL_SERVER_ERROR, message: format!("building the answer failed: {e}") }
+    })?
+}
+
+/// The response: each requested output built once, JSON or binary.
+fn answer(
+    state: &AppState,
+    id: Option<String>,
+    raw: Vec<Vec<f32>>,
+    softmax: bool,
+    top_k: usize,
+    outputs: Vec<(&'static str, bool)>,
+) -> V2Result<Response> {
     let model = state.0.model.get().ok_or_else(|| V2Error::bad("the model is not loaded"))?;
     let n = raw.len();
     let scores: Vec<Vec<f32>> =
@@ -436,21 +600,22 @@ fn parse(state: &AppState, headers: &HeaderMap, body: &[u8]) -> V2Result<Parsed>
     let model = state.0.model.get().ok_or_else(|| V2Error::bad("the model is not loaded"))?;
     let max_images = state.0.config.max_images_per_request;
     let (head, mut binary) = split_body(headers, body)?;
-    let request: InferRequest = serde_json::from_slice(head).map_err(|e| {
-        V2Error::bad(format!(
+    let request: InferRequest = serde_json::from_slice(head).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => V2Error::bad(format!("not a valid inference request: {e}")),
+        _ => V2Error::bad(format!(
             "the request is not an inference request: {e}; expected {{\"inputs\": [{{\"name\", \"shape\", \"datatype\", \"data\"}}]}}"
-        ))
+        )),
     })?;
-    let params = request.parameters.as_ref();
-    let softmax = flag(params, "softmax")?.unwrap_or(true);
-    let all_binary = flag(params, "binary_data_output")?.unwrap_or(false);
+    let params = &request.parameters;
+    let softmax = flag(params.softmax.as_ref(), "softmax")?.unwrap_or(true);
+    let all_binary = flag(params.binary_data_output.as_ref(), "binary_data_output")?.unwrap_or(false);
     let labels = model.labels.len();
-    let top_k = match params.and_then(|p| p.get("top_k")) {
+    let top_k = match &params.top_k {
         None => 1,
-        Some(v) => match v.as_u64() {
-            Some(k) if k >= 1 && k as usize <= labels => k as usize,
-            _ => return Err(V2Error::bad(format!("parameter 'top_k' must be an integer from 1 to {labels}, not {v}"))),
-        },
+        Some(Param::Int(k)) if *k >= 1 && *k <= labels as i128 => *k as usize,
+        Some(v) => {
+            return Err(V2Error::bad(format!("parameter 'top_k' must be an integer from 1 to {labels}, not {v}")))
+        }
     };
     let outputs = match &request.outputs {
         None => vec![(PROBABILITIES_OUTPUT, all_binary), (LABEL_OUTPUT, all_binary)],
@@ -466,7 +631,10 @@ fn parse(state: &AppState, headers: &HeaderMap, body: &[u8]) -> V2Result<Parsed>
                         )))
                     }
                 };
-                out.push((name, flag(o.parameters.as_ref(), "binary_data")?.unwrap_or(all_binary)));
+                if out.iter().any(|(n, _)| *n == name) {
+                    return Err(V2Error::bad(format!("output '{name}' is asked for twice; name each output once")));
+                }
+                out.push((name, flag(o.parameters.binary_data.as_ref(), "binary_data")?.unwrap_or(all_binary)));
             }
             out
         }
@@ -493,9 +661,10 @@ fn parse(state: &AppState, headers: &HeaderMap, body: &[u8]) -> V2Result<Parsed>
         return Err(V2Error::bad(format!("{n} images in one request; this service takes at most {max_images}")));
     }
     // This input's binary data, taken from the binary part in order.
-    let binary_size = match input.parameters.as_ref().and_then(|p| p.get("binary_data_size")) {
+    let binary_size = match &input.parameters.binary_data_size {
         None => None,
-        Some(v) => Some(v.as_u64().ok_or_else(|| V2Error::bad("binary_data_size must be a byte count"))? as usize),
+        Some(Param::Int(n)) if *n >= 0 => Some(usize::try_from(*n).unwrap_or(usize::MAX)),
+        Some(v) => return Err(V2Error::bad(format!("binary_data_size must be a byte count, not {v}"))),
     };
     let own_binary = match binary_size {
         Some(size) => {
