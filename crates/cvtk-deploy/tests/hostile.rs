@@ -4,8 +4,8 @@
 //! prefaces and idle HTTP/2 connections alike), at the connection cap a new
 //! connection takes an idle one's slot and is refused only when all have
 //! requests in flight, and a body declared over the limit gets 413 before
-//! any of it is read; a model worker that dies takes the service out of
-//! readiness and stops it with an error.
+//! any of it is read; a model that fails (out of memory included) fails only
+//! the request it was scoring, in chunks of `max_batch`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -233,7 +233,7 @@ async fn a_body_declared_over_the_limit_gets_413_before_it_is_sent() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_model_worker_that_dies_makes_the_service_not_ready_and_stop_with_an_error() {
+async fn a_model_that_fails_answers_that_request_500_and_the_service_keeps_serving() {
     let mut fake = Fake::new(Duration::ZERO);
     fake.panics = true;
     let s = ScoringService::with_classifier(config().check().unwrap(), Box::new(fake)).unwrap();
@@ -242,12 +242,49 @@ async fn a_model_worker_that_dies_makes_the_service_not_ready_and_stop_with_an_e
     let addr = listener.local_addr().unwrap().to_string();
     let s = Arc::new(s);
     let server = tokio::spawn(async move { cvtk_deploy::serve_on(listener, &s, std::future::pending()).await });
+    for _ in 0..3 {
+        assert_eq!(honest(&addr).await.0, 500);
+    }
     assert_eq!(reqwest::get(format!("http://{addr}/ready")).await.unwrap().status(), 200);
-    // The request that kills the worker gets a 503, not a hang.
-    assert_eq!(honest(&addr).await.0, 503);
-    let stopped = tokio::time::timeout(Duration::from_secs(5), server).await.expect("the service kept running");
-    let e = stopped.unwrap().unwrap_err().to_string();
-    assert!(e.contains("the model worker died") && e.contains("simulated failure"), "{e}");
+    assert!(!server.is_finished(), "the service stopped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_is_scored_in_chunks_of_max_batch_and_out_of_memory_is_a_503_that_leaves_the_service_up() {
+    // The model has memory for 4 images at once, and the service batches 4:
+    // a request of 10 images is scored in chunks of 4, 4 and 2.
+    let mut fake = Fake::new(Duration::ZERO);
+    fake.memory_for = Some(4);
+    let batches = fake.batches.clone();
+    let chunked = ServeConfig { max_batch: 4, ..config() };
+    let s = ScoringService::with_classifier(chunked.check().unwrap(), Box::new(fake)).unwrap();
+    s.wait_ready(Duration::from_secs(5)).unwrap();
+    let app = s.router();
+    let client_body = |n: usize| -> Vec<u8> {
+        let items: Vec<serde_json::Value> =
+            (0..n).map(|i| serde_json::json!({ "image_in_base64": b64(&png(8, 8, i as u8)) })).collect();
+        serde_json::to_vec(&items).unwrap()
+    };
+    let (status, _, v) = call(&app, score_req("application/json", client_body(10))).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["results"].as_array().unwrap().len(), 10);
+    assert_eq!(*batches.lock().unwrap(), vec![4, 4, 2]);
+    // With room for only 2, the chunk of 4 runs out of memory: a 503 to retry,
+    // and the service goes on serving.
+    let mut fake = Fake::new(Duration::ZERO);
+    fake.memory_for = Some(2);
+    let s = ScoringService::with_classifier(ServeConfig { max_batch: 4, ..config() }.check().unwrap(), Box::new(fake))
+        .unwrap();
+    s.wait_ready(Duration::from_secs(5)).unwrap();
+    let app = s.router();
+    let (status, headers, v) = call(&app, score_req("application/json", client_body(3))).await;
+    assert_eq!(status, 503, "{v}");
+    assert_eq!(v["error"]["code"], "out_of_memory", "{v}");
+    assert_eq!(headers["retry-after"], "1");
+    let (status, _, v) = call(&app, score_req("application/json", client_body(2))).await;
+    assert_eq!(status, 200, "{v}");
+    let (status, _, _) = call(&app, axum::http::Request::get("/ready").body(axum::body::Body::empty()).unwrap()).await;
+    assert_eq!(status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

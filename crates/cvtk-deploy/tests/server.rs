@@ -561,3 +561,28 @@ async fn shutdown_lets_a_request_in_flight_finish() {
     // Stopped: new connections are refused.
     assert!(reqwest::Client::new().post(&url).send().await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_key_only_requests_addressed_to_loopback_are_scored() {
+    // --no-auth is allowed on loopback only; a page the user opens may still
+    // reach the port through DNS rebinding, with its own name as the Host.
+    let config = ServeConfig { keys: vec![], auth_disabled: true, ..config() };
+    let s = ScoringService::with_classifier(config.check().unwrap(), Box::new(Fake::new(Duration::ZERO))).unwrap();
+    s.wait_ready(Duration::from_secs(5)).unwrap();
+    let app = s.router();
+    let body = json!([{ "image_in_base64": b64(&png(8, 8, 1)) }]).to_string();
+    for (host, want) in
+        [("evil.example.com", 403), ("127.0.0.1.nip.io:8080", 403), ("127.0.0.1:8080", 200), ("localhost", 200)]
+    {
+        let req = Request::post("/score")
+            .header("host", host)
+            .header("content-type", "application/json")
+            .body(Body::from(body.clone()))
+            .unwrap();
+        let (status, _, v) = call(&app, req).await;
+        assert_eq!(status.as_u16(), want, "Host: {host}: {v}");
+        if want == 403 {
+            assert_eq!(v["error"]["code"], "host_not_allowed", "{v}");
+        }
+    }
+}

@@ -693,8 +693,15 @@ async fn run_model(state: &AppState, images: ImageBatch) -> std::result::Result<
     rx.await
         .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the model worker has stopped"))?
         .map_err(|e| {
-            tracing::error!("scoring failed: {e}");
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "scoring failed; see the service log")
+            if e.out_of_memory {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "out_of_memory",
+                    "the model ran out of memory scoring this request; retry later, or with fewer images",
+                )
+            } else {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "scoring failed; see the service log")
+            }
         })
 }
 

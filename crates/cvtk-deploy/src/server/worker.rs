@@ -15,7 +15,24 @@ use tokio::sync::oneshot;
 use super::metrics::Metrics;
 
 /// Raw scores of one job's images, or why scoring failed.
-pub(crate) type JobReply = Result<Vec<Vec<f32>>, String>;
+pub(crate) type JobReply = Result<Vec<Vec<f32>>, Failure>;
+
+/// Why a job's images were not scored.
+#[derive(Clone, Debug)]
+pub(crate) struct Failure {
+    /// The model ran out of memory (CUDA or host): worth retrying later, or
+    /// with fewer images.
+    pub out_of_memory: bool,
+    pub message: String,
+}
+
+impl Failure {
+    fn new(message: String) -> Self {
+        let lower = message.to_lowercase();
+        let out_of_memory = lower.contains("out of memory") || lower.contains("failed to allocate");
+        Failure { out_of_memory, message }
+    }
+}
 
 /// Images of one request, and where to send their scores.
 pub(crate) struct Job {
@@ -142,35 +159,93 @@ pub(crate) fn run(
         if jobs.is_empty() {
             continue;
         }
-        score(classifier, jobs, metrics);
+        score(classifier, jobs, metrics, max_batch);
     }
 }
 
-fn score(classifier: &dyn Classifier, jobs: Vec<Job>, metrics: &Metrics) {
+/// Scores `jobs` in chunks of at most `max_batch` images (the batch the
+/// model's memory is sized for, however many images one request has). A
+/// chunk that fails, by an error or a panic in the model (tch turns a CUDA
+/// out-of-memory error into one), fails the jobs it holds images of, and
+/// only those: the worker goes on with the next chunk and the next job.
+fn score(classifier: &dyn Classifier, jobs: Vec<Job>, metrics: &Metrics, max_batch: usize) {
     let sizes: Vec<usize> = jobs.iter().map(Job::len).collect();
     let total: usize = sizes.iter().sum();
-    let result = (|| -> Result<Vec<Vec<f32>>, String> {
-        if let [job] = jobs.as_slice() {
-            return classifier.score_images(&job.images).map_err(|e| e.to_string());
+    let parts: Vec<&ImageBatch> = jobs.iter().map(|j| &j.images).collect();
+    let merged;
+    let input = match parts.as_slice() {
+        [one] => *one,
+        _ => match ImageBatch::concat(&parts) {
+            Ok(m) => {
+                merged = m;
+                &merged
+            }
+            Err(e) => {
+                for job in jobs {
+                    let _ = job.reply.send(Err(Failure::new(e.to_string())));
+                }
+                return;
+            }
+        },
+    };
+    // Where each job's images start in `input`.
+    let starts: Vec<usize> = sizes.iter().scan(0, |at, n| Some(std::mem::replace(at, *at + n))).collect();
+    let mut failed: Vec<Option<Failure>> = vec![None; jobs.len()];
+    let mut rows: Vec<Vec<f32>> = Vec::with_capacity(total);
+    let [_, c, h, w] = input.shape();
+    let per = c * h * w;
+    for from in (0..total).step_by(max_batch.max(1)) {
+        let to = (from + max_batch.max(1)).min(total);
+        let holders: Vec<usize> = (0..jobs.len()).filter(|&j| starts[j] < to && starts[j] + sizes[j] > from).collect();
+        // Nobody left to answer for these images: skip them.
+        if holders.iter().all(|&j| failed[j].is_some() || jobs[j].reply.is_closed()) {
+            rows.extend(std::iter::repeat_with(Vec::new).take(to - from));
+            continue;
         }
-        let parts: Vec<&ImageBatch> = jobs.iter().map(|j| &j.images).collect();
-        let input = ImageBatch::concat(&parts).map_err(|e| e.to_string())?;
-        classifier.score_images(&input).map_err(|e| e.to_string())
-    })();
-    metrics.batch_size.observe(total as f64);
-    match result {
-        Ok(rows) => {
-            metrics.images.inc_by(total as u64);
-            let mut rows = rows.into_iter();
-            for (job, n) in jobs.into_iter().zip(sizes) {
-                let _ = job.reply.send(Ok(rows.by_ref().take(n).collect()));
+        let chunk = || -> Result<Vec<Vec<f32>>, String> {
+            let owned;
+            let batch = if from == 0 && to == total {
+                input
+            } else {
+                owned = ImageBatch::new(input.data()[from * per..to * per].to_vec(), [to - from, c, h, w])
+                    .map_err(|e| e.to_string())?;
+                &owned
+            };
+            let out = classifier.score_images(batch).map_err(|e| e.to_string())?;
+            if out.len() != to - from {
+                return Err(format!("the model gave {} rows of scores for {} images", out.len(), to - from));
+            }
+            Ok(out)
+        };
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(chunk)).unwrap_or_else(|panic| {
+            Err(panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic in the model".into()))
+        });
+        metrics.batch_size.observe((to - from) as f64);
+        match result {
+            Ok(out) => {
+                metrics.images.inc_by((to - from) as u64);
+                rows.extend(out);
+            }
+            Err(e) => {
+                let failure = Failure::new(e);
+                tracing::error!("scoring {} images failed: {}", to - from, failure.message);
+                for j in holders {
+                    failed[j].get_or_insert_with(|| failure.clone());
+                }
+                rows.extend(std::iter::repeat_with(Vec::new).take(to - from));
             }
         }
-        Err(e) => {
-            tracing::error!("scoring failed: {e}");
-            for job in jobs {
-                let _ = job.reply.send(Err(e.clone()));
-            }
-        }
+    }
+    let mut rows = rows.into_iter();
+    for ((job, n), failure) in jobs.into_iter().zip(sizes).zip(failed) {
+        let mine: Vec<Vec<f32>> = rows.by_ref().take(n).collect();
+        let _ = job.reply.send(match failure {
+            Some(f) => Err(f),
+            None => Ok(mine),
+        });
     }
 }

@@ -40,13 +40,15 @@ pub struct Fake {
     pub delay: Duration,
     /// Panic in `score_images` (as a tch call without `f_` does on CUDA out of memory).
     pub panics: bool,
+    /// Panic with "CUDA out of memory" (tch's message) on a batch of more images than this.
+    pub memory_for: Option<usize>,
     pub batches: Arc<Mutex<Vec<usize>>>,
     labels: Vec<String>,
 }
 
 impl Fake {
     pub fn new(delay: Duration) -> Self {
-        Fake { delay, panics: false, batches: Arc::default(), labels: vec!["x".into(), "y".into()] }
+        Fake { delay, panics: false, memory_for: None, batches: Arc::default(), labels: vec!["x".into(), "y".into()] }
     }
 }
 
@@ -60,6 +62,9 @@ impl Classifier for Fake {
     fn score_images(&self, images: &ImageBatch) -> cvtk_model::Result<Vec<Vec<f32>>> {
         let n = images.len();
         assert!(!self.panics, "simulated failure inside the model");
+        if self.memory_for.is_some_and(|most| n > most) {
+            panic!("Torch(\"CUDA out of memory. Tried to allocate 2.00 GiB\")");
+        }
         self.batches.lock().unwrap().push(n);
         std::thread::sleep(self.delay);
         // Score = mean intensity for "x", its negation for "y".
