@@ -29,6 +29,11 @@ mod millis {
 /// The scoring service's default [`ServeConfig::max_pixels`]: 64 Mi pixels.
 pub const DEFAULT_SERVE_MAX_PIXELS: u64 = 64 << 20;
 
+/// Memory a decoding takes per pixel, counted against
+/// [`ServeConfig::decode_memory_bytes`]: the decoder's buffer (up to 4
+/// channels of 16 bits) and the RGB copy made from it.
+pub const DECODE_BYTES_PER_PIXEL: u64 = 8;
+
 /// Whether and where the service fetches images given by URL.
 ///
 /// Off by default: a scoring server that fetches any URL it is handed is a
@@ -130,9 +135,16 @@ pub struct ServeConfig {
     /// Largest decoded image, in pixels (a decompression-bomb guard, checked
     /// from the header before decoding). By default,
     /// [`DEFAULT_SERVE_MAX_PIXELS`] (64 Mi pixels, an 8192 x 8192 image: far
-    /// past any camera's, and at most 512 MiB of decoder memory per decoding
-    /// slot).
+    /// past any camera's; up to [`DECODE_BYTES_PER_PIXEL`] x that, 512 MiB,
+    /// while it decodes).
     pub max_pixels: u64,
+    /// Memory all decodings in flight may take together, in bytes, whatever
+    /// `decode_threads` is: each image holds [`DECODE_BYTES_PER_PIXEL`] bytes
+    /// per pixel of its header's size while it decodes, and waits until that
+    /// much is free. At least `max_pixels` x [`DECODE_BYTES_PER_PIXEL`]. By
+    /// default, 1 GiB (two images at the largest size at once, or hundreds of
+    /// photos).
+    pub decode_memory_bytes: u64,
     /// Fetching `image_url`s. By default, off.
     pub urls: UrlPolicy,
     /// Images waiting for or in the model at most, all requests together
@@ -207,6 +219,7 @@ impl Default for ServeConfig {
             max_delay: Duration::from_millis(2),
             decode_threads: 0,
             max_pixels: DEFAULT_SERVE_MAX_PIXELS,
+            decode_memory_bytes: 1 << 30,
             urls: UrlPolicy::default(),
             max_connections: 1024,
             max_queued_images: 1024,
@@ -235,6 +248,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("max_delay", &self.max_delay)
             .field("decode_threads", &self.decode_threads)
             .field("max_pixels", &self.max_pixels)
+            .field("decode_memory_bytes", &self.decode_memory_bytes)
             .field("urls", &self.urls)
             .field("max_connections", &self.max_connections)
             .field("max_queued_images", &self.max_queued_images)
@@ -370,6 +384,19 @@ impl ServeConfig {
         if self.max_pixels == 0 {
             return Err(Error::config("max_pixels", "must be at least 1"));
         }
+        let largest = self.max_pixels.saturating_mul(DECODE_BYTES_PER_PIXEL);
+        if self.decode_memory_bytes < largest {
+            return Err(Error::config(
+                "decode_memory_bytes",
+                format!(
+                    "{} MiB cannot decode the largest image allowed ({} pixels take {} MiB); raise the decode \
+                     memory (--decode-memory-mb) or lower max_pixels",
+                    self.decode_memory_bytes >> 20,
+                    self.max_pixels,
+                    largest.div_ceil(1 << 20)
+                ),
+            ));
+        }
         if self.urls.enabled() && (self.urls.max_bytes == 0 || self.urls.timeout.is_zero()) {
             return Err(Error::config("urls", "max_bytes and timeout must be more than zero"));
         }
@@ -417,6 +444,7 @@ mod tests {
         assert!(matches!(short.check(), Err(Error::InvalidConfig { field: "keys", .. })));
         for (cfg, field) in [
             (ServeConfig { queue_capacity: 0, ..keyed() }, "queue_capacity"),
+            (ServeConfig { max_pixels: 1 << 20, decode_memory_bytes: 4 << 20, ..keyed() }, "decode_memory_bytes"),
             (ServeConfig { max_batch: 0, ..keyed() }, "max_batch"),
             (ServeConfig { max_body_bytes: 0, ..keyed() }, "max_body_bytes"),
             (ServeConfig { request_timeout: Duration::ZERO, ..keyed() }, "request_timeout"),

@@ -44,7 +44,7 @@ mod server;
 pub use client::{score_existing_service_with_image, Client, ImageInput};
 pub use config::{
     generate_key, is_loopback, model_name_of, model_version_of, read_key_file, ServeConfig, UrlPolicy,
-    ValidServeConfig, DEFAULT_SERVE_MAX_PIXELS,
+    ValidServeConfig, DECODE_BYTES_PER_PIXEL, DEFAULT_SERVE_MAX_PIXELS,
 };
 pub use deployment::{
     delete_if_service_exist, get_deployment, is_existing_service, list_deployments, DeployConfig, Deployment,

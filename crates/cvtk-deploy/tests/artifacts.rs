@@ -49,8 +49,18 @@ fn kubernetes_manifests_parse_back_with_probes_scaling_and_the_key_as_a_secret()
     assert_eq!(c["ports"][0]["containerPort"], 8080);
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/ready");
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/health");
-    assert_eq!(c["env"][0]["name"], "CVTK_SERVICE_KEY");
-    assert_eq!(c["env"][0]["valueFrom"]["secretKeyRef"]["name"], secret["metadata"]["name"]);
+    let pod = &d["spec"]["template"]["spec"];
+    key_from_the_secret_file(pod, &secret);
+    restricted(pod);
+    // Decoding sized to the pod: a thread per core of the CPU limit, and a
+    // memory budget within the memory limit.
+    let args: Vec<&str> = c["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    assert_eq!(
+        args,
+        ["--key-file", "/var/run/secrets/cvtk/key", "--decode-threads", "2", "--decode-memory-mb", "1024"]
+    );
+    assert_eq!(c["resources"]["limits"]["cpu"], "2");
+    assert_eq!(c["resources"]["limits"]["memory"], "4Gi");
     assert!(c["resources"]["requests"]["cpu"].is_string());
 
     let svc = read_yaml(&files[2]);
@@ -65,9 +75,69 @@ fn kubernetes_manifests_parse_back_with_probes_scaling_and_the_key_as_a_secret()
     assert_eq!(hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"], 70);
 }
 
+/// The key reaches the container as a file from the Secret (`--key-file`),
+/// never as an environment variable (which `kubectl describe`, crash dumps and
+/// child processes see).
+fn key_from_the_secret_file(pod: &Value, secret: &Value) {
+    let c = &pod["containers"][0];
+    assert!(c.get("env").is_none_or(|e| !e.to_string().contains("secretKeyRef")), "the key in the environment: {c}");
+    let volume = pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == "key").expect("a key volume");
+    assert_eq!(volume["secret"]["secretName"], secret["metadata"]["name"]);
+    let mount = c["volumeMounts"].as_array().unwrap().iter().find(|m| m["name"] == "key").expect("the key mounted");
+    assert_eq!((mount["mountPath"].as_str(), mount["readOnly"].as_bool()), (Some("/var/run/secrets/cvtk"), Some(true)));
+    let args = c["args"].as_array().unwrap();
+    let at = args.iter().position(|a| a == "--key-file").expect("--key-file in the args");
+    assert_eq!(args[at + 1], "/var/run/secrets/cvtk/key");
+}
+
+/// Checks a pod spec against the Pod Security Standard "restricted" (the
+/// checks of Kubernetes' pod-security admission, as of v1.30), and more: no
+/// service-account token, a read-only root file system.
+fn restricted(pod: &Value) {
+    for host in ["hostNetwork", "hostPID", "hostIPC"] {
+        assert!(pod.get(host).is_none_or(|v| v == false), "{host} set: {pod}");
+    }
+    assert_eq!(pod["automountServiceAccountToken"], false, "the service-account token is mounted: {pod}");
+    let allowed =
+        ["configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"];
+    for v in pod["volumes"].as_array().into_iter().flatten() {
+        let kinds: Vec<&String> = v.as_object().unwrap().keys().filter(|k| *k != "name").collect();
+        assert!(kinds.iter().all(|k| allowed.contains(&k.as_str())), "volume type {kinds:?} not allowed: {v}");
+    }
+    let pod_sc = &pod["securityContext"];
+    for c in pod["containers"].as_array().unwrap() {
+        let sc = &c["securityContext"];
+        let either = |k: &str| if sc.get(k).is_some() { &sc[k] } else { &pod_sc[k] };
+        assert_eq!(either("runAsNonRoot"), true, "runAsNonRoot: {c}");
+        assert!(either("runAsUser").as_u64().is_none_or(|u| u != 0), "runs as root: {c}");
+        assert!(
+            matches!(either("seccompProfile")["type"].as_str(), Some("RuntimeDefault" | "Localhost")),
+            "seccompProfile: {c}"
+        );
+        assert_eq!(sc["allowPrivilegeEscalation"], false, "allowPrivilegeEscalation: {c}");
+        assert!(sc.get("privileged").is_none_or(|v| v == false), "privileged: {c}");
+        assert_eq!(sc["capabilities"]["drop"], serde_json::json!(["ALL"]), "capabilities: {c}");
+        let added = sc["capabilities"]["add"].as_array().cloned().unwrap_or_default();
+        assert!(added.iter().all(|a| a == "NET_BIND_SERVICE"), "capabilities added: {c}");
+        assert_eq!(sc["readOnlyRootFilesystem"], true, "readOnlyRootFilesystem: {c}");
+        let ports = c["ports"].as_array().cloned().unwrap_or_default();
+        assert!(ports.iter().all(|p| p.get("hostPort").is_none()), "hostPort: {c}");
+    }
+}
+
 #[test]
 fn kubernetes_options_are_checked() {
     let ok = K8sOptions { key: KEY.into(), ..K8sOptions::default() };
+    // Decoding memory that the memory limit cannot hold twice, or under the largest image's.
+    for bad in [
+        K8sOptions { memory_limit: "1Gi".into(), ..ok.clone() },
+        K8sOptions { decode_memory_mb: 256, ..ok.clone() },
+        K8sOptions { memory_limit: "lots".into(), ..ok.clone() },
+        K8sOptions { cpu_limit: 0, ..ok.clone() },
+    ] {
+        assert!(k8s_objects("x", &bad).is_err(), "{bad:?}");
+    }
+    assert!(k8s_objects("x", &K8sOptions { memory_limit: "4096Mi".into(), ..ok.clone() }).is_ok());
     assert!(k8s_objects("Bad_Name", &ok).is_err());
     assert!(k8s_objects("x", &K8sOptions { key: "short".into(), ..ok.clone() }).is_err());
     assert!(k8s_objects("x", &K8sOptions { min_replicas: 5, max_replicas: 2, ..ok.clone() }).is_err());
@@ -242,18 +312,19 @@ fn the_kserve_inference_service_runs_the_image_with_the_protocol_probe_and_its_c
     let c = &predictor["containers"][0];
     assert_eq!(c["name"], "kserve-container");
     assert_eq!(c["image"], "cvtk-flowers:latest");
-    assert_eq!(c["args"], serde_json::json!(["--model-name", "flowers"]));
+    assert_eq!((c["args"][0].as_str(), c["args"][1].as_str()), (Some("--model-name"), Some("flowers")));
     assert_eq!(c["ports"][0]["containerPort"], 8080);
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/v2/health/ready");
     let secret = read_yaml(&files[0]);
-    assert_eq!(c["env"][0]["valueFrom"]["secretKeyRef"]["name"], secret["metadata"]["name"]);
+    key_from_the_secret_file(predictor, &secret);
+    restricted(predictor);
     // kubernetes-validate knows no KServe schema (it says so and passes the
     // file unchecked): the predictor's container is a core/v1 Container, so
     // it is validated inside a Pod; the Secret as it is.
     let pod = serde_json::json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": { "name": "flowers-predictor-check" },
-        "spec": { "containers": [c] },
+        "spec": { "containers": [c], "volumes": predictor["volumes"], "securityContext": predictor["securityContext"] },
     });
     let pod_file = tmp.path().join("predictor-container-as-pod.yaml");
     std::fs::write(&pod_file, serde_norway::to_string(&pod).unwrap()).unwrap();
@@ -280,6 +351,7 @@ fn the_batch_job_is_indexed_one_shard_per_pod_and_validates() {
     assert_eq!(spec["completionMode"], "Indexed");
     assert_eq!((spec["completions"].as_u64(), spec["parallelism"].as_u64()), (Some(8), Some(4)));
     let pod = &spec["template"]["spec"];
+    restricted(pod);
     assert_eq!(pod["restartPolicy"], "Never");
     assert_eq!(pod["volumes"][0]["persistentVolumeClaim"]["claimName"], "photos");
     let c = &pod["containers"][0];

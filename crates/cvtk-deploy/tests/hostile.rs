@@ -368,3 +368,37 @@ async fn a_timed_out_request_stops_decoding_and_frees_its_slot() {
     // ... and its only decoding slot is free again.
     assert_eq!(honest(&addr).await.0, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decodings_share_one_memory_budget_whatever_the_number_of_decoding_threads() {
+    // Four decoding threads, and memory for one 2048x2048 image (8 bytes a
+    // pixel): four requests of four such images each decode one image at a
+    // time, the others waiting for the memory, and all are answered.
+    let mut black = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut black)
+        .write_image(&vec![0u8; 2048 * 2048], 2048, 2048, image::ExtendedColorType::L8)
+        .unwrap();
+    let items: Vec<serde_json::Value> = (0..4).map(|_| serde_json::json!({ "image_in_base64": b64(&black) })).collect();
+    let body = serde_json::to_vec(&items).unwrap();
+    for (budget, waits) in [(32u64 << 20, true), (512 << 20, false)] {
+        let config =
+            ServeConfig { decode_threads: 4, max_pixels: 2048 * 2048, decode_memory_bytes: budget, ..config() };
+        let (addr, _stop) = serve(config).await;
+        let client = reqwest::Client::new();
+        let sends = (0..4).map(|_| {
+            let request = client
+                .post(format!("http://{addr}/score"))
+                .bearer_auth(KEY)
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .timeout(Duration::from_secs(20))
+                .send();
+            tokio::spawn(request)
+        });
+        for s in sends.collect::<Vec<_>>() {
+            assert_eq!(s.await.unwrap().unwrap().status(), 200);
+        }
+        let waited = metric(&addr, "cvtk_decode_memory_waits_total").await;
+        assert_eq!(waited > 0.0, waits, "budget {} MiB: {waited} images waited for memory", budget >> 20);
+    }
+}

@@ -221,6 +221,15 @@ pub enum Command {
         /// Average CPU use (percent) the autoscaler aims at.
         #[arg(long, default_value_t = 70)]
         cpu_target: u32,
+        /// CPU limit per replica, in cores; also the service's decoding threads.
+        #[arg(long, default_value_t = 2)]
+        cpu_limit: u32,
+        /// Memory limit per replica (a Kubernetes quantity); at least twice the decoding memory.
+        #[arg(long, default_value = "4Gi")]
+        memory_limit: String,
+        /// Memory all image decodings of a replica may take together, in MiB (at least 512).
+        #[arg(long, default_value_t = 1024)]
+        decode_memory_mb: u64,
         #[command(flatten)]
         home: Home,
         /// Print JSON.
@@ -409,7 +418,20 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             );
         }
         Command::K8s {
-            name, out, image, key_file, min_replicas, max_replicas, cpu_target, home, json, kserve, ..
+            name,
+            out,
+            image,
+            key_file,
+            min_replicas,
+            max_replicas,
+            cpu_target,
+            cpu_limit,
+            memory_limit,
+            decode_memory_mb,
+            home,
+            json,
+            kserve,
+            ..
         } => {
             let key = match crate::secret::read(key_file.as_deref(), "CVTK_SERVICE_KEY")? {
                 Some(k) => k,
@@ -424,6 +446,9 @@ pub fn run(command: Command) -> anyhow::Result<()> {
                 min_replicas,
                 max_replicas,
                 cpu_target_percent: cpu_target,
+                cpu_limit,
+                memory_limit,
+                decode_memory_mb,
                 kserve,
                 ..K8sOptions::default()
             };

@@ -81,13 +81,19 @@ pub struct ServeSettings {
     /// Seconds allowed per `image_url` download.
     #[arg(long, default_value_t = 10)]
     pub url_timeout_s: u64,
+    /// Memory all image decodings together may take, in MiB (8 bytes a pixel while an image decodes);
+    /// more wait for it. At least what the largest image allowed takes (64 Mi pixels: 512 MiB).
+    #[arg(long, default_value_t = 1024)]
+    pub decode_memory_mb: u64,
     /// Images waiting for or in the model at most, all requests together; more get 503.
     #[arg(long, default_value_t = 1024)]
     pub max_queued_images: usize,
-    /// Connections open at once at most; more are closed at once.
+    /// Connections open at once at most; at the limit a new one takes the slot of the oldest with no
+    /// request in flight, and is closed at once only when every open one has a request in flight.
     #[arg(long, default_value_t = 1024)]
     pub max_connections: usize,
-    /// Seconds a connection gets to send a request's headers (also when idle between requests).
+    /// Seconds a connection may go with no request in flight (sending half a request head, an HTTP/2
+    /// preface, pings, or nothing) before it is closed: on opening and after each response.
     #[arg(long, default_value_t = 10)]
     pub header_timeout_s: u64,
     /// Scoring engine: auto (onnxruntime on the CPU when its library loads,
@@ -126,6 +132,7 @@ impl ServeSettings {
             max_batch: self.max_batch,
             max_delay: Duration::from_millis(self.max_delay_ms),
             decode_threads: self.decode_threads,
+            decode_memory_bytes: self.decode_memory_mb.saturating_mul(1 << 20),
             urls: UrlPolicy {
                 allow_hosts: self.allow_url_hosts.clone(),
                 max_bytes: self.url_max_mb.saturating_mul(1 << 20),

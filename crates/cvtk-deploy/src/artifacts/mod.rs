@@ -294,8 +294,17 @@ pub struct K8sOptions {
     pub cpu_request: String,
     /// Memory requested per replica. By default, `"2Gi"`.
     pub memory_request: String,
-    /// Memory limit per replica. By default, `"4Gi"`.
+    /// Memory limit per replica. By default, `"4Gi"`. At least twice the
+    /// decoding memory: the model, the queued images and the request bodies
+    /// take the rest.
     pub memory_limit: String,
+    /// CPU limit per replica, in whole cores; also the service's decoding
+    /// threads (`--decode-threads`), so decoding never counts cores the pod
+    /// does not have. By default, 2.
+    pub cpu_limit: u32,
+    /// Memory all decodings together may take, in MiB (`--decode-memory-mb`).
+    /// By default, 1024.
+    pub decode_memory_mb: u64,
     /// Write a KServe `InferenceService` (a custom-container predictor
     /// running the image, which speaks the Open Inference Protocol) instead
     /// of the Deployment, Service and HorizontalPodAutoscaler, which KServe
@@ -314,6 +323,8 @@ impl Default for K8sOptions {
             cpu_request: "1".into(),
             memory_request: "2Gi".into(),
             memory_limit: "4Gi".into(),
+            cpu_limit: 2,
+            decode_memory_mb: 1024,
             kserve: false,
         }
     }
@@ -334,9 +345,52 @@ pub fn k8s_objects(name: &str, options: &K8sOptions) -> Result<Vec<(&'static str
     if !(1..=100).contains(&options.cpu_target_percent) {
         return Err(Error::config("cpu_target_percent", format!("{} is not in 1..=100", options.cpu_target_percent)));
     }
+    if options.cpu_limit == 0 {
+        return Err(Error::config("cpu_limit", "must be at least 1 core"));
+    }
+    let limit_mib = quantity_mib(&options.memory_limit)?;
+    let min_decode_mib = (crate::DEFAULT_SERVE_MAX_PIXELS * crate::DECODE_BYTES_PER_PIXEL) >> 20;
+    if options.decode_memory_mb < min_decode_mib || options.decode_memory_mb * 2 > limit_mib {
+        return Err(Error::config(
+            "decode_memory_mb",
+            format!(
+                "{} MiB of decoding memory does not fit: it must be at least {min_decode_mib} MiB (the largest \
+                 image) and at most half the memory limit {} ({} MiB)",
+                options.decode_memory_mb,
+                options.memory_limit,
+                limit_mib / 2
+            ),
+        ));
+    }
     let image = options.image.clone().unwrap_or_else(|| default_image(name));
     let labels = json!({ "app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "cvtk" });
     let secret_name = format!("{name}-key");
+    // After the image's entrypoint (`cvtk serve --model /model ...`): the key
+    // from the Secret's file, and decoding sized to the pod's limits.
+    let serve_args = |extra: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = extra.iter().map(|s| (*s).to_string()).collect();
+        args.extend(
+            [
+                "--key-file",
+                KEY_FILE,
+                "--decode-threads",
+                &options.cpu_limit.to_string(),
+                "--decode-memory-mb",
+                &options.decode_memory_mb.to_string(),
+            ]
+            .map(str::to_string),
+        );
+        args
+    };
+    let resources = json!({
+        "requests": { "cpu": options.cpu_request, "memory": options.memory_request },
+        "limits": { "cpu": options.cpu_limit.to_string(), "memory": options.memory_limit },
+    });
+    let key_volume = json!({ "name": "key", "secret": { "secretName": secret_name, "defaultMode": 0o440, "items": [{ "key": "key", "path": "key" }] } });
+    let mounts = json!([
+        { "name": "key", "mountPath": KEY_DIR, "readOnly": true },
+        { "name": "tmp", "mountPath": "/tmp" },
+    ]);
     let probe = |path: &str, delay: u32| json!({ "httpGet": { "path": path, "port": "http" }, "initialDelaySeconds": delay, "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3 });
     let secret = json!({
         "apiVersion": "v1", "kind": "Secret",
@@ -354,18 +408,20 @@ pub fn k8s_objects(name: &str, options: &K8sOptions) -> Result<Vec<(&'static str
                 "metadata": { "labels": labels },
                 "spec": {
                     "terminationGracePeriodSeconds": 30,
+                    "automountServiceAccountToken": false,
+                    "securityContext": pod_security(),
                     "containers": [{
                         "name": "cvtk",
                         "image": image,
+                        "args": serve_args(&[]),
                         "ports": [{ "name": "http", "containerPort": CONTAINER_PORT }],
-                        "env": [{ "name": "CVTK_SERVICE_KEY", "valueFrom": { "secretKeyRef": { "name": secret_name, "key": "key" } } }],
                         "readinessProbe": probe("/ready", 5),
                         "livenessProbe": probe("/health", 15),
-                        "resources": {
-                            "requests": { "cpu": options.cpu_request, "memory": options.memory_request },
-                            "limits": { "memory": options.memory_limit },
-                        },
+                        "resources": resources,
+                        "securityContext": container_security(),
+                        "volumeMounts": mounts,
                     }],
+                    "volumes": [key_volume, { "name": "tmp", "emptyDir": { "sizeLimit": "256Mi" } }],
                 },
             },
         },
@@ -399,26 +455,84 @@ pub fn k8s_objects(name: &str, options: &K8sOptions) -> Result<Vec<(&'static str
                     "maxReplicas": options.max_replicas,
                     "scaleMetric": "cpu",
                     "scaleTarget": options.cpu_target_percent,
+                    "automountServiceAccountToken": false,
+                    "securityContext": pod_security(),
                     "containers": [{
                         "name": "kserve-container",
                         "image": image,
-                        // After the image's entrypoint (`cvtk serve --model /model ...`):
-                        // the model answers as NAME under /v2/models/.
-                        "args": ["--model-name", name],
+                        // The model answers as NAME under /v2/models/.
+                        "args": serve_args(&["--model-name", name]),
                         "ports": [{ "containerPort": CONTAINER_PORT, "protocol": "TCP" }],
-                        "env": [{ "name": "CVTK_SERVICE_KEY", "valueFrom": { "secretKeyRef": { "name": secret_name, "key": "key" } } }],
                         "readinessProbe": v2_probe,
-                        "resources": {
-                            "requests": { "cpu": options.cpu_request, "memory": options.memory_request },
-                            "limits": { "memory": options.memory_limit },
-                        },
+                        "resources": resources,
+                        "securityContext": container_security(),
+                        "volumeMounts": mounts,
                     }],
+                    "volumes": [key_volume, { "name": "tmp", "emptyDir": { "sizeLimit": "256Mi" } }],
                 },
             },
         });
         return Ok(vec![("secret.yaml", secret), ("inferenceservice.yaml", isvc)]);
     }
     Ok(vec![("secret.yaml", secret), ("deployment.yaml", deployment), ("service.yaml", service), ("hpa.yaml", hpa)])
+}
+
+/// Where the manifests mount the service key's Secret, and its file there.
+const KEY_DIR: &str = "/var/run/secrets/cvtk";
+const KEY_FILE: &str = "/var/run/secrets/cvtk/key";
+
+/// The user the image runs as (`USER` in the Dockerfile).
+const IMAGE_USER: u32 = 65534;
+
+/// A pod security context that Pod Security "restricted" admits: not root,
+/// the runtime's default seccomp profile, and the Secret's files readable by
+/// the image's group.
+fn pod_security() -> serde_json::Value {
+    json!({
+        "runAsNonRoot": true,
+        "runAsUser": IMAGE_USER,
+        "runAsGroup": IMAGE_USER,
+        "fsGroup": IMAGE_USER,
+        "seccompProfile": { "type": "RuntimeDefault" },
+    })
+}
+
+/// A container security context that Pod Security "restricted" admits, with
+/// a read-only root file system (the service writes only to `/tmp`, an
+/// emptyDir).
+fn container_security() -> serde_json::Value {
+    json!({
+        "allowPrivilegeEscalation": false,
+        "readOnlyRootFilesystem": true,
+        "runAsNonRoot": true,
+        "capabilities": { "drop": ["ALL"] },
+        "seccompProfile": { "type": "RuntimeDefault" },
+    })
+}
+
+/// A Kubernetes memory quantity (`4Gi`, `4096Mi`, `4G`, `500M`, bytes) in MiB.
+fn quantity_mib(q: &str) -> Result<u64> {
+    let q = q.trim();
+    let split = q.find(|c: char| !c.is_ascii_digit()).unwrap_or(q.len());
+    let (number, unit) = q.split_at(split);
+    let factor: u128 = match unit {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "Ti" => 1 << 40,
+        "k" | "K" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "T" => 1_000_000_000_000,
+        _ => 0,
+    };
+    match number.parse::<u128>() {
+        Ok(n) if factor > 0 => Ok(((n * factor) >> 20).min(u128::from(u64::MAX)) as u64),
+        _ => {
+            Err(Error::config("memory_limit", format!("'{q}' is not a memory quantity; write it as 4Gi, 4096Mi or 4G")))
+        }
+    }
 }
 
 /// A batch scoring run on Kubernetes: an Indexed Job of `shards` pods, pod
@@ -507,6 +621,8 @@ pub fn k8s_batch_job(name: &str, options: &BatchOptions) -> Result<(&'static str
                 "metadata": { "labels": labels },
                 "spec": {
                     "restartPolicy": "Never",
+                    "automountServiceAccountToken": false,
+                    "securityContext": pod_security(),
                     "containers": [{
                         "name": "score",
                         "image": image,
@@ -520,13 +636,17 @@ pub fn k8s_batch_job(name: &str, options: &BatchOptions) -> Result<(&'static str
                             "name": "JOB_COMPLETION_INDEX",
                             "valueFrom": { "fieldRef": { "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']" } },
                         }],
-                        "volumeMounts": [{ "name": "data", "mountPath": "/data" }],
+                        "volumeMounts": [{ "name": "data", "mountPath": "/data" }, { "name": "tmp", "mountPath": "/tmp" }],
                         "resources": {
                             "requests": { "cpu": options.cpu.to_string(), "memory": options.memory },
                             "limits": { "cpu": options.cpu.to_string(), "memory": options.memory },
                         },
+                        "securityContext": container_security(),
                     }],
-                    "volumes": [{ "name": "data", "persistentVolumeClaim": { "claimName": options.claim } }],
+                    "volumes": [
+                        { "name": "data", "persistentVolumeClaim": { "claimName": options.claim } },
+                        { "name": "tmp", "emptyDir": { "sizeLimit": "256Mi" } },
+                    ],
                 },
             },
         },

@@ -26,6 +26,7 @@ pub(crate) struct Metrics {
     pub images: Counter,
     pub decoded: Counter,
     pub decodes_cancelled: Counter,
+    pub decode_memory_waits: Counter,
     pub queue_depth: Gauge<i64, AtomicI64>,
 }
 
@@ -48,9 +49,25 @@ impl Metrics {
             "Requests whose decoding stopped early because the request timed out or its client left",
             decodes_cancelled.clone(),
         );
+        let decode_memory_waits = Counter::default();
+        registry.register(
+            "decode_memory_waits",
+            "Images that waited for decoding memory (--decode-memory-mb) before decoding",
+            decode_memory_waits.clone(),
+        );
         let queue_depth = Gauge::<i64, AtomicI64>::default();
         registry.register("queue_depth", "Requests waiting for the model", queue_depth.clone());
-        Metrics { registry, requests, latency, batch_size, images, decoded, decodes_cancelled, queue_depth }
+        Metrics {
+            registry,
+            requests,
+            latency,
+            batch_size,
+            images,
+            decoded,
+            decodes_cancelled,
+            decode_memory_waits,
+            queue_depth,
+        }
     }
 
     pub fn count(&self, route: &str, status: u16) {

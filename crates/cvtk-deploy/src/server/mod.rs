@@ -92,6 +92,9 @@ struct Inner {
     /// Slots for decoding (see [`ServeConfig::decode_threads`]). A slot is
     /// held until its decoding has really stopped, timed out or not.
     decode_slots: Arc<tokio::sync::Semaphore>,
+    /// The decoding memory budget ([`ServeConfig::decode_memory_bytes`]), in
+    /// KiB: each image holds its share while it decodes.
+    decode_memory: Arc<tokio::sync::Semaphore>,
 }
 
 /// The handlers' shared state: cheap to clone.
@@ -214,6 +217,8 @@ impl ScoringService {
             n => n,
         };
         let decode_slots = Arc::new(tokio::sync::Semaphore::new(slots));
+        let budget_kib = (config.decode_memory_bytes >> 10).min(u64::from(u32::MAX)) as usize;
+        let decode_memory = Arc::new(tokio::sync::Semaphore::new(budget_kib));
         let state = AppState(Arc::new(Inner {
             config,
             model,
@@ -224,6 +229,7 @@ impl ScoringService {
             metrics,
             fetcher,
             decode_slots,
+            decode_memory,
         }));
         Ok(ScoringService { state, worker: Some(worker) })
     }
@@ -656,6 +662,11 @@ async fn decode_all(
                 decoder.0.metrics.decodes_cancelled.inc();
                 return Err(ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", "cancelled"));
             }
+            // The image's share of the decoding memory, held while it decodes.
+            let _memory = match &source {
+                Ok(Source::Bytes(bytes)) => decoder.decode_memory_for(bytes),
+                _ => None,
+            };
             let img = source.and_then(|source| inputs::decode(&model.loader, i, source));
             decoder.0.metrics.decoded.inc();
             decoded.push(img.map(|img| ok_images.push(img)));
@@ -676,6 +687,30 @@ async fn decode_all(
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("decoding failed: {e}")))?;
     drop(cancel);
     result
+}
+
+impl AppState {
+    /// Waits for, and takes, the decoding memory an encoded image's header
+    /// says it needs (none for an image the decoder will refuse from its
+    /// header, or one whose header cannot be read); called on a blocking
+    /// thread.
+    fn decode_memory_for(&self, bytes: &[u8]) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let (w, h) =
+            image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().ok()?.into_dimensions().ok()?;
+        let pixels = u64::from(w) * u64::from(h);
+        if pixels > self.0.config.max_pixels {
+            return None;
+        }
+        let kib = (pixels * crate::DECODE_BYTES_PER_PIXEL).div_ceil(1024).max(1).min(u64::from(u32::MAX)) as u32;
+        let memory = self.0.decode_memory.clone();
+        match memory.clone().try_acquire_many_owned(kib) {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                self.0.metrics.decode_memory_waits.inc();
+                tokio::runtime::Handle::current().block_on(memory.acquire_many_owned(kib)).ok()
+            }
+        }
+    }
 }
 
 /// Scores `images` through the model worker's batching queue: one row of raw
