@@ -158,8 +158,17 @@ fn three_shard_processes_give_the_rows_of_one_unsharded_run_in_every_format() {
     }
     let urls = dir.path().join("urls.txt");
     std::fs::write(&urls, format!("{base}/a/00000.png\n{base}/b/00001.png\n{base}/missing.png\n")).unwrap();
+    // By default only public addresses are fetched: every loopback URL is a row with an error.
+    let refused = dir.path().join("refused.jsonl");
+    let report = score(&[urls.to_str().unwrap(), "--model", m, "--out", refused.to_str().unwrap()]);
+    assert_eq!((report["images"].as_u64(), report["failed"].as_u64()), (Some(3), Some(3)), "{report}");
+    for row in rows(&[refused]).values() {
+        let e = row["error"].as_str().unwrap();
+        assert!(e.contains("only 80 and 443") || e.contains("not a public address"), "{e}");
+    }
     let fetched = dir.path().join("urls.jsonl");
-    let report = score(&[urls.to_str().unwrap(), "--model", m, "--out", fetched.to_str().unwrap()]);
+    let report =
+        score(&[urls.to_str().unwrap(), "--model", m, "--out", fetched.to_str().unwrap(), "--allow-private-urls"]);
     let _ = server.kill();
     let _ = server.wait();
     assert_eq!((report["images"].as_u64(), report["failed"].as_u64()), (Some(3), Some(1)), "{report}");

@@ -41,6 +41,14 @@ pub struct CollectOptions {
     pub link: bool,
     /// Downloads in flight at once. Default 8.
     pub parallel: usize,
+    /// Fetch from private, loopback and link-local addresses and any port
+    /// too. By default, off: only public addresses on ports 80 and 443, so a
+    /// search result or a query-file entry cannot make cvtk fetch from the
+    /// user's network or a cloud metadata service.
+    pub allow_private_urls: bool,
+    /// Accept an `http://` image-search endpoint, which sends the search key
+    /// in clear text. By default, off: the endpoint must be https.
+    pub allow_http_search: bool,
 }
 
 impl Default for CollectOptions {
@@ -55,6 +63,8 @@ impl Default for CollectOptions {
             max_pixels: DEFAULT_MAX_PIXELS,
             link: false,
             parallel: 8,
+            allow_private_urls: false,
+            allow_http_search: false,
         }
     }
 }
@@ -129,6 +139,7 @@ struct Downloader {
     fetcher: Fetcher,
     retries: u32,
     backoff: Duration,
+    allow_http_search: bool,
 }
 
 impl Downloader {
@@ -139,10 +150,21 @@ impl Downloader {
             .enable_all()
             .build()
             .map_err(|e| Error::InvalidConfig { field: "http client", reason: e.to_string() })?;
-        let policy = FetchPolicy { max_bytes: options.max_bytes, timeout: options.timeout, ..FetchPolicy::default() };
+        let policy = FetchPolicy {
+            max_bytes: options.max_bytes,
+            timeout: options.timeout,
+            public_only: !options.allow_private_urls,
+            ..FetchPolicy::default()
+        };
         let fetcher =
             Fetcher::new(policy).map_err(|e| Error::InvalidConfig { field: "http client", reason: e.to_string() })?;
-        Ok(Downloader { runtime, fetcher, retries: options.retries, backoff: options.backoff })
+        Ok(Downloader {
+            runtime,
+            fetcher,
+            retries: options.retries,
+            backoff: options.backoff,
+            allow_http_search: options.allow_http_search,
+        })
     }
 
     /// GETs `url` with the extra `headers`, retrying transient failures.
@@ -227,6 +249,13 @@ fn search(
         .fetcher
         .check_url(&search.endpoint)
         .map_err(|e| format!("image-search endpoint '{}' is not usable: {e}", search.endpoint))?;
+    if url.scheme() != "https" && !downloader.allow_http_search {
+        return Err(format!(
+            "the image-search endpoint {} is not https: the search key would cross the network in clear text; use \
+             an https endpoint (or --allow-http-search for one on a network you trust)",
+            search.endpoint
+        ));
+    }
     url.query_pairs_mut().append_pair("q", text).append_pair("count", &count.to_string());
     let headers: Vec<(&str, &str)> =
         search.key.as_deref().map(|k| vec![("Ocp-Apim-Subscription-Key", k)]).unwrap_or_default();

@@ -150,6 +150,9 @@ fn options() -> CollectOptions {
         retries: 2,
         backoff: Duration::from_millis(20),
         search_count: 3,
+        // The test server is on loopback, over http.
+        allow_private_urls: true,
+        allow_http_search: true,
         ..CollectOptions::default()
     }
 }
@@ -329,4 +332,35 @@ fn linked_local_files_point_at_the_originals() {
     assert!(std::fs::symlink_metadata(&linked).unwrap().file_type().is_symlink());
     assert_eq!(std::fs::read_link(&linked).unwrap(), std::path::absolute(src.join("one.png")).unwrap());
     assert!(Path::new(&linked).is_file());
+}
+
+#[test]
+fn by_default_only_public_addresses_are_fetched_and_the_search_endpoint_must_be_https() {
+    let (addr, hits) = start_server();
+    let dir = tempfile::tempdir().unwrap();
+    let u = |p: &str| format!("http://{addr}{p}");
+    let file = dir.path().join("queries.json");
+    std::fs::write(&file, json!({ "cup": [u("/img/c.png"), { "search": "mug", "count": 2 }] }).to_string()).unwrap();
+    let strict = CollectOptions {
+        image_search: Some(ImageSearch { endpoint: u("/search"), key: Some("test-key".into()) }),
+        allow_private_urls: false,
+        allow_http_search: false,
+        ..options()
+    };
+    let run = |options: &CollectOptions, out: &str| match ClassificationDataset::create_from_queries_into(
+        &file,
+        &dir.path().join(out),
+        options,
+    ) {
+        Ok((_, report)) => format!("{:?}", report.failures),
+        Err(e) => e.to_string(),
+    };
+    // The loopback address (and its port) are refused, for the URL and the endpoint alike.
+    let text = run(&strict, "a");
+    assert!(text.matches("only 80 and 443").count() == 2, "{text}");
+    // Private addresses allowed, the endpoint is still refused for being http.
+    let text = run(&CollectOptions { allow_private_urls: true, ..strict.clone() }, "b");
+    assert!(text.contains("is not https") && text.contains("--allow-http-search"), "{text}");
+    assert_eq!(hits.get("/search"), 0, "the key was sent over http");
+    assert_eq!(hits.get("/img/c.png"), 1, "the URL allowed by --allow-private-urls");
 }

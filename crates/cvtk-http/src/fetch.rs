@@ -1,10 +1,13 @@
 //! [`Fetcher`]: the one bounded GET behind every download cvtk makes (the
-//! scoring service's `image_url` items, dataset collection, image searches):
-//! a size limit checked on the declared length and while reading, a time
-//! limit, at most [`FetchPolicy::max_redirects`] redirects, when a host
-//! filter is set, only to hosts it allows (redirect targets included), and
-//! with [`FetchPolicy::public_only`], only to public addresses on ports 80 and
-//! 443, names resolved and checked before connecting, proxies ignored.
+//! scoring service's `image_url` items, dataset collection, image searches,
+//! `cvtk score` URL lists), so all follow one policy: a size limit checked on
+//! the declared length and while reading, one time limit over the request and
+//! its redirects, at most [`FetchPolicy::max_redirects`] redirects, each
+//! checked like the first URL, when a host filter is set, only to hosts it
+//! allows; by default ([`FetchPolicy::public_only`]) only to public addresses
+//! on ports 80 and 443, names resolved and checked before connecting, proxies
+//! ignored; and a caller's headers (credentials) sent only to the URL's own
+//! origin, never after a redirect to another one.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -22,7 +25,7 @@ pub struct FetchPolicy {
     pub max_bytes: u64,
     /// Time limit of one request (connect, headers, body). By default, 20 s.
     pub timeout: Duration,
-    /// Redirects followed at most. By default, 5.
+    /// Redirects followed at most. By default, 3.
     pub max_redirects: usize,
     /// Hosts that may be fetched, redirect targets too. By default, any.
     pub allow_host: Option<HostFilter>,
@@ -30,8 +33,10 @@ pub struct FetchPolicy {
     /// and 443, with no proxy: a host name is resolved and every address it
     /// gives is checked before a connection is made (redirects too), so an
     /// allowed name that resolves to 127.0.0.1, 10.x or 169.254.169.254 is
-    /// refused. By default, off (for fetchers the user points at their own
-    /// network); the scoring service turns it on.
+    /// refused. By default, on, for every fetcher: a URL from a search result,
+    /// a list or a request that points (or redirects) at 169.254.169.254 or a
+    /// cluster-internal host is not fetched from the user's machine or pod.
+    /// Each command has a flag (`--allow-private-urls`) to turn it off.
     pub public_only: bool,
 }
 
@@ -52,9 +57,9 @@ impl Default for FetchPolicy {
         FetchPolicy {
             max_bytes: 20 << 20,
             timeout: Duration::from_secs(20),
-            max_redirects: 5,
+            max_redirects: 3,
             allow_host: None,
-            public_only: false,
+            public_only: true,
         }
     }
 }
@@ -125,23 +130,11 @@ pub struct Fetcher {
 impl Fetcher {
     /// A fetcher for `policy`.
     pub fn new(policy: FetchPolicy) -> Result<Self, FetchError> {
-        let max = policy.max_redirects;
-        let checks = policy.clone();
-        let redirects = reqwest::redirect::Policy::custom(move |attempt| {
-            if attempt.previous().len() >= max {
-                return attempt.error(format!("more than {max} redirects"));
-            }
-            match check_target(&checks, attempt.url()) {
-                Ok(()) => attempt.follow(),
-                Err(why) => {
-                    let msg = format!("redirect to {}: {why}", attempt.url());
-                    attempt.error(msg)
-                }
-            }
-        });
+        // Redirects are followed here, not by reqwest, so that each target is
+        // checked like the first URL and the caller's headers stay with
+        // their origin.
         let mut builder = reqwest::Client::builder()
-            .redirect(redirects)
-            .timeout(policy.timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("cvtk/", env!("CARGO_PKG_VERSION")));
         if policy.public_only {
             builder = builder.no_proxy().dns_resolver(Arc::new(PublicOnly));
@@ -176,32 +169,61 @@ impl Fetcher {
 
     /// [`Self::get`] with a smaller size limit for this one call (a caller's
     /// budget over several downloads); the policy's limit still applies.
+    /// `headers` go to the URL's origin (scheme, host and port) only: after
+    /// a redirect to another origin they are not sent.
     pub async fn get_at_most(
         &self,
         url: &str,
         headers: &[(&str, &str)],
         max_bytes: u64,
     ) -> Result<Fetched, FetchError> {
-        let parsed = self.check_url(url)?;
-        let mut request = self.client.get(parsed);
-        for (k, v) in headers {
-            request = request.header(*k, *v);
+        let timeout = self.policy.timeout;
+        match tokio::time::timeout(timeout, self.get_following(url, headers, max_bytes)).await {
+            Ok(result) => result,
+            Err(_) => Err(FetchError::Timeout(timeout)),
         }
-        let describe = |e: reqwest::Error| {
-            if e.is_timeout() {
-                FetchError::Timeout(self.policy.timeout)
-            } else if e.is_redirect() {
-                FetchError::Other(format!("redirect refused: {e}"))
-            } else if e.is_connect() {
-                FetchError::Connect(e.to_string())
-            } else {
-                FetchError::Other(e.to_string())
+    }
+
+    async fn get_following(&self, url: &str, headers: &[(&str, &str)], max_bytes: u64) -> Result<Fetched, FetchError> {
+        let mut target = self.check_url(url)?;
+        let origin = target.origin();
+        let mut redirects = 0;
+        let mut response = loop {
+            let mut request = self.client.get(target.clone());
+            if target.origin() == origin {
+                for (k, v) in headers {
+                    request = request.header(*k, *v);
+                }
             }
+            let response = request.send().await.map_err(|e| match refused_address(&e) {
+                Some(why) => FetchError::NotAllowed(why),
+                None => self.describe(e),
+            })?;
+            if !response.status().is_redirection() {
+                break response;
+            }
+            let location = response.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok());
+            let Some(next) = location.and_then(|l| target.join(l).ok()) else {
+                return Err(FetchError::Other(format!(
+                    "redirect refused: {} answered {} without a usable Location",
+                    target,
+                    response.status().as_u16()
+                )));
+            };
+            redirects += 1;
+            if redirects > self.policy.max_redirects {
+                return Err(FetchError::Other(format!(
+                    "redirect refused: more than {} redirects",
+                    self.policy.max_redirects
+                )));
+            }
+            if !matches!(next.scheme(), "http" | "https") {
+                return Err(FetchError::Other(format!("redirect refused: to {next}, not http(s)")));
+            }
+            check_target(&self.policy, &next)
+                .map_err(|why| FetchError::Other(format!("redirect refused: to {next}: {why}")))?;
+            target = next;
         };
-        let mut response = request.send().await.map_err(|e| match refused_address(&e) {
-            Some(why) => FetchError::NotAllowed(why),
-            None => describe(e),
-        })?;
         if !response.status().is_success() {
             return Err(FetchError::Status(response.status().as_u16()));
         }
@@ -212,13 +234,23 @@ impl Fetcher {
         let content_type =
             response.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
         let mut bytes = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(describe)? {
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.describe(e))? {
             if bytes.len() as u64 + chunk.len() as u64 > limit {
                 return Err(FetchError::TooLarge { limit });
             }
             bytes.extend_from_slice(&chunk);
         }
         Ok(Fetched { bytes, content_type })
+    }
+
+    fn describe(&self, e: reqwest::Error) -> FetchError {
+        if e.is_timeout() {
+            FetchError::Timeout(self.policy.timeout)
+        } else if e.is_connect() {
+            FetchError::Connect(e.to_string())
+        } else {
+            FetchError::Other(e.to_string())
+        }
     }
 }
 
@@ -287,8 +319,7 @@ mod tests {
 
     #[tokio::test]
     async fn public_only_refuses_private_addresses_ports_and_names_that_resolve_to_them() {
-        let policy = FetchPolicy { public_only: true, ..FetchPolicy::default() };
-        let f = Fetcher::new(policy).unwrap();
+        let f = Fetcher::new(FetchPolicy::default()).unwrap();
         for bad in [
             "http://127.0.0.1/x",
             "http://[::1]/x",
@@ -316,8 +347,82 @@ mod tests {
         for bad in ["ftp://images.example.com/a", "file:///etc/passwd", "https://evil.com/a.png", "not a url"] {
             assert!(matches!(f.check_url(bad), Err(FetchError::NotAllowed(_))), "{bad}");
         }
-        let any = Fetcher::new(FetchPolicy::default()).unwrap();
+        let any = Fetcher::new(FetchPolicy { public_only: false, ..FetchPolicy::default() }).unwrap();
         assert!(any.check_url("http://127.0.0.1:9/x").is_ok());
+    }
+
+    /// A loopback server: `/hop/N` redirects to `/hop/N-1` (`/hop/0`
+    /// answers), `/away` redirects to `other`'s `/hop/0`; each answer says
+    /// whether the request carried the `x-key` header.
+    async fn hops(other: Option<String>) -> String {
+        use axum::extract::Path;
+        use axum::http::HeaderMap;
+        use axum::response::{IntoResponse, Redirect};
+        use axum::routing::get;
+        let app = axum::Router::new()
+            .route(
+                "/hop/{n}",
+                get(|Path(n): Path<u32>, headers: HeaderMap| async move {
+                    if n == 0 {
+                        format!("key: {}", headers.contains_key("x-key")).into_response()
+                    } else {
+                        Redirect::temporary(&format!("/hop/{}", n - 1)).into_response()
+                    }
+                }),
+            )
+            .route(
+                "/away",
+                get(move || {
+                    let to = format!("{}/hop/0", other.clone().unwrap_or_default());
+                    async move { Redirect::temporary(&to) }
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        url
+    }
+
+    fn loopback() -> Fetcher {
+        Fetcher::new(FetchPolicy { public_only: false, ..FetchPolicy::default() }).unwrap()
+    }
+
+    #[tokio::test]
+    async fn exactly_max_redirects_are_followed() {
+        let base = hops(None).await;
+        let f = loopback();
+        assert_eq!(f.policy().max_redirects, 3);
+        let body = f.get(&format!("{base}/hop/3"), &[]).await.unwrap().bytes;
+        assert_eq!(body, b"key: false");
+        let e = f.get(&format!("{base}/hop/4"), &[]).await.unwrap_err();
+        assert!(e.to_string().contains("more than 3 redirects"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_callers_headers_go_to_its_origin_only_never_after_a_redirect_elsewhere() {
+        let other = hops(None).await;
+        let base = hops(Some(other)).await;
+        let f = loopback();
+        let key = [("x-key", "s3cret")];
+        // Same origin, redirects included: the header goes along.
+        assert_eq!(f.get(&format!("{base}/hop/2"), &key).await.unwrap().bytes, b"key: true");
+        // Another origin (here another port): it does not.
+        assert_eq!(f.get(&format!("{base}/away"), &key).await.unwrap().bytes, b"key: false");
+    }
+
+    #[tokio::test]
+    async fn a_redirect_target_is_checked_like_the_first_url() {
+        let base = hops(Some("http://169.254.169.254".into())).await;
+        // The first URL passes the allow-list; the redirect target does not.
+        let f = Fetcher::new(FetchPolicy {
+            public_only: false,
+            allow_host: Some(Arc::new(|h| h == "127.0.0.1")),
+            ..FetchPolicy::default()
+        })
+        .unwrap();
+        let e = f.get(&format!("{base}/away"), &[]).await.unwrap_err();
+        assert!(e.to_string().contains("169.254.169.254") && e.to_string().contains("allow-list"), "{e}");
+        assert!(FetchPolicy::default().public_only, "public addresses only must be the default");
     }
 
     #[test]

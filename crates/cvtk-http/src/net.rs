@@ -49,6 +49,9 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || ip.is_multicast()
         || s[0] & 0xfe00 == 0xfc00 // unique local
         || s[0] & 0xffc0 == 0xfe80 // link-local
+        || s[0] & 0xffc0 == 0xfec0 // site-local (deprecated, still routed inside sites)
+        || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1) // local-use NAT64 (64:ff9b:1::/48)
+        || (s[0] == 0x2001 && s[1] == 0) // Teredo (2001::/32): tunnels to any IPv4 address
         || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
         || s[0] == 0 // IPv4-compatible and other reserved
         || s[0] == 0x0100) // discard-only
@@ -149,6 +152,9 @@ mod tests {
             "::ffff:169.254.169.254",
             "64:ff9b::a00:1",
             "2002:7f00:1::1",
+            "fec0::1",
+            "64:ff9b:1::a00:1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }

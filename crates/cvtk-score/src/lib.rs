@@ -56,6 +56,11 @@ pub struct ScoreOptions {
     pub url_max_bytes: u64,
     /// Time limit per URL item. By default, 20 s.
     pub url_timeout: Duration,
+    /// Fetch URL items from private, loopback and link-local addresses and
+    /// any port too. By default, off: only public addresses on ports 80 and
+    /// 443, so a list entry cannot make a batch pod fetch from its cluster
+    /// or the cloud's metadata service.
+    pub allow_private_urls: bool,
 }
 
 impl Default for ScoreOptions {
@@ -67,6 +72,7 @@ impl Default for ScoreOptions {
             threads: 0,
             url_max_bytes: 20 << 20,
             url_timeout: Duration::from_secs(20),
+            allow_private_urls: false,
         }
     }
 }
@@ -121,6 +127,7 @@ impl<'a> BatchScorer<'a> {
         let fetcher = cvtk_http::Fetcher::new(cvtk_http::FetchPolicy {
             max_bytes: options.url_max_bytes,
             timeout: options.url_timeout,
+            public_only: !options.allow_private_urls,
             ..cvtk_http::FetchPolicy::default()
         })
         .map_err(|e| Error::Invalid(e.to_string()))?;

@@ -64,6 +64,13 @@ pub struct CollectArgs {
     /// Link local files instead of copying them.
     #[arg(long)]
     link: bool,
+    /// Fetch from private, loopback and link-local addresses and any port too (by default only public
+    /// addresses on ports 80 and 443, so a search result cannot point into this network).
+    #[arg(long)]
+    allow_private_urls: bool,
+    /// Accept an http:// image-search endpoint (the key then crosses the network in clear text).
+    #[arg(long)]
+    allow_http_search: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -205,6 +212,8 @@ fn collect(a: CollectArgs) -> anyhow::Result<()> {
         search_count: a.search_count,
         link: a.link,
         parallel: a.parallel,
+        allow_private_urls: a.allow_private_urls,
+        allow_http_search: a.allow_http_search,
         ..CollectOptions::default()
     };
     let (ds, report) = ClassificationDataset::create_from_queries_into(&a.queries, &a.out, &options)?;

@@ -38,6 +38,10 @@ pub struct Args {
     /// Threads for decoding and the model (0: one per core); 1 when several shards share a machine.
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Fetch URL items from private, loopback and link-local addresses and any port too (by default only
+    /// public addresses on ports 80 and 443, so a list entry cannot point into this network).
+    #[arg(long)]
+    allow_private_urls: bool,
     /// Device for the model: auto, cpu, cuda, cuda:N.
     #[arg(long, default_value = "auto")]
     device: String,
@@ -72,6 +76,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         top: args.top,
         shard: args.shard,
         threads: args.threads,
+        allow_private_urls: args.allow_private_urls,
         ..ScoreOptions::default()
     };
     let report = score_to_file(&*model, &input, &args.out, &options)?;
