@@ -103,6 +103,13 @@ pub struct DeploymentRecord {
     pub url: String,
     /// The service's process id.
     pub pid: u32,
+    /// Which process that id named when it was recorded: the boot's id and
+    /// the process's start time (Linux's `/proc`), so that a pid reused by
+    /// another process (after a reboot, or once the server exited) is never
+    /// signalled. None in records from before it was kept: the process's
+    /// executable is compared instead.
+    #[serde(default)]
+    pub process: Option<String>,
     /// The model folder it serves.
     pub model_dir: PathBuf,
     /// When it was started (seconds since the Unix epoch).
@@ -314,6 +321,7 @@ impl Deployment {
             name: self.name.clone(),
             url,
             pid,
+            process: process_identity(pid),
             model_dir,
             created_unix: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
             key_file,
@@ -346,7 +354,35 @@ fn process_alive(pid: u32) -> bool {
     }
 }
 
+/// Which process `pid` is: this boot's id and the process's start time in
+/// clock ticks since boot (`/proc/PID/stat`, field 22); None where there is no
+/// `/proc` or no such process.
+fn process_identity(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name (which may hold spaces) start at field 3.
+    let (_, rest) = stat.rsplit_once(") ")?;
+    let started = rest.split_whitespace().nth(22 - 3)?;
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    Some(format!("{}:{started}", boot.trim()))
+}
+
 impl DeploymentRecord {
+    /// Whether the recorded process still runs and is still this
+    /// deployment's server, not another process that got its pid.
+    fn process_is_ours(&self) -> bool {
+        if !process_alive(self.pid) {
+            return false;
+        }
+        match &self.process {
+            Some(recorded) => process_identity(self.pid).as_deref() == Some(recorded.as_str()),
+            None => {
+                let exe = std::fs::read_link(format!("/proc/{}/exe", self.pid)).ok();
+                let recorded = std::fs::canonicalize(&self.server_exe).ok();
+                exe.is_some() && exe == recorded
+            }
+        }
+    }
+
     /// The service key.
     pub fn key(&self) -> Result<String> {
         Ok(std::fs::read_to_string(&self.key_file)
@@ -357,7 +393,7 @@ impl DeploymentRecord {
 
     /// Whether the process runs and answers.
     pub fn status(&self) -> DeploymentStatus {
-        if !process_alive(self.pid) {
+        if !self.process_is_ours() {
             return DeploymentStatus::Dead;
         }
         match Client::new(&self.url, None) {
@@ -382,9 +418,19 @@ impl DeploymentRecord {
         self.client()?.score_image(image, resize_dims, parameters)
     }
 
-    /// Stops the service (SIGTERM, then SIGKILL after 10 s) and removes its record.
+    /// Stops the service (SIGTERM, then SIGKILL after 10 s) and removes its
+    /// record. A process that is no longer this deployment's server (its pid
+    /// reused) is left alone; only the record goes.
     pub fn delete(&self, storage: &StorageContext) -> Result<()> {
-        stop_process(self.pid, Duration::from_secs(10));
+        if self.process_is_ours() {
+            stop_process(self.pid, Duration::from_secs(10), || self.process_is_ours());
+        } else if process_alive(self.pid) {
+            tracing::warn!(
+                "{}: process {} is no longer this deployment's server (its pid was reused); not signalling it",
+                self.name,
+                self.pid
+            );
+        }
         self.remove_files(storage)
     }
 
@@ -398,17 +444,19 @@ impl DeploymentRecord {
     }
 }
 
-fn stop_process(pid: u32, grace: Duration) {
+/// SIGTERM, then SIGKILL after `grace`, to `pid` while `ours` says it is
+/// still the process meant.
+fn stop_process(pid: u32, grace: Duration, ours: impl Fn() -> bool) {
     use nix::sys::signal::{kill, Signal};
     let Ok(raw) = i32::try_from(pid) else { return };
     let target = nix::unistd::Pid::from_raw(raw);
-    if !process_alive(pid) {
+    if !ours() {
         return;
     }
     let _ = kill(target, Signal::SIGTERM);
     let deadline = Instant::now() + grace;
     while Instant::now() < deadline {
-        if !process_alive(pid) {
+        if !ours() {
             return;
         }
         std::thread::sleep(Duration::from_millis(25));
@@ -505,6 +553,7 @@ mod tests {
             name: "x".into(),
             url: "http://127.0.0.1:1".into(),
             pid: child.id(),
+            process: None,
             model_dir: PathBuf::new(),
             created_unix: 0,
             key_file: PathBuf::new(),
@@ -512,6 +561,36 @@ mod tests {
             server_exe: PathBuf::new(),
         };
         assert_eq!(r.status(), DeploymentStatus::Dead);
+    }
+
+    #[test]
+    fn a_pid_reused_by_another_process_is_dead_and_never_signalled() {
+        let tmp = tempfile::tempdir().unwrap();
+        let storage = StorageContext::under(tmp.path());
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id();
+        let record = |process: Option<String>| DeploymentRecord {
+            name: "x".into(),
+            url: "http://127.0.0.1:1".into(),
+            pid,
+            process,
+            model_dir: PathBuf::new(),
+            created_unix: 0,
+            key_file: PathBuf::new(),
+            log_file: PathBuf::new(),
+            server_exe: PathBuf::from("/nonexistent/cvtk"),
+        };
+        let identity = process_identity(pid).expect("/proc on Linux");
+        // Recorded as another process (another boot, or the server that had this pid before).
+        for stranger in [record(Some(format!("{identity}0"))), record(None)] {
+            assert_eq!(stranger.status(), DeploymentStatus::Dead);
+            stranger.delete(&storage).unwrap();
+            assert!(child.try_wait().unwrap().is_none(), "a process that was not the server was signalled");
+        }
+        // Recorded as this very process: stopped.
+        record(Some(identity)).delete(&storage).unwrap();
+        let status = child.wait().unwrap();
+        assert!(!status.success(), "{status}");
     }
 
     #[test]
