@@ -333,4 +333,20 @@ fn keys_come_from_files_or_the_environment_and_are_never_printed() {
     let stderr = std::fs::read_to_string(&log).unwrap();
     assert!(stderr.contains(key_file.to_str().unwrap()), "{stderr}");
     assert!(!stderr.contains(&key), "the key was printed: {stderr}");
+
+    // A second server on a busy port fails without replacing the key file of the one there.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port().to_string();
+    let there = dir.path().join(format!(".cvtk/keys/serve-{port}.key"));
+    std::fs::write(&there, "the-running-servers-key").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cvtk"))
+        .args(["serve", "--model", model.to_str().unwrap(), "--port", &port, "--device", "cpu"])
+        .env("HOME", dir.path())
+        .env_remove("CVTK_SERVICE_KEY")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot listen on") && err.contains("left as it is"), "{err}");
+    assert_eq!(std::fs::read_to_string(&there).unwrap(), "the-running-servers-key");
 }

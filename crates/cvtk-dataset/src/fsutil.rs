@@ -9,7 +9,8 @@ use crate::{Error, Result};
 
 /// Writes `bytes` to `path` atomically (temp file in the same folder, fsync,
 /// rename). Creates the parent folder if needed. Keeps the replaced file's
-/// permissions, or gives a new file the usual 0644.
+/// permissions, or gives a new file what the process's umask gives any new
+/// file (0644 with the usual 022, 0600 with 077).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let perms = std::fs::metadata(path).ok().map(|m| m.permissions()).or_else(default_permissions);
     write_atomic_with(path, bytes, perms)
@@ -91,7 +92,20 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 #[cfg(unix)]
 fn default_permissions() -> Option<std::fs::Permissions> {
     use std::os::unix::fs::PermissionsExt;
-    Some(std::fs::Permissions::from_mode(0o644))
+    Some(std::fs::Permissions::from_mode(0o666 & !umask()))
+}
+
+/// The process's file-creation mask, as a new file would get it from
+/// `open(2)`: read from `/proc/self/status` (Linux 4.7 and later; setting and
+/// restoring it with umask(2) would race with other threads), else the usual
+/// 022.
+#[cfg(unix)]
+fn umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Umask:").map(|v| v.trim().to_string())))
+        .and_then(|v| u32::from_str_radix(&v, 8).ok())
+        .unwrap_or(0o022)
 }
 
 #[cfg(not(unix))]
@@ -159,12 +173,33 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
-    fn new_files_are_0644_and_replaced_files_keep_their_mode() {
+    fn new_files_get_the_mode_the_umask_gives_and_replaced_files_keep_theirs() {
         use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("m.json");
         write_atomic(&p, b"one").unwrap();
-        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o644);
+        let plain = dir.path().join("plain");
+        std::fs::File::create(&plain).unwrap();
+        assert_eq!(mode(&p), mode(&plain), "not what the umask gives a new file");
+        // Under umask 077 (a user who keeps their files private): 0600, not 0644.
+        if std::env::var_os("CVTK_UMASK_CHILD").is_some() {
+            assert_eq!(mode(&p), 0o600);
+            return;
+        }
+        let exe = std::env::current_exe().unwrap();
+        let name = "fsutil::tests::new_files_get_the_mode_the_umask_gives_and_replaced_files_keep_theirs";
+        let out = std::process::Command::new("sh")
+            .args(["-c", "umask 077 && exec \"$0\" --exact \"$1\" --nocapture", exe.to_str().unwrap(), name])
+            .env("CVTK_UMASK_CHILD", "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("1 passed"),
+            "under umask 077: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
         write_atomic(&p, b"two").unwrap();
         assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o640);

@@ -175,6 +175,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 // the terminal (or a container's log).
                 // (The atomic writer creates the folder.)
                 let file = generated_key_file(serve.port)?;
+                // The file is named for the port: a server already on it
+                // keeps its key there. Refuse before replacing it.
+                if serve.port != 0 {
+                    if let Err(e) = std::net::TcpListener::bind((serve.host.as_str(), serve.port)) {
+                        bail!(
+                            "cannot listen on {}:{}: {e}; pick another --port or --host (the key file {} of the \
+                             service there is left as it is)",
+                            serve.host,
+                            serve.port,
+                            file.display()
+                        );
+                    }
+                }
                 cvtk_dataset::write_atomic_private(&file, generate_key().as_bytes())?;
                 eprintln!(
                     "cvtk serve: no key given; generated one in {} (send it as 'Authorization: Bearer KEY')",
