@@ -238,6 +238,15 @@ impl OrtSession {
             .map_err(ort_err)?
             .commit_from_memory(bytes)
             .map_err(ort_err)?;
+        let names: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
+        if !names.contains(&output) {
+            return Err(Error::InvalidInput(format!(
+                "the ONNX graph has no output '{output}' (it has {}); it was not exported by cvtk for this model: \
+                 delete {} from the model folder and cvtk rebuilds it",
+                if names.is_empty() { "none".to_string() } else { names.join(", ") },
+                crate::onnx::MODEL_ONNX
+            )));
+        }
         Ok(OrtSession { session: Mutex::new(session), output: output.to_string() })
     }
 
@@ -247,7 +256,10 @@ impl OrtSession {
         let input = ort::value::TensorRef::from_array_view((shape, batch.data())).map_err(ort_err)?;
         let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
         let outputs = session.run(ort::inputs![input]).map_err(ort_err)?;
-        let (shape, data) = outputs[self.output.as_str()].try_extract_tensor::<f32>().map_err(ort_err)?;
+        let output = outputs
+            .get(self.output.as_str())
+            .ok_or_else(|| Error::InvalidInput(format!("the ONNX graph gave no output '{}'", self.output)))?;
+        let (shape, data) = output.try_extract_tensor::<f32>().map_err(ort_err)?;
         let cols = shape.get(1).copied().unwrap_or(1).max(1) as usize;
         Ok(data.chunks(cols).map(<[f32]>::to_vec).collect())
     }
@@ -344,5 +356,16 @@ mod tests {
         assert_eq!(EngineChoice::Torch.resolve(Device::Cpu).unwrap(), Engine::Torch);
         assert_eq!(EngineChoice::Auto.resolve(Device::Cuda(0)).unwrap(), Engine::Torch);
         assert!(EngineChoice::Onnxruntime.resolve(Device::Cuda(0)).is_err());
+    }
+
+    #[test]
+    fn a_graph_without_the_output_asked_for_is_refused_when_loaded_not_a_panic_when_scoring() {
+        use crate::{Architecture, BaseModel, Classifier, TransferModel};
+        let base = BaseModel::new(Architecture::SmallCnn, None);
+        let model = TransferModel::new_seeded(vec!["a".into(), "b".into()], &base, None, Device::Cpu, 1).unwrap();
+        let graph = model.export_onnx().unwrap();
+        assert!(OrtSession::new(graph.bytes(), crate::onnx::SCORES).is_ok());
+        let e = OrtSession::new(graph.bytes(), "logits_of_another_exporter").err().expect("refused").to_string();
+        assert!(e.contains("no output 'logits_of_another_exporter'") && e.contains(crate::onnx::SCORES), "{e}");
     }
 }
