@@ -191,26 +191,47 @@ fn csv_line(fields: &[String]) -> Result<Vec<u8>> {
     w.into_inner().map_err(|e| Error::Invalid(format!("cannot write CSV: {e}")))
 }
 
+/// A text field as a CSV cell that a spreadsheet shows as text, never runs
+/// as a formula: one starting with `=`, `+`, `-`, `@`, a tab or a carriage
+/// return (or a `'`, so that the mapping can be undone) gets a leading `'`,
+/// as OWASP recommends against CSV injection. [`csv_text`] undoes it.
+fn csv_cell(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r', '\'']) {
+        format!("'{text}")
+    } else {
+        text.to_string()
+    }
+}
+
+/// The text of a cell [`csv_cell`] wrote.
+fn csv_text(cell: &str) -> &str {
+    cell.strip_prefix('\'').unwrap_or(cell)
+}
+
 fn flat_values(row: &Row, top: usize) -> Vec<String> {
-    let mut v = vec![row.index.to_string(), row.id.map(|i| i.to_string()).unwrap_or_default(), row.path.clone()];
+    let mut v = vec![row.index.to_string(), row.id.map(|i| i.to_string()).unwrap_or_default(), csv_cell(&row.path)];
     for k in 0..top {
         match row.top.get(k) {
             Some(r) => {
-                v.push(r.label.clone());
+                v.push(csv_cell(&r.label));
                 v.push(r.probability.to_string());
             }
             None => v.extend([String::new(), String::new()]),
         }
     }
-    v.push(row.error.clone().unwrap_or_default());
+    v.push(row.error.as_deref().map(csv_cell).unwrap_or_default());
     v
 }
 
-/// Finds the last complete row of `file`, cutting off a half-written line.
+/// Finds the last complete row of `file`, cutting off a half-written one:
+/// line by line for JSON Lines, record by record for CSV.
 fn resume(file: &mut File, path: &Path, format: Format, top: usize) -> Result<Option<Done>> {
     let len = file.metadata().map_err(|e| Error::io("cannot read", path, e))?.len();
     if len == 0 {
         return Ok(None);
+    }
+    if format == Format::Csv {
+        return resume_csv(file, path, top);
     }
     // Cut after the last newline: a crash can leave a partial line.
     let mut end = len;
@@ -233,43 +254,75 @@ fn resume(file: &mut File, path: &Path, format: Format, top: usize) -> Result<Op
     file.seek(SeekFrom::Start(0)).map_err(|e| Error::io("cannot seek", path, e))?;
     let mut rows = 0u64;
     let mut last_line = String::new();
-    let mut header_checked = format != Format::Csv;
     for line in BufReader::new(&mut *file).lines() {
-        let line = line.map_err(|e| Error::io("cannot read", path, e))?;
-        if !header_checked {
-            header_checked = true;
-            let want = String::from_utf8_lossy(&csv_line(&flat_columns(top))?).trim_end().to_string();
-            if line != want {
-                return Err(Error::Resume {
-                    path: path.to_path_buf(),
-                    reason: format!("its header is '{line}', this run writes '{want}' (another --top?)"),
-                });
-            }
-            continue;
-        }
+        last_line = line.map_err(|e| Error::io("cannot read", path, e))?;
         rows += 1;
-        last_line = line;
     }
     if rows == 0 {
         return Ok(None);
     }
-    let bad = |why: String| Error::Resume { path: path.to_path_buf(), reason: why };
-    let (last_index, last_path) = match format {
-        Format::Jsonl | Format::Parquet => {
-            let row: Row =
-                serde_json::from_str(&last_line).map_err(|e| bad(format!("its last row is not cvtk's: {e}")))?;
-            (row.index, row.path)
-        }
-        Format::Csv => {
-            let mut r = csv::ReaderBuilder::new().has_headers(false).from_reader(last_line.as_bytes());
-            let record =
-                r.records().next().and_then(|r| r.ok()).ok_or_else(|| bad("its last row is not CSV".into()))?;
-            let index =
-                record.get(0).and_then(|i| i.parse().ok()).ok_or_else(|| bad("its last row has no index".into()))?;
-            (index, record.get(2).unwrap_or_default().to_string())
-        }
-    };
+    let row: Row = serde_json::from_str(&last_line)
+        .map_err(|e| Error::Resume { path: path.to_path_buf(), reason: format!("its last row is not cvtk's: {e}") })?;
+    let (last_index, last_path) = (row.index, row.path);
     Ok(Some(Done { rows, last_index, last_path }))
+}
+
+/// [`resume`] for CSV, record by record rather than line by line (a quoted
+/// field may hold a newline): the last record is complete when it is exactly
+/// what this writer writes for its fields (a cut one lacks its closing quote
+/// or newline); an incomplete one is cut off.
+fn resume_csv(file: &mut File, path: &Path, top: usize) -> Result<Option<Done>> {
+    let bad = |why: String| Error::Resume { path: path.to_path_buf(), reason: why };
+    let columns = flat_columns(top);
+    file.seek(SeekFrom::Start(0)).map_err(|e| Error::io("cannot seek", path, e))?;
+    // (start byte, fields) of the last two records.
+    type Record = Option<(u64, csv::StringRecord)>;
+    let (mut last, mut before): (Record, Record) = (None, None);
+    let mut records = 0u64;
+    {
+        let mut reader =
+            csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(BufReader::new(&mut *file));
+        let mut record = csv::StringRecord::new();
+        loop {
+            let start = reader.position().byte();
+            match reader.read_record(&mut record) {
+                Ok(true) => {
+                    records += 1;
+                    before = last.replace((start, record.clone()));
+                }
+                Ok(false) => break,
+                Err(e) => return Err(bad(format!("it is not CSV at byte {start}: {e}"))),
+            }
+        }
+    }
+    let Some((start, fields)) = last else { return Ok(None) };
+    let written = csv_line(&fields.iter().map(str::to_string).collect::<Vec<_>>())?;
+    let mut raw = Vec::new();
+    file.seek(SeekFrom::Start(start)).map_err(|e| Error::io("cannot seek", path, e))?;
+    file.read_to_end(&mut raw).map_err(|e| Error::io("cannot read", path, e))?;
+    let (last, records) = if raw == written {
+        (Some(fields), records)
+    } else {
+        tracing::warn!(file = %path.display(), "cutting off a half-written last row ({} bytes)", raw.len());
+        file.set_len(start).map_err(|e| Error::io("cannot truncate", path, e))?;
+        (before.map(|(_, f)| f), records - 1)
+    };
+    if records == 0 {
+        return Ok(None);
+    }
+    let header = csv_line(&columns)?;
+    file.seek(SeekFrom::Start(0)).map_err(|e| Error::io("cannot seek", path, e))?;
+    let mut first = vec![0u8; header.len()];
+    let matches = file.read_exact(&mut first).is_ok() && first == header;
+    if !matches {
+        let shown = String::from_utf8_lossy(&first).lines().next().unwrap_or_default().to_string();
+        let want = String::from_utf8_lossy(&header).trim_end().to_string();
+        return Err(bad(format!("its header is '{shown}', this run writes '{want}' (another --top?)")));
+    }
+    let rows = records - 1;
+    let Some(last) = last.filter(|_| rows > 0) else { return Ok(None) };
+    let last_index = last.get(0).and_then(|i| i.parse().ok()).ok_or_else(|| bad("its last row has no index".into()))?;
+    Ok(Some(Done { rows, last_index, last_path: csv_text(last.get(2).unwrap_or_default()).to_string() }))
 }
 
 /// Writes the rows of the JSON Lines `journal` as the Parquet file `out`.
@@ -365,4 +418,67 @@ fn tempfile_in(dir: &Path, out: &Path) -> Result<PathBuf> {
     let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     Ok(tmp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(index: u64, path: &str, label: &str, error: Option<&str>) -> Row {
+        Row {
+            index,
+            id: None,
+            path: path.into(),
+            top: vec![Ranked { label: label.into(), probability: 0.5 }],
+            error: error.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn csv_cells_that_a_spreadsheet_would_run_as_formulas_are_written_as_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("s.csv");
+        let (mut sink, _) = Sink::open(&out, Format::Csv, 1).unwrap();
+        sink.write(&[row(0, "=HYPERLINK(\"http://x\")", "+1", Some("@SUM(A1)")), row(1, "'quoted", "-", None)])
+            .unwrap();
+        drop(sink);
+        let text = std::fs::read_to_string(&out).unwrap();
+        let mut r = csv::Reader::from_reader(text.as_bytes());
+        let cells: Vec<Vec<String>> = r.records().map(|r| r.unwrap().iter().map(str::to_string).collect()).collect();
+        for cell in cells.iter().flat_map(|c| [&c[2], &c[3], &c[5]]) {
+            assert!(!cell.starts_with(['=', '+', '-', '@']), "a formula cell: {cell:?} in {text}");
+        }
+        assert_eq!(csv_text(&cells[0][2]), "=HYPERLINK(\"http://x\")");
+        assert_eq!(csv_text(&cells[1][2]), "'quoted");
+        // Resuming reads the path back as it was.
+        let (_, done) = Sink::open(&out, Format::Csv, 1).unwrap();
+        assert_eq!(done.unwrap().last_path, "'quoted");
+    }
+
+    #[test]
+    fn csv_rows_whose_path_holds_a_newline_resume_and_a_row_cut_inside_one_is_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("s.csv");
+        let (mut sink, _) = Sink::open(&out, Format::Csv, 1).unwrap();
+        sink.write(&[row(0, "a\nb.png", "x", None), row(1, "c\nd.png", "y", None)]).unwrap();
+        drop(sink);
+        let (_, done) = Sink::open(&out, Format::Csv, 1).unwrap();
+        let done = done.unwrap();
+        assert_eq!((done.rows, done.last_index, done.last_path.as_str()), (2, 1, "c\nd.png"));
+        // A crash right after the newline inside the second row's path.
+        let text = std::fs::read_to_string(&out).unwrap();
+        let cut = text.find("c\n").unwrap() + 2;
+        std::fs::write(&out, &text[..cut]).unwrap();
+        let (mut sink, done) = Sink::open(&out, Format::Csv, 1).unwrap();
+        let done = done.unwrap();
+        assert_eq!((done.rows, done.last_index, done.last_path.as_str()), (1, 0, "a\nb.png"));
+        sink.write(&[row(1, "c\nd.png", "y", None)]).unwrap();
+        drop(sink);
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), text, "the resumed file is the uninterrupted one");
+        // A header cut short is written again.
+        std::fs::write(&out, "index,i").unwrap();
+        let (_, done) = Sink::open(&out, Format::Csv, 1).unwrap();
+        assert!(done.is_none());
+        assert!(std::fs::read_to_string(&out).unwrap().starts_with("index,id,path,label_1"));
+    }
 }
