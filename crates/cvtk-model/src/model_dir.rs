@@ -143,6 +143,9 @@ fn model_err(path: &Path, reason: impl Into<String>) -> Error {
 /// Saves `tensors` and `meta` into `dir` (see the module doc for the order).
 /// The folder's `model.onnx`, the export of the old weights, goes too.
 pub(crate) fn save_model_dir(dir: &Path, mut meta: ModelMeta, tensors: &[(String, Tensor)]) -> Result<()> {
+    // Two saves into one folder at once would each remove the other's
+    // weights, leaving model.json naming a file that is gone.
+    let _lock = lock_folder(dir)?;
     let weights_file = write_weights(dir, tensors)?;
     meta.weights_file = weights_file;
     write_json_atomic(&dir.join(MODEL_FILE), &meta.to_file())?;
@@ -154,6 +157,46 @@ pub(crate) fn save_model_dir(dir: &Path, mut meta: ModelMeta, tensors: &[(String
         }
     }
     Ok(())
+}
+
+/// How long a save waits for another save into the same folder.
+const SAVE_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// An exclusive lock on the folder itself (flock on its descriptor: no lock
+/// file is left in the model folder), held until dropped; waits up to
+/// [`SAVE_WAIT`] for another save.
+fn lock_folder(dir: &Path) -> Result<std::fs::File> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+        action: "cannot create folder",
+        path: dir.to_path_buf(),
+        source: e,
+    })?;
+    let folder = std::fs::File::open(dir).map_err(|e| Error::Io {
+        action: "cannot open",
+        path: dir.to_path_buf(),
+        source: e,
+    })?;
+    let deadline = std::time::Instant::now() + SAVE_WAIT;
+    loop {
+        match folder.try_lock() {
+            Ok(()) => return Ok(folder),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(model_err(
+                    dir,
+                    format!(
+                    "another cvtk has been saving a model into this folder for {} s; wait for it, or save elsewhere",
+                    SAVE_WAIT.as_secs()
+                ),
+                ))
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(Error::Io { action: "cannot lock", path: dir.to_path_buf(), source: e })
+            }
+        }
+    }
 }
 
 /// Writes a fresh `weights-<stamp>.safetensors` (temp file, synced, then
@@ -340,5 +383,31 @@ mod tests {
             .filter(|f| f != crate::onnx::MODEL_ONNX)
             .collect();
         assert_eq!(files.len(), 2, "model.json and one weights file: {files:?}");
+    }
+
+    #[test]
+    fn concurrent_saves_into_one_folder_leave_a_model_that_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        // A model is not Sync: each thread makes its own (seeded, so the same again below).
+        std::thread::scope(|s| {
+            for seed in [1, 2] {
+                let dir = dir.path();
+                s.spawn(move || {
+                    let m = model(seed);
+                    for _ in 0..6 {
+                        m.save(dir).unwrap();
+                    }
+                });
+            }
+        });
+        let models = [model(1), model(2)];
+        let back = TransferModel::load(dir.path(), Device::Cpu).expect("the folder holds a whole model");
+        let got = scores(&back);
+        assert!(models.iter().any(|m| scores(m) == got), "the model is neither of the two saved");
+        let weights = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("weights-"))
+            .count();
+        assert_eq!(weights, 1);
     }
 }
