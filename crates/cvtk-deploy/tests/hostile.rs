@@ -126,18 +126,24 @@ async fn at_the_cap_a_new_connection_is_refused_only_when_every_open_one_has_a_r
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn at_the_cap_a_new_connection_takes_the_slot_of_the_oldest_idle_one() {
+async fn at_the_cap_a_new_connection_takes_the_slot_of_the_oldest_that_never_sent_a_request() {
     let config = ServeConfig { max_connections: 8, header_timeout: Duration::from_secs(30), ..config() };
     let (addr, _stop) = serve(config).await;
+    // The oldest connection is a keep-alive client between two requests: it
+    // goes last, after those that never sent a request.
+    let mut keep_alive = TcpStream::connect(&addr).await.unwrap();
+    keep_alive.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut answer = [0u8; 512];
+    let n = keep_alive.read(&mut answer).await.unwrap();
+    assert!(String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 200"));
     let mut idle = Vec::new();
-    for _ in 0..6 {
+    for _ in 0..5 {
         idle.push(TcpStream::connect(&addr).await.unwrap());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut busy = vec![uploading(&addr).await, uploading(&addr).await];
     tokio::time::sleep(Duration::from_millis(300)).await;
-    // Each honest client (a new connection, kept open by its pool) closes the
-    // oldest idle one.
+    // Each honest client (a new connection, kept open by its pool) closes one.
     let mut clients = Vec::new();
     for i in 0..3 {
         let client = reqwest::Client::new();
@@ -145,7 +151,8 @@ async fn at_the_cap_a_new_connection_takes_the_slot_of_the_oldest_idle_one() {
         assert_eq!(r.status(), 200, "honest client {i} at the cap");
         clients.push(client);
     }
-    // The three oldest idle connections are gone, the others and the busy ones kept.
+    // The three oldest that never sent a request are gone; the others, the
+    // busy ones and the keep-alive client are kept.
     for (i, c) in idle.iter_mut().enumerate() {
         let closed = closed_within(c, Duration::from_millis(if i < 3 { 1000 } else { 100 })).await;
         assert_eq!(closed, i < 3, "idle connection {i}");
@@ -156,6 +163,7 @@ async fn at_the_cap_a_new_connection_takes_the_slot_of_the_oldest_idle_one() {
             "a connection with a request in flight was closed"
         );
     }
+    assert!(!closed_within(&mut keep_alive, Duration::from_millis(100)).await, "the keep-alive client was closed");
 }
 
 /// Opens `n` connections to `addr` that each send `bytes` and nothing more.

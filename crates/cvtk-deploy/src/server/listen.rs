@@ -16,9 +16,11 @@
 //!   doing: detecting the protocol, reading an HTTP/1 head, an HTTP/2
 //!   preface, SETTINGS, pings, or nothing. HTTP/2 gets a GOAWAY first and a
 //!   second to go; HTTP/1 between requests is closed at once;
-//! - at `max_connections`, a new connection closes the oldest one with no
-//!   request in flight to take its slot; only when every open connection has
-//!   a request in flight is the new one refused. So clients that open
+//! - at `max_connections`, a new connection closes one with no request in
+//!   flight to take its slot: the oldest that has never sent a whole request
+//!   head, else the one idle the longest (a keep-alive client between two
+//!   requests is idle for moments, a stalled one for seconds); only when
+//!   every open connection has a request in flight is the new one refused. So clients that open
 //!   connections and never finish a request head cannot lock anybody out:
 //!   honest requests keep being served however many such connections come.
 //!
@@ -55,6 +57,8 @@ const GRACE: Duration = Duration::from_secs(1);
 struct Conn {
     /// Requests whose head is complete and whose response is not yet sent.
     in_flight: AtomicUsize,
+    /// Whether a whole request head ever came on it.
+    served: AtomicBool,
     /// When it last had no request in flight, in ms since the server started.
     idle_since_ms: AtomicU64,
     /// Set, then notified, to close it now (its slot was taken).
@@ -84,7 +88,10 @@ impl Registry {
     fn admit(&self, id: u64, max: usize) -> Option<Arc<Conn>> {
         let mut open = self.lock();
         if open.len() >= max {
-            let victim = open.iter().find(|(_, c)| c.in_flight.load(Ordering::Acquire) == 0).map(|(k, _)| *k)?;
+            let idle = || open.iter().filter(|(_, c)| c.in_flight.load(Ordering::Acquire) == 0);
+            let never_served = idle().find(|(_, c)| !c.served.load(Ordering::Acquire)).map(|(k, _)| *k);
+            let idle_longest = || idle().min_by_key(|(_, c)| c.idle_since_ms.load(Ordering::Acquire)).map(|(k, _)| *k);
+            let victim = never_served.or_else(idle_longest)?;
             if let Some(c) = open.remove(&victim) {
                 c.evicted.store(true, Ordering::Release);
                 c.evict.notify_one();
@@ -92,6 +99,7 @@ impl Registry {
         }
         let conn = Arc::new(Conn {
             in_flight: AtomicUsize::new(0),
+            served: AtomicBool::new(false),
             idle_since_ms: AtomicU64::new(self.now_ms()),
             evicted: AtomicBool::new(false),
             evict: tokio::sync::Notify::new(),
@@ -122,6 +130,7 @@ struct InFlight {
 impl InFlight {
     fn begin(conn: &Arc<Conn>, registry: &Arc<Registry>) -> Self {
         conn.in_flight.fetch_add(1, Ordering::AcqRel);
+        conn.served.store(true, Ordering::Release);
         InFlight { conn: conn.clone(), registry: registry.clone() }
     }
 }
@@ -210,8 +219,8 @@ pub(crate) async fn serve_connections(
                     evicted += 1;
                     if evicted.is_power_of_two() {
                         tracing::warn!(
-                            "{max_connections} connections open (--max-connections): closed the oldest with no \
-                             request in flight to admit {peer}; {evicted} closed so far"
+                            "{max_connections} connections open (--max-connections): closed one with no request in \
+                             flight to admit {peer}; {evicted} closed so far"
                         );
                     }
                 }
