@@ -1,8 +1,11 @@
 //! `make soak`: `cvtk serve` for a minute under 32 honest clients and hostile
 //! ones at the same time, on loopback. The hostile ones: 200 connections that
-//! send half a request head and then nothing (reconnecting when closed),
-//! bodies declared at 80 MB, 30 MB JSON bodies of 15 million tiny list items,
-//! and decompression bombs in every image format. It reports what the honest
+//! send half a request head and then nothing, 100 that send one byte of the
+//! HTTP/2 preface, 100 that send the preface and SETTINGS and then idle (all
+//! reconnecting when closed, together more than the server's
+//! `--max-connections 256`), bodies declared at 80 MB, 30 MB JSON bodies of
+//! 15 million tiny list items, decompression bombs in every image format,
+//! and on `/v2` requests for 300,000 outputs and 30 MB of tiny parameters. It reports what the honest
 //! clients got (answered, p50/p99, statuses), every 5xx that is not a 503 with
 //! `Retry-After` (there must be none), what each abuser got, and the server's
 //! peak memory. Exits non-zero if a server error, a wrong answer to an
@@ -43,6 +46,14 @@ struct Args {
     /// Half-open connections kept open at once.
     #[arg(long, default_value_t = 200)]
     half_open: usize,
+    /// Connections stalled in HTTP/2 (one byte of its preface; or the preface
+    /// and SETTINGS, then idle) kept open at once, of each kind.
+    #[arg(long, default_value_t = 100)]
+    stalled_http2: usize,
+    /// The service's connection cap; all the abusive connections together
+    /// exceed it.
+    #[arg(long, default_value_t = 256)]
+    max_connections: usize,
     /// The model to serve; by default an EfficientNet-Lite0 at 224x224
     /// (random weights: the soak is about the service, not the answers).
     #[arg(long)]
@@ -70,6 +81,10 @@ struct Report {
     honest: cvtk::loadtest::LoadTestReport,
     half_open_opened: u64,
     half_open_closed_by_server: u64,
+    stalled_http2_opened: u64,
+    stalled_http2_closed_by_server: u64,
+    v2_outputs: Abuse,
+    v2_parameters: Abuse,
     declared_oversize: Abuse,
     amplifying_json: Abuse,
     bombs: Abuse,
@@ -112,7 +127,7 @@ impl Drop for Server {
     }
 }
 
-fn start_server(model: &Path, dir: &Path, header_timeout_s: u64) -> anyhow::Result<Server> {
+fn start_server(model: &Path, dir: &Path, args: &Args) -> anyhow::Result<Server> {
     let key = cvtk::deploy::generate_key();
     let key_file = dir.join("key");
     cvtk::dataset::write_atomic_private(&key_file, key.as_bytes())?;
@@ -122,7 +137,8 @@ fn start_server(model: &Path, dir: &Path, header_timeout_s: u64) -> anyhow::Resu
         .arg(model)
         .arg("--key-file")
         .arg(&key_file)
-        .args(["--port", "0", "--device", "cpu", "--header-timeout-s", &header_timeout_s.to_string()])
+        .args(["--port", "0", "--device", "cpu", "--header-timeout-s", &args.header_timeout_s.to_string()])
+        .args(["--max-connections", &args.max_connections.to_string(), "--model-name", "soak"])
         .arg("--addr-file")
         .arg(&addr_file)
         .stderr(Stdio::null())
@@ -162,16 +178,22 @@ fn honest_images() -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// A connection that sends half a request head, then waits for the server
-/// to close it; counts both. Reconnects until `stop`.
-async fn half_open(addr: String, stop: Arc<AtomicBool>, opened: Arc<AtomicU64>, closed: Arc<AtomicU64>) {
+/// A connection that sends `bytes` (half a request head, say), then waits for
+/// the server to close it; counts both. Reconnects until `stop`.
+async fn half_open(
+    addr: String,
+    bytes: &'static [u8],
+    stop: Arc<AtomicBool>,
+    opened: Arc<AtomicU64>,
+    closed: Arc<AtomicU64>,
+) {
     while !stop.load(Ordering::Relaxed) {
         let Ok(mut c) = TcpStream::connect(&addr).await else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
         opened.fetch_add(1, Ordering::Relaxed);
-        let _ = c.write_all(b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Ty").await;
+        let _ = c.write_all(bytes).await;
         let mut buf = [0u8; 512];
         loop {
             tokio::select! {
@@ -252,7 +274,7 @@ fn main() -> anyhow::Result<()> {
             dir
         }
     };
-    let server = start_server(&model, work.path(), args.header_timeout_s)?;
+    let server = start_server(&model, work.path(), &args)?;
     let pid = server.child.id();
     let engine = reqwest::blocking::get(format!("{}/ready", server.url))?.json::<serde_json::Value>()?["engine"]
         .as_str()
@@ -272,7 +294,15 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
     for _ in 0..args.half_open {
-        runtime.spawn(half_open(addr.clone(), stop.clone(), opened.clone(), closed.clone()));
+        let head = b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Ty";
+        runtime.spawn(half_open(addr.clone(), head, stop.clone(), opened.clone(), closed.clone()));
+    }
+    let (h2_opened, h2_closed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let preface_and_settings = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
+    for bytes in [&b"P"[..], &preface_and_settings[..]] {
+        for _ in 0..args.stalled_http2 {
+            runtime.spawn(half_open(addr.clone(), bytes, stop.clone(), h2_opened.clone(), h2_closed.clone()));
+        }
     }
     let mut amplifying = String::with_capacity(30_000_002);
     amplifying.push('[');
@@ -289,6 +319,37 @@ fn main() -> anyhow::Result<()> {
     let key = server.key.clone();
     let oversize = runtime.spawn(declared_oversize(addr.clone(), key.clone(), stop.clone()));
     let amplify = runtime.spawn(repeat(client.clone(), score_url.clone(), key.clone(), amplifying, 400, stop.clone()));
+    // /v2: 300,000 outputs (refused at once), and 30 MB of tiny parameter
+    // values around one image (skipped; the image is scored).
+    let infer_url = format!("{}/v2/models/soak/infer", server.url);
+    let image = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(&honest_images()[0])
+    };
+    let input = format!(r#"[{{"name":"image","datatype":"BYTES","shape":[1],"data":["{image}"]}}]"#);
+    let mut outputs = format!(r#"{{"inputs":{input},"outputs":["#);
+    outputs.push_str(&vec![r#"{"name":"label"}"#; 300_000].join(","));
+    outputs.push_str("]}");
+    let mut parameters = String::from(r#"{"parameters":{"#);
+    parameters.push_str(&vec![r#""p":1"#; 5_000_000].join(","));
+    parameters.push_str(&format!(r#"}},"inputs":{input}}}"#));
+    let json = "application/json";
+    let v2_outputs = runtime.spawn(repeat(
+        client.clone(),
+        infer_url.clone(),
+        key.clone(),
+        vec![(json, outputs.into_bytes())],
+        400,
+        stop.clone(),
+    ));
+    let v2_parameters = runtime.spawn(repeat(
+        client.clone(),
+        infer_url,
+        key.clone(),
+        vec![(json, parameters.into_bytes())],
+        200,
+        stop.clone(),
+    ));
     let bomb = runtime.spawn(repeat(client, score_url.clone(), key.clone(), bomb_bodies, 413, stop.clone()));
 
     // The honest clients, on this thread, for the whole time.
@@ -304,14 +365,18 @@ fn main() -> anyhow::Result<()> {
     }
     .run()?;
     stop.store(true, Ordering::Relaxed);
-    let (declared_oversize, amplifying_json, bombs) =
-        runtime.block_on(async { (oversize.await, amplify.await, bomb.await) });
+    let (declared_oversize, amplifying_json, bombs, v2_outputs, v2_parameters) =
+        runtime.block_on(async { (oversize.await, amplify.await, bomb.await, v2_outputs.await, v2_parameters.await) });
     let report = Report {
         seconds: args.seconds,
         engine,
         honest,
         half_open_opened: opened.load(Ordering::Relaxed),
         half_open_closed_by_server: closed.load(Ordering::Relaxed),
+        stalled_http2_opened: h2_opened.load(Ordering::Relaxed),
+        stalled_http2_closed_by_server: h2_closed.load(Ordering::Relaxed),
+        v2_outputs: v2_outputs?,
+        v2_parameters: v2_parameters?,
         declared_oversize: declared_oversize?,
         amplifying_json: amplifying_json?,
         bombs: bombs?,
@@ -332,10 +397,16 @@ fn main() -> anyhow::Result<()> {
         "  half-open connections: {} opened, {} closed by the server",
         report.half_open_opened, report.half_open_closed_by_server
     );
+    println!(
+        "  connections stalled in HTTP/2 (one byte, or preface and SETTINGS): {} opened, {} closed by the server",
+        report.stalled_http2_opened, report.stalled_http2_closed_by_server
+    );
     for (what, a, answer) in [
         ("declared 80 MB bodies", &report.declared_oversize, "413"),
         ("30 MB amplifying JSON bodies", &report.amplifying_json, "400"),
         ("decompression bombs", &report.bombs, "413"),
+        ("/v2 requests for 300,000 outputs", &report.v2_outputs, "400"),
+        ("/v2 bodies of 30 MB of tiny parameters", &report.v2_parameters, "200"),
     ] {
         println!("  {what}: {} sent, {} answered {answer}, {} otherwise", a.sent, a.expected_answer, a.other);
     }
@@ -346,7 +417,10 @@ fn main() -> anyhow::Result<()> {
     if let Some(path) = &args.json {
         cvtk::dataset::write_json_atomic(path, &report)?;
     }
-    let abuse_failed = [&report.declared_oversize, &report.amplifying_json, &report.bombs].iter().any(|a| a.other > 0);
+    let abuse_failed =
+        [&report.declared_oversize, &report.amplifying_json, &report.bombs, &report.v2_outputs, &report.v2_parameters]
+            .iter()
+            .any(|a| a.other > 0);
     if h.server_errors > 0 || h.ok == 0 || abuse_failed {
         bail!("the soak found failures (see above)");
     }
