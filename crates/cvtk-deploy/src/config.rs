@@ -29,10 +29,13 @@ mod millis {
 /// The scoring service's default [`ServeConfig::max_pixels`]: 64 Mi pixels.
 pub const DEFAULT_SERVE_MAX_PIXELS: u64 = 64 << 20;
 
-/// Memory a decoding takes per pixel, counted against
-/// [`ServeConfig::decode_memory_bytes`]: the decoder's buffer (up to 4
-/// channels of 16 bits) and the RGB copy made from it.
-pub const DECODE_BYTES_PER_PIXEL: u64 = 8;
+/// Memory an 8-bit RGBA image takes per pixel while it decodes: the
+/// decoder's buffer (4 bytes) twice (turning it upright by its EXIF
+/// orientation copies it) and the 3-byte RGB copy made from it. An image is
+/// charged `2 x (its decoded colour type's bytes) + 3` bytes a pixel against
+/// [`ServeConfig::decode_memory_bytes`] (35 for 32-bit float RGBA); the
+/// budget must hold the largest image at this rate.
+pub const DECODE_BYTES_PER_PIXEL: u64 = 11;
 
 /// Whether and where the service fetches images given by URL.
 ///
@@ -135,15 +138,16 @@ pub struct ServeConfig {
     /// Largest decoded image, in pixels (a decompression-bomb guard, checked
     /// from the header before decoding). By default,
     /// [`DEFAULT_SERVE_MAX_PIXELS`] (64 Mi pixels, an 8192 x 8192 image: far
-    /// past any camera's; up to [`DECODE_BYTES_PER_PIXEL`] x that, 512 MiB,
-    /// while it decodes).
+    /// past any camera's; [`DECODE_BYTES_PER_PIXEL`] x that, 704 MiB, while
+    /// it decodes as 8-bit RGBA).
     pub max_pixels: u64,
     /// Memory all decodings in flight may take together, in bytes, whatever
-    /// `decode_threads` is: each image holds [`DECODE_BYTES_PER_PIXEL`] bytes
-    /// per pixel of its header's size while it decodes, and waits until that
-    /// much is free. At least `max_pixels` x [`DECODE_BYTES_PER_PIXEL`]. By
-    /// default, 1 GiB (two images at the largest size at once, or hundreds of
-    /// photos).
+    /// `decode_threads` is: each image holds its share (see
+    /// [`DECODE_BYTES_PER_PIXEL`]; at most the whole budget, so one larger
+    /// image decodes alone) while it decodes, and waits until that much is
+    /// free. At least `max_pixels` x [`DECODE_BYTES_PER_PIXEL`]. By default,
+    /// 1 GiB (one 8-bit image of the largest size, or hundreds of photos, at
+    /// once).
     pub decode_memory_bytes: u64,
     /// Fetching `image_url`s. By default, off.
     pub urls: UrlPolicy,

@@ -373,11 +373,19 @@ impl DeploymentRecord {
         if !process_alive(self.pid) {
             return false;
         }
+        // Without /proc (macOS, say) there is nothing to compare: a live pid is taken as the server.
+        if !Path::new("/proc/self/stat").exists() {
+            return true;
+        }
         match &self.process {
             Some(recorded) => process_identity(self.pid).as_deref() == Some(recorded.as_str()),
             None => {
-                let exe = std::fs::read_link(format!("/proc/{}/exe", self.pid)).ok();
-                let recorded = std::fs::canonicalize(&self.server_exe).ok();
+                // A program replaced since it started (a rebuild, an upgrade) reads "PATH (deleted)".
+                let exe = std::fs::read_link(format!("/proc/{}/exe", self.pid)).ok().map(|p| {
+                    let text = p.to_string_lossy().into_owned();
+                    PathBuf::from(text.strip_suffix(" (deleted)").unwrap_or(&text))
+                });
+                let recorded = std::fs::canonicalize(&self.server_exe).ok().or_else(|| Some(self.server_exe.clone()));
                 exe.is_some() && exe == recorded
             }
         }

@@ -134,10 +134,16 @@ fn kubernetes_options_are_checked() {
         K8sOptions { decode_memory_mb: 256, ..ok.clone() },
         K8sOptions { memory_limit: "lots".into(), ..ok.clone() },
         K8sOptions { cpu_limit: 0, ..ok.clone() },
+        // A request over its limit: Kubernetes refuses the pod.
+        K8sOptions { memory_limit: "1536Mi".into(), decode_memory_mb: 704, ..ok.clone() },
+        K8sOptions { cpu_request: "3".into(), ..ok.clone() },
+        K8sOptions { cpu_request: "lots".into(), ..ok.clone() },
     ] {
         assert!(k8s_objects("x", &bad).is_err(), "{bad:?}");
     }
     assert!(k8s_objects("x", &K8sOptions { memory_limit: "4096Mi".into(), ..ok.clone() }).is_ok());
+    assert!(k8s_objects("x", &K8sOptions { memory_limit: "2.5Gi".into(), cpu_request: "500m".into(), ..ok.clone() })
+        .is_ok());
     assert!(k8s_objects("Bad_Name", &ok).is_err());
     assert!(k8s_objects("x", &K8sOptions { key: "short".into(), ..ok.clone() }).is_err());
     assert!(k8s_objects("x", &K8sOptions { min_replicas: 5, max_replicas: 2, ..ok.clone() }).is_err());
@@ -318,13 +324,16 @@ fn the_kserve_inference_service_runs_the_image_with_the_protocol_probe_and_its_c
     let secret = read_yaml(&files[0]);
     key_from_the_secret_file(predictor, &secret);
     restricted(predictor);
+    // Knative refuses a pod-level security context by default: the user is the container's.
+    assert!(predictor.get("securityContext").is_none(), "{predictor}");
+    assert_eq!(c["securityContext"]["runAsUser"], 65534);
     // kubernetes-validate knows no KServe schema (it says so and passes the
     // file unchecked): the predictor's container is a core/v1 Container, so
     // it is validated inside a Pod; the Secret as it is.
     let pod = serde_json::json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": { "name": "flowers-predictor-check" },
-        "spec": { "containers": [c], "volumes": predictor["volumes"], "securityContext": predictor["securityContext"] },
+        "spec": { "containers": [c], "volumes": predictor["volumes"] },
     });
     let pod_file = tmp.path().join("predictor-container-as-pod.yaml");
     std::fs::write(&pod_file, serde_norway::to_string(&pod).unwrap()).unwrap();

@@ -379,16 +379,17 @@ async fn a_timed_out_request_stops_decoding_and_frees_its_slot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decodings_share_one_memory_budget_whatever_the_number_of_decoding_threads() {
-    // Four decoding threads, and memory for one 2048x2048 image (8 bytes a
-    // pixel): four requests of four such images each decode one image at a
-    // time, the others waiting for the memory, and all are answered.
+    // Four decoding threads, and memory for one 2048x2048 RGBA image (11
+    // bytes a pixel, 44 MiB): four requests of four such images each decode
+    // one image at a time, the others waiting for the memory, and all are
+    // answered; with 512 MiB none waits.
     let mut black = Vec::new();
     image::codecs::png::PngEncoder::new(&mut black)
-        .write_image(&vec![0u8; 2048 * 2048], 2048, 2048, image::ExtendedColorType::L8)
+        .write_image(&vec![0u8; 2048 * 2048 * 4], 2048, 2048, image::ExtendedColorType::Rgba8)
         .unwrap();
     let items: Vec<serde_json::Value> = (0..4).map(|_| serde_json::json!({ "image_in_base64": b64(&black) })).collect();
     let body = serde_json::to_vec(&items).unwrap();
-    for (budget, waits) in [(32u64 << 20, true), (512 << 20, false)] {
+    for (budget, waits) in [(48u64 << 20, true), (512 << 20, false)] {
         let config =
             ServeConfig { decode_threads: 4, max_pixels: 2048 * 2048, decode_memory_bytes: budget, ..config() };
         let (addr, _stop) = serve(config).await;
@@ -409,4 +410,64 @@ async fn decodings_share_one_memory_budget_whatever_the_number_of_decoding_threa
         let waited = metric(&addr, "cvtk_decode_memory_waits_total").await;
         assert_eq!(waited > 0.0, waits, "budget {} MiB: {waited} images waited for memory", budget >> 20);
     }
+}
+
+/// An HTTP/2 client that asks for `/health` with a flow-control window of
+/// zero, so the answer can never be sent, and answers every ping and
+/// SETTINGS, so HTTP/2's keep-alive never gives up on it. Returns when the
+/// server closes the connection.
+async fn never_reading_http2(addr: String) {
+    let mut c = TcpStream::connect(&addr).await.unwrap();
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    // SETTINGS: INITIAL_WINDOW_SIZE (0x4) = 0.
+    out.extend_from_slice(&[0, 0, 6, 4, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0]);
+    // HEADERS on stream 1, END_STREAM | END_HEADERS: GET http://x/health (HPACK).
+    let block = [&[0x82, 0x86, 0x44, 7][..], b"/health", &[0x41, 1], b"x"].concat();
+    out.extend_from_slice(&[0, 0, block.len() as u8, 1, 5, 0, 0, 0, 1]);
+    out.extend_from_slice(&block);
+    c.write_all(&out).await.unwrap();
+    loop {
+        let mut head = [0u8; 9];
+        if c.read_exact(&mut head).await.is_err() {
+            return;
+        }
+        let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+        let mut payload = vec![0u8; len];
+        if c.read_exact(&mut payload).await.is_err() {
+            return;
+        }
+        let (kind, ack) = (head[3], head[4] & 1 == 1);
+        let reply = match (kind, ack) {
+            (4, false) => vec![0, 0, 0, 4, 1, 0, 0, 0, 0],
+            (6, false) => [&[0, 0, 8, 6, 1, 0, 0, 0, 0][..], &payload].concat(),
+            _ => continue,
+        };
+        if c.write_all(&reply).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_whose_answers_are_never_read_are_closed_once_stuck_and_lock_nobody_out() {
+    // Requests may take 1 s, heads 1 s: a request still in flight after 2 s
+    // is an answer its client does not read.
+    let config = ServeConfig {
+        max_connections: 4,
+        header_timeout: Duration::from_secs(1),
+        request_timeout: Duration::from_secs(1),
+        ..config()
+    };
+    let (addr, _stop) = serve(config).await;
+    let start = Instant::now();
+    let stuck: Vec<_> = (0..4).map(|_| tokio::spawn(never_reading_http2(addr.clone()))).collect();
+    for s in stuck {
+        let left = Duration::from_secs(6).saturating_sub(start.elapsed());
+        tokio::time::timeout(left, s)
+            .await
+            .expect("a connection whose answer is never read still open 6 s after it became stuck at 2 s")
+            .unwrap();
+    }
+    assert!(start.elapsed() >= Duration::from_millis(1500), "closed before it was stuck: {:?}", start.elapsed());
+    assert_eq!(honest(&addr).await.0, 200);
 }

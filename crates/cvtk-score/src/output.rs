@@ -268,26 +268,31 @@ fn resume(file: &mut File, path: &Path, format: Format, top: usize) -> Result<Op
 }
 
 /// [`resume`] for CSV, record by record rather than line by line (a quoted
-/// field may hold a newline): the last record is complete when it is exactly
+/// field may hold a newline), as bytes (a cut may split a character): the
+/// header must be this run's (checked before anything is cut, so a foreign
+/// file is left as it is); the last record is complete when it is exactly
 /// what this writer writes for its fields (a cut one lacks its closing quote
-/// or newline); an incomplete one is cut off.
+/// or newline), and an incomplete one is cut off.
 fn resume_csv(file: &mut File, path: &Path, top: usize) -> Result<Option<Done>> {
     let bad = |why: String| Error::Resume { path: path.to_path_buf(), reason: why };
-    let columns = flat_columns(top);
+    let header = csv_line(&flat_columns(top))?;
     file.seek(SeekFrom::Start(0)).map_err(|e| Error::io("cannot seek", path, e))?;
-    // (start byte, fields) of the last two records.
-    type Record = Option<(u64, csv::StringRecord)>;
-    let (mut last, mut before): (Record, Record) = (None, None);
+    // (start byte, fields) of the first and of the last two records.
+    type Record = Option<(u64, csv::ByteRecord)>;
+    let (mut first, mut last, mut before): (Record, Record, Record) = (None, None, None);
     let mut records = 0u64;
     {
         let mut reader =
             csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(BufReader::new(&mut *file));
-        let mut record = csv::StringRecord::new();
+        let mut record = csv::ByteRecord::new();
         loop {
             let start = reader.position().byte();
-            match reader.read_record(&mut record) {
+            match reader.read_byte_record(&mut record) {
                 Ok(true) => {
                     records += 1;
+                    if first.is_none() {
+                        first = Some((start, record.clone()));
+                    }
                     before = last.replace((start, record.clone()));
                 }
                 Ok(false) => break,
@@ -295,34 +300,53 @@ fn resume_csv(file: &mut File, path: &Path, top: usize) -> Result<Option<Done>> 
             }
         }
     }
-    let Some((start, fields)) = last else { return Ok(None) };
-    let written = csv_line(&fields.iter().map(str::to_string).collect::<Vec<_>>())?;
-    let mut raw = Vec::new();
-    file.seek(SeekFrom::Start(start)).map_err(|e| Error::io("cannot seek", path, e))?;
-    file.read_to_end(&mut raw).map_err(|e| Error::io("cannot read", path, e))?;
-    let (last, records) = if raw == written {
-        (Some(fields), records)
-    } else {
-        tracing::warn!(file = %path.display(), "cutting off a half-written last row ({} bytes)", raw.len());
-        file.set_len(start).map_err(|e| Error::io("cannot truncate", path, e))?;
-        (before.map(|(_, f)| f), records - 1)
+    let read_from = |file: &mut File, start: u64| -> Result<Vec<u8>> {
+        let mut raw = Vec::new();
+        file.seek(SeekFrom::Start(start)).map_err(|e| Error::io("cannot seek", path, e))?;
+        file.read_to_end(&mut raw).map_err(|e| Error::io("cannot read", path, e))?;
+        Ok(raw)
     };
-    if records == 0 {
-        return Ok(None);
+    let written = |fields: &csv::ByteRecord| -> Result<Vec<u8>> {
+        let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
+        w.write_byte_record(fields).map_err(|e| Error::Invalid(format!("cannot write CSV: {e}")))?;
+        w.into_inner().map_err(|e| Error::Invalid(format!("cannot write CSV: {e}")))
+    };
+    let Some((_, first)) = first else { return Ok(None) };
+    let first = written(&first)?;
+    if records == 1 {
+        // The header alone, whole or cut short.
+        let raw = read_from(file, 0)?;
+        if raw == header {
+            return Ok(None);
+        }
+        if header.starts_with(&raw) {
+            file.set_len(0).map_err(|e| Error::io("cannot truncate", path, e))?;
+            return Ok(None);
+        }
     }
-    let header = csv_line(&columns)?;
-    file.seek(SeekFrom::Start(0)).map_err(|e| Error::io("cannot seek", path, e))?;
-    let mut first = vec![0u8; header.len()];
-    let matches = file.read_exact(&mut first).is_ok() && first == header;
-    if !matches {
-        let shown = String::from_utf8_lossy(&first).lines().next().unwrap_or_default().to_string();
+    if records > 1 && first != header || records == 1 {
+        let shown = String::from_utf8_lossy(&first).trim_end().to_string();
         let want = String::from_utf8_lossy(&header).trim_end().to_string();
         return Err(bad(format!("its header is '{shown}', this run writes '{want}' (another --top?)")));
     }
+    let Some((start, fields)) = last else { return Ok(None) };
+    let (last, records) = if read_from(file, start)? == written(&fields)? {
+        (fields, records)
+    } else {
+        tracing::warn!(file = %path.display(), "cutting off a half-written last row");
+        file.set_len(start).map_err(|e| Error::io("cannot truncate", path, e))?;
+        match before {
+            Some((_, f)) => (f, records - 1),
+            None => return Ok(None),
+        }
+    };
     let rows = records - 1;
-    let Some(last) = last.filter(|_| rows > 0) else { return Ok(None) };
-    let last_index = last.get(0).and_then(|i| i.parse().ok()).ok_or_else(|| bad("its last row has no index".into()))?;
-    Ok(Some(Done { rows, last_index, last_path: csv_text(last.get(2).unwrap_or_default()).to_string() }))
+    if rows == 0 {
+        return Ok(None);
+    }
+    let text = |i: usize| String::from_utf8_lossy(last.get(i).unwrap_or_default()).into_owned();
+    let last_index = text(0).parse().map_err(|_| bad("its last row has no index".into()))?;
+    Ok(Some(Done { rows, last_index, last_path: csv_text(&text(2)).to_string() }))
 }
 
 /// Writes the rows of the JSON Lines `journal` as the Parquet file `out`.
@@ -480,5 +504,27 @@ mod tests {
         let (_, done) = Sink::open(&out, Format::Csv, 1).unwrap();
         assert!(done.is_none());
         assert!(std::fs::read_to_string(&out).unwrap().starts_with("index,id,path,label_1"));
+    }
+
+    #[test]
+    fn a_csv_row_cut_inside_a_character_is_cut_off_and_a_foreign_csv_is_left_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("s.csv");
+        let (mut sink, _) = Sink::open(&out, Format::Csv, 1).unwrap();
+        sink.write(&[row(0, "café.png", "x", None), row(1, "naïve.png", "y", None)]).unwrap();
+        drop(sink);
+        let whole = std::fs::read(&out).unwrap();
+        let cut = whole.windows(2).position(|w| w == "ï".as_bytes()).unwrap() + 1;
+        std::fs::write(&out, &whole[..cut]).unwrap();
+        let (_, done) = Sink::open(&out, Format::Csv, 1).unwrap();
+        let done = done.unwrap();
+        assert_eq!((done.rows, done.last_path.as_str()), (1, "café.png"));
+        // Someone else's CSV: refused, and not a byte of it cut.
+        let foreign = dir.path().join("theirs.csv");
+        std::fs::write(&foreign, "a,b\r\n1,2\r\n3,\"unfinished").unwrap();
+        let before = std::fs::read(&foreign).unwrap();
+        let e = Sink::open(&foreign, Format::Csv, 1).err().expect("refused").to_string();
+        assert!(e.contains("header"), "{e}");
+        assert_eq!(std::fs::read(&foreign).unwrap(), before);
     }
 }

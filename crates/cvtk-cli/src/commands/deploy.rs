@@ -227,7 +227,7 @@ pub enum Command {
         /// Memory limit per replica (a Kubernetes quantity); at least twice the decoding memory.
         #[arg(long, default_value = "4Gi")]
         memory_limit: String,
-        /// Memory all image decodings of a replica may take together, in MiB (at least 512).
+        /// Memory all image decodings of a replica may take together, in MiB (at least 704).
         #[arg(long, default_value_t = 1024)]
         decode_memory_mb: u64,
         #[command(flatten)]

@@ -81,8 +81,9 @@ pub struct ServeSettings {
     /// Seconds allowed per `image_url` download.
     #[arg(long, default_value_t = 10)]
     pub url_timeout_s: u64,
-    /// Memory all image decodings together may take, in MiB (8 bytes a pixel while an image decodes);
-    /// more wait for it. At least what the largest image allowed takes (64 Mi pixels: 512 MiB).
+    /// Memory all image decodings together may take, in MiB (an 8-bit RGBA image takes 11 bytes a pixel
+    /// while it decodes); more wait for it. At least what the largest image allowed takes (64 Mi pixels:
+    /// 704 MiB).
     #[arg(long, default_value_t = 1024)]
     pub decode_memory_mb: u64,
     /// Images waiting for or in the model at most, all requests together; more get 503.

@@ -348,7 +348,25 @@ pub fn k8s_objects(name: &str, options: &K8sOptions) -> Result<Vec<(&'static str
     if options.cpu_limit == 0 {
         return Err(Error::config("cpu_limit", "must be at least 1 core"));
     }
-    let limit_mib = quantity_mib(&options.memory_limit)?;
+    let limit_mib = quantity_mib(&options.memory_limit, "memory_limit")?;
+    if quantity_mib(&options.memory_request, "memory_request")? > limit_mib {
+        return Err(Error::config(
+            "memory_request",
+            format!(
+                "{} is more than the memory limit {}; Kubernetes refuses that",
+                options.memory_request, options.memory_limit
+            ),
+        ));
+    }
+    if quantity_millicores(&options.cpu_request, "cpu_request")? > u64::from(options.cpu_limit) * 1000 {
+        return Err(Error::config(
+            "cpu_request",
+            format!(
+                "{} is more than the CPU limit {}; Kubernetes refuses that",
+                options.cpu_request, options.cpu_limit
+            ),
+        ));
+    }
     let min_decode_mib = (crate::DEFAULT_SERVE_MAX_PIXELS * crate::DECODE_BYTES_PER_PIXEL) >> 20;
     if options.decode_memory_mb < min_decode_mib || options.decode_memory_mb * 2 > limit_mib {
         return Err(Error::config(
@@ -386,7 +404,11 @@ pub fn k8s_objects(name: &str, options: &K8sOptions) -> Result<Vec<(&'static str
         "requests": { "cpu": options.cpu_request, "memory": options.memory_request },
         "limits": { "cpu": options.cpu_limit.to_string(), "memory": options.memory_limit },
     });
-    let key_volume = json!({ "name": "key", "secret": { "secretName": secret_name, "defaultMode": 0o440, "items": [{ "key": "key", "path": "key" }] } });
+    // Group-readable: the pod's fsGroup (the image's group) owns the file.
+    // KServe has no pod-level fsGroup (see container_security_with_user), so
+    // there the file is readable by the container's users, as a Secret's
+    // files usually are; no other container shares the pod's volume.
+    let key_volume = |mode: u32| json!({ "name": "key", "secret": { "secretName": secret_name, "defaultMode": mode, "items": [{ "key": "key", "path": "key" }] } });
     let mounts = json!([
         { "name": "key", "mountPath": KEY_DIR, "readOnly": true },
         { "name": "tmp", "mountPath": "/tmp" },
@@ -421,7 +443,7 @@ pub fn k8s_objects(name: &str, options: &K8sOptions) -> Result<Vec<(&'static str
                         "securityContext": container_security(),
                         "volumeMounts": mounts,
                     }],
-                    "volumes": [key_volume, { "name": "tmp", "emptyDir": { "sizeLimit": "256Mi" } }],
+                    "volumes": [key_volume(0o440), { "name": "tmp", "emptyDir": { "sizeLimit": "256Mi" } }],
                 },
             },
         },
@@ -456,7 +478,6 @@ pub fn k8s_objects(name: &str, options: &K8sOptions) -> Result<Vec<(&'static str
                     "scaleMetric": "cpu",
                     "scaleTarget": options.cpu_target_percent,
                     "automountServiceAccountToken": false,
-                    "securityContext": pod_security(),
                     "containers": [{
                         "name": "kserve-container",
                         "image": image,
@@ -465,10 +486,10 @@ pub fn k8s_objects(name: &str, options: &K8sOptions) -> Result<Vec<(&'static str
                         "ports": [{ "containerPort": CONTAINER_PORT, "protocol": "TCP" }],
                         "readinessProbe": v2_probe,
                         "resources": resources,
-                        "securityContext": container_security(),
+                        "securityContext": container_security_with_user(),
                         "volumeMounts": mounts,
                     }],
-                    "volumes": [key_volume, { "name": "tmp", "emptyDir": { "sizeLimit": "256Mi" } }],
+                    "volumes": [key_volume(0o444), { "name": "tmp", "emptyDir": { "sizeLimit": "256Mi" } }],
                 },
             },
         });
@@ -510,28 +531,51 @@ fn container_security() -> serde_json::Value {
     })
 }
 
-/// A Kubernetes memory quantity (`4Gi`, `4096Mi`, `4G`, `500M`, bytes) in MiB.
-fn quantity_mib(q: &str) -> Result<u64> {
+/// [`container_security`] with the user and group in it too: for KServe,
+/// whose Knative webhook refuses a pod-level security context unless the
+/// cluster enables `kubernetes.podspec-securitycontext`, but takes these at
+/// the container's level.
+fn container_security_with_user() -> serde_json::Value {
+    let mut sc = container_security();
+    sc["runAsUser"] = json!(IMAGE_USER);
+    sc["runAsGroup"] = json!(IMAGE_USER);
+    sc
+}
+
+/// A Kubernetes memory quantity (`4Gi`, `4096Mi`, `1.5Gi`, `4G`, `500M`,
+/// bytes) in MiB; `field` names it in the error.
+fn quantity_mib(q: &str, field: &'static str) -> Result<u64> {
     let q = q.trim();
-    let split = q.find(|c: char| !c.is_ascii_digit()).unwrap_or(q.len());
+    let split = q.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(q.len());
     let (number, unit) = q.split_at(split);
-    let factor: u128 = match unit {
-        "" => 1,
-        "Ki" => 1 << 10,
-        "Mi" => 1 << 20,
-        "Gi" => 1 << 30,
-        "Ti" => 1 << 40,
-        "k" | "K" => 1_000,
-        "M" => 1_000_000,
-        "G" => 1_000_000_000,
-        "T" => 1_000_000_000_000,
-        _ => 0,
+    let factor: f64 = match unit {
+        "" => 1.0,
+        "Ki" => 1024.0,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "k" | "K" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        _ => 0.0,
     };
-    match number.parse::<u128>() {
-        Ok(n) if factor > 0 => Ok(((n * factor) >> 20).min(u128::from(u64::MAX)) as u64),
-        _ => {
-            Err(Error::config("memory_limit", format!("'{q}' is not a memory quantity; write it as 4Gi, 4096Mi or 4G")))
-        }
+    match number.parse::<f64>() {
+        Ok(n) if factor > 0.0 && n.is_finite() && n >= 0.0 => Ok((n * factor / 1024f64.powi(2)) as u64),
+        _ => Err(Error::config(field, format!("'{q}' is not a memory quantity; write it as 4Gi, 4096Mi or 4G"))),
+    }
+}
+
+/// A Kubernetes CPU quantity (`1`, `1.5`, `500m`) in millicores.
+fn quantity_millicores(q: &str, field: &'static str) -> Result<u64> {
+    let q = q.trim();
+    let parsed = match q.strip_suffix('m') {
+        Some(m) => m.parse::<f64>().ok(),
+        None => q.parse::<f64>().ok().map(|c| c * 1000.0),
+    };
+    match parsed {
+        Some(m) if m.is_finite() && m > 0.0 => Ok(m.round() as u64),
+        _ => Err(Error::config(field, format!("'{q}' is not a CPU quantity; write it as 1, 1.5 or 500m"))),
     }
 }
 

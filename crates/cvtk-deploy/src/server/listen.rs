@@ -16,11 +16,16 @@
 //!   doing: detecting the protocol, reading an HTTP/1 head, an HTTP/2
 //!   preface, SETTINGS, pings, or nothing. HTTP/2 gets a GOAWAY first and a
 //!   second to go; HTTP/1 between requests is closed at once;
-//! - at `max_connections`, a new connection closes one with no request in
-//!   flight to take its slot: the oldest that has never sent a whole request
-//!   head, else the one idle the longest (a keep-alive client between two
-//!   requests is idle for moments, a stalled one for seconds); only when
-//!   every open connection has a request in flight is the new one refused. So clients that open
+//! - one whose oldest request has been in flight for the request time limit
+//!   plus `header_timeout` is stuck: the handler answered long ago (or timed
+//!   out), and the client does not read the response (an HTTP/2 window of
+//!   zero, say). It is closed;
+//! - at `max_connections`, a new connection closes one to take its slot: the
+//!   oldest that has never sent a whole request head, else a stuck one, else
+//!   the one idle the longest (a keep-alive client between two requests is
+//!   idle for moments, a stalled one for seconds; it is asked to go, with a
+//!   GOAWAY, rather than cut off); only when every open connection has a
+//!   request in flight, none stuck, is the new one refused. So clients that open
 //!   connections and never finish a request head cannot lock anybody out:
 //!   honest requests keep being served however many such connections come.
 //!
@@ -57,6 +62,11 @@ const GRACE: Duration = Duration::from_secs(1);
 struct Conn {
     /// Requests whose head is complete and whose response is not yet sent.
     in_flight: AtomicUsize,
+    /// When each of them began (ms since the server started), by number:
+    /// the first is the oldest.
+    started: Mutex<BTreeMap<u64, u64>>,
+    /// Numbers the requests.
+    requests: AtomicU64,
     /// Whether a whole request head ever came on it.
     served: AtomicBool,
     /// When it last had no request in flight, in ms since the server started.
@@ -66,9 +76,21 @@ struct Conn {
     evict: tokio::sync::Notify,
 }
 
+impl Conn {
+    /// When its oldest request in flight began, if it has one.
+    fn oldest_ms(&self) -> Option<u64> {
+        self.started.lock().unwrap_or_else(std::sync::PoisonError::into_inner).values().next().copied()
+    }
+}
+
 /// The open connections, oldest first.
 struct Registry {
     start: Instant,
+    /// How long a request may stay in flight before its connection counts as
+    /// stuck: the request time limit (the handler has answered by then) and
+    /// the header timeout, for a client that does not read its response (an
+    /// HTTP/2 flow-control window of zero, say).
+    stuck_after: Duration,
     open: Mutex<BTreeMap<u64, Arc<Conn>>>,
     changed: tokio::sync::Notify,
 }
@@ -83,15 +105,22 @@ impl Registry {
         self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Registers connection `id`, evicting the oldest idle one when `max` are
-    /// open; None when all `max` have requests in flight.
+    /// Whether `conn`'s oldest request has been in flight past `stuck_after`.
+    fn stuck(&self, conn: &Conn) -> bool {
+        conn.oldest_ms().is_some_and(|t| self.now_ms().saturating_sub(t) > self.stuck_after.as_millis() as u64)
+    }
+
+    /// Registers connection `id`; when `max` are open, first closes one: the
+    /// oldest idle one that never sent a request, else a stuck one, else the
+    /// one idle the longest. None when all `max` have requests in flight.
     fn admit(&self, id: u64, max: usize) -> Option<Arc<Conn>> {
         let mut open = self.lock();
         if open.len() >= max {
             let idle = || open.iter().filter(|(_, c)| c.in_flight.load(Ordering::Acquire) == 0);
             let never_served = idle().find(|(_, c)| !c.served.load(Ordering::Acquire)).map(|(k, _)| *k);
+            let stuck = || open.iter().find(|(_, c)| self.stuck(c)).map(|(k, _)| *k);
             let idle_longest = || idle().min_by_key(|(_, c)| c.idle_since_ms.load(Ordering::Acquire)).map(|(k, _)| *k);
-            let victim = never_served.or_else(idle_longest)?;
+            let victim = never_served.or_else(stuck).or_else(idle_longest)?;
             if let Some(c) = open.remove(&victim) {
                 c.evicted.store(true, Ordering::Release);
                 c.evict.notify_one();
@@ -99,6 +128,8 @@ impl Registry {
         }
         let conn = Arc::new(Conn {
             in_flight: AtomicUsize::new(0),
+            started: Mutex::new(BTreeMap::new()),
+            requests: AtomicU64::new(0),
             served: AtomicBool::new(false),
             idle_since_ms: AtomicU64::new(self.now_ms()),
             evicted: AtomicBool::new(false),
@@ -121,22 +152,38 @@ impl Registry {
     }
 }
 
+/// Takes a connection out of the registry when its task ends, panics included.
+struct Registered {
+    id: u64,
+    registry: Arc<Registry>,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.registry.remove(self.id);
+    }
+}
+
 /// Counts one request in flight on a connection until dropped.
 struct InFlight {
     conn: Arc<Conn>,
     registry: Arc<Registry>,
+    number: u64,
 }
 
 impl InFlight {
     fn begin(conn: &Arc<Conn>, registry: &Arc<Registry>) -> Self {
+        let number = conn.requests.fetch_add(1, Ordering::AcqRel);
+        conn.started.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(number, registry.now_ms());
         conn.in_flight.fetch_add(1, Ordering::AcqRel);
         conn.served.store(true, Ordering::Release);
-        InFlight { conn: conn.clone(), registry: registry.clone() }
+        InFlight { conn: conn.clone(), registry: registry.clone(), number }
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
+        self.conn.started.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&self.number);
         self.conn.idle_since_ms.store(self.registry.now_ms(), Ordering::Release);
         self.conn.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
@@ -177,10 +224,12 @@ pub(crate) async fn serve_connections(
     app: Router,
     max_connections: usize,
     header_timeout: Duration,
+    request_timeout: Duration,
     shutdown: impl Future<Output = ()>,
 ) {
     let registry = Arc::new(Registry {
         start: Instant::now(),
+        stuck_after: request_timeout.saturating_add(header_timeout),
         open: Mutex::new(BTreeMap::new()),
         changed: tokio::sync::Notify::new(),
     });
@@ -227,8 +276,8 @@ pub(crate) async fn serve_connections(
                 let (id, registry, app, builder, stopping) =
                     (next_id, registry.clone(), app.clone(), builder.clone(), stopping.clone());
                 tokio::spawn(async move {
+                    let _registered = Registered { id, registry: registry.clone() };
                     serve_one(stream, peer, &conn, &registry, app, &builder, header_timeout, stopping).await;
-                    registry.remove(id);
                 });
             }
             () = &mut shutdown => break,
@@ -272,27 +321,44 @@ async fn serve_one(
             Ok::<_, std::convert::Infallible>(response.map(|inner| Body::new(Counted { inner, _in_flight: in_flight })))
         }
     });
-    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
+    let connection = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
     tokio::pin!(connection);
-    // When the connection was asked to close (idle or shutdown) and must be
-    // gone by.
-    let mut closing: Option<Instant> = None;
+    // Why and since when the connection was asked to close (a GOAWAY sent,
+    // keep-alive off), if it was.
+    let mut asked: Option<(Instant, Ask)> = None;
+    let mut evict_seen = false;
     let mut stop_seen = *stopping.borrow();
     if stop_seen {
         return;
     }
+    let ms = |t: u64| registry.start.checked_add(Duration::from_millis(t)).unwrap_or_else(far_future);
+    let after = |t: Instant, d: Duration| t.checked_add(d).unwrap_or_else(far_future);
     loop {
-        let idle_deadline = match closing {
-            Some(by) => by,
-            None => {
-                let since = conn.idle_since_ms.load(Ordering::Acquire);
-                registry.start + Duration::from_millis(since) + header_timeout
-            }
+        let now = Instant::now();
+        let busy = conn.in_flight.load(Ordering::Acquire) > 0;
+        let idle_since = ms(conn.idle_since_ms.load(Ordering::Acquire));
+        let deadline = match (asked, busy) {
+            // Shutting down: requests in flight get the drain (checked each
+            // GRACE, to see them end); an idle connection GRACE to go.
+            (Some((at, Ask::Stop)), true) => after(at, DRAIN).min(after(now, GRACE)),
+            (Some((at, Ask::Stop)), false) => after(at.max(idle_since), GRACE),
+            (Some((at, Ask::Idle)), _) => after(at, GRACE),
+            (None, true) => after(conn.oldest_ms().map_or(now, ms), registry.stuck_after),
+            (None, false) => after(idle_since, header_timeout),
         };
         let evicted = conn.evict.notified();
-        if conn.evicted.load(Ordering::Acquire) {
-            tracing::debug!("{peer}: closed to admit a new connection (--max-connections reached)");
-            return;
+        if conn.evicted.load(Ordering::Acquire) && !evict_seen {
+            evict_seen = true;
+            if !conn.served.load(Ordering::Acquire) {
+                tracing::debug!("{peer}: closed to admit a new connection (--max-connections reached)");
+                return;
+            }
+            // A client that has been served (keep-alive, between requests):
+            // asked to go, so that a request it is sending is not reset.
+            tracing::debug!("{peer}: asked to close to admit a new connection (--max-connections reached)");
+            connection.as_mut().graceful_shutdown();
+            asked = Some((now, Ask::Idle));
+            continue;
         }
         tokio::select! {
             ended = connection.as_mut() => {
@@ -304,34 +370,62 @@ async fn serve_one(
             () = evicted => {}
             changed = stopping.changed(), if !stop_seen => {
                 stop_seen = true;
-                if changed.is_ok() && closing.is_none() {
+                if changed.is_ok() && !matches!(asked, Some((_, Ask::Stop))) {
                     connection.as_mut().graceful_shutdown();
-                    closing = Some(Instant::now() + DRAIN);
+                    asked = Some((Instant::now(), Ask::Stop));
                 }
             }
-            () = tokio::time::sleep_until(idle_deadline) => {
+            () = tokio::time::sleep_until(deadline) => {
+                let now = Instant::now();
                 let busy = conn.in_flight.load(Ordering::Acquire) > 0;
-                if closing.is_some() {
-                    if stop_seen || !busy {
-                        tracing::debug!("{peer}: closed: did not close when asked");
-                        return;
+                match asked {
+                    Some((at, Ask::Stop)) => {
+                        if (busy && now >= after(at, DRAIN)) || (!busy && now >= after(at.max(idle_since), GRACE)) {
+                            tracing::debug!("{peer}: closed: still open when the server stopped");
+                            return;
+                        }
                     }
-                    // A request began as the GOAWAY went out: let it finish.
-                    closing = None;
+                    Some((_, Ask::Idle)) => {
+                        if !busy {
+                            tracing::debug!("{peer}: closed: did not close when asked");
+                            return;
+                        }
+                        // A request began as the GOAWAY went out: let it finish.
+                        asked = None;
+                    }
+                    None if busy => {
+                        if registry.stuck(conn) {
+                            tracing::debug!(
+                                "{peer}: closed: a request in flight for over {:?} (its response is not being read)",
+                                registry.stuck_after
+                            );
+                            return;
+                        }
+                    }
+                    None => {
+                        let idle = registry.now_ms().saturating_sub(conn.idle_since_ms.load(Ordering::Acquire));
+                        if idle >= header_timeout.as_millis() as u64 {
+                            tracing::debug!("{peer}: closed: no request for {header_timeout:?}");
+                            connection.as_mut().graceful_shutdown();
+                            asked = Some((now, Ask::Idle));
+                        }
+                    }
                 }
-                if busy {
-                    // Counted again from its last response.
-                    conn.idle_since_ms.store(registry.now_ms(), Ordering::Release);
-                    continue;
-                }
-                let idle = registry.now_ms().saturating_sub(conn.idle_since_ms.load(Ordering::Acquire));
-                if idle < header_timeout.as_millis() as u64 {
-                    continue;
-                }
-                tracing::debug!("{peer}: closed: no request for {header_timeout:?}");
-                connection.as_mut().graceful_shutdown();
-                closing = Some(Instant::now() + GRACE);
             }
         }
     }
+}
+
+/// Why a connection was asked to close.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ask {
+    /// No request for the header timeout, or its slot was taken.
+    Idle,
+    /// The server is stopping.
+    Stop,
+}
+
+/// A deadline that never comes (what tokio uses for "no timeout").
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86400 * 365 * 30)
 }

@@ -217,7 +217,7 @@ impl ScoringService {
             n => n,
         };
         let decode_slots = Arc::new(tokio::sync::Semaphore::new(slots));
-        let budget_kib = (config.decode_memory_bytes >> 10).min(u64::from(u32::MAX)) as usize;
+        let budget_kib = (config.decode_memory_bytes >> 10).clamp(1, u64::from(u32::MAX)) as usize;
         let decode_memory = Arc::new(tokio::sync::Semaphore::new(budget_kib));
         let state = AppState(Arc::new(Inner {
             config,
@@ -667,6 +667,11 @@ async fn decode_all(
                 Ok(Source::Bytes(bytes)) => decoder.decode_memory_for(bytes),
                 _ => None,
             };
+            // Waiting for memory may have outlived the request.
+            if cancelled.load(Ordering::Relaxed) {
+                decoder.0.metrics.decodes_cancelled.inc();
+                return Err(ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", "cancelled"));
+            }
             let img = source.and_then(|source| inputs::decode(&model.loader, i, source));
             decoder.0.metrics.decoded.inc();
             decoded.push(img.map(|img| ok_images.push(img)));
@@ -691,17 +696,22 @@ async fn decode_all(
 
 impl AppState {
     /// Waits for, and takes, the decoding memory an encoded image's header
-    /// says it needs (none for an image the decoder will refuse from its
-    /// header, or one whose header cannot be read); called on a blocking
-    /// thread.
+    /// says it needs: `2 x bytes per pixel + 3` a pixel for its decoded
+    /// colour type, at most the whole budget (none for an image the decoder
+    /// will refuse from its header, or one whose header cannot be read).
+    /// Called on a blocking thread.
     fn decode_memory_for(&self, bytes: &[u8]) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        let (w, h) =
-            image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().ok()?.into_dimensions().ok()?;
+        use image::ImageDecoder;
+        let decoder =
+            image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().ok()?.into_decoder().ok()?;
+        let (w, h) = decoder.dimensions();
         let pixels = u64::from(w) * u64::from(h);
         if pixels > self.0.config.max_pixels {
             return None;
         }
-        let kib = (pixels * crate::DECODE_BYTES_PER_PIXEL).div_ceil(1024).max(1).min(u64::from(u32::MAX)) as u32;
+        let per_pixel = 2 * u64::from(decoder.color_type().bytes_per_pixel()) + 3;
+        let budget_kib = (self.0.config.decode_memory_bytes >> 10).clamp(1, u64::from(u32::MAX));
+        let kib = (pixels * per_pixel).div_ceil(1024).clamp(1, budget_kib) as u32;
         let memory = self.0.decode_memory.clone();
         match memory.clone().try_acquire_many_owned(kib) {
             Ok(permit) => Some(permit),
@@ -770,8 +780,9 @@ pub async fn serve_on(
         }
     };
     let config = &state.0.config;
-    let (max_connections, header_timeout) = (config.max_connections, config.header_timeout);
-    listen::serve_connections(listener, app(state), max_connections, header_timeout, stop).await;
+    let (max_connections, header_timeout, request_timeout) =
+        (config.max_connections, config.header_timeout, config.request_timeout);
+    listen::serve_connections(listener, app(state), max_connections, header_timeout, request_timeout, stop).await;
     match failed.get() {
         Some(e) => Err(Error::config("model", e.clone())),
         None => Ok(()),

@@ -279,7 +279,7 @@ struct InferRequest<'a> {
     #[serde(default)]
     id: Option<String>,
     #[serde(default)]
-    parameters: RequestParameters,
+    parameters: Option<RequestParameters>,
     #[serde(borrow, deserialize_with = "one_input")]
     inputs: Vec<InferInput<'a>>,
     #[serde(default, deserialize_with = "model_outputs")]
@@ -303,7 +303,7 @@ struct InferInput<'a> {
     shape: Vec<i64>,
     datatype: String,
     #[serde(default)]
-    parameters: InputParameters,
+    parameters: Option<InputParameters>,
     #[serde(borrow, default)]
     data: Option<&'a RawValue>,
 }
@@ -318,7 +318,7 @@ struct InputParameters {
 struct RequestedOutput {
     name: String,
     #[serde(default)]
-    parameters: OutputParameters,
+    parameters: Option<OutputParameters>,
 }
 
 #[derive(Deserialize, Default)]
@@ -339,17 +339,35 @@ fn one_input<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec
 }
 
 fn model_outputs<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Vec<T>>, D::Error> {
-    capped(d, MAX_OUTPUTS, || {
-        format!("more than {MAX_OUTPUTS} outputs; this model has '{PROBABILITIES_OUTPUT}' and '{LABEL_OUTPUT}', each asked for once")
-    })
-    .map(Some)
+    // `"outputs": null` is no list, as if absent.
+    struct OrNull<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for OrNull<T> {
+        type Value = Option<Vec<T>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of outputs, or null")
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            capped(d, MAX_OUTPUTS, || {
+                format!("more than {MAX_OUTPUTS} outputs; this model has '{PROBABILITIES_OUTPUT}' and '{LABEL_OUTPUT}', each asked for once")
+            })
+            .map(Some)
+        }
+    }
+    d.deserialize_option(OrNull(std::marker::PhantomData))
 }
 
 fn dimensions<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
     capped(d, MAX_DIMENSIONS, || format!("a shape with more than {MAX_DIMENSIONS} dimensions"))
 }
 
-/// A list of at most `max` elements, refused as soon as one more begins.
+/// A list of at most `max` elements, refused as soon as one more begins (it
+/// is skipped, not built).
 fn capped<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
     max: usize,
@@ -367,11 +385,14 @@ fn capped<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
         }
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
             let mut out = Vec::new();
-            while let Some(v) = seq.next_element()? {
-                if out.len() == self.max {
-                    return Err(A::Error::custom((self.too_many)()));
+            while out.len() < self.max {
+                match seq.next_element()? {
+                    Some(v) => out.push(v),
+                    None => return Ok(out),
                 }
-                out.push(v);
+            }
+            if seq.next_element::<IgnoredAny>()?.is_some() {
+                return Err(A::Error::custom((self.too_many)()));
             }
             Ok(out)
         }
@@ -606,7 +627,7 @@ fn parse(state: &AppState, headers: &HeaderMap, body: &[u8]) -> V2Result<Parsed>
             "the request is not an inference request: {e}; expected {{\"inputs\": [{{\"name\", \"shape\", \"datatype\", \"data\"}}]}}"
         )),
     })?;
-    let params = &request.parameters;
+    let params = request.parameters.unwrap_or_default();
     let softmax = flag(params.softmax.as_ref(), "softmax")?.unwrap_or(true);
     let all_binary = flag(params.binary_data_output.as_ref(), "binary_data_output")?.unwrap_or(false);
     let labels = model.labels.len();
@@ -634,7 +655,8 @@ fn parse(state: &AppState, headers: &HeaderMap, body: &[u8]) -> V2Result<Parsed>
                 if out.iter().any(|(n, _)| *n == name) {
                     return Err(V2Error::bad(format!("output '{name}' is asked for twice; name each output once")));
                 }
-                out.push((name, flag(o.parameters.binary_data.as_ref(), "binary_data")?.unwrap_or(all_binary)));
+                let binary = o.parameters.as_ref().and_then(|p| p.binary_data.as_ref());
+                out.push((name, flag(binary, "binary_data")?.unwrap_or(all_binary)));
             }
             out
         }
@@ -661,7 +683,7 @@ fn parse(state: &AppState, headers: &HeaderMap, body: &[u8]) -> V2Result<Parsed>
         return Err(V2Error::bad(format!("{n} images in one request; this service takes at most {max_images}")));
     }
     // This input's binary data, taken from the binary part in order.
-    let binary_size = match &input.parameters.binary_data_size {
+    let binary_size = match input.parameters.as_ref().and_then(|p| p.binary_data_size.as_ref()) {
         None => None,
         Some(Param::Int(n)) if *n >= 0 => Some(usize::try_from(*n).unwrap_or(usize::MAX)),
         Some(v) => return Err(V2Error::bad(format!("binary_data_size must be a byte count, not {v}"))),
