@@ -182,6 +182,20 @@ fn deploy_score_in_every_form_list_loadtest_and_delete() {
     let raw = json(&cvtk_in(&home, &[&raw_args[..], &["--requests", "20", "--concurrency", "4", "--json"]].concat()));
     assert_eq!(raw["ok"], 20, "{raw}");
     assert_eq!(raw["endpoint"], score_url.as_str(), "{raw}");
+    // Every request refused (a wrong key), or no service there: the run fails, saying so.
+    let wrong_key = dir.path().join("wrong.key");
+    std::fs::write(&wrong_key, "not-the-key-0123456789").unwrap();
+    let images_arg = images.to_str().unwrap();
+    for (what, endpoint, key) in [
+        ("a wrong key", score_url.as_str(), wrong_key.to_str().unwrap()),
+        ("a dead port", "http://127.0.0.1:1", wrong_key.to_str().unwrap()),
+    ] {
+        let args = ["loadtest", "--endpoint", endpoint, "--key-file", key, "--images", images_arg, "--requests", "4"];
+        let out = cvtk_in(&home, &args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+        assert!(err.contains("no request succeeded"), "{what}: {err}");
+    }
     let batched = cvtk_in(&home, &[&raw_args[..], &["--requests", "2", "--batch", "2"]].concat());
     assert_eq!(batched.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&batched.stderr).contains("a raw request carries one image"));

@@ -127,7 +127,7 @@ pub struct LoadTest {
 }
 
 /// Latency figures, in milliseconds.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Latency {
     /// Median.
     pub p50: f64,
@@ -142,7 +142,7 @@ pub struct Latency {
 }
 
 /// What a load test measured.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct LoadTestReport {
     /// The endpoint tested.
     pub endpoint: String,

@@ -53,6 +53,11 @@ pub struct Args {
     /// Write a latency plot (.png or .svg).
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// Fail (exit 1) when more than this share of the requests (0 to 1) got no 200: 503s from a full
+    /// service, other statuses and connection errors alike. Without it, the run fails only when no
+    /// request succeeded.
+    #[arg(long)]
+    max_error_rate: Option<f64>,
     #[command(flatten)]
     home: Home,
     /// Print the report as JSON.
@@ -84,6 +89,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if !(args.timeout_s.is_finite() && args.timeout_s > 0.0) {
         bail!("--timeout-s must be positive");
     }
+    if let Some(r) = args.max_error_rate.filter(|r| !(0.0..=1.0).contains(r)) {
+        bail!("--max-error-rate {r} must be a share from 0 to 1 (0.01 is 1%)");
+    }
     let images = read_images(&args.images, args.max_images)?.into_iter().map(|(_, b)| b).collect();
     let test = LoadTest {
         endpoint,
@@ -100,11 +108,68 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         report.write_latency_plot(p)?;
     }
     if args.json {
-        return print_json(&report);
+        print_json(&report)?;
+    } else {
+        println!("{}", report.summary());
+        if let Some(p) = &args.plot {
+            println!("latency plot: {}", p.display());
+        }
     }
-    println!("{}", report.summary());
-    if let Some(p) = &args.plot {
-        println!("latency plot: {}", p.display());
+    verdict(&report, args.max_error_rate)
+}
+
+/// The run's outcome: an error when no request succeeded, or when the share
+/// that did not passes `max_error_rate`.
+fn verdict(report: &cvtk_loadtest::LoadTestReport, max_error_rate: Option<f64>) -> anyhow::Result<()> {
+    let failed = report.requests.saturating_sub(report.ok);
+    if report.ok == 0 {
+        let why = if report.errors.is_empty() {
+            "no request was sent".to_string()
+        } else {
+            let kinds: Vec<String> = report.errors.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+            kinds.join(", ")
+        };
+        bail!(
+            "no request succeeded ({why}); the latencies above are of failures. Check the endpoint and the key \
+             (--key-file or CVTK_SERVICE_KEY)"
+        );
+    }
+    if let Some(most) = max_error_rate {
+        let rate = failed as f64 / report.requests as f64;
+        if rate > most {
+            bail!(
+                "{failed} of {} requests ({:.1}%) got no 200, more than --max-error-rate {most} ({:.1}%)",
+                report.requests,
+                rate * 100.0,
+                most * 100.0
+            );
+        }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(requests: u64, ok: u64, errors: &[(&str, u64)]) -> cvtk_loadtest::LoadTestReport {
+        cvtk_loadtest::LoadTestReport {
+            requests,
+            ok,
+            errors: errors.iter().map(|(k, n)| ((*k).to_string(), *n)).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_load_test_fails_when_nothing_succeeded_or_the_error_rate_passes_the_threshold_given() {
+        let e = verdict(&report(10, 0, &[("http_401", 10)]), None).unwrap_err().to_string();
+        assert!(e.contains("no request succeeded") && e.contains("http_401: 10"), "{e}");
+        assert!(verdict(&report(0, 0, &[]), None).unwrap_err().to_string().contains("no request was sent"));
+        // 3 of 100 failed: fine without a threshold and under 5%, a failure over 1%.
+        let some = report(100, 97, &[("http_503", 3)]);
+        assert!(verdict(&some, None).is_ok() && verdict(&some, Some(0.05)).is_ok());
+        let e = verdict(&some, Some(0.01)).unwrap_err().to_string();
+        assert!(e.contains("3 of 100 requests (3.0%)") && e.contains("--max-error-rate 0.01"), "{e}");
+    }
 }
