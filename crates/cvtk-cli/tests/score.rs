@@ -219,3 +219,38 @@ fn a_run_killed_half_way_is_finished_by_a_rerun_without_rescoring() {
     let again = json(&cvtk(&[&args[..], &["--json"]].concat()));
     assert_eq!((again["already_done"].as_u64(), again["scored"].as_u64()), (Some(3001), Some(0)), "{again}");
 }
+
+#[test]
+fn a_rerun_with_another_model_or_top_is_refused_and_restart_starts_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = model(dir.path());
+    // The same network retrained: new weights, so other scores.
+    let second = dir.path().join("model-2");
+    let (_, manifest) = split_colours(dir.path());
+    train_small_cnn(&manifest, &second, 1, &[]);
+    let root = images(dir.path(), 6);
+    let (r, out) = (root.to_str().unwrap(), dir.path().join("scores.jsonl"));
+    let o = out.to_str().unwrap();
+    let report = score(&[r, "--model", first.to_str().unwrap(), "--out", o]);
+    assert_eq!(report["scored"], 7, "{report}");
+    let old = std::fs::read_to_string(&out).unwrap();
+    // Same model and options: continued (nothing left to do).
+    assert_eq!(score(&[r, "--model", first.to_str().unwrap(), "--out", o])["already_done"], 7);
+    for (what, args) in [
+        ("another model", vec![r, "--model", second.to_str().unwrap(), "--out", o]),
+        ("another --top", vec![r, "--model", first.to_str().unwrap(), "--out", o, "--top", "1"]),
+    ] {
+        let out_ = cvtk(&[&["score"][..], &args].concat());
+        let err = String::from_utf8_lossy(&out_.stderr);
+        assert_eq!(out_.status.code(), Some(1), "{what}: {err}");
+        assert!(err.contains("--restart"), "{what}: {err}");
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), old, "{what}: the output was touched");
+    }
+    let report = score(&[r, "--model", second.to_str().unwrap(), "--out", o, "--restart"]);
+    assert_eq!((report["scored"].as_u64(), report["already_done"].as_u64()), (Some(7), Some(0)), "{report}");
+    // An output from before runs were recorded (no record beside it) is not continued blindly.
+    std::fs::remove_file(dir.path().join("scores.jsonl.cvtk-score.json")).unwrap();
+    let again = cvtk(&["score", r, "--model", second.to_str().unwrap(), "--out", o]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no run record"));
+}

@@ -61,6 +61,15 @@ pub struct ScoreOptions {
     /// 443, so a list entry cannot make a batch pod fetch from its cluster
     /// or the cloud's metadata service.
     pub allow_private_urls: bool,
+    /// What makes the scores (the model folder and its weights, say),
+    /// recorded beside the output (`OUT.cvtk-score.json`, with `top` and the
+    /// shard): a rerun into an output made by another model or with other
+    /// options is refused instead of keeping the old rows. By default, the
+    /// classifier's own description.
+    pub model_id: Option<String>,
+    /// Start over: remove what an earlier run left in the output. By
+    /// default, off: a rerun continues it.
+    pub restart: bool,
 }
 
 impl Default for ScoreOptions {
@@ -73,6 +82,8 @@ impl Default for ScoreOptions {
             url_max_bytes: 20 << 20,
             url_timeout: Duration::from_secs(20),
             allow_private_urls: false,
+            model_id: None,
+            restart: false,
         }
     }
 }
@@ -255,6 +266,12 @@ pub fn score_to_file(
     let format = Format::of(out)?;
     let started = Instant::now();
     let scorer = BatchScorer::new(classifier, options)?;
+    let run = output::RunRecord {
+        model: options.model_id.clone().unwrap_or_else(|| classifier.describe()),
+        top: options.top,
+        shard: options.shard.map(|s| s.to_string()),
+    };
+    output::check_run(out, format, &run, options.restart)?;
     let (mut sink, done) = output::Sink::open(out, format, options.top)?;
     // A counting pass first, for the progress bar's length and ETA.
     let mut images = 0u64;

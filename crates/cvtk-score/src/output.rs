@@ -100,6 +100,82 @@ fn flat_columns(top: usize) -> Vec<String> {
     c
 }
 
+/// What made an output's rows, kept beside it (`OUT.cvtk-score.json`), so
+/// that a rerun continues only the run it belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RunRecord {
+    /// The model (its folder and weights).
+    pub model: String,
+    /// Labels kept per row.
+    pub top: usize,
+    /// The shard, `K/N`, if any.
+    pub shard: Option<String>,
+}
+
+/// The record of the run that writes `out`.
+pub(crate) fn record_of(out: &Path) -> PathBuf {
+    let mut name = out.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".cvtk-score.json");
+    out.with_file_name(name)
+}
+
+/// Checks that what `out` holds (the file, or a Parquet output's journal)
+/// comes from this run (`run`), and records `run` beside it for a new
+/// output. With `restart`, what is there is removed first. An output with
+/// rows from another model or other options, or from a run that left no
+/// record, is refused, saying how to start over.
+pub(crate) fn check_run(out: &Path, format: Format, run: &RunRecord, restart: bool) -> Result<()> {
+    let record = record_of(out);
+    let journal = journal_of(out);
+    let holds = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.len() > 0);
+    let has_rows = holds(out) || (format == Format::Parquet && holds(&journal));
+    if restart {
+        for p in [out, journal.as_path(), record.as_path()] {
+            match std::fs::remove_file(p) {
+                Ok(()) => tracing::info!(file = %p.display(), "removed (--restart)"),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("cannot remove", p, e)),
+            }
+        }
+    } else if has_rows {
+        let refuse = |why: String| Error::Resume {
+            path: out.to_path_buf(),
+            reason: format!("{why}; pass --restart to replace its rows, or write to another file"),
+        };
+        let earlier: RunRecord = match std::fs::read(&record) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| refuse(format!("its run record {} is not cvtk's ({e})", record.display())))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(refuse(format!(
+                    "it has rows but no run record ({}) saying what made them",
+                    record.display()
+                )))
+            }
+            Err(e) => return Err(Error::io("cannot read", &record, e)),
+        };
+        if earlier != *run {
+            let mut differs = Vec::new();
+            if earlier.model != run.model {
+                differs.push(format!(
+                    "its rows come from the model {}, this run scores with {}",
+                    earlier.model, run.model
+                ));
+            }
+            if earlier.top != run.top {
+                differs.push(format!("they keep --top {}, this run {}", earlier.top, run.top));
+            }
+            if earlier.shard != run.shard {
+                let shown = |s: &Option<String>| s.clone().unwrap_or_else(|| "all".into());
+                differs.push(format!("they are shard {}, this run {}", shown(&earlier.shard), shown(&run.shard)));
+            }
+            return Err(refuse(differs.join("; ")));
+        }
+        return Ok(());
+    }
+    let bytes = serde_json::to_vec_pretty(run).map_err(|e| Error::Invalid(e.to_string()))?;
+    Ok(cvtk_dataset::write_atomic(&record, &bytes)?)
+}
+
 /// Where rows are written, resumably: the output itself (JSON Lines, CSV) or
 /// the journal of a Parquet output.
 pub(crate) struct Sink {

@@ -42,6 +42,10 @@ pub struct Args {
     /// public addresses on ports 80 and 443, so a list entry cannot point into this network).
     #[arg(long)]
     allow_private_urls: bool,
+    /// Replace what an earlier run left in --out, instead of continuing it. A rerun with another model,
+    /// --top or --shard is refused without it.
+    #[arg(long)]
+    restart: bool,
     /// Device for the model: auto, cpu, cuda, cuda:N.
     #[arg(long, default_value = "auto")]
     device: String,
@@ -77,6 +81,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         shard: args.shard,
         threads: args.threads,
         allow_private_urls: args.allow_private_urls,
+        model_id: Some(format!(
+            "{} (weights {})",
+            std::path::absolute(&args.model).unwrap_or_else(|_| args.model.clone()).display(),
+            cvtk_deploy::model_version_of(&args.model)
+        )),
+        restart: args.restart,
         ..ScoreOptions::default()
     };
     let report = score_to_file(&*model, &input, &args.out, &options)?;
