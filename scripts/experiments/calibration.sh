@@ -24,7 +24,7 @@ mkdir -p "$out"
 d="$out/demo"
 rm -rf "$d" && mkdir -p "$d"
 "$cvtk" sample-data mnist-5k --out "$d/all" --classes 0,1,2,3 --per-class 60 >/dev/null
-"$cvtk" dataset split "$d/all" --train-size 0.66 --stratify --seed 0 --out "$d/manifest.json" >/dev/null
+"$cvtk" dataset split "$d/all" --train-size 0.66 --stratify --seed 0 --overwrite --out "$d/manifest.json" >/dev/null
 subset_named fashion-lookalike "$out/fashion-lookalike"
 
 printf '| dataset | model | test accuracy | ECE | Brier score | temperature | ECE at temperature 1 |\n|---|---|---|---|---|---|---|\n'

@@ -16,7 +16,7 @@ subset() {
     cp "$d/train/$c"/*.png "$d/all/$c/"
     for f in "$d/test/$c"/*.png; do cp "$f" "$d/all/$c/test_$(basename "$f")"; done
   done
-  "$cvtk" dataset split "$d/all" --train-size 0.5 --out "$d/manifest.json" >/dev/null
+  "$cvtk" dataset split "$d/all" --train-size 0.5 --overwrite --out "$d/manifest.json" >/dev/null
   python3 - "$d/manifest.json" <<'PY'
 import json, sys
 path = sys.argv[1]

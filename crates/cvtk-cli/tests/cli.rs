@@ -324,3 +324,38 @@ fn health_exits_0_only_when_the_url_answers_2xx() {
     answer.join().unwrap();
     assert!(!not_found.status.success() && String::from_utf8_lossy(&not_found.stderr).contains("404"));
 }
+
+#[test]
+fn splitting_again_never_drops_the_fixes_made_in_annotate() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("colours");
+    common::colour_tree(&data, 6);
+    let manifest = dir.path().join("colours.json");
+    let (d, m) = (data.to_str().unwrap(), manifest.to_str().unwrap());
+    let split = |args: &[&str]| cvtk(&[&["dataset", "split"][..], args, &["--stratify", "--json"]].concat());
+    assert!(split(&[d, "--out", m]).status.success());
+    // What `cvtk annotate` does: a relabel and an exclusion, saved to the manifest.
+    let mut ds = cvtk_dataset::ClassificationDataset::from_manifest(&manifest).unwrap();
+    let (first, second) = (ds.images()[0].id, ds.images()[1].id);
+    let other = (ds.images()[0].labels[0] + 1) % ds.labels().len();
+    ds.set_label(first, other).unwrap();
+    ds.set_excluded(second, true).unwrap();
+    ds.to_manifest(&manifest).unwrap();
+    let fixed = std::fs::read_to_string(&manifest).unwrap();
+    // The guide's split command again, from the folder: refused, nothing touched.
+    let again = split(&[d, "--out", m]);
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(again.status.code(), Some(1), "{err}");
+    assert!(err.contains("cvtk annotate") && err.contains("--overwrite"), "{err}");
+    assert_eq!(std::fs::read_to_string(&manifest).unwrap(), fixed);
+    // Re-splitting the manifest itself keeps the fixes and changes only the split.
+    assert!(split(&[m, "--out", m, "--seed", "7"]).status.success());
+    let ds = cvtk_dataset::ClassificationDataset::from_manifest(&manifest).unwrap();
+    let image = |id| ds.images().iter().find(|i| i.id == id);
+    assert_eq!(image(first).unwrap().labels, vec![other]);
+    assert!(image(second).is_none() && ds.excluded().iter().any(|i| i.id == second));
+    // --overwrite starts over from the folder.
+    assert!(split(&[d, "--out", m, "--overwrite"]).status.success());
+    let ds = cvtk_dataset::ClassificationDataset::from_manifest(&manifest).unwrap();
+    assert!(ds.excluded().is_empty());
+}

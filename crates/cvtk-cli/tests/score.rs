@@ -226,8 +226,7 @@ fn a_rerun_with_another_model_or_top_is_refused_and_restart_starts_over() {
     let first = model(dir.path());
     // The same network retrained: new weights, so other scores.
     let second = dir.path().join("model-2");
-    let (_, manifest) = split_colours(dir.path());
-    train_small_cnn(&manifest, &second, 1, &[]);
+    train_small_cnn(&dir.path().join("m.json"), &second, 1, &[]);
     let root = images(dir.path(), 6);
     let (r, out) = (root.to_str().unwrap(), dir.path().join("scores.jsonl"));
     let o = out.to_str().unwrap();

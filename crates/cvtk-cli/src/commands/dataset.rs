@@ -103,9 +103,15 @@ pub struct SplitArgs {
     /// Seed of the shuffle; the same seed gives the same split.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Manifest to write (JSON), holding the dataset and its split.
+    /// Manifest to write (JSON), holding the dataset and its split. When it is the manifest being
+    /// split, its labels and exclusions (fixes made in `cvtk annotate`) are kept and only the split
+    /// changes.
     #[arg(long)]
     out: PathBuf,
+    /// Replace an existing --out with a manifest made afresh from a folder, dropping the labels and
+    /// exclusions it holds.
+    #[arg(long)]
+    overwrite: bool,
     /// Read only image headers instead of decoding every image.
     #[arg(long)]
     quick: bool,
@@ -182,6 +188,19 @@ fn split(a: SplitArgs) -> anyhow::Result<()> {
     // Held from reading to writing: when --out is the manifest being split
     // (or one `cvtk annotate` edits), no other writer's change is lost.
     let lock = cvtk_dataset::ManifestLock::acquire(&a.out)?;
+    let same_file = match (std::fs::canonicalize(&a.dataset), std::fs::canonicalize(&a.out)) {
+        (Ok(d), Ok(o)) => d == o,
+        _ => false,
+    };
+    if a.out.exists() && !same_file && !a.overwrite {
+        anyhow::bail!(
+            "{out} exists and may hold fixes made in `cvtk annotate` (labels, exclusions), which a manifest made \
+             afresh from {data} would drop. To re-split it keeping them: cvtk dataset split {out} --out {out}; to \
+             start over from {data}: add --overwrite",
+            out = a.out.display(),
+            data = a.dataset.display()
+        );
+    }
     let mut ds = open(&a.dataset, a.quick)?;
     let split = ds.split(a.train_size, a.stratify, a.seed)?;
     ds.set_split(split)?;
