@@ -359,3 +359,41 @@ fn splitting_again_never_drops_the_fixes_made_in_annotate() {
     let ds = cvtk_dataset::ClassificationDataset::from_manifest(&manifest).unwrap();
     assert!(ds.excluded().is_empty());
 }
+
+#[test]
+fn a_stratified_split_puts_every_label_in_both_parts_or_refuses_and_train_refuses_unseen_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("colours");
+    common::colour_tree(&data, 20);
+    let manifest = dir.path().join("m.json");
+    let (d, m) = (data.to_str().unwrap(), manifest.to_str().unwrap());
+    // 60 images at 0.01: 0 training images. At 0.04: 2 training images for 3 labels.
+    for (size, says) in
+        [("0.01", "leaves one part empty"), ("0.04", "from 0.050 to 0.950"), ("0.97", "from 0.050 to 0.950")]
+    {
+        let out = cvtk(&["dataset", "split", d, "--stratify", "--train-size", size, "--out", m, "--overwrite"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "--train-size {size}: {err}");
+        assert!(err.contains(says), "{size}: {err}");
+    }
+    let split = json(&cvtk(&["dataset", "split", d, "--stratify", "--train-size", "0.05", "--out", m, "--json"]));
+    assert_eq!(split["split"]["train"], 3, "{split}");
+    let ds = cvtk_dataset::ClassificationDataset::from_manifest(&manifest).unwrap();
+    assert!(ds.train().unwrap().counts_per_label().iter().all(|&n| n == 1));
+    // Not stratified, 1 training image: two labels the model would never see.
+    let out = cvtk(&["dataset", "split", d, "--train-size", "0.02", "--out", m, "--overwrite"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let train = cvtk(&[
+        "train",
+        m,
+        "--out",
+        dir.path().join("model").to_str().unwrap(),
+        "--base-model",
+        "small-cnn",
+        "--random-init",
+    ]);
+    let err = String::from_utf8_lossy(&train.stderr);
+    assert_eq!(train.status.code(), Some(1), "{err}");
+    assert!(err.contains("no training image") && err.contains("--stratify"), "{err}");
+    assert!(!dir.path().join("model").exists());
+}

@@ -151,8 +151,27 @@ impl ClassificationDataset {
                 by_label[img.label()].push(img.id);
             }
             let counts: Vec<usize> = by_label.iter().map(Vec::len).collect();
+            // Every label of 2+ images needs a place in each part: that many
+            // images on each side at least (scikit-learn refuses the same).
+            let need = counts.iter().filter(|&&c| c >= 2).count();
+            if n_train < need || n - n_train < need {
+                let (side, has) = if n_train < need { ("training", n_train) } else { ("test", n - n_train) };
+                return Err(Error::Split(format!(
+                    "train_size {train_size} of {n} images leaves {has} {side} images for {need} labels; a stratified \
+                     split puts each label in both parts: use a train_size from {:.3} to {:.3}",
+                    need as f64 / n as f64,
+                    1.0 - need as f64 / n as f64
+                )));
+            }
             let mut alloc = approximate_mode(&counts, n_train);
             ensure_both_parts(&counts, &mut alloc);
+            if let Some(i) = (0..counts.len()).find(|&i| counts[i] >= 2 && (alloc[i] == 0 || alloc[i] == counts[i])) {
+                return Err(Error::Split(format!(
+                    "cannot put label '{}' ({} images) in both parts at train_size {train_size}; use a train_size \
+                     nearer 0.5",
+                    self.labels[i].name, counts[i]
+                )));
+            }
             for (label, (ids, k)) in by_label.iter_mut().zip(alloc).enumerate() {
                 if ids.len() == 1 {
                     tracing::warn!(label = %self.labels[label].name, "label has a single image; it cannot be in both parts");

@@ -182,9 +182,35 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             (ds.clone(), None)
         }
     };
+    let labels = ds.label_names();
+    // A label the classifier never sees cannot be learnt; a label of one
+    // image cannot be both learnt and tested.
+    let in_train = train.counts_per_label();
+    let in_all = ds.counts_per_label();
+    let unseen: Vec<String> = labels
+        .iter()
+        .zip(in_train.iter().zip(&in_all))
+        .filter(|(_, (t, all))| **t == 0 || (**all == 1 && eval.is_some()))
+        .map(|(name, (t, all))| {
+            if *all == 0 {
+                format!("'{name}' (no images at all)")
+            } else if *t == 0 {
+                format!("'{name}' (no training image of its {all})")
+            } else {
+                format!("'{name}' (a single image)")
+            }
+        })
+        .collect();
+    if !unseen.is_empty() {
+        anyhow::bail!(
+            "cannot train: label {} — every label needs images in the training part, and one to test it on; add \
+             images, or re-split (cvtk dataset split {m} --out {m} --stratify, with a larger --train-size)",
+            unseen.join(", "),
+            m = args.dataset.display()
+        );
+    }
     let base = args.base.base_model()?;
     let device = args.base.device()?;
-    let labels = ds.label_names();
     if !args.json {
         println!(
             "training a {} classifier on {} ({}) with {} images of {} labels{}, on {device:?}",
