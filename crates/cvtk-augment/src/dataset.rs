@@ -9,12 +9,14 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use crate::Pipeline;
 
-/// Writes, for every image of `dataset` and every pipeline, one augmented copy
-/// as PNG under `<outputs>/augmented/<dataset name>/<label>/`, and returns a
-/// dataset holding the originals and the copies (41 images and one pipeline
-/// give 82), labels kept. A copy of a training image is in the training part
-/// of the result's split, and likewise for test images, when `dataset` has a
-/// split. `seed` makes the copies reproducible.
+/// Writes, for every training image of `dataset` (every image, when it has
+/// no split) and every pipeline, one augmented copy as PNG under
+/// `<outputs>/augmented/<dataset name>/<label>/`, and returns a dataset
+/// holding the originals and the copies (41 images and one pipeline give
+/// 82), labels kept. With a split, the copies join the training part and
+/// the test part stays as it was, originals only: augmenting test images
+/// would score the model on altered copies of what it is tested on. `seed`
+/// makes the copies reproducible.
 pub fn augment_dataset(
     dataset: &ClassificationDataset,
     pipelines: &[Pipeline],
@@ -38,9 +40,13 @@ pub fn augment_dataset_into(
         let dir = out.join(sanitize(name));
         std::fs::create_dir_all(&dir).map_err(|source| Error::Io { action: "cannot create", path: dir, source })?;
     }
-    let next_id = dataset.images().iter().map(|i| i.id).max().map_or(0, |m| m + 1);
+    let next_id = dataset.images().iter().chain(dataset.excluded()).map(|i| i.id).max().map_or(0, |m| m + 1);
+    // With a split, the training images only.
+    let train: Option<std::collections::HashSet<u64>> = dataset.split_info().map(|s| s.train.iter().copied().collect());
+    let sources: Vec<&ImageInfo> =
+        dataset.images().iter().filter(|img| train.as_ref().is_none_or(|t| t.contains(&img.id))).collect();
     let jobs: Vec<(usize, &ImageInfo)> =
-        (0..pipelines.len()).flat_map(|k| dataset.images().iter().map(move |img| (k, img))).collect();
+        (0..pipelines.len()).flat_map(|k| sources.iter().map(move |img| (k, *img))).collect();
     let bar = cvtk_dataset::progress::Progress::start(jobs.len() as u64, "augmenting");
     let copies: Vec<ImageInfo> = jobs
         .par_iter()
@@ -72,14 +78,11 @@ pub fn augment_dataset_into(
     images.extend(copies.iter().cloned());
     let mut result = ClassificationDataset::from_parts(format!("{}-augmented", dataset.name()), labels, images)?;
     if let Some(split) = dataset.split_info() {
-        let (mut train, mut test) = (split.train.clone(), split.test.clone());
-        for (copy, src) in copies.iter().zip(&source_ids) {
-            if split.train.contains(src) {
-                train.push(copy.id);
-            } else if split.test.contains(src) {
-                test.push(copy.id);
-            }
-        }
+        // Excluded images stay out of the result, and out of its split.
+        let kept: std::collections::HashSet<u64> = dataset.images().iter().map(|i| i.id).collect();
+        let mut train: Vec<u64> = split.train.iter().copied().filter(|id| kept.contains(id)).collect();
+        let test: Vec<u64> = split.test.iter().copied().filter(|id| kept.contains(id)).collect();
+        train.extend(copies.iter().zip(&source_ids).map(|(copy, _)| copy.id));
         result.set_split(Split { train, test, ..split.clone() })?;
     }
     Ok(result)

@@ -1,4 +1,5 @@
-//! `augment_dataset`: copies written, originals kept, labels and split carried.
+//! `augment_dataset`: copies written, originals kept, labels and split carried,
+//! test images never augmented.
 
 use crate::images;
 use cvtk_augment::{augment_dataset, Crop, Fliplr, Pipeline, Sequential};
@@ -56,7 +57,11 @@ fn a_split_is_carried_to_the_copies_and_survives_the_manifest() {
     ds.set_split(split).unwrap();
     let out = augment_dataset(&ds, &[pipeline()], &StorageContext::under(dir.path()), 0).unwrap();
     assert_eq!(out.train().unwrap().len(), 2 * ds.train().unwrap().len());
-    assert_eq!(out.test().unwrap().len(), 2 * ds.test().unwrap().len());
+    // The test part stays as it was: its originals, none augmented.
+    let test_paths =
+        |d: &ClassificationDataset| d.test().unwrap().images().iter().map(|i| i.path.clone()).collect::<Vec<_>>();
+    assert_eq!(test_paths(&out), test_paths(&ds));
+    assert_eq!(out.len(), ds.len() + ds.train().unwrap().len());
     let manifest = dir.path().join("aug.json");
     out.to_manifest(&manifest).unwrap();
     let back = ClassificationDataset::from_manifest(&manifest).unwrap();

@@ -191,9 +191,24 @@ fn augment_writes_copies_and_train_takes_a_pipeline() {
         out.to_str().unwrap(),
         "--json",
     ]));
-    assert_eq!((summary["originals"].as_u64(), summary["copies"].as_u64()), (Some(9), Some(9)));
+    // 18 originals (9 train, 9 test): a copy of each training image only.
+    assert_eq!((summary["originals"].as_u64(), summary["copies"].as_u64()), (Some(18), Some(9)));
     let listed = json(&cvtk(&["dataset", "info", summary["manifest"].as_str().unwrap(), "--json"]));
-    assert_eq!(listed["images"], 18);
+    assert_eq!(listed["images"], 27);
+    let augmented = cvtk_dataset::ClassificationDataset::from_manifest(summary["manifest"].as_str().unwrap()).unwrap();
+    let original = cvtk_dataset::ClassificationDataset::from_manifest(&manifest).unwrap();
+    let paths = |d: &cvtk_dataset::ClassificationDataset| {
+        let mut p: Vec<_> =
+            d.test().unwrap().images().iter().map(|i| std::fs::canonicalize(&i.path).unwrap()).collect();
+        p.sort();
+        p
+    };
+    assert_eq!(paths(&augmented), paths(&original), "the test part is not the originals' test part");
+    assert_eq!(augmented.train().unwrap().len(), 18);
+    let test_part =
+        cvtk(&["augment", manifest.to_str().unwrap(), "--pipeline", pipeline, "--part", "test", "--out", "z"]);
+    assert_eq!(test_part.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&test_part.stderr).contains("never augmented"));
 
     let photo = concat!(env!("CARGO_MANIFEST_DIR"), "/../../sample_data/pipelines/photo.toml");
     let model = dir.path().join("model");

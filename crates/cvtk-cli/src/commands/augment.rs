@@ -11,12 +11,14 @@ use crate::output::print_json;
 /// Arguments of `cvtk augment`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// A folder per label, or a manifest (its split is carried to the copies).
+    /// A folder per label, or a manifest. With a split, only training images are augmented: the copies
+    /// join the training part, and the test part stays as it was.
     dataset: PathBuf,
     /// Pipeline file, JSON or TOML (repeat for one copy per pipeline per image).
     #[arg(long = "pipeline", required = true)]
     pipelines: Vec<PathBuf>,
-    /// Only augment this part of the manifest's split (train or test).
+    /// `train`: what happens anyway with a split (kept for scripts that pass it; it needs a split).
+    /// Test images are never augmented.
     #[arg(long)]
     part: Option<cvtk_dataset::SplitPart>,
     /// Folder for the augmented images (a sub-folder per label).
@@ -49,16 +51,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .iter()
         .map(|p| Pipeline::from_file(p).with_context(|| format!("reading pipeline {}", p.display())))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut dataset = cvtk_dataset::ClassificationDataset::open(&args.dataset)?;
-    if let Some(part) = args.part {
-        dataset = dataset.part(part)?;
+    let dataset = cvtk_dataset::ClassificationDataset::open(&args.dataset)?;
+    match (args.part, dataset.split_info()) {
+        (Some(cvtk_dataset::SplitPart::Test), _) => anyhow::bail!(
+            "test images are never augmented: the test part measures the model on images as they come. Augment \
+             the training part (the default for a manifest with a split)"
+        ),
+        (Some(_), None) => anyhow::bail!(
+            "--part train needs a split, and {} has none; make one with `cvtk dataset split`",
+            args.dataset.display()
+        ),
+        _ => {}
     }
     let augmented = augment_dataset_into(&dataset, &pipelines, &args.out, args.seed)?;
     let manifest = args.manifest.clone().unwrap_or_else(|| args.out.join("manifest.json"));
     augmented.to_manifest(&manifest)?;
     let summary = Summary {
         originals: dataset.len(),
-        copies: augmented.len() - dataset.len(),
+        copies: augmented.len().saturating_sub(dataset.len()),
         images: augmented.len(),
         out: args.out,
         manifest,
