@@ -134,6 +134,14 @@ fn deploy_score_in_every_form_list_loadtest_and_delete() {
     let key_file = record.key_file.to_str().unwrap();
     assert!(shown.contains("curl") && shown.contains(&format!("$(cat '{key_file}')")), "{shown}");
     assert!(!shown.contains(&record.key().unwrap()), "deploy show printed the key: {shown}");
+    // The Open Inference Protocol URL it prints answers: the model's name is the deployment's.
+    assert!(shown.contains(&format!("{}/v2/models/tiny/infer", record.url)), "{shown}");
+    let v2 = json(&cvtk_in(&home, &["deploy", "show", "tiny", "--json"]))["v2_infer_url"].as_str().unwrap().to_string();
+    let body = serde_json::json!({ "inputs": [{ "name": "image", "datatype": "BYTES", "shape": [1],
+        "data": [base64::engine::Engine::encode(&base64::engine::general_purpose::STANDARD, std::fs::read(&images[1].0).unwrap())] }] });
+    let answer =
+        reqwest::blocking::Client::new().post(&v2).bearer_auth(record.key().unwrap()).json(&body).send().unwrap();
+    assert_eq!(answer.status(), 200, "{v2}: {}", answer.text().unwrap());
 
     // A second deployment under the same name is refused while this one runs.
     let again = cvtk_in(&home, &["deploy", "create", "tiny", "--model", model.to_str().unwrap()]);

@@ -34,7 +34,9 @@ fn the_eight_steps_on_a_tiny_dataset() {
         &home,
         &["augment", &d("digits.json"), "--part", "train", "--pipeline", pipeline, "--out", &d("aug"), "--json"],
     ));
-    assert_eq!(augmented["copies"], augmented["originals"]);
+    // A copy of each training image; the test part stays the originals.
+    assert_eq!(augmented["copies"], split["split"]["train"]);
+    assert_eq!(augmented["originals"], 18);
 
     // 4-5. Define and train a model (the small CNN from scratch, to stay fast).
     let trained =

@@ -261,7 +261,13 @@ impl Deployment {
             model_dir: model_dir.clone(),
             device: self.config.device.clone(),
             addr_file: Some(addr_file.clone()),
-            serve: ServeConfig { keys: Vec::new(), key_file: Some(key_file.clone()), ..self.config.serve.clone() },
+            // The model answers under /v2/models/NAME, NAME the deployment's, as in its image and on KServe.
+            serve: ServeConfig {
+                keys: Vec::new(),
+                key_file: Some(key_file.clone()),
+                model_name: self.config.serve.model_name.clone().or_else(|| Some(self.name.clone())),
+                ..self.config.serve.clone()
+            },
         };
         // Refused here, with the field named, rather than by a server that exits.
         spec.serve.check()?;

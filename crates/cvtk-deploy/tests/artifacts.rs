@@ -177,6 +177,8 @@ fn docker_context_holds_the_program_its_cpu_libraries_the_model_and_a_dockerfile
         "CVTK_ONNXRUNTIME_LIB=/usr/local/lib/cvtk/libonnxruntime.so",
         "COPY lib/ /usr/local/lib/cvtk/",
         "\"serve\"",
+        // The model answers under /v2/models/flowers, the deployment's name.
+        "CVTK_MODEL_NAME=flowers",
         "EXPOSE 8080",
         "HEALTHCHECK --interval=15s --timeout=3s CMD [\"cvtk\", \"health\", \"http://127.0.0.1:8080/health\"]",
     ] {

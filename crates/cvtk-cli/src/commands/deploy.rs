@@ -299,6 +299,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
                     name: &'a str,
                     url: &'a str,
                     scoring_url: String,
+                    v2_infer_url: String,
                     key_file: &'a str,
                     status: DeploymentStatus,
                     pid: u32,
@@ -309,6 +310,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
                     name: &r.name,
                     url: &r.url,
                     scoring_url: format!("{}/score", r.url),
+                    v2_infer_url: format!("{}/v2/models/{}/infer", r.url, r.name),
                     key_file: &key_file,
                     status,
                     pid: r.pid,
@@ -331,6 +333,11 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             );
             println!("or with the original package's JSON payload:");
             println!("  echo \"[{{\\\"image_in_base64\\\": \\\"$(base64 -w0 IMAGE.jpg)\\\", \\\"parameters\\\": {{\\\"add_softmax\\\": true}}}}]\" | curl -s {auth} -H 'Content-Type: application/json' --data-binary @- {}/score", r.url);
+            println!("or with the Open Inference Protocol (KServe v2; the model's name is the deployment's):");
+            println!(
+                "  echo \"{{\\\"inputs\\\": [{{\\\"name\\\": \\\"image\\\", \\\"datatype\\\": \\\"BYTES\\\", \\\"shape\\\": [1], \\\"data\\\": [\\\"$(base64 -w0 IMAGE.jpg)\\\"]}}]}}\" | curl -s {auth} -H 'Content-Type: application/json' --data-binary @- {}/v2/models/{}/infer",
+                r.url, r.name
+            );
         }
         Command::Score { name, images, resize, home, json } => {
             let r = get_deployment(&home.storage(), &name)?;

@@ -102,9 +102,10 @@ pub struct ServeSettings {
     /// the service stays up and /ready answers 503 with the reason.
     #[arg(long, default_value = "auto")]
     pub engine: cvtk_model::EngineChoice,
-    /// The model's name in the Open Inference Protocol routes (/v2/models/NAME); by default, the model
-    /// folder's name.
-    #[arg(long)]
+    /// The model's name in the Open Inference Protocol routes (/v2/models/NAME). The rule: a deployment's
+    /// name (`cvtk deploy create NAME`, the image of `cvtk deploy docker NAME`, KServe's NAME), else the
+    /// model folder's name.
+    #[arg(long, env = "CVTK_MODEL_NAME")]
     pub model_name: Option<String>,
     /// The model's version there; by default, the stamp of its weights file (new with every save).
     #[arg(long)]

@@ -114,8 +114,9 @@ fn write(path: &Path, text: &str) -> Result<()> {
     Ok(cvtk_dataset::write_atomic(path, text.as_bytes())?)
 }
 
-/// The Dockerfile for a context holding `cvtk`, `lib/` and `model/`.
-pub fn dockerfile(options: &DockerOptions) -> String {
+/// The Dockerfile for a context holding `cvtk`, `lib/` and `model/`, for
+/// deployment `name` (the model's name under `/v2/models/`).
+pub fn dockerfile(name: &str, options: &DockerOptions) -> String {
     format!(
         r#"# Built by `cvtk deploy docker`: the cvtk program, the shared libraries it
 # needs that a Debian base lacks (lib/: libtorch's CPU libraries, libgomp,
@@ -128,6 +129,7 @@ COPY cvtk /usr/local/bin/cvtk
 COPY model /model
 ENV LD_LIBRARY_PATH={lib} \
     CVTK_ONNXRUNTIME_LIB={lib}/{ort_lib} \
+    CVTK_MODEL_NAME={name} \
     RUST_LOG=info
 USER 65534:65534
 EXPOSE {port}
@@ -247,7 +249,7 @@ pub fn build_docker_image(name: &str, model_dir: &Path, out: &Path, options: &Do
     let libraries = add_libraries(&exe, found, &lib)?;
     let engine = add_onnxruntime(&lib, &model_out)?;
     link_or_copy(&exe, &out.join("cvtk"))?;
-    write(&out.join("Dockerfile"), &dockerfile(options))?;
+    write(&out.join("Dockerfile"), &dockerfile(name, options))?;
     write(&out.join(".dockerignore"), "*\n!cvtk\n!model\n!lib\n")?;
     let mut result = DockerBuild {
         context: out.to_path_buf(),
