@@ -159,8 +159,9 @@ impl ClassificationDataset {
                 return Err(Error::Split(format!(
                     "train_size {train_size} of {n} images leaves {has} {side} images for {need} labels; a stratified \
                      split puts each label in both parts: use a train_size from {:.3} to {:.3}",
-                    need as f64 / n as f64,
-                    1.0 - need as f64 / n as f64
+                    // Rounded inwards, so that both ends work.
+                    (need as f64 / n as f64 * 1000.0 - 1e-9).ceil() / 1000.0,
+                    ((1.0 - need as f64 / n as f64) * 1000.0 + 1e-9).floor() / 1000.0
                 )));
             }
             let mut alloc = approximate_mode(&counts, n_train);

@@ -83,7 +83,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         allow_private_urls: args.allow_private_urls,
         model_id: Some(format!(
             "{} (weights {})",
-            std::path::absolute(&args.model).unwrap_or_else(|_| args.model.clone()).display(),
+            // Resolved, so that `model/`, `./model` and a link to it are one model.
+            std::fs::canonicalize(&args.model)
+                .or_else(|_| std::path::absolute(&args.model))
+                .unwrap_or_else(|_| args.model.clone())
+                .display(),
             cvtk_deploy::model_version_of(&args.model)
         )),
         restart: args.restart,

@@ -190,11 +190,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let unseen: Vec<String> = labels
         .iter()
         .zip(in_train.iter().zip(&in_all))
-        .filter(|(_, (t, all))| **t == 0 || (**all == 1 && eval.is_some()))
+        // A label with no images at all (added in `cvtk annotate`, or all its
+        // images excluded) is left to the classifier as before.
+        .filter(|(_, (t, all))| **all > 0 && (**t == 0 || (**all == 1 && eval.is_some())))
         .map(|(name, (t, all))| {
-            if *all == 0 {
-                format!("'{name}' (no images at all)")
-            } else if *t == 0 {
+            if *t == 0 {
                 format!("'{name}' (no training image of its {all})")
             } else {
                 format!("'{name}' (a single image)")
@@ -204,7 +204,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if !unseen.is_empty() {
         anyhow::bail!(
             "cannot train: label {} — every label needs images in the training part, and one to test it on; add \
-             images, or re-split (cvtk dataset split {m} --out {m} --stratify, with a larger --train-size)",
+             images (a label of one image cannot be in both parts), or re-split: cvtk dataset split {m} --out {m} \
+             --stratify, with a larger --train-size",
             unseen.join(", "),
             m = args.dataset.display()
         );
