@@ -114,8 +114,13 @@ pub(crate) struct RunRecord {
 
 /// The record of the run that writes `out`.
 pub(crate) fn record_of(out: &Path) -> PathBuf {
+    beside(out, ".cvtk-score.json")
+}
+
+/// The file beside `out` whose name is `out`'s with `suffix` added.
+fn beside(out: &Path, suffix: &str) -> PathBuf {
     let mut name = out.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(".cvtk-score.json");
+    name.push(suffix);
     out.with_file_name(name)
 }
 
@@ -189,9 +194,7 @@ pub(crate) struct Sink {
 
 /// The journal of a Parquet output.
 pub(crate) fn journal_of(out: &Path) -> PathBuf {
-    let mut name = out.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(".partial.jsonl");
-    out.with_file_name(name)
+    beside(out, ".partial.jsonl")
 }
 
 impl Sink {

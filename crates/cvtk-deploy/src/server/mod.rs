@@ -201,11 +201,7 @@ impl ScoringService {
                 );
                 let run = std::panic::AssertUnwindSafe(|| worker::run(&*classifier, &rx, &mx, max_batch, max_delay));
                 if let Err(panic) = std::panic::catch_unwind(run) {
-                    let reason = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| (*s).to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "a panic".into());
+                    let reason = worker::panic_message(&*panic, "a panic");
                     tracing::error!("the model worker died: {reason}; the service stops");
                     let _ = died.set(format!("the model worker died: {reason}"));
                 }

@@ -163,6 +163,15 @@ pub(crate) fn run(
     }
 }
 
+/// The message a panic carried (a `&str` or a `String`), else `otherwise`.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send), otherwise: &str) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| otherwise.to_string())
+}
+
 /// Scores `jobs` in chunks of at most `max_batch` images (the batch the
 /// model's memory is sized for, however many images one request has). A
 /// chunk that fails, by an error or a panic in the model (tch turns a CUDA
@@ -217,13 +226,8 @@ fn score(classifier: &dyn Classifier, jobs: Vec<Job>, metrics: &Metrics, max_bat
             }
             Ok(out)
         };
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(chunk)).unwrap_or_else(|panic| {
-            Err(panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic in the model".into()))
-        });
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(chunk))
+            .unwrap_or_else(|panic| Err(panic_message(&*panic, "a panic in the model")));
         metrics.batch_size.observe((to - from) as f64);
         match result {
             Ok(out) => {
