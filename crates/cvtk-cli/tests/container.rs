@@ -83,7 +83,8 @@ fn the_image_builds_offline_and_its_entrypoint_serves_and_scores_like_cvtk_predi
     train_small_cnn(&manifest, &model, 1, &[]);
     let picture = dir.path().join("probe.png");
     image::RgbImage::from_fn(28, 28, |x, y| image::Rgb([(x * 9) as u8, (y * 9) as u8, 200])).save(&picture).unwrap();
-    let predicted = json(&cvtk(&["predict", "--model", model.to_str().unwrap(), "--json", picture.to_str().unwrap()]));
+    let predicted =
+        json(&cvtk(&["predict", "--model", model.to_str().unwrap(), "--json", "--all", picture.to_str().unwrap()]));
     let want: Vec<f64> =
         predicted[0]["probabilities"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
 

@@ -64,7 +64,7 @@ fn export_predict_on_both_engines_and_the_cached_graph() {
 
     // predict: the two engines agree; onnxruntime is the default.
     let predict = |engine: &str| {
-        let mut args = vec!["predict", "--model", m, "--json", "--engine", engine];
+        let mut args = vec!["predict", "--model", m, "--json", "--all", "--engine", engine];
         args.extend(imgs.iter().map(String::as_str));
         json(&cvtk(&args))
     };
@@ -80,7 +80,7 @@ fn export_predict_on_both_engines_and_the_cached_graph() {
 
     // A corrupt cached graph is rebuilt, not trusted.
     std::fs::write(&cached, b"\x08\x01garbage").unwrap();
-    let mut args = vec!["predict", "--model", m, "--json"];
+    let mut args = vec!["predict", "--model", m, "--json", "--all"];
     args.extend(imgs.iter().map(String::as_str));
     let again = cvtk_env(&args, &[], "warn");
     assert!(stderr(&again).contains("rebuilding the model's ONNX graph"), "{}", stderr(&again));

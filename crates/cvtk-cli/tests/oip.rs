@@ -39,7 +39,8 @@ fn tritons_client_gets_the_same_probabilities_as_cvtk_predict() {
         })
         .collect();
     let names: Vec<&str> = files.iter().map(|p| p.to_str().unwrap()).collect();
-    let predicted = json(&cvtk(&[&["predict", "--model", model.to_str().unwrap(), "--json"][..], &names].concat()));
+    let predicted =
+        json(&cvtk(&[&["predict", "--model", model.to_str().unwrap(), "--json", "--all"][..], &names].concat()));
     let want: Vec<Vec<f64>> = predicted
         .as_array()
         .unwrap()

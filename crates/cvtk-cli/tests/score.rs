@@ -128,6 +128,16 @@ fn three_shard_processes_give_the_rows_of_one_unsharded_run_in_every_format() {
             assert_eq!(one[&index]["top"][0]["label"].as_str().unwrap(), label);
         }
     }
+    // A finished Parquet file cannot be continued: a rerun says to --restart, which scores it again.
+    let again = cvtk(&["score", r, "--model", m, "--out", pq.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("pass --restart"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let restarted = score(&[r, "--model", m, "--out", pq.to_str().unwrap(), "--restart"]);
+    assert_eq!(restarted["scored"], 91);
 
     // A manifest's test part, and a list file (relative and absolute paths).
     let manifest = dir.path().join("m.json");
@@ -252,4 +262,39 @@ fn a_rerun_with_another_model_or_top_is_refused_and_restart_starts_over() {
     let again = cvtk(&["score", r, "--model", second.to_str().unwrap(), "--out", o]);
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains("no run record"));
+}
+
+#[test]
+fn without_a_model_score_uses_the_pretrained_networks_imagenet_labels_and_counts_failures_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = images(dir.path(), 3);
+    let out = dir.path().join("imagenet.jsonl");
+    let text = cvtk(&["score", root.to_str().unwrap(), "--out", out.to_str().unwrap(), "--top", "2"]);
+    assert!(text.status.success(), "{}", String::from_utf8_lossy(&text.stderr));
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(stdout.contains("scored 3 of 4 images") && stdout.contains("1 could not be scored"), "{stdout}");
+    let rows = rows(std::slice::from_ref(&out));
+    assert_eq!(rows.len(), 4);
+    // The same labels and probabilities as `cvtk predict` with the pretrained network.
+    let predicted = cvtk(&["predict", root.to_str().unwrap(), "--top", "2", "--json"]);
+    let predicted: Vec<Value> = serde_json::from_slice(&predicted.stdout).unwrap();
+    for (row, p) in rows.values().zip(&predicted) {
+        assert_eq!(row["path"], p["image"]);
+        assert_eq!(row["error"].is_null(), p.get("error").is_none(), "{row} {p}");
+        assert_eq!(row["top"].as_array().unwrap().len(), if row["error"].is_null() { 2 } else { 0 });
+        for (a, b) in row["top"].as_array().unwrap().iter().zip(p["top"].as_array().unwrap()) {
+            assert_eq!(a["label"], b["label"]);
+            assert!((a["probability"].as_f64().unwrap() - b["probability"].as_f64().unwrap()).abs() < 1e-5);
+        }
+    }
+    // The same output with a trained model is another model: refused, not mixed.
+    let model = model(dir.path());
+    let again =
+        cvtk(&["score", root.to_str().unwrap(), "--out", out.to_str().unwrap(), "--model", model.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("ImageNet classifier"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
 }

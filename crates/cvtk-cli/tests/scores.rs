@@ -43,7 +43,7 @@ fn report_agrees_with_predict(model_dir: &Path, test: &ClassificationDataset, ou
     let rows = report_rows(&report.html);
 
     let paths: Vec<String> = test.images().iter().map(|i| i.path.to_str().unwrap().to_string()).collect();
-    let mut args = vec!["predict", "--model", model_dir.to_str().unwrap(), "--device", "cpu", "--json"];
+    let mut args = vec!["predict", "--model", model_dir.to_str().unwrap(), "--device", "cpu", "--json", "--all"];
     args.extend(paths.iter().map(String::as_str));
     let predicted = json(&cvtk(&args));
     assert_eq!(rows.len(), paths.len());

@@ -26,6 +26,11 @@ pub enum ScoreInput {
     /// and lines starting with `#` skipped); relative paths are relative to
     /// the file's folder.
     List(PathBuf),
+    /// Image files and folders (every image under each, recursively, in
+    /// path order), in the order given: what `cvtk predict` takes. A path
+    /// that is neither is still an item, whose row says why it could not be
+    /// read.
+    Paths(Vec<PathBuf>),
 }
 
 /// One image to score.
@@ -102,15 +107,21 @@ impl ScoreInput {
                 if !root.is_dir() {
                     return Err(Error::Invalid(format!("{} is not a folder of images", root.display())));
                 }
-                let root = root.clone();
-                let walk = walkdir::WalkDir::new(&root).follow_links(true).sort_by_file_name().into_iter();
-                let files = walk.filter_map(move |e| match e {
-                    Ok(e) if e.file_type().is_file() && cvtk_dataset::decode::has_image_extension(e.path()) => {
-                        let key = e.path().strip_prefix(&root).unwrap_or(e.path()).to_string_lossy().into_owned();
-                        Some(Ok((e.path().to_string_lossy().into_owned(), key)))
+                Box::new(
+                    walk(root)
+                        .enumerate()
+                        .map(|(i, r)| r.map(|(source, key)| Item { index: i as u64, id: None, source, key })),
+                )
+            }
+            ScoreInput::Paths(paths) => {
+                let paths = paths.clone();
+                let files = paths.into_iter().flat_map(|p| -> Box<dyn Iterator<Item = Result<(String, String)>>> {
+                    if p.is_dir() {
+                        Box::new(walk(&p).map(|r| r.map(|(source, _)| (source.clone(), source))))
+                    } else {
+                        let source = p.to_string_lossy().into_owned();
+                        Box::new(std::iter::once(Ok((source.clone(), source))))
                     }
-                    Ok(_) => None,
-                    Err(err) => Some(Err(Error::Invalid(format!("cannot walk the input folder: {err}")))),
                 });
                 Box::new(
                     files
@@ -183,6 +194,21 @@ impl ScoreInput {
             Some(s) => Box::new(all.filter(move |r| r.as_ref().map_or(true, |item| s.holds(item)))),
         })
     }
+}
+
+/// The images under `root`, recursively, in path order: `(path, path
+/// relative to root)`.
+fn walk(root: &Path) -> impl Iterator<Item = Result<(String, String)>> {
+    let root = root.to_path_buf();
+    let walk = walkdir::WalkDir::new(&root).follow_links(true).sort_by_file_name().into_iter();
+    walk.filter_map(move |e| match e {
+        Ok(e) if e.file_type().is_file() && cvtk_dataset::decode::has_image_extension(e.path()) => {
+            let key = e.path().strip_prefix(&root).unwrap_or(e.path()).to_string_lossy().into_owned();
+            Some(Ok((e.path().to_string_lossy().into_owned(), key)))
+        }
+        Ok(_) => None,
+        Err(err) => Some(Err(Error::Invalid(format!("cannot walk {}: {err}", root.display())))),
+    })
 }
 
 #[cfg(test)]

@@ -154,6 +154,26 @@ impl<'a> BatchScorer<'a> {
     /// be read, downloaded or decoded get a row with an error; a failure of
     /// the model itself is an error.
     pub fn score(&self, items: &[Item]) -> Result<Vec<Row>> {
+        let kind = self.classifier.score_kind();
+        let labels = self.classifier.labels();
+        Ok(items
+            .iter()
+            .zip(self.score_raw(items)?)
+            .map(|(item, raw)| {
+                let (top, error) = match raw {
+                    Ok(raw) => (Ranked::top(labels, &kind.probabilities(&raw), self.options.top), None),
+                    Err(e) => (Vec::new(), Some(e)),
+                };
+                Row { index: item.index, id: item.id, path: item.source.clone(), top, error }
+            })
+            .collect())
+    }
+
+    /// The raw scores of one batch of items (of the classifier's
+    /// [`Classifier::score_kind`], one value per label), in order, or for
+    /// each image that cannot be read, downloaded or decoded, why; a failure
+    /// of the model itself is an error.
+    pub fn score_raw(&self, items: &[Item]) -> Result<Vec<std::result::Result<Vec<f32>, String>>> {
         // URLs first, all of the batch's at once.
         let mut fetched: Vec<Option<std::result::Result<Vec<u8>, String>>> = items.iter().map(|_| None).collect();
         self.runtime.block_on(async {
@@ -199,33 +219,10 @@ impl<'a> BatchScorer<'a> {
         let mut scores = if images.is_empty() {
             Vec::new()
         } else {
-            let batch = self.loader.to_batch(&images)?;
-            let kind = self.classifier.score_kind();
-            self.classifier.score_images(&batch)?.into_iter().map(|raw| kind.probabilities(&raw)).collect()
+            self.classifier.score_images(&self.loader.to_batch(&images)?)?
         }
         .into_iter();
-        let labels = self.classifier.labels();
-        Ok(items
-            .iter()
-            .zip(errors)
-            .map(|(item, error)| {
-                let (top, error) = match error {
-                    Some(e) => (Vec::new(), Some(e)),
-                    None => {
-                        let p = scores.next().unwrap_or_default();
-                        let mut order: Vec<usize> = (0..p.len()).collect();
-                        order.sort_by(|&a, &b| p[b].total_cmp(&p[a]).then(a.cmp(&b)));
-                        let top = order
-                            .into_iter()
-                            .take(self.options.top)
-                            .map(|i| Ranked { label: labels.get(i).cloned().unwrap_or_default(), probability: p[i] })
-                            .collect();
-                        (top, None)
-                    }
-                };
-                Row { index: item.index, id: item.id, path: item.source.clone(), top, error }
-            })
-            .collect())
+        Ok(errors.into_iter().map(|e| e.map_or_else(|| Ok(scores.next().unwrap_or_default()), Err)).collect())
     }
 
     /// The rows of `items`, a batch at a time.

@@ -56,6 +56,16 @@ pub struct Ranked {
     pub probability: f32,
 }
 
+impl Ranked {
+    /// The `k` most probable of `labels` (`probabilities` in label order),
+    /// best first; ties keep label order.
+    pub fn top(labels: &[String], probabilities: &[f32], k: usize) -> Vec<Ranked> {
+        let mut order: Vec<usize> = (0..probabilities.len().min(labels.len())).collect();
+        order.sort_by(|&a, &b| probabilities[b].total_cmp(&probabilities[a]).then(a.cmp(&b)));
+        order.into_iter().take(k).map(|i| Ranked { label: labels[i].clone(), probability: probabilities[i] }).collect()
+    }
+}
+
 /// One image's result: its top labels, or why it could not be scored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Row {
@@ -209,7 +219,9 @@ impl Sink {
         if format == Format::Parquet && out.exists() && !file.exists() {
             return Err(Error::Resume {
                 path: out.to_path_buf(),
-                reason: "it is a finished Parquet file; remove it, or write to another file".into(),
+                reason: "it is a finished Parquet file (a Parquet file cannot be continued); pass --restart to score \
+                         again into it, or write to another file"
+                    .into(),
             });
         }
         if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -1,19 +1,26 @@
-//! `cvtk predict`: classify images with a trained model folder, or with a
-//! pretrained network's ImageNet head.
+//! `cvtk predict`: classify image files and folders with a trained model
+//! folder, or with a pretrained network's ImageNet head.
 
 use std::path::PathBuf;
 
 use anyhow::bail;
-use cvtk_model::{load_classifier_with, ScoreKind};
+use cvtk_model::{load_classifier_with, Classifier, ScoreKind, TransferModel};
+use cvtk_score::{BatchScorer, Ranked, ScoreInput, ScoreOptions};
 use serde::Serialize;
 
 use super::train::{BaseModelArgs, EngineArgs};
 use crate::output::print_json;
 
+/// Images per forward pass.
+const BATCH: usize = 16;
+
 /// Arguments of `cvtk predict`.
 #[derive(clap::Args, Debug)]
+#[command(after_help = "An image that cannot be read or decoded gets a line (a JSON row with \"error\") saying why, \
+    the others are still classified, and cvtk exits 1 once all are done. For thousands of images, a resumable \
+    output file or shards, use `cvtk score`.")]
 pub struct Args {
-    /// Image files to classify.
+    /// Image files, and folders (every image under them, recursively, in path order).
     #[arg(required = true)]
     images: Vec<PathBuf>,
     /// A model folder written by `cvtk train`; without it, the base network's ImageNet classes.
@@ -23,87 +30,111 @@ pub struct Args {
     base: BaseModelArgs,
     #[command(flatten)]
     engine: EngineArgs,
-    /// How many classes to show per image.
-    #[arg(long, default_value_t = 5)]
-    top: usize,
-    /// Print JSON: per image the top labels with their probabilities, every
-    /// label's probability, and the raw scores with their kind.
+    /// How many labels to show per image, best first (at least 1).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
+    top: u16,
+    /// With --json, also every label's probability and the raw scores they came from.
+    #[arg(long)]
+    all: bool,
+    /// Print JSON: per image its top labels with their probabilities (or the error), and with --all every
+    /// label's probability and the raw scores with their kind.
     #[arg(long)]
     json: bool,
 }
 
-#[derive(Serialize)]
-struct Ranked {
-    label: String,
-    probability: f32,
-}
-
+/// One image's result, as `--json` prints it.
 #[derive(Serialize)]
 struct ImageResult {
-    image: PathBuf,
+    image: String,
+    /// The best `--top` labels, best first (empty when the image failed).
     top: Vec<Ranked>,
-    /// Every label's (calibrated) probability, in label order.
-    probabilities: Vec<f32>,
-    /// The raw scores they came from (logits or SVM decision values).
-    raw: Vec<f32>,
-    /// What `raw` is, and the temperature that turns it into `probabilities`.
-    raw_kind: ScoreKind,
-}
-
-fn ranked(labels: &[String], probabilities: &[f32], top: usize) -> Vec<Ranked> {
-    let mut ranked: Vec<Ranked> =
-        labels.iter().zip(probabilities).map(|(l, p)| Ranked { label: l.clone(), probability: *p }).collect();
-    ranked.sort_by(|a, b| b.probability.total_cmp(&a.probability));
-    ranked.truncate(top);
-    ranked
+    /// Why the image could not be classified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    /// With `--all`: every label's (calibrated) probability, in label order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    probabilities: Option<Vec<f32>>,
+    /// With `--all`: the raw scores they came from (logits or SVM decision values).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw: Option<Vec<f32>>,
+    /// With `--all`: what `raw` is, and the temperature that turns it into `probabilities`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw_kind: Option<ScoreKind>,
 }
 
 /// Runs `cvtk predict`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    if let Some(missing) = args.images.iter().find(|p| !p.is_file()) {
-        bail!("image {} does not exist", missing.display());
+    if args.all && !args.json {
+        bail!("--all adds every label's probability to the JSON output: use it with --json");
     }
     let device = args.base.device()?;
-    let results: Vec<ImageResult> = match &args.model {
-        Some(dir) => {
-            let model = load_classifier_with(dir, device, args.engine.engine)?;
-            args.images
-                .iter()
-                .map(|img| {
-                    let p = model.predict(img)?;
-                    Ok(ImageResult {
-                        image: img.clone(),
-                        top: ranked(model.labels(), &p.probabilities, args.top),
-                        probabilities: p.probabilities,
-                        raw: p.raw,
-                        raw_kind: p.raw_kind,
-                    })
-                })
-                .collect::<anyhow::Result<_>>()?
-        }
+    let model: Box<dyn Classifier> = match &args.model {
+        Some(dir) => load_classifier_with(dir, device, args.engine.engine)?,
         None => {
-            let base = args.base.base_model()?;
-            base.predict_imagenet(&args.images, args.top, device, args.engine.engine)?
-                .into_iter()
-                .zip(&args.images)
-                .map(|((top, logits), img)| ImageResult {
-                    image: img.clone(),
-                    top: top.into_iter().map(|t| Ranked { label: t.label, probability: t.score }).collect(),
-                    probabilities: ScoreKind::LOGITS.probabilities(&logits),
-                    raw: logits,
-                    raw_kind: ScoreKind::LOGITS,
-                })
-                .collect()
+            let model = TransferModel::imagenet(&args.base.base_model()?, device)?;
+            model.set_engine(args.engine.engine);
+            Box::new(model)
         }
     };
-    if args.json {
-        return print_json(&results);
+    let scorer = BatchScorer::new(
+        &*model,
+        &ScoreOptions { batch: BATCH, top: usize::from(args.top), ..ScoreOptions::default() },
+    )?;
+    let items = ScoreInput::Paths(args.images.clone()).items(None)?.collect::<Result<Vec<_>, _>>()?;
+    if items.is_empty() {
+        bail!(
+            "no images in {}: folders are searched for files with an image extension (.jpg, .png, ...)",
+            args.images.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        );
     }
-    for r in &results {
-        println!("{}", r.image.display());
-        for t in &r.top {
-            println!("  {:>6.2}%  {}", 100.0 * t.probability, t.label);
+    let kind = model.score_kind();
+    let mut results = Vec::with_capacity(items.len());
+    for chunk in items.chunks(BATCH) {
+        for (item, raw) in chunk.iter().zip(scorer.score_raw(chunk)?) {
+            results.push(match raw {
+                Ok(raw) => {
+                    let probabilities = kind.probabilities(&raw);
+                    ImageResult {
+                        image: item.source.clone(),
+                        top: Ranked::top(model.labels(), &probabilities, usize::from(args.top)),
+                        error: None,
+                        probabilities: args.all.then_some(probabilities),
+                        raw: args.all.then_some(raw),
+                        raw_kind: args.all.then_some(kind),
+                    }
+                }
+                Err(e) => ImageResult {
+                    image: item.source.clone(),
+                    top: Vec::new(),
+                    error: Some(e),
+                    probabilities: None,
+                    raw: None,
+                    raw_kind: None,
+                },
+            });
         }
+    }
+    if args.json {
+        print_json(&results)?;
+    } else {
+        for r in &results {
+            println!("{}", r.image);
+            if let Some(e) = &r.error {
+                println!("  error: {e}");
+            }
+            for t in &r.top {
+                println!("  {:>6.2}%  {}", 100.0 * t.probability, t.label);
+            }
+        }
+    }
+    let failed: Vec<&ImageResult> = results.iter().filter(|r| r.error.is_some()).collect();
+    if let Some(first) = failed.first() {
+        bail!(
+            "{} of {} images could not be classified (the first: {}); the others were",
+            failed.len(),
+            results.len(),
+            first.image
+        );
     }
     Ok(())
 }

@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 
 use anyhow::bail;
-use cvtk_model::load_classifier_with;
+use cvtk_model::{load_classifier_with, Classifier, TransferModel};
 use cvtk_score::{score_to_file, ScoreInput, ScoreOptions, Shard};
 
-use super::train::EngineArgs;
+use super::train::{BaseModelArgs, EngineArgs};
 use crate::output::print_json;
 
 /// Arguments of `cvtk score`.
@@ -16,9 +16,10 @@ pub struct Args {
     /// What to score: a folder of images (searched recursively), a dataset manifest (.json), or a text
     /// file with one image path or http(s) URL per line.
     input: PathBuf,
-    /// The model folder (written by `cvtk train`).
+    /// The model folder (written by `cvtk train`); without it, the base network's 1000 ImageNet classes
+    /// (--base-model, pretrained).
     #[arg(long)]
-    model: PathBuf,
+    model: Option<PathBuf>,
     /// The output: .jsonl, .csv or .parquet. An existing one is continued where it stopped.
     #[arg(long)]
     out: PathBuf,
@@ -46,9 +47,8 @@ pub struct Args {
     /// --top or --shard is refused without it.
     #[arg(long)]
     restart: bool,
-    /// Device for the model: auto, cpu, cuda, cuda:N.
-    #[arg(long, default_value = "auto")]
-    device: String,
+    #[command(flatten)]
+    base: BaseModelArgs,
     #[command(flatten)]
     engine: EngineArgs,
     /// Print the run's report as JSON.
@@ -73,23 +73,36 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         ScoreInput::List(args.input.clone())
     };
-    let device = cvtk_model::resolve_device(Some(&args.device))?;
-    let model = load_classifier_with(&args.model, device, args.engine.engine)?;
+    let device = args.base.device()?;
+    let (model, model_id): (Box<dyn Classifier>, String) = match &args.model {
+        Some(dir) => (
+            load_classifier_with(dir, device, args.engine.engine)?,
+            format!(
+                "{} (weights {})",
+                // Resolved, so that `model/`, `./model` and a link to it are one model.
+                std::fs::canonicalize(dir)
+                    .or_else(|_| std::path::absolute(dir))
+                    .unwrap_or_else(|_| dir.clone())
+                    .display(),
+                cvtk_deploy::model_version_of(dir)
+            ),
+        ),
+        None => {
+            let base = args.base.base_model()?;
+            let model = TransferModel::imagenet(&base, device)?;
+            model.set_engine(args.engine.engine);
+            let id =
+                format!("{} ImageNet classifier (weights {})", base.arch, describe_weights(base.weights.as_deref()));
+            (Box::new(model), id)
+        }
+    };
     let options = ScoreOptions {
         batch: args.batch,
         top: args.top,
         shard: args.shard,
         threads: args.threads,
         allow_private_urls: args.allow_private_urls,
-        model_id: Some(format!(
-            "{} (weights {})",
-            // Resolved, so that `model/`, `./model` and a link to it are one model.
-            std::fs::canonicalize(&args.model)
-                .or_else(|_| std::path::absolute(&args.model))
-                .unwrap_or_else(|_| args.model.clone())
-                .display(),
-            cvtk_deploy::model_version_of(&args.model)
-        )),
+        model_id: Some(model_id),
         restart: args.restart,
         ..ScoreOptions::default()
     };
@@ -98,14 +111,33 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return print_json(&report);
     }
     let shard = report.shard.as_deref().map(|s| format!(" (shard {s})")).unwrap_or_default();
+    // `scored` counts every row this run wrote, the failed ones too.
     println!(
-        "scored {} images{shard} into {} in {:.1} s ({:.1} images/s); {} could not be scored (rows with an error); {} were already there",
+        "scored {} of {} images{shard} into {} in {:.1} s ({:.1} images/s)",
+        report.scored - report.failed,
         report.scored,
         report.out.display(),
         report.seconds,
         report.images_per_s,
-        report.failed,
-        report.already_done
     );
+    if report.failed > 0 {
+        println!("{} could not be scored: their rows say why (\"error\")", report.failed);
+    }
+    if report.already_done > 0 {
+        println!("{} rows were there from an earlier run and were kept", report.already_done);
+    }
     Ok(())
+}
+
+/// A pretrained weights file, resolved, with its size and modification time:
+/// what tells one file from another without hashing it.
+fn describe_weights(path: Option<&std::path::Path>) -> String {
+    let Some(path) = path else { return "none".into() };
+    let resolved = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let stamp = std::fs::metadata(&resolved)
+        .ok()
+        .and_then(|m| Some((m.len(), m.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs())))
+        .map(|(len, secs)| format!(", {len} bytes, modified {secs}"))
+        .unwrap_or_default();
+    format!("{}{stamp}", resolved.display())
 }
