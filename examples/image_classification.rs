@@ -66,7 +66,8 @@ struct Args {
     /// Learning rate of the first part of the schedule.
     #[arg(long, default_value_t = 0.01)]
     lr: f64,
-    /// An augmentation pipeline (JSON or TOML): one augmented copy of each training image.
+    /// An augmentation pipeline (a JSON or TOML file, or a built-in one: flip_crop, photo): one augmented
+    /// copy of each training image.
     #[arg(long)]
     augment: Option<PathBuf>,
     /// Calibrate the fine-tuned network's probabilities: hold out 10% of the
@@ -110,7 +111,7 @@ fn main() -> anyhow::Result<()> {
 
     if let Some(file) = &args.augment {
         println!("\n== 3. Augment the training images");
-        let pipeline = Pipeline::from_file(file)?;
+        let pipeline = Pipeline::open(file)?;
         train = augment_dataset(&train, &[pipeline], &storage, args.seed)?;
         println!("{} training images after augmentation (originals plus one copy each)", train.len());
     }
@@ -243,11 +244,16 @@ fn score_over_http(
 
 /// Writes 4 MNIST digits, 60 each, from the sample data (fetched by `make setup`).
 fn sample_digits(out: &Path) -> anyhow::Result<PathBuf> {
-    let data_dir =
-        std::env::var_os("CVTK_DATA_DIR").map_or_else(|| PathBuf::from("sample_data/downloads"), PathBuf::from);
+    let searched = cvtk::dataset::sample::sample_data_dirs();
+    let data_dir = SampleSource::Mnist5k.find(&searched).with_context(|| {
+        format!(
+            "no mnist-5k sample data in {}: run `make setup` (or `cvtk sample-data mnist-5k`, which downloads it)",
+            searched.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+        )
+    })?;
     let images = SampleSource::Mnist5k
         .load(&data_dir)
-        .with_context(|| format!("reading the sample data in {}; run `make setup` first", data_dir.display()))?;
+        .with_context(|| format!("reading the sample data in {}", data_dir.display()))?;
     let classes: Vec<String> = ["0", "1", "2", "3"].iter().map(|s| s.to_string()).collect();
     let _ = std::fs::remove_dir_all(out);
     write_label_tree(&images, &SampleSource::Mnist5k.class_names(), out, Some(&classes), Some(60), true)?;

@@ -132,6 +132,41 @@ impl Pipeline {
         }
     }
 
+    /// The built-in pipelines by name, and their text (the files in this
+    /// crate's `pipelines/` folder, compiled in): `flip_crop`, the original
+    /// notebook's flips and crops; `photo`, those plus one or two of a small
+    /// rotation, a brightness change and a light blur.
+    pub const BUILTIN: [(&'static str, &'static str); 2] = [
+        ("flip_crop", include_str!("../pipelines/flip_crop.json")),
+        ("photo", include_str!("../pipelines/photo.toml")),
+    ];
+
+    /// A built-in pipeline ([`Self::BUILTIN`]) by name.
+    pub fn builtin(name: &str) -> Option<Result<Self>> {
+        let (_, text) = Self::BUILTIN.iter().find(|(n, _)| *n == name)?;
+        Some(if text.trim_start().starts_with('{') { Self::from_json(text) } else { Self::from_toml(text) })
+    }
+
+    /// A pipeline file, or, when no such file exists and `spec` is one of
+    /// [`Self::BUILTIN`]'s names, that built-in pipeline: what `--pipeline`
+    /// and `--augment` take, so `flip_crop` works from any folder.
+    pub fn open(spec: &Path) -> Result<Self> {
+        if spec.exists() {
+            return Self::from_file(spec);
+        }
+        if let Some(builtin) = spec.to_str().and_then(Self::builtin) {
+            return builtin;
+        }
+        Err(Error::Parse {
+            source_name: spec.display().to_string(),
+            reason: format!(
+                "no such file, nor a built-in pipeline of that name (the built-in ones: {}); give a pipeline file \
+                 (JSON or TOML) or one of those names",
+                Self::BUILTIN.map(|(n, _)| n).join(", ")
+            ),
+        })
+    }
+
     /// The pipeline as pretty JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(&self.spec).unwrap_or_default()

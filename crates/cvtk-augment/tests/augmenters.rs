@@ -284,3 +284,20 @@ fn blur_keeps_flat_areas_and_spreads_a_point_symmetrically() {
         assert_eq!(v, b.get_pixel(10 + dy, 10 + dx));
     }
 }
+
+#[test]
+fn built_in_pipelines_open_by_name_from_any_folder_and_a_file_of_that_name_wins() {
+    for (name, _) in Pipeline::BUILTIN {
+        let p = Pipeline::open(name.as_ref()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(p.spec(), Pipeline::builtin(name).unwrap().unwrap().spec(), "{name}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let own = dir.path().join("flip_crop");
+    std::fs::write(&own, r#"{"type": "Fliplr", "p": 1.0}"#).unwrap();
+    assert_eq!(
+        Pipeline::open(&own).unwrap().spec(),
+        Pipeline::from_json(r#"{"type": "Fliplr", "p": 1.0}"#).unwrap().spec()
+    );
+    let e = Pipeline::open("flipcrop".as_ref()).unwrap_err().to_string();
+    assert!(e.contains("flipcrop: no such file") && e.contains("flip_crop, photo"), "{e}");
+}

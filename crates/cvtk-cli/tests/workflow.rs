@@ -29,7 +29,7 @@ fn the_eight_steps_on_a_tiny_dataset() {
     assert_eq!(split["split"]["train"].as_u64().unwrap() + split["split"]["test"].as_u64().unwrap(), 18);
 
     // 3. Augment the training part.
-    let pipeline = concat!(env!("CARGO_MANIFEST_DIR"), "/../../sample_data/pipelines/flip_crop.json");
+    let pipeline = "flip_crop"; // built in
     let augmented = json(&cvtk_in(
         &home,
         &["augment", &d("digits.json"), "--part", "train", "--pipeline", pipeline, "--out", &d("aug"), "--json"],
@@ -49,6 +49,8 @@ fn the_eight_steps_on_a_tiny_dataset() {
         &["evaluate", &d("digits.json"), "--model", &d("model"), "--report", &d("report"), "--device", "cpu", "--json"],
     ));
     assert_eq!(evaluated["images"], split["split"]["test"]);
+    // Trained on the augmented manifest, whose test part is the originals': not one of them.
+    assert_eq!(evaluated["trained_on_evaluated_images"], 0);
     assert!(Path::new(evaluated["report"].as_str().unwrap()).is_file());
     let image = dir.path().join("digits/0/0_00000.png");
     let predicted = json(&cvtk_in(&home, &["predict", "--model", &d("model"), image.to_str().unwrap(), "--json"]));
