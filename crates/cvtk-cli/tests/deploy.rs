@@ -234,12 +234,31 @@ fn a_deployment_whose_process_died_is_reported_dead_and_can_be_replaced() {
     let score = cvtk_in(&home, &["deploy", "score", "gone", "x.png"]);
     assert_eq!(score.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&score.stderr).contains("not running"));
-    // Creating it again replaces the dead record.
+    // Creating it again replaces the dead record; a model served under another /v2 name is shown under it.
     let again = json(&cvtk_in(
         &home,
-        &["deploy", "create", "gone", "--model", model.to_str().unwrap(), "--device", "cpu", "--json"],
+        &[
+            "deploy",
+            "create",
+            "gone",
+            "--model",
+            model.to_str().unwrap(),
+            "--device",
+            "cpu",
+            "--json",
+            "--",
+            "--model-name",
+            "other",
+        ],
     ));
     assert_ne!(again["pid"], created["pid"]);
+    let shown = json(&cvtk_in(&home, &["deploy", "show", "gone", "--json"]));
+    let v2 = shown["v2_infer_url"].as_str().unwrap();
+    assert_eq!(v2, format!("{}/v2/models/other/infer", shown["url"].as_str().unwrap()));
+    let key = std::fs::read_to_string(shown["key_file"].as_str().unwrap()).unwrap();
+    let metadata =
+        reqwest::blocking::Client::new().get(v2.trim_end_matches("/infer")).bearer_auth(key.trim()).send().unwrap();
+    assert_eq!(metadata.status(), 200, "the shown /v2 model answers");
     assert!(cvtk_in(&home, &["deploy", "delete", "gone"]).status.success());
     wait_gone(again["pid"].as_u64().unwrap());
 }
@@ -370,5 +389,21 @@ fn keys_come_from_files_or_the_environment_and_are_never_printed() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("cannot listen on") && err.contains("left as it is"), "{err}");
+    assert!(
+        err.contains("another program") && !err.contains("invalid port"),
+        "a busy port is busy, not invalid: {err}"
+    );
     assert_eq!(std::fs::read_to_string(&there).unwrap(), "the-running-servers-key");
+    // With a key given, the service itself finds the port busy, and says so alike.
+    let out = Command::new(env!("CARGO_BIN_EXE_cvtk"))
+        .args(["serve", "--model", model.to_str().unwrap(), "--port", &port, "--device", "cpu"])
+        .env("HOME", dir.path())
+        .env("CVTK_SERVICE_KEY", "a-key-of-its-own")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot listen on 127.0.0.1:") && err.contains("another program"), "{err}");
+    assert!(!err.contains("invalid port"), "{err}");
+    drop(busy);
 }

@@ -120,6 +120,12 @@ pub struct DeploymentRecord {
     pub log_file: PathBuf,
     /// The program that runs it.
     pub server_exe: PathBuf,
+    /// The name its model answers to under `/v2/models/NAME` (the
+    /// deployment's unless `--model-name` said otherwise). None in records
+    /// from before it was kept: [`Self::v2_model_name`] gives the
+    /// deployment's name then.
+    #[serde(default)]
+    pub model_name: Option<String>,
 }
 
 /// Whether a recorded deployment is up.
@@ -333,6 +339,7 @@ impl Deployment {
             key_file,
             log_file,
             server_exe: exe,
+            model_name: spec.serve.model_name.clone(),
         };
         let path = record_path(storage, &self.name);
         if let Err(e) = cvtk_dataset::write_json_atomic(&path, &record) {
@@ -373,6 +380,16 @@ fn process_identity(pid: u32) -> Option<String> {
 }
 
 impl DeploymentRecord {
+    /// The name the model answers to under `/v2/models/NAME`.
+    pub fn v2_model_name(&self) -> &str {
+        self.model_name.as_deref().unwrap_or(&self.name)
+    }
+
+    /// The Open Inference Protocol's infer URL of the model.
+    pub fn v2_infer_url(&self) -> String {
+        format!("{}/v2/models/{}/infer", self.url, self.v2_model_name())
+    }
+
     /// Whether the recorded process still runs and is still this
     /// deployment's server, not another process that got its pid.
     fn process_is_ours(&self) -> bool {
@@ -573,8 +590,10 @@ mod tests {
             key_file: PathBuf::new(),
             log_file: PathBuf::new(),
             server_exe: PathBuf::new(),
+            model_name: None,
         };
         assert_eq!(r.status(), DeploymentStatus::Dead);
+        assert_eq!(r.v2_infer_url(), "http://127.0.0.1:1/v2/models/x/infer", "an old record: the deployment's name");
     }
 
     #[test]
@@ -593,6 +612,7 @@ mod tests {
             key_file: PathBuf::new(),
             log_file: PathBuf::new(),
             server_exe: PathBuf::from("/nonexistent/cvtk"),
+            model_name: None,
         };
         let identity = process_identity(pid).expect("/proc on Linux");
         // Recorded as another process (another boot, or the server that had this pid before).

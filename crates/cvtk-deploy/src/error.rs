@@ -61,6 +61,16 @@ pub enum Error {
         /// The service's error message.
         message: String,
     },
+    /// The service cannot listen on its address (another program has the
+    /// port, say).
+    #[error("cannot listen on {addr}: {source}; {}", listen_hint(.source))]
+    Listen {
+        /// The address asked for (`host:port`).
+        addr: String,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
     /// An I/O error on a named path.
     #[error("{action} {path}: {source}")]
     Io {
@@ -98,6 +108,18 @@ pub enum Error {
 
 /// The crate's result type.
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// What to do when an address cannot be listened on.
+pub(crate) fn listen_hint(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            "another program (another cvtk serve?) is listening there: pick another --port, or stop it (`cvtk deploy list` shows cvtk's)"
+        }
+        std::io::ErrorKind::AddrNotAvailable => "that address is not one of this machine's: check --host",
+        std::io::ErrorKind::PermissionDenied => "ports below 1024 need privileges: pick a --port of 1024 or more",
+        _ => "pick another --port or --host",
+    }
+}
 
 impl Error {
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {

@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use cvtk_deploy::artifacts::{
-    build_docker_image, k8s_batch_job, k8s_objects, write_k8s_batch_job, write_k8s_manifests, BatchOptions,
-    DockerOptions, K8sOptions, DEFAULT_BASE_IMAGE,
+    base_image_recipe, build_docker_image, k8s_batch_job, k8s_objects, write_k8s_batch_job, write_k8s_manifests,
+    BatchOptions, DockerOptions, K8sOptions, DEFAULT_BASE_IMAGE,
 };
 use serde_json::Value;
 
@@ -238,7 +238,11 @@ fn a_build_that_cannot_happen_is_an_error_that_says_why_before_anything_is_writt
     // A podman that answers but lacks the base image.
     let podman = fake_tool(tmp.path(), "podman", "[ \"$1\" = info ] && exit 0; exit 1");
     let no_base = build(&podman, "c3");
-    assert!(no_base.contains(DEFAULT_BASE_IMAGE) && no_base.contains("scripts/make-base-image.sh"), "{no_base}");
+    assert!(
+        no_base.contains(DEFAULT_BASE_IMAGE) && no_base.contains(&base_image_recipe(DEFAULT_BASE_IMAGE)),
+        "{no_base}"
+    );
+    assert!(!no_base.contains("scripts/"), "a script of the checkout, which an installed cvtk lacks: {no_base}");
     for out in ["c1", "c2", "c3"] {
         assert!(!tmp.path().join(out).exists(), "{out} written");
     }

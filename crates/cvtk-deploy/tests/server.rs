@@ -86,6 +86,8 @@ async fn raw_scores_unless_softmax_is_asked_and_one_bad_image_fails_alone() {
     assert_eq!(r[0]["softmax"], json!(false));
     assert_eq!(r[1]["error"]["code"], json!("bad_base64"));
     assert_eq!(r[2]["error"]["code"], json!("bad_image"));
+    let message = r[2]["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("cannot decode image #3 of the request: "), "counted from 1, said once: {message}");
     assert_eq!(r[3]["softmax"], json!(true));
     let top = r[0]["score"].as_f64().unwrap();
     assert!(scores(&v, 0).iter().all(|x| *x <= top));

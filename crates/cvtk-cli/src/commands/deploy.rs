@@ -122,8 +122,11 @@ pub enum Command {
     },
     /// Write a container build context for a deployment's model (the program, the libraries it
     /// needs, the model; no Python), and with --build build it with podman, buildah or docker.
-    #[command(after_help = "The default base image, localhost/debian-base:bookworm, is made from Debian's packages \
-        by scripts/make-base-image.sh (mmdebstrap, then podman import): nothing is fetched from a registry.")]
+    #[command(after_help = "The default base image, localhost/debian-base:bookworm, is made from Debian's packages, \
+        nothing fetched from a container registry; as root, in any folder:\n  apt-get install -y mmdebstrap podman\n  \
+        mmdebstrap --variant=minbase bookworm /tmp/cvtk-base.tar\n  \
+        podman import /tmp/cvtk-base.tar localhost/debian-base:bookworm\n  rm /tmp/cvtk-base.tar\n\
+        (In a cvtk checkout, `make base-image` does the same.)")]
     Docker {
         /// The deployment's name (its model is used unless --model is given).
         name: String,
@@ -310,7 +313,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
                     name: &r.name,
                     url: &r.url,
                     scoring_url: format!("{}/score", r.url),
-                    v2_infer_url: format!("{}/v2/models/{}/infer", r.url, r.name),
+                    v2_infer_url: r.v2_infer_url(),
                     key_file: &key_file,
                     status,
                     pid: r.pid,
@@ -333,10 +336,10 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             );
             println!("or with the original package's JSON payload:");
             println!("  echo \"[{{\\\"image_in_base64\\\": \\\"$(base64 -w0 IMAGE.jpg)\\\", \\\"parameters\\\": {{\\\"add_softmax\\\": true}}}}]\" | curl -s {auth} -H 'Content-Type: application/json' --data-binary @- {}/score", r.url);
-            println!("or with the Open Inference Protocol (KServe v2; the model's name is the deployment's):");
+            println!("or with the Open Inference Protocol (KServe v2; the model answers as '{}'):", r.v2_model_name());
             println!(
-                "  echo \"{{\\\"inputs\\\": [{{\\\"name\\\": \\\"image\\\", \\\"datatype\\\": \\\"BYTES\\\", \\\"shape\\\": [1], \\\"data\\\": [\\\"$(base64 -w0 IMAGE.jpg)\\\"]}}]}}\" | curl -s {auth} -H 'Content-Type: application/json' --data-binary @- {}/v2/models/{}/infer",
-                r.url, r.name
+                "  echo \"{{\\\"inputs\\\": [{{\\\"name\\\": \\\"image\\\", \\\"datatype\\\": \\\"BYTES\\\", \\\"shape\\\": [1], \\\"data\\\": [\\\"$(base64 -w0 IMAGE.jpg)\\\"]}}]}}\" | curl -s {auth} -H 'Content-Type: application/json' --data-binary @- {}",
+                r.v2_infer_url()
             );
         }
         Command::Score { name, images, resize, home, json } => {

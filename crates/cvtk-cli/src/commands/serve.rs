@@ -180,12 +180,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 // The file is named for the port: a server already on it
                 // keeps its key there. Refuse before replacing it.
                 if serve.port != 0 {
-                    if let Err(e) = std::net::TcpListener::bind((serve.host.as_str(), serve.port)) {
+                    if let Err(source) = std::net::TcpListener::bind((serve.host.as_str(), serve.port)) {
+                        let addr = format!("{}:{}", serve.host, serve.port);
                         bail!(
-                            "cannot listen on {}:{}: {e}; pick another --port or --host (the key file {} of the \
-                             service there is left as it is)",
-                            serve.host,
-                            serve.port,
+                            "{} (the key file {} of the service there is left as it is)",
+                            cvtk_deploy::Error::Listen { addr, source },
                             file.display()
                         );
                     }

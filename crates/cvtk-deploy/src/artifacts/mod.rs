@@ -26,6 +26,22 @@ pub use builder::CANDIDATES as CONTAINER_TOOLS;
 /// then `podman import`), so that building needs no container registry.
 pub const DEFAULT_BASE_IMAGE: &str = "localhost/debian-base:bookworm";
 
+/// The shell commands that make `image`, a `localhost/...:SUITE` base image,
+/// from Debian's packages, in any folder, as root: what
+/// `scripts/make-base-image.sh` does, for users who have only the cvtk
+/// program. The tag names the Debian suite (bookworm unless it names one).
+pub fn base_image_recipe(image: &str) -> String {
+    let suite = image
+        .rsplit_once(':')
+        .map(|(_, tag)| tag)
+        .filter(|t| !t.is_empty() && t.chars().all(|c| c.is_ascii_lowercase()))
+        .unwrap_or("bookworm");
+    format!(
+        "apt-get install -y mmdebstrap podman && mmdebstrap --variant=minbase {suite} /tmp/cvtk-base.tar && \
+         podman import /tmp/cvtk-base.tar {image} && rm /tmp/cvtk-base.tar"
+    )
+}
+
 /// Where the image keeps the shared libraries it carries.
 const IMAGE_LIB_DIR: &str = "/usr/local/lib/cvtk";
 
@@ -223,9 +239,12 @@ pub fn build_docker_image(name: &str, model_dir: &Path, out: &Path, options: &Do
             return Err(Error::ImageBuild {
                 image,
                 reason: format!(
-                    "the base image {} is not in {}'s store; make it from Debian's packages with scripts/make-base-image.sh (mmdebstrap and podman, as root), or pass --base-image with an image you have",
+                    "the base image {} is not in {}'s store; make it from Debian's packages (as root, in any \
+                     folder; about 20 s, nothing from a container registry): {}. Or pass --base-image with an \
+                     image you have",
                     options.base_image,
-                    builder.program().display()
+                    builder.program().display(),
+                    base_image_recipe(&options.base_image)
                 ),
             });
         }

@@ -257,10 +257,12 @@ fn item(raw: &RawValue, softmax: bool) -> Input {
     }
 }
 
-/// Decodes and resizes one input (URLs must have been fetched already).
+/// Decodes and resizes one input, the request's `index`-th from 0 (URLs must
+/// have been fetched already). Errors name it as people count, from 1: "cannot
+/// decode image #2 of the request".
 pub(crate) fn decode(loader: &ImageLoader, index: usize, source: Source) -> Result<RgbImage, ErrorDetail> {
     match source {
-        Source::Bytes(bytes) => loader.load_image_bytes(&bytes, &format!("image {index}")).map_err(|e| match e {
+        Source::Bytes(bytes) => loader.load_image_bytes(&bytes, &request_image_name(index)).map_err(|e| match e {
             cvtk_dataset::Error::TooLarge { .. } => ErrorDetail::new("image_too_large", e.to_string()),
             _ => ErrorDetail::new("bad_image", format!("{e}; send a JPEG, PNG, GIF, BMP, TIFF or WebP file")),
         }),
@@ -270,6 +272,11 @@ pub(crate) fn decode(loader: &ImageLoader, index: usize, source: Source) -> Resu
         }
         Source::Url(_) => Err(ErrorDetail::new("internal", "URL was not fetched")),
     }
+}
+
+/// How errors name the request's `index`-th image (from 0).
+fn request_image_name(index: usize) -> String {
+    format!("#{} of the request", index + 1)
 }
 
 /// A row of pixel values as an image of the model's input size.

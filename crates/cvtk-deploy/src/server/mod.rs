@@ -808,9 +808,9 @@ pub fn serve(
         ScoringService::start(config.clone(), move || cvtk_model::load_classifier_with(&dir, device, engine))?;
     let result = runtime.block_on(async {
         let addr = format!("{}:{}", config.host, config.port);
-        let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| {
-            Error::config("port", format!("cannot listen on {addr}: {e}; pick another --port or --host"))
-        })?;
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|source| Error::Listen { addr: addr.clone(), source })?;
         let bound: SocketAddr = listener.local_addr().map_err(|e| Error::io("cannot read the address of", &addr, e))?;
         let url = format!("http://{bound}");
         if let Some(f) = &addr_file {
