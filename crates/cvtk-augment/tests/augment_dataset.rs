@@ -74,6 +74,35 @@ fn a_split_is_carried_to_the_copies_and_survives_the_manifest() {
 }
 
 #[test]
+fn the_augmented_manifest_stores_every_image_path_one_way_relative_to_its_folder() {
+    // As `cvtk augment d.json --out aug` does: copies under aug/, the
+    // manifest in aug/, the originals (the test part) elsewhere.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("d");
+    images::make_tree(&root, &["a", "b"], &[4, 4]);
+    let mut ds = ClassificationDataset::create_from_dir("d", &root).unwrap();
+    ds.set_split(ds.split(0.5, true, 0).unwrap()).unwrap();
+    let out_dir = dir.path().join("aug");
+    let out = cvtk_augment::augment_dataset_into(&ds, &[pipeline()], &out_dir, 0).unwrap();
+    let manifest = out_dir.join("manifest.json");
+    out.to_manifest(&manifest).unwrap();
+    let text: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    let stored: Vec<&str> = text["images"].as_array().unwrap().iter().map(|i| i["path"].as_str().unwrap()).collect();
+    assert_eq!(stored.len(), 12);
+    assert!(stored.iter().all(|p| std::path::Path::new(p).is_relative()), "a path is absolute: {stored:?}");
+    assert_eq!(stored.iter().filter(|p| p.starts_with("../d/")).count(), 8, "the originals: {stored:?}");
+    // They lead to the files, and the folder pair can move.
+    let moved = tempfile::tempdir().unwrap();
+    for name in ["d", "aug"] {
+        std::fs::rename(dir.path().join(name), moved.path().join(name)).unwrap();
+    }
+    let back = ClassificationDataset::from_manifest(moved.path().join("aug/manifest.json")).unwrap();
+    assert_eq!(back.len(), 12);
+    assert!(back.images().iter().all(|i| i.path.is_file()));
+    assert_eq!(back.test().unwrap().len(), 4);
+}
+
+#[test]
 fn the_loader_applies_a_pipeline_on_the_fly_per_epoch_and_never_when_scoring() {
     use std::sync::Arc;
     let dir = tempfile::tempdir().unwrap();

@@ -1,6 +1,9 @@
 //! Dataset manifests: a dataset and its split as one JSON file, written
-//! atomically. Paths are stored relative to the manifest's folder where
-//! possible, so a dataset folder and its manifest can move together.
+//! atomically. Image paths are all stored one way, relative: to the
+//! dataset's root when it has one (itself stored relative to the manifest's
+//! folder when under it), else to the manifest's folder, with `..` for an
+//! image outside it (the originals beside the copies of `cvtk augment`). So
+//! a dataset folder and its manifest can move together.
 //!
 //! ```json
 //! { "format": "cvtk-dataset", "version": 1, "name": "dishes", "root": "dishes",
@@ -57,6 +60,85 @@ fn relative_to(path: &Path, base: &Path) -> String {
     path.strip_prefix(base).unwrap_or(path).to_string_lossy().into_owned()
 }
 
+/// How image paths are stored: relative to `base`, with `..` for an image
+/// outside it. Outside paths are computed between resolved folders (links
+/// followed), so that [`ImagePaths::resolve`] finds the same file; an image
+/// whose folder cannot be resolved (it is not there) keeps its absolute path.
+struct StoredPaths {
+    base: PathBuf,
+    resolved_base: Option<Option<PathBuf>>,
+    resolved_folders: HashMap<PathBuf, Option<PathBuf>>,
+}
+
+impl StoredPaths {
+    fn new(base: PathBuf) -> Self {
+        StoredPaths { base, resolved_base: None, resolved_folders: HashMap::new() }
+    }
+
+    fn store(&mut self, path: &Path) -> String {
+        let path = absolute(path);
+        if let Ok(rel) = path.strip_prefix(&self.base) {
+            return rel.to_string_lossy().into_owned();
+        }
+        let base = self.resolved_base.get_or_insert_with(|| std::fs::canonicalize(&self.base).ok()).clone();
+        let (Some(base), Some(folder), Some(name)) = (base, path.parent(), path.file_name()) else {
+            return path.to_string_lossy().into_owned();
+        };
+        let folder = self
+            .resolved_folders
+            .entry(folder.to_path_buf())
+            .or_insert_with(|| std::fs::canonicalize(folder).ok())
+            .clone();
+        match folder.and_then(|f| climb_to(&f, &base)) {
+            Some(rel) => rel.join(name).to_string_lossy().into_owned(),
+            None => path.to_string_lossy().into_owned(),
+        }
+    }
+}
+
+/// The relative path from the folder `base` to `path`, both resolved
+/// (absolute, no `.`, `..` or links): `..` up to their common folder, then
+/// down. None when they share no root (another drive, on Windows).
+fn climb_to(path: &Path, base: &Path) -> Option<PathBuf> {
+    let (p, b): (Vec<_>, Vec<_>) = (path.components().collect(), base.components().collect());
+    let common = p.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    if common == 0 {
+        return None;
+    }
+    let mut rel: PathBuf = b[common..].iter().map(|_| std::path::Component::ParentDir).collect();
+    rel.extend(&p[common..]);
+    Some(rel)
+}
+
+/// Where the stored image paths of a manifest lead: joined to `base`; one
+/// that climbs out of it (`../`) from the resolved `base`, as it was
+/// written, so it leads to the same file whatever links `base` went through.
+struct ImagePaths {
+    base: PathBuf,
+    resolved_base: Option<Option<PathBuf>>,
+}
+
+impl ImagePaths {
+    fn resolve(&mut self, stored: &str) -> PathBuf {
+        let stored = Path::new(stored);
+        let ups = stored.components().take_while(|c| matches!(c, std::path::Component::ParentDir)).count();
+        if ups == 0 {
+            return self.base.join(stored);
+        }
+        match self.resolved_base.get_or_insert_with(|| std::fs::canonicalize(&self.base).ok()) {
+            Some(resolved) => {
+                let mut path = resolved.clone();
+                for _ in 0..ups {
+                    path.pop();
+                }
+                path.extend(stored.components().skip(ups));
+                path
+            }
+            None => self.base.join(stored),
+        }
+    }
+}
+
 fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
@@ -93,10 +175,11 @@ impl ClassificationDataset {
             }),
             labels: self.label_names(),
             images: {
-                let entry = |img: &ImageInfo, excluded: bool| ManifestImage {
+                let mut paths = StoredPaths::new(image_base);
+                let mut entry = |img: &ImageInfo, excluded: bool| ManifestImage {
                     id: img.id,
                     name: img.name.clone(),
-                    path: relative_to(&absolute(&img.path), &image_base),
+                    path: paths.store(&img.path),
                     labels: img.labels.iter().map(|&l| self.labels[l].name.clone()).collect(),
                     excluded,
                 };
@@ -129,7 +212,7 @@ impl ClassificationDataset {
         }
         let manifest_dir = absolute(path.parent().unwrap_or(Path::new(".")));
         let root = file.root.as_deref().map(|r| manifest_dir.join(r));
-        let image_base = root.clone().unwrap_or_else(|| manifest_dir.clone());
+        let mut paths = ImagePaths { base: root.clone().unwrap_or_else(|| manifest_dir.clone()), resolved_base: None };
 
         let mut index: HashMap<&str, usize> = HashMap::new();
         for (i, name) in file.labels.iter().enumerate() {
@@ -153,7 +236,7 @@ impl ClassificationDataset {
             if labels.is_empty() {
                 return Err(bad(format!("image {} has no label", img.id)));
             }
-            let info = ImageInfo { id: img.id, name: img.name.clone(), path: image_base.join(&img.path), labels };
+            let info = ImageInfo { id: img.id, name: img.name.clone(), path: paths.resolve(&img.path), labels };
             if img.excluded {
                 excluded.push(info);
             } else {

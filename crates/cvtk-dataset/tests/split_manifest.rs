@@ -100,6 +100,48 @@ fn manifest_round_trips_with_split_and_skipped_files() {
 }
 
 #[test]
+fn image_paths_outside_the_manifests_folder_are_stored_relative_too_and_found_through_links() {
+    // A dataset with no root (as `cvtk augment` makes: copies in its folder,
+    // originals elsewhere), its manifest reached through a linked folder.
+    let dir = tempfile::tempdir().unwrap();
+    make_tree(&dir.path().join("real/data"), &["a"], &[2]);
+    make_tree(&dir.path().join("real/out"), &["a"], &[1]);
+    std::os::unix::fs::symlink(dir.path().join("real/out"), dir.path().join("out")).unwrap();
+    let image =
+        |path: std::path::PathBuf, id| cvtk_dataset::ImageInfo { id, name: "x.png".into(), path, labels: vec![0] };
+    let ds = ClassificationDataset::from_parts(
+        "mixed",
+        vec![cvtk_dataset::Label { name: "a".into() }],
+        vec![
+            image(dir.path().join("out/a/img_000.png"), 0),
+            image(dir.path().join("real/data/a/img_000.png"), 1),
+            image(dir.path().join("real/data/a/img_001.png"), 2),
+        ],
+    )
+    .unwrap();
+    let manifest = dir.path().join("out/manifest.json");
+    ds.to_manifest(&manifest).unwrap();
+    let text: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    let stored: Vec<&str> = text["images"].as_array().unwrap().iter().map(|i| i["path"].as_str().unwrap()).collect();
+    // out/.. is real/, not the temporary folder: `..` is counted from the resolved folder.
+    assert_eq!(stored, ["a/img_000.png", "../data/a/img_000.png", "../data/a/img_001.png"]);
+    let back = ClassificationDataset::from_manifest(&manifest).unwrap();
+    for (b, d) in back.images().iter().zip(ds.images()) {
+        assert_eq!(std::fs::canonicalize(&b.path).unwrap(), std::fs::canonicalize(&d.path).unwrap());
+        assert!(!b.path.components().any(|c| c == std::path::Component::ParentDir), "{}", b.path.display());
+    }
+    // Written again from what was read, the paths are the same.
+    back.to_manifest(&manifest).unwrap();
+    let again: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    assert_eq!(again["images"], text["images"]);
+    // The pair moves together.
+    let moved = tempfile::tempdir().unwrap();
+    std::fs::rename(dir.path().join("real"), moved.path().join("real")).unwrap();
+    let back = ClassificationDataset::from_manifest(moved.path().join("real/out/manifest.json")).unwrap();
+    assert!(back.images().iter().all(|i| i.path.is_file()));
+}
+
+#[test]
 fn corrupt_manifests_get_errors_that_say_what_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
     let ds = dataset_63(&dir.path().join("data"));

@@ -162,8 +162,11 @@ fn docker_options(builder: &str) -> DockerOptions {
 fn docker_context_holds_the_program_its_cpu_libraries_the_model_and_a_dockerfile_without_python() {
     let tmp = tempfile::tempdir().unwrap();
     let model = model_dir(tmp.path());
+    // The record of the training images names the training machine's files: it stays out of the image.
+    std::fs::write(model.join("training-images-1.json"), r#"{"root": "/home/someone/photos"}"#).unwrap();
     let out = tmp.path().join("ctx");
     let built = build_docker_image("flowers", &model, &out, &docker_options("podman")).unwrap();
+    assert!(!out.join("model/training-images-1.json").exists(), "the training images' record went into the image");
     assert!(!built.built && built.size_bytes.is_none());
     assert_eq!(built.image, "cvtk-flowers:latest");
     assert!(built.note.contains("--build"), "{}", built.note);

@@ -208,6 +208,7 @@ pub struct ClassificationEvaluation {
     kind: ScoreKind,
     probabilities: Vec<Vec<f64>>,
     y_pred: Vec<usize>,
+    trained_on: Option<usize>,
 }
 
 impl ClassificationEvaluation {
@@ -241,7 +242,21 @@ impl ClassificationEvaluation {
         let y_pred = scores.iter().map(|r| argmax(r)).collect();
         let probabilities = scores.iter().map(|r| kind.probabilities_f64(r)).collect();
         let scores = scores.into_iter().map(|r| r.into_iter().map(f64::from).collect()).collect();
-        Ok(ClassificationEvaluation { labels, y_true, scores, kind, probabilities, y_pred })
+        Ok(ClassificationEvaluation { labels, y_true, scores, kind, probabilities, y_pred, trained_on: None })
+    }
+
+    /// Says how many of the evaluated images the classifier was trained on
+    /// (what `cvtk_model::TrainingImages::find_in` finds). More than none
+    /// makes the accuracy an accuracy on training images, not a test
+    /// accuracy; the summary and the report say so.
+    pub fn set_trained_on(&mut self, images: usize) {
+        self.trained_on = Some(images);
+    }
+
+    /// How many of the evaluated images the classifier was trained on, when
+    /// known ([`Self::set_trained_on`]).
+    pub fn trained_on(&self) -> Option<usize> {
+        self.trained_on
     }
 
     /// Labels, in score-column order.

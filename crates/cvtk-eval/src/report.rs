@@ -176,12 +176,25 @@ pub fn write_report(dir: &Path, e: &ClassificationEvaluation, options: &ReportOp
         .replace("{{ECE}}", &format!("{:.3}", summary.expected_calibration_error))
         .replace("{{BRIER}}", &format!("{:.3}", summary.brier_score))
         .replace("{{KIND}}", &html_escape(&kind_sentence(e.score_kind())))
+        .replace("{{WARNING}}", &trained_on_warning(e))
         .replace("{{PER_CLASS}}", &per_class)
         .replace("{{FIGURES}}", &figures)
         .replace("{{DATA}}", &data_json);
     let html_path = dir.join("report.html");
     cvtk_dataset::write_atomic(&html_path, html.as_bytes())?;
     Ok(ReportFiles { html: html_path, plots })
+}
+
+/// A warning above the summary when the model was trained on evaluated images.
+fn trained_on_warning(e: &ClassificationEvaluation) -> String {
+    match e.trained_on() {
+        Some(n) if n > 0 => format!(
+            "<p class=\"warning\" id=\"trained-on\"><b>Not a test accuracy:</b> the model was trained on {n} of these {} \
+             images. Evaluate it on held-out images, such as the test part of the split it was trained with.</p>",
+            e.y_true().len()
+        ),
+        _ => String::new(),
+    }
 }
 
 /// How the report's confidences were obtained, for a person.

@@ -17,7 +17,8 @@
 //!   "brier_score": 0.12,
 //!   "reliability": { "bins": [{ "lower", "upper", "images", "accuracy" | null, "confidence" | null }],
 //!                    "expected_calibration_error" },
-//!   "uncalibrated": { "expected_calibration_error", "brier_score" } | null   // at temperature 1, for calibrated models
+//!   "uncalibrated": { "expected_calibration_error", "brier_score" } | null,  // at temperature 1, for calibrated models
+//!   "trained_on_evaluated_images": 0 | null   // how many were training images: > 0 is not a test accuracy; null: not known
 //! }
 //! ```
 //! ROC thresholds start with +infinity, written as `null`. Curve thresholds are
@@ -107,6 +108,10 @@ pub struct EvaluationSummary {
     /// For calibrated scores: the calibration error and Brier score the same
     /// scores have at temperature 1, i.e. without calibration.
     pub uncalibrated: Option<CalibrationFigures>,
+    /// How many of the evaluated images the classifier was trained on, when
+    /// known ([`ClassificationEvaluation::trained_on`]): more than 0 means
+    /// the accuracy is not a test accuracy.
+    pub trained_on_evaluated_images: Option<usize>,
 }
 
 /// How well probabilities are calibrated.
@@ -159,6 +164,7 @@ impl EvaluationSummary {
                 expected_calibration_error: u.expected_calibration_error(),
                 brier_score: u.brier_score(),
             }),
+            trained_on_evaluated_images: e.trained_on(),
         }
     }
 

@@ -291,6 +291,7 @@ impl Backbone {
             base_weights: self.base_weights.clone(),
             training,
             calibration,
+            training_images: None,
         }
     }
 

@@ -14,6 +14,7 @@ use crate::calibration::TemperatureFit;
 use crate::engine::{Engine, EngineChoice};
 use crate::model_dir::ModelKind;
 use crate::onnx::OnnxModel;
+use crate::trained_on::TrainingImages;
 use crate::{Error, Result};
 
 /// One image's prediction.
@@ -58,6 +59,14 @@ pub trait Classifier: Send {
     /// Train and evaluation accuracy per epoch, for models trained in epochs.
     fn train_eval_accs(&self) -> Option<(Vec<f64>, Vec<f64>)> {
         None
+    }
+    /// The images it was trained on, when cvtk trained it and recorded them
+    /// (None for the pretrained network, and for model folders written
+    /// before cvtk recorded them). [`TrainingImages::find_in`] says which
+    /// images of a dataset are among them: an accuracy on those is not a test
+    /// accuracy. An error is a record that cannot be read.
+    fn training_images(&self) -> Result<Option<std::sync::Arc<TrainingImages>>> {
+        Ok(None)
     }
     /// A one-line description (architecture, input size, weights it started from).
     fn describe(&self) -> String;

@@ -16,6 +16,8 @@
 //! - [`Classifier`]: what both implement; [`load_classifier`] reads whichever a
 //!   model folder holds ([`model_dir`] is the format).
 //! - [`calibration`]: temperature scaling behind the scores' [`ScoreKind`].
+//! - [`TrainingImages`]: the images a model was trained on, recorded in its
+//!   folder, so an evaluation on them can say it is not a test accuracy.
 //! - [`weights::read_state_dict`]: PyTorch `.pth` / `.pt` (zip and legacy) and
 //!   `.safetensors` files.
 //!
@@ -53,6 +55,7 @@ mod schedule;
 pub mod svm;
 pub mod tensor;
 pub mod tensorboard;
+pub mod trained_on;
 mod transfer;
 pub mod weights;
 
@@ -73,6 +76,7 @@ pub use svm::{
 };
 pub use tch::Device;
 pub use tensor::rows;
+pub use trained_on::TrainingImages;
 pub use transfer::{EpochCallback, EpochStats, TrainConfig, TrainHooks, TransferModel, ValidTrainConfig};
 
 /// libtorch's random generator is global to the process. Work that draws from it

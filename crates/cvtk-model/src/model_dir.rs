@@ -1,9 +1,16 @@
 //! The model-folder format. A model folder holds `model.json` (format,
 //! version, kind, labels, architecture, input size and normalisation, the
 //! weights file's name, how it was trained, its calibration) and
-//! `weights-<stamp>.safetensors`. Saving writes the new weights file first and
-//! then replaces `model.json` atomically, so an interrupted save leaves the
-//! previous model loadable; stale weights files are removed afterwards.
+//! `weights-<stamp>.safetensors`, and for a model cvtk trained, the record of
+//! the images it was trained on, `training-images-<stamp>.json`
+//! ([`crate::trained_on`]). Saving writes the new weights file and record
+//! first and then replaces `model.json` atomically, so an interrupted save
+//! leaves the previous model loadable; stale weights files and records are
+//! removed afterwards.
+//!
+//! The format version goes up when an older cvtk would misread a folder. A
+//! field that older versions can ignore (as `training_images`, which they
+//! do not know) keeps it, and a folder without such a field loads as before.
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 
 use crate::calibration::TemperatureFit;
+use crate::trained_on::{Record, TrainingImages};
 use crate::{Architecture, Classifier, EpochStats, Error, Result, SvmParams};
 
 /// The metadata file of a model folder.
@@ -66,11 +74,18 @@ pub(crate) struct ModelMeta {
     pub training: Training,
     /// The temperature that calibrates the scores, if one was fitted.
     pub calibration: Option<TemperatureFit>,
+    /// The file of the folder that records the training images, if any.
+    pub training_images: Option<String>,
 }
 
 impl ModelMeta {
     pub fn kind(&self) -> ModelKind {
         self.training.kind()
+    }
+
+    /// Where the folder `dir` this was read from records the training images.
+    pub fn training_record(&self, dir: &Path) -> Record {
+        self.training_images.as_ref().map_or(Record::None, |name| Record::File(dir.join(name)))
     }
 }
 
@@ -91,6 +106,9 @@ struct MetaFile {
     history: serde_json::Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     calibration: Option<TemperatureFit>,
+    /// Added after version 1 was fixed; older readers ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    training_images: Option<String>,
 }
 
 impl ModelMeta {
@@ -110,6 +128,7 @@ impl ModelMeta {
             base_weights: self.base_weights.clone(),
             history: history.unwrap_or_default(),
             calibration: self.calibration.clone(),
+            training_images: self.training_images.clone(),
         }
     }
 
@@ -132,6 +151,7 @@ impl ModelMeta {
             base_weights: f.base_weights,
             training,
             calibration: f.calibration,
+            training_images: f.training_images,
         })
     }
 }
@@ -140,16 +160,28 @@ fn model_err(path: &Path, reason: impl Into<String>) -> Error {
     Error::ModelFile { path: path.to_path_buf(), reason: reason.into() }
 }
 
-/// Saves `tensors` and `meta` into `dir` (see the module doc for the order).
-/// The folder's `model.onnx`, the export of the old weights, goes too.
-pub(crate) fn save_model_dir(dir: &Path, mut meta: ModelMeta, tensors: &[(String, Tensor)]) -> Result<()> {
+/// Saves `tensors`, `meta` and the record of the training images, if there
+/// is one, into `dir` (see the module doc for the order). The folder's
+/// `model.onnx`, the export of the old weights, goes too.
+pub(crate) fn save_model_dir(
+    dir: &Path,
+    mut meta: ModelMeta,
+    tensors: &[(String, Tensor)],
+    trained_on: &Record,
+) -> Result<()> {
+    // Read before the lock: a record loaded from this very folder is replaced below.
+    let trained_on = trained_on.for_save();
     // Two saves into one folder at once would each remove the other's
     // weights, leaving model.json naming a file that is gone.
     let _lock = lock_folder(dir)?;
     let weights_file = write_weights(dir, tensors)?;
+    meta.training_images = match trained_on {
+        Some(record) => Some(write_record(dir, &weights_file, &record)?),
+        None => None,
+    };
     meta.weights_file = weights_file;
     write_json_atomic(&dir.join(MODEL_FILE), &meta.to_file())?;
-    remove_stale_weights(dir, &meta.weights_file);
+    remove_stale_weights(dir, &meta.weights_file, meta.training_images.as_deref());
     let onnx = dir.join(crate::onnx::MODEL_ONNX);
     if onnx.exists() {
         if let Err(e) = std::fs::remove_file(&onnx) {
@@ -224,12 +256,22 @@ pub(crate) fn write_weights(dir: &Path, tensors: &[(String, Tensor)]) -> Result<
     Ok(name)
 }
 
-fn remove_stale_weights(dir: &Path, keep: &str) {
+/// Writes the record of the training images beside `weights_file`, with its
+/// stamp, and returns its name.
+fn write_record(dir: &Path, weights_file: &str, record: &TrainingImages) -> Result<String> {
+    let stamp = weights_file.strip_prefix("weights-").and_then(|w| w.strip_suffix(".safetensors")).unwrap_or("0");
+    let name = format!("training-images-{stamp}.json");
+    record.write(&dir.join(&name))?;
+    Ok(name)
+}
+
+fn remove_stale_weights(dir: &Path, keep: &str, keep_record: Option<&str>) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         let stale = (name.starts_with("weights-") && name.ends_with(".safetensors") && name != keep)
-            || (name.starts_with(".weights-") && name.ends_with(".tmp"));
+            || (name.starts_with(".weights-") && name.ends_with(".tmp"))
+            || (name.starts_with("training-images-") && name.ends_with(".json") && Some(name.as_str()) != keep_record);
         if stale {
             if let Err(err) = std::fs::remove_file(e.path()) {
                 tracing::warn!(file = %e.path().display(), "cannot remove stale weights: {err}");
@@ -241,6 +283,9 @@ fn remove_stale_weights(dir: &Path, keep: &str) {
 /// Reads and checks `model.json`, and the weights it names.
 pub(crate) fn read_model_dir(dir: &Path) -> Result<(ModelMeta, Vec<(String, Tensor)>)> {
     let meta_path = dir.join(MODEL_FILE);
+    if !dir.exists() {
+        return Err(model_err(dir, "does not exist; pass the folder `cvtk train --out` wrote"));
+    }
     if !dir.is_dir() {
         return Err(model_err(dir, "is not a folder; pass the folder `cvtk train --out` wrote"));
     }
@@ -264,6 +309,9 @@ pub(crate) fn read_model_dir(dir: &Path) -> Result<(ModelMeta, Vec<(String, Tens
     }
     if meta.weights_file.contains('/') || meta.weights_file.contains("..") {
         return Err(model_err(&meta_path, format!("weights_file '{}' must be a plain file name", meta.weights_file)));
+    }
+    if let Some(name) = meta.training_images.as_deref().filter(|n| n.contains('/') || n.contains("..")) {
+        return Err(model_err(&meta_path, format!("training_images '{name}' must be a plain file name")));
     }
     let wpath = dir.join(&meta.weights_file);
     if !wpath.is_file() {

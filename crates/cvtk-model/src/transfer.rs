@@ -21,6 +21,7 @@ use crate::model_dir::{read_model_dir_of_kind, save_model_dir, ModelKind, ModelM
 use crate::onnx::{OnnxModel, SCORES};
 use crate::tensor::{images_tensor, labels_tensor};
 use crate::tensorboard::EventWriter;
+use crate::trained_on::{Record, TrainingImages};
 use crate::{Architecture, Error, LrSchedule, Result};
 
 /// A function called after each epoch with its statistics and the epoch count.
@@ -174,17 +175,18 @@ pub struct EpochStats {
 }
 
 impl EpochStats {
-    /// The line the original printed after each epoch, e.g.
-    /// `Finished Epoch[3 of 15]: [Training] loss = 0.412 * 41, metric = 12.20% * 41 3.1s (13.2 samples/s); eval error 9.09%`.
+    /// The line the original printed after each epoch, its `metric` named
+    /// for what it is, the training error rate, e.g.
+    /// `Finished Epoch[3 of 15]: [Training] loss = 0.412 * 41, error rate = 12.20% * 41 3.1s (13.2 samples/s); eval error rate 9.09%`.
     pub fn summary_line(&self, epochs: usize, samples: usize) -> String {
         format!(
-            "Finished Epoch[{} of {epochs}]: [Training] loss = {:.6} * {samples}, metric = {:.2}% * {samples} {:.1}s ({:.1} samples/s){}",
+            "Finished Epoch[{} of {epochs}]: [Training] loss = {:.6} * {samples}, error rate = {:.2}% * {samples} {:.1}s ({:.1} samples/s){}",
             self.epoch,
             self.loss,
             100.0 * (1.0 - self.train_acc),
             self.seconds,
             self.samples_per_sec,
-            self.eval_acc.map(|a| format!("; eval error {:.2}%", 100.0 * (1.0 - a))).unwrap_or_default()
+            self.eval_acc.map(|a| format!("; eval error rate {:.2}%", 100.0 * (1.0 - a))).unwrap_or_default()
         )
     }
 }
@@ -196,6 +198,8 @@ pub struct TransferModel {
     history: Vec<EpochStats>,
     /// The temperature fitted by [`Self::calibrate`], if any.
     calibration: Option<TemperatureFit>,
+    /// The images it was trained on.
+    trained_on: Record,
 }
 
 impl std::fmt::Debug for TransferModel {
@@ -232,7 +236,7 @@ impl TransferModel {
     }
 
     fn from_backbone(labels: Vec<String>, backbone: Backbone) -> Self {
-        TransferModel { labels, backbone, history: Vec::new(), calibration: None }
+        TransferModel { labels, backbone, history: Vec::new(), calibration: None, trained_on: Record::None }
     }
 
     /// The pretrained network as it is, ImageNet head included: a classifier of
@@ -484,6 +488,8 @@ impl TransferModel {
         if recalibrate && !statistics_fresh {
             self.recalibrate_batch_norm(&train_set, &cfg)?;
         }
+        // The images the weights were fitted on (not those held out to calibrate).
+        self.trained_on.add(&train_set);
         if let Some(held_out) = &held_out {
             self.calibrate(held_out, cfg.mb_size.max(16))?;
         }
@@ -588,8 +594,9 @@ impl TransferModel {
             });
         };
         let history = history.clone();
+        let trained_on = meta.training_record(dir);
         let backbone = Backbone::from_parts(dir, &meta, tensors, device, Some(meta.labels.len() as i64), &[])?;
-        Ok(TransferModel { labels: meta.labels, backbone, history, calibration: meta.calibration })
+        Ok(TransferModel { labels: meta.labels, backbone, history, calibration: meta.calibration, trained_on })
     }
 
     /// Loads a model saved by [`Classifier::save`], onto `device`.
@@ -647,7 +654,7 @@ impl Classifier for TransferModel {
 
     fn save(&self, dir: &Path) -> Result<()> {
         let meta = self.backbone.meta(&self.labels, Training::Epochs(self.history.clone()), self.calibration.clone());
-        save_model_dir(dir, meta, &self.tensors())
+        save_model_dir(dir, meta, &self.tensors(), &self.trained_on)
     }
 
     fn device(&self) -> Device {
@@ -660,6 +667,10 @@ impl Classifier for TransferModel {
 
     fn train_eval_accs(&self) -> Option<(Vec<f64>, Vec<f64>)> {
         (!self.history.is_empty()).then(|| TransferModel::train_eval_accs(self))
+    }
+
+    fn training_images(&self) -> Result<Option<Arc<TrainingImages>>> {
+        self.trained_on.get()
     }
 
     fn describe(&self) -> String {
@@ -679,6 +690,22 @@ impl Classifier for TransferModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_epoch_line_names_its_error_rates_as_error_rates() {
+        let stats = EpochStats {
+            epoch: 3,
+            lr: 0.01,
+            loss: 0.412,
+            train_acc: 0.878,
+            eval_acc: Some(0.9091),
+            samples_per_sec: 13.2,
+            seconds: 3.1,
+        };
+        let line = stats.summary_line(15, 41);
+        assert!(line.contains("error rate = 12.20% * 41") && line.ends_with("eval error rate 9.09%"), "{line}");
+        assert!(!line.contains("metric"), "{line}");
+    }
 
     #[test]
     fn rejects_each_bad_field() {

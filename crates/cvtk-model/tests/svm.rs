@@ -32,6 +32,9 @@ fn svm_on_pretrained_features_end_to_end() {
     assert_eq!(back.kind(), ModelKind::Svm);
     assert_eq!(back.score_dataset(&ds, 8).unwrap(), scores);
     assert_eq!(back.calibration(), Some(&fit));
+    // The folder records the images it was fitted on: all 24 are found again.
+    let trained_on = back.training_images().unwrap().expect("the folder records the training images");
+    assert_eq!((trained_on.len(), trained_on.find_in(&ds).len()), (24, 24));
     let err = cvtk_model::TransferModel::load(&out, Device::Cpu).unwrap_err().to_string();
     assert!(err.contains("holds an SVM"), "{err}");
 }

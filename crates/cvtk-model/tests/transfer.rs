@@ -158,6 +158,8 @@ fn broken_model_folders_get_errors_that_say_what_is_wrong() {
     let load_err = || TransferModel::load(out.path(), Device::Cpu).unwrap_err().to_string();
 
     let e = TransferModel::load(dir.path().join("nope"), Device::Cpu).unwrap_err().to_string();
+    assert!(e.contains("nope: does not exist"), "a missing model folder is missing, not 'not a folder': {e}");
+    let e = TransferModel::load(&meta, Device::Cpu).unwrap_err().to_string();
     assert!(e.contains("is not a folder"), "{e}");
     let e = TransferModel::load(dir.path(), Device::Cpu).unwrap_err().to_string();
     assert!(e.contains("no model.json"), "{e}");

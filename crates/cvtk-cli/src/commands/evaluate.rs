@@ -1,5 +1,7 @@
 //! `cvtk evaluate`: score a dataset with a model, print accuracy and the
 //! confusion matrix (as the original notebook did), write plots and report.html.
+//! A model that was trained on some of the images it is evaluated on gets a
+//! warning: that accuracy is not a test accuracy.
 
 use std::path::PathBuf;
 
@@ -50,6 +52,17 @@ struct Output<'a> {
     summary: EvaluationSummary,
 }
 
+/// Where held-out images are, for the warning about training images.
+fn held_out_hint(ds: &cvtk_dataset::ClassificationDataset, part: SplitPart) -> String {
+    match (ds.split_info(), part) {
+        (Some(_), SplitPart::Train) => "the test part of the manifest's split (`--split test`, the default)".into(),
+        (Some(_), _) => "the test part of the split the model was trained with, or images it never saw".into(),
+        (None, _) => "a manifest with the split the model was trained with (its test part is evaluated by \
+                      default), or a folder of images it never saw"
+            .into(),
+    }
+}
+
 /// Runs `cvtk evaluate`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let part: SplitPart = args.split.parse()?;
@@ -61,7 +74,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let device = cvtk_model::resolve_device(Some(&args.device))?;
     let model = load_classifier_with(&args.model, device, args.engine.engine)?;
     let scores = model.score_dataset(&test, args.mb_size)?;
-    let eval = ClassificationEvaluation::from_scores(&scores)?;
+    let mut eval = ClassificationEvaluation::from_scores(&scores)?;
+    match model.training_images() {
+        Ok(Some(trained_on)) => eval.set_trained_on(trained_on.find_in(&test).len()),
+        Ok(None) => {}
+        Err(e) => tracing::warn!("cannot tell which images {} was trained on: {e}", args.model.display()),
+    }
+    if let Some(n) = eval.trained_on().filter(|&n| n > 0) {
+        tracing::warn!(
+            "the model ({}) was trained on {n} of the {} images evaluated ({part_name} of {}): the accuracy below is \
+             not a test accuracy. Evaluate on held-out images: {}",
+            args.model.display(),
+            test.len(),
+            args.dataset.display(),
+            held_out_hint(&ds, part)
+        );
+    }
     let summary = EvaluationSummary::new(&eval);
     let report = match &args.report {
         Some(dir) => {
@@ -95,6 +123,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         summary.images,
         args.dataset.display()
     );
+    if let Some(n) = summary.trained_on_evaluated_images.filter(|&n| n > 0) {
+        println!("NOT A TEST ACCURACY: the model was trained on {n} of these {} images", summary.images);
+    }
     println!("class-averaged accuracy: {:.2}%", 100.0 * summary.class_averaged_accuracy);
     println!("overall accuracy:        {:.2}%", 100.0 * summary.accuracy);
     if let Some(a) = summary.macro_auc {

@@ -100,11 +100,18 @@ pub fn default_image(name: &str) -> String {
     format!("cvtk-{name}:latest")
 }
 
+/// Copies a model folder for an image: all of it but the record of the
+/// images it was trained on (`training-images-*.json`), whose paths name the
+/// training machine's files and which serving never reads.
 fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     std::fs::create_dir_all(to).map_err(|e| Error::io("cannot create", to, e))?;
     for entry in std::fs::read_dir(from).map_err(|e| Error::io("cannot list", from, e))? {
         let entry = entry.map_err(|e| Error::io("cannot list", from, e))?;
         let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("training-images-") && name.ends_with(".json") {
+            continue;
+        }
         if src.is_dir() {
             copy_dir(&src, &dst)?;
         } else {

@@ -5,6 +5,7 @@
 pub mod solver;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use cvtk_dataset::{ClassificationDataset, ImageBatch, LoaderConfig};
 use ndarray::{Array1, Array2, Axis};
@@ -15,6 +16,7 @@ use crate::calibration::{fit_temperature, ScoreKind, TemperatureFit};
 use crate::engine::{Engine, EngineChoice};
 use crate::model_dir::{read_model_dir_of_kind, save_model_dir, ModelKind, ModelMeta, Training};
 use crate::onnx::{OnnxModel, SCORES};
+use crate::trained_on::{Record, TrainingImages};
 use crate::{Classifier, Error, Featurizer, Result};
 pub use solver::{decision_accuracy, fit_linear_svm, LinearModel, SvmParams, SvmSolver, ValidSvmParams};
 
@@ -72,6 +74,8 @@ pub struct SvmClassifier {
     params: ValidSvmParams,
     /// The temperature that turns decision values into probabilities.
     calibration: Option<TemperatureFit>,
+    /// The images it was fitted on.
+    trained_on: Record,
 }
 
 impl std::fmt::Debug for SvmClassifier {
@@ -108,7 +112,9 @@ impl SvmClassifier {
                 train_set.len()
             ),
         }
-        Ok(SvmClassifier { labels, featurizer, model, params, calibration })
+        let mut trained_on = Record::None;
+        trained_on.add(train_set);
+        Ok(SvmClassifier { labels, featurizer, model, params, calibration, trained_on })
     }
 
     /// The fitted weights.
@@ -161,6 +167,7 @@ impl SvmClassifier {
             return Err(bad("model.json does not hold an SVM's settings".into()));
         };
         let params = params.check().map_err(|e| bad(format!("its SVM settings are not valid: {e}")))?;
+        let trained_on = meta.training_record(dir);
         let mut backbone = Backbone::from_parts(dir, &meta, tensors, device, None, &["svm."])?;
         backbone.vs.freeze();
         let wv = Vec::<f64>::try_from(&w.f_to_kind(tch::Kind::Double)?.f_flatten(0, -1)?)?;
@@ -175,6 +182,7 @@ impl SvmClassifier {
             model,
             params,
             calibration: meta.calibration,
+            trained_on,
         })
     }
 
@@ -246,7 +254,7 @@ impl Classifier for SvmClassifier {
         tensors.push(("svm.weight".into(), Tensor::f_from_slice(&w)?.f_view([k as i64, d as i64])?));
         tensors.push(("svm.bias".into(), Tensor::f_from_slice(&self.model.bias.to_vec())?));
         let meta = backbone.meta(&self.labels, Training::Svm((*self.params).clone()), self.calibration.clone());
-        save_model_dir(dir, meta, &tensors)
+        save_model_dir(dir, meta, &tensors, &self.trained_on)
     }
 
     fn device(&self) -> Device {
@@ -255,6 +263,10 @@ impl Classifier for SvmClassifier {
 
     fn kind(&self) -> ModelKind {
         ModelKind::Svm
+    }
+
+    fn training_images(&self) -> Result<Option<Arc<TrainingImages>>> {
+        self.trained_on.get()
     }
 
     fn describe(&self) -> String {
