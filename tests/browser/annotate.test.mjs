@@ -2,7 +2,9 @@
 // server: paging, filter, "most doubtful first", a label changed with the mouse
 // and one with a key, both kept after a reload and on disk, undo, exclude, the
 // large view, a new label, a read-only manifest (clear error, nothing lost), and
-// a screenshot. Run by crates/cvtk-cli/tests/annotate.rs, which starts
+// a screenshot; before that, that the header and the pager count the same
+// images and that "saved" appears only after a save (both leave the manifest as
+// they found it). Run by crates/cvtk-cli/tests/annotate.rs, which starts
 // `cvtk annotate --model ...` and passes CVTK_ANNOTATE_URL, CVTK_MANIFEST,
 // CVTK_SCREENSHOT and CVTK_EXPECT ({"total": N, "labels": [...]}). The last line
 // of stdout, `RESULT {...}`, tells it what was changed so it can check the
@@ -28,6 +30,118 @@ async function savedLabel(page, id, label) {
   );
 }
 
+// Clicks the exclude box of image `id` (the page says "saving…" at once) and
+// waits for the server's answer, which must start with `status`.
+async function toggleExcluded(page, id, status) {
+  await card(page, id).locator("input.exclude").click();
+  await page.waitForFunction(() => document.querySelector("#status").textContent !== "saving…");
+  assert.ok((await page.textContent("#status")).startsWith(status), await page.textContent("#status"));
+}
+
+test("the header and the pager count the same images", async () => {
+  const browser = await launch();
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const seen = watch(page);
+    const original = manifest();
+    await page.goto(url);
+    await page.waitForSelector(".card");
+    const n = expect.total, labels = expect.labels.length, pages = Math.ceil(n / 48), first = Math.min(48, n);
+    const header = () => page.textContent("#summary");
+    const pager = () => page.textContent("#page-info");
+    // The header's count of images and the pager's (its last number), under "all images".
+    const agree = async () => {
+      const h = await header(), p = await pager();
+      assert.equal(Number(h.match(/^(\d+) images/)[1]), Number(p.match(/(\d+)(?: images\))?$/)[1]), `header "${h}", pager "${p}"`);
+    };
+    await agree();
+
+    // One image excluded: still shown under "all images", so still counted in both.
+    const id = Number(await page.locator(".card").first().getAttribute("data-id"));
+    await toggleExcluded(page, id, "saved:");
+    assert.equal(entry(id).excluded, true);
+    await agree();
+    assert.equal(await header(), `${n} images (1 excluded) · ${labels} labels`);
+    assert.equal(await pager(), `page 1 of ${pages} · images 1–${first} of ${n}`);
+    // As a person sees it: the first image excluded (dimmed), both counts above.
+    await page.waitForFunction(() => [...document.querySelectorAll(".card img")].slice(0, 18).every((i) => i.complete && i.naturalWidth > 0));
+    if (shot) await page.screenshot({ path: shot.replace(/\.png$/, "-counts.png") });
+    await page.click("#next-page");
+    assert.equal(await pager(), `page ${pages} of ${pages} · images ${48 * (pages - 1) + 1}–${n} of ${n}`);
+    await page.click("#prev-page");
+
+    // A filter says what it counts, and agrees with its own entry in the menu.
+    const label = expect.labels[1];
+    const option = await page.locator(`#filter option[value="label:${label}"]`).textContent();
+    const inLabel = Number(option.match(/\((\d+)\)$/)[1]);
+    await page.selectOption("#filter", "label:" + label);
+    assert.equal(await pager(), `page 1 of 1 · images 1–${inLabel} of ${inLabel} labelled ${label}`);
+    assert.equal(await page.locator(".card").count(), inLabel);
+    await page.selectOption("#filter", "excluded");
+    assert.equal(await pager(), "page 1 of 1 · image 1 of 1 excluded");
+    await page.selectOption("#filter", "all");
+    assert.equal(await page.locator("#filter option[value=all]").textContent(), `all images (${n})`);
+
+    // Brought back: the manifest is as it was.
+    await toggleExcluded(page, id, "saved:");
+    assert.deepEqual(manifest(), original);
+    await agree();
+    assert.equal(await header(), `${n} images · ${labels} labels`);
+    assert.deepEqual(seen.errors, [], "no console errors");
+  } finally {
+    await browser.close();
+  }
+});
+
+test("the page says saved only after a save worked", async () => {
+  const browser = await launch();
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const seen = watch(page);
+    const original = manifest();
+    const status = () => page.textContent("#status");
+    const loaded = async () => {
+      await page.waitForSelector(".card");
+      await page.waitForFunction(() => document.querySelector("#status").textContent !== "loading…");
+    };
+    await page.goto(url);
+    await loaded();
+    // Nothing was saved yet, by this page or at load.
+    assert.equal(await status(), "no changes yet");
+    assert.doesNotMatch(await status(), /saved/);
+    await page.reload();
+    await loaded();
+    assert.equal(await status(), "no changes yet");
+
+    // A save that works says so.
+    const id = Number(await page.locator(".card").first().getAttribute("data-id"));
+    await toggleExcluded(page, id, "saved:");
+    assert.equal(entry(id).excluded, true);
+    assert.equal(await page.getAttribute("#status", "class"), "saved");
+
+    // A save that fails says so, with the reason, and never "saved".
+    const before = fs.readFileSync(manifestPath);
+    fs.chmodSync(manifestPath, 0o444);
+    try {
+      await toggleExcluded(page, id, "not saved");
+      assert.equal(await status(), "not saved");
+      assert.equal(await page.getAttribute("#status", "class"), "failed");
+      assert.match(await page.textContent("#error"), /read-only/);
+      assert.deepEqual(fs.readFileSync(manifestPath), before, "nothing written");
+    } finally {
+      fs.chmodSync(manifestPath, 0o644);
+    }
+
+    // Brought back: the manifest is as it was, and the page says it saved.
+    await toggleExcluded(page, id, "saved:");
+    assert.deepEqual(manifest(), original);
+    assert.equal(await page.isVisible("#error"), false);
+    assert.deepEqual(seen.errors.filter((e) => !/status of 403/.test(e)), [], "no console errors but the refused save");
+  } finally {
+    await browser.close();
+  }
+});
+
 test("the annotation page works in a browser", async () => {
   assert.ok(url && manifestPath, "CVTK_ANNOTATE_URL and CVTK_MANIFEST must be set");
   const browser = await launch();
@@ -41,7 +155,7 @@ test("the annotation page works in a browser", async () => {
     // A paged grid of every image.
     assert.equal(await page.locator(".card").count(), Math.min(48, expect.total));
     const pages = Math.ceil(expect.total / 48);
-    assert.equal(await page.textContent("#page-info"), `page 1 of ${pages} (${expect.total} images)`);
+    assert.equal(await page.textContent("#page-info"), `page 1 of ${pages} · images 1–48 of ${expect.total}`);
     await page.click("#next-page");
     assert.equal(await page.locator(".card").count(), expect.total - 48 * (pages - 1) || 48);
     await page.click("#prev-page");

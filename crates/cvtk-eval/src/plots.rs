@@ -89,6 +89,17 @@ fn colour(i: usize) -> RGBColor {
 
 type Curve = (String, Vec<(f64, f64)>, RGBColor, bool);
 
+/// The reliability diagram's accuracy bars and their legend swatch: Tableau
+/// blue at 85% on white, opaque.
+const ACCURACY_FILL: RGBColor = RGBColor(65, 139, 191);
+/// The reliability diagram's gap bars and their legend swatch: Tableau red at
+/// 35% on white, opaque, so that a gap drawn over an accuracy bar shows the
+/// legend's colour too (a translucent one turned purple there).
+const GAP_FILL: RGBColor = RGBColor(241, 179, 180);
+/// How much of each side of its bin a gap bar leaves free, so that the
+/// accuracy bar stays in sight beside a gap drawn over it.
+const GAP_INSET: f64 = 0.25;
+
 fn curves_chart<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
@@ -386,25 +397,26 @@ where
     let title = format!("Reliability diagram (ECE {:.3})", r.expected_calibration_error);
     let mut chart =
         xy_chart(root, &title, 0f64..1.0, 0f64..1.02, ("confidence (probability of the predicted label)", "accuracy"))?;
-    let bar = colour(0);
-    let gap = colour(3);
     chart
         .draw_series(
             r.bins.iter().filter_map(|b| {
-                b.accuracy.map(|a| Rectangle::new([(b.lower, 0.0), (b.upper, a)], bar.mix(0.85).filled()))
+                b.accuracy.map(|a| Rectangle::new([(b.lower, 0.0), (b.upper, a)], ACCURACY_FILL.filled()))
             }),
         )
         .map_err(plot_err)?
         .label("accuracy of the images in the bin")
-        .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 18, y + 5)], bar.mix(0.85).filled()));
+        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 18, y + 5)], ACCURACY_FILL.filled()));
     chart
         .draw_series(r.bins.iter().filter_map(|b| match (b.accuracy, b.confidence) {
-            (Some(a), Some(c)) => Some(Rectangle::new([(b.lower, a), (b.upper, c)], gap.mix(0.35).filled())),
+            (Some(a), Some(c)) => {
+                let inset = (b.upper - b.lower) * GAP_INSET;
+                Some(Rectangle::new([(b.lower + inset, a), (b.upper - inset, c)], GAP_FILL.filled()))
+            }
             _ => None,
         }))
         .map_err(plot_err)?
         .label("gap to their mean confidence")
-        .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 18, y + 5)], gap.mix(0.35).filled()));
+        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 18, y + 5)], GAP_FILL.filled()));
     chart
         .draw_series(DashedLineSeries::new(vec![(0.0, 0.0), (1.0, 1.0)], 6, 4, RGBColor(120, 120, 120).stroke_width(1)))
         .map_err(plot_err)?
@@ -487,4 +499,102 @@ pub fn graph_reliability_diagram(e: &ClassificationEvaluation, target: Target<'_
 /// Train and test accuracy per epoch (`TransferModel::train_eval_accs`).
 pub fn graph_training_curves(train: &[f64], test: &[f64], target: Target<'_>) -> Result<()> {
     render!(target, (760, 480), training_chart, train, test)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cvtk_dataset::ScoreKind;
+
+    /// A `<rect>` of an SVG plotters wrote: its box, its fill (`None` for an
+    /// outline) and its opacity.
+    #[derive(Debug)]
+    struct Rect {
+        x: f64,
+        y: f64,
+        w: f64,
+        h: f64,
+        fill: Option<(f64, f64, f64)>,
+        opacity: f64,
+    }
+
+    fn attr<'a>(tag: &'a str, name: &str) -> &'a str {
+        let start = tag.find(&format!(" {name}=\"")).unwrap_or_else(|| panic!("no {name} in {tag}")) + name.len() + 3;
+        &tag[start..start + tag[start..].find('"').unwrap()]
+    }
+
+    /// The rects in drawing order, and how many came before the last text
+    /// (the legend's labels, drawn just before its swatches).
+    fn rects(svg: &str) -> (Vec<Rect>, usize) {
+        let (mut out, mut before_last_text) = (Vec::new(), 0);
+        for (at, _) in svg.match_indices('<') {
+            let tag = &svg[at..at + svg[at..].find('>').unwrap()];
+            if tag.starts_with("<text") {
+                before_last_text = out.len();
+            } else if tag.starts_with("<rect") {
+                let num = |n| attr(tag, n).parse::<f64>().unwrap();
+                let fill = attr(tag, "fill");
+                let hex = |i: usize| u8::from_str_radix(&fill[i..i + 2], 16).unwrap() as f64;
+                out.push(Rect {
+                    x: num("x"),
+                    y: num("y"),
+                    w: num("width"),
+                    h: num("height"),
+                    fill: (fill != "none").then(|| (hex(1), hex(3), hex(5))),
+                    opacity: num("opacity"),
+                });
+            }
+        }
+        (out, before_last_text)
+    }
+
+    /// The colour a person sees at the centre of `rects[i]`: every filled rect
+    /// over that point, drawn in order up to and including `i`, over white.
+    fn seen(rects: &[Rect], i: usize) -> (u8, u8, u8) {
+        let (px, py) = (rects[i].x + rects[i].w / 2.0, rects[i].y + rects[i].h / 2.0);
+        let mut c = (255.0, 255.0, 255.0);
+        for r in &rects[..=i] {
+            if let Some((fr, fg, fb)) = r.fill.filter(|_| px >= r.x && px <= r.x + r.w && py >= r.y && py <= r.y + r.h)
+            {
+                let a = r.opacity;
+                c = (c.0 * (1.0 - a) + fr * a, c.1 * (1.0 - a) + fg * a, c.2 * (1.0 - a) + fb * a);
+            }
+        }
+        (c.0.round() as u8, c.1.round() as u8, c.2.round() as u8)
+    }
+
+    /// Images in two bins: confidences 0.55, all right (accuracy above
+    /// confidence, the gap inside the accuracy bar), and 0.95, half wrong (the
+    /// gap above the bar).
+    fn under_and_over_confident() -> ClassificationEvaluation {
+        let (mut y, mut s) = (Vec::new(), Vec::new());
+        for _ in 0..4 {
+            y.push(0);
+            s.push(vec![0.55, 0.45]);
+        }
+        for right in [true, false, true, false] {
+            y.push(if right { 0 } else { 1 });
+            s.push(vec![0.95, 0.05]);
+        }
+        ClassificationEvaluation::new(vec!["a".into(), "b".into()], y, s, ScoreKind::Probabilities).unwrap()
+    }
+
+    #[test]
+    fn the_reliability_gap_bars_show_the_colour_of_their_legend_swatch() {
+        let mut svg = String::new();
+        graph_reliability_diagram(&under_and_over_confident(), Target::SvgString(&mut svg)).unwrap();
+        let (rects, legend_start) = rects(&svg);
+        // The legend's swatches, drawn after its labels: the accuracy bar's, then the gap's.
+        let swatches: Vec<usize> = (legend_start..rects.len()).filter(|&i| rects[i].fill.is_some()).collect();
+        assert_eq!(swatches.len(), 2, "{svg}");
+        let swatch = swatches[1];
+        let gaps: Vec<usize> = (0..legend_start)
+            .filter(|&i| rects[i].fill == rects[swatch].fill && rects[i].opacity == rects[swatch].opacity)
+            .collect();
+        assert_eq!(gaps.len(), 2, "one gap bar per non-empty bin: {rects:?}");
+        let legend = seen(&rects, swatch);
+        for i in gaps {
+            assert_eq!(seen(&rects, i), legend, "gap bar {:?} against the legend's {:?}", rects[i], rects[swatch]);
+        }
+    }
 }
