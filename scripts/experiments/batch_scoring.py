@@ -61,7 +61,7 @@ def main():
     images(OUT / "train", 400)
     model = OUT / "model"
     if not (model / "model.json").exists():
-        subprocess.run([str(CVTK), "dataset", "split", str(OUT / "train"), "--out", str(OUT / "train.json")], check=True,
+        subprocess.run([str(CVTK), "dataset", "split", str(OUT / "train"), "--out", str(OUT / "train.json"), "--overwrite"], check=True,
                        stdout=subprocess.DEVNULL)
         subprocess.run([str(CVTK), "train", str(OUT / "train.json"), "--base-model", "small-cnn", "--random-init",
                         "--epochs", "1", "--device", "cpu", "--out", str(model)], check=True, stdout=subprocess.DEVNULL)

@@ -31,16 +31,30 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let json = asked_for_json(std::env::args_os().skip(1));
     init_logging();
     // Long work shows indicatif bars on stderr (when it is a terminal).
     cvtk_dataset::progress::set_reporter(cvtk_dataset::progress::TerminalProgress);
     match commands::run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if json => {
+            // A program that asked for JSON gets its error as JSON too, on
+            // stderr, so that stdout holds only what the command printed.
+            eprintln!("{}", serde_json::json!({ "error": error_message(&e) }));
+            ExitCode::from(1)
+        }
         Err(e) => {
             eprintln!("error: {}", error_message(&e));
             ExitCode::from(1)
         }
     }
+}
+
+/// Whether the command line has `--json` as a flag: before any `--`, after
+/// which arguments are passed on (to `cvtk serve`, say). Clap has parsed it
+/// already, so a `--json` there is the flag.
+fn asked_for_json(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    args.take_while(|a| a != "--").any(|a| a == "--json")
 }
 
 /// The error and its causes on one line, each cause once: the library errors
@@ -64,5 +78,48 @@ fn error_message(e: &anyhow::Error) -> String {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    // Colour only on a terminal: a log piped to a file or another program
+    // gets plain text, not escape codes.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(ansi)
+        .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_is_asked_for_by_the_flag_before_any_double_dash() {
+        let args = |a: &[&str]| a.iter().map(std::ffi::OsString::from).collect::<Vec<_>>().into_iter();
+        assert!(asked_for_json(args(&["train", "d", "--json"])));
+        assert!(!asked_for_json(args(&["train", "d"])));
+        assert!(!asked_for_json(args(&["deploy", "create", "x", "--", "--json"])));
+    }
+
+    #[test]
+    fn train_help_states_the_defaults_the_library_uses() {
+        use clap::CommandFactory;
+        let mut cli = Cli::command();
+        let help = cli.find_subcommand_mut("train").unwrap().render_long_help().to_string();
+        let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        let schedule = cvtk_model::LrSchedule::default();
+        assert!(
+            help.contains(&format!("\"{schedule}\", the original's {}-epoch schedule", schedule.epochs())),
+            "{help}"
+        );
+        for arch in cvtk_model::Architecture::ALL {
+            let name = arch.name().trim_start_matches("efficientnet-");
+            let size = arch.default_image_size();
+            let said = help.contains(&format!("{size} for {name}"))
+                || (name.starts_with("resnet")
+                    && help.contains(&format!("{size} for efficientnet-lite0 and the resnets")))
+                || (name == "lite0" && help.contains(&format!("{size} for efficientnet-lite0")));
+            assert!(said, "--image-size's help does not give {} for {}: {help}", size, arch.name());
+        }
+    }
 }

@@ -63,9 +63,11 @@ fn exit_codes_are_1_for_runtime_errors_and_2_for_usage_errors() {
     let missing = cvtk(&["dataset", "info", "/nonexistent/cvtk"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("does not exist"));
-    let no_source = cvtk(&["sample-data", "mnist-5k", "--out", "/tmp/unused", "--data-dir", "/nonexistent"]);
+    let no_source =
+        cvtk(&["sample-data", "mnist-5k", "--out", "/tmp/unused", "--data-dir", "/nonexistent", "--no-download"]);
     assert_eq!(no_source.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&no_source.stderr).contains("fetch-sample-data.sh mnist-5k"));
+    let err = String::from_utf8_lossy(&no_source.stderr);
+    assert!(err.contains("mnist-5k is in none of /nonexistent") && err.contains("download"), "{err}");
     assert_eq!(cvtk(&["dataset", "frobnicate"]).status.code(), Some(2));
     assert_eq!(cvtk(&["sample-data", "cifar-10", "--out", "x"]).status.code(), Some(2));
     assert!(cvtk(&["--help"]).status.success());
@@ -85,7 +87,7 @@ fn train_then_predict_with_dnn_and_svm() {
     assert_eq!(trained["eval_images"], 9);
     assert!(trained["eval_accuracy"].as_f64().is_some());
     let img = data.join("red/0.png");
-    let pred = json(&cvtk(&["predict", "--model", model.to_str().unwrap(), img.to_str().unwrap(), "--json"]));
+    let pred = json(&cvtk(&["predict", "--model", model.to_str().unwrap(), img.to_str().unwrap(), "--json", "--all"]));
     assert_eq!(pred[0]["probabilities"].as_array().unwrap().len(), 3);
     let total: f64 = pred[0]["probabilities"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).sum();
     assert!((total - 1.0).abs() < 1e-4);
@@ -102,17 +104,57 @@ fn train_then_predict_with_dnn_and_svm() {
 }
 
 #[test]
-fn predict_imagenet_with_the_pretrained_default_prints_probabilities_and_logits() {
+fn predict_imagenet_prints_the_top_k_and_every_probability_only_with_all() {
     let dir = tempfile::tempdir().unwrap();
     colour_tree(dir.path(), 1);
     let img = dir.path().join("red/0.png");
     let out = json(&cvtk(&["predict", img.to_str().unwrap(), "--top", "3", "--json"]));
     assert_eq!(out[0]["top"].as_array().unwrap().len(), 3);
-    assert_eq!(out[0]["raw"].as_array().unwrap().len(), 1000);
-    assert_eq!(out[0]["raw_kind"]["kind"], "logits");
-    let top = out[0]["top"][0]["probability"].as_f64().unwrap();
-    let max = out[0]["probabilities"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).fold(0.0, f64::max);
+    assert!(out[0].get("probabilities").is_none() && out[0].get("raw").is_none(), "{}", out[0]);
+    let all = json(&cvtk(&["predict", img.to_str().unwrap(), "--top", "3", "--json", "--all"]));
+    assert_eq!(all[0]["top"], out[0]["top"]);
+    assert_eq!(all[0]["raw"].as_array().unwrap().len(), 1000);
+    assert_eq!(all[0]["raw_kind"]["kind"], "logits");
+    let top = all[0]["top"][0]["probability"].as_f64().unwrap();
+    let max = all[0]["probabilities"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).fold(0.0, f64::max);
     assert_eq!(top, max, "the top label is the most probable");
+    let zero = cvtk(&["predict", img.to_str().unwrap(), "--top", "0"]);
+    assert_eq!(zero.status.code(), Some(2), "--top 0 would print nothing: a usage error");
+    assert_eq!(cvtk(&["predict", img.to_str().unwrap(), "--all"]).status.code(), Some(1), "--all without --json");
+}
+
+#[test]
+fn predict_takes_folders_and_a_bad_file_is_a_row_with_an_error_while_the_others_are_classified() {
+    let dir = tempfile::tempdir().unwrap();
+    colour_tree(dir.path(), 2);
+    std::fs::write(dir.path().join("green/broken.png"), b"not a png").unwrap();
+    let missing = dir.path().join("missing.png");
+    let (red, green) = (dir.path().join("red"), dir.path().join("green"));
+    let out = cvtk(&[
+        "predict",
+        red.to_str().unwrap(),
+        green.to_str().unwrap(),
+        missing.to_str().unwrap(),
+        "--top",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "a failed image makes the run fail, after the others");
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the rows are printed as JSON");
+    let rows = rows.as_array().unwrap();
+    let images: Vec<&str> = rows.iter().map(|r| r["image"].as_str().unwrap()).collect();
+    assert_eq!(images.len(), 6, "2 red, 2 green + the broken one, the missing one: {images:?}");
+    assert!(images[..2].iter().all(|i| i.contains("/red/")) && images[5] == missing.to_str().unwrap(), "{images:?}");
+    for r in rows {
+        let bad = r["image"].as_str().unwrap().ends_with("broken.png") || r["image"] == missing.to_str().unwrap();
+        assert_eq!(r.get("error").is_some(), bad, "{r}");
+        assert_eq!(r["top"].as_array().unwrap().len(), if bad { 0 } else { 1 }, "{r}");
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("2 of 6 images could not be classified"), "{stderr}");
+    let text = cvtk(&["predict", green.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(stdout.contains("broken.png\n  error: ") && stdout.matches('%').count() == 2 * 5, "{stdout}");
 }
 
 #[test]
@@ -134,7 +176,8 @@ fn train_and_predict_errors_say_what_to_do() {
     let out = cvtk(&["predict", "--model", d, &format!("{d}/red/0.png")]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("no model.json"));
     let out = cvtk(&["predict", "/nonexistent.png"]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("/nonexistent.png\n  error: "));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1 of 1 images could not be classified"));
     assert_eq!(cvtk(&["train", d, "--classifier", "tree", "--out", "x"]).status.code(), Some(2));
 }
 
@@ -178,7 +221,7 @@ fn evaluate_prints_metrics_and_writes_the_report() {
 fn augment_writes_copies_and_train_takes_a_pipeline() {
     let dir = tempfile::tempdir().unwrap();
     let (_, manifest) = split_colours(dir.path());
-    let pipeline = concat!(env!("CARGO_MANIFEST_DIR"), "/../../sample_data/pipelines/flip_crop.json");
+    let pipeline = "flip_crop"; // built in: works from any folder
     let out = dir.path().join("aug");
     let summary = json(&cvtk(&[
         "augment",
@@ -205,12 +248,24 @@ fn augment_writes_copies_and_train_takes_a_pipeline() {
     };
     assert_eq!(paths(&augmented), paths(&original), "the test part is not the originals' test part");
     assert_eq!(augmented.train().unwrap().len(), 18);
+    // A fix made on the augmented manifest survives augmenting again into the same folder.
+    let mut fixed = augmented.clone();
+    let copy = fixed.images().iter().find(|i| i.path.to_string_lossy().contains("_aug0")).unwrap().id;
+    fixed.set_excluded(copy, true).unwrap();
+    fixed.to_manifest(summary["manifest"].as_str().unwrap()).unwrap();
+    let args =
+        ["augment", manifest.to_str().unwrap(), "--pipeline", pipeline, "--out", out.to_str().unwrap(), "--json"];
+    let again = json(&cvtk(&args));
+    assert_eq!(again["kept_fixes"], serde_json::json!({ "relabelled": 0, "excluded": 1 }), "{again}");
+    let reread = cvtk_dataset::ClassificationDataset::from_manifest(summary["manifest"].as_str().unwrap()).unwrap();
+    assert_eq!(reread.excluded().len(), 1, "the exclusion was dropped");
     let test_part =
         cvtk(&["augment", manifest.to_str().unwrap(), "--pipeline", pipeline, "--part", "test", "--out", "z"]);
     assert_eq!(test_part.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&test_part.stderr).contains("never augmented"));
 
-    let photo = concat!(env!("CARGO_MANIFEST_DIR"), "/../../sample_data/pipelines/photo.toml");
+    // A pipeline file, here the built-in `photo`'s own.
+    let photo = concat!(env!("CARGO_MANIFEST_DIR"), "/../cvtk-augment/pipelines/photo.toml");
     let model = dir.path().join("model");
     let trained = train_small_cnn(&manifest, &model, 2, &["--augment", photo]);
     assert_eq!(trained["history"].as_array().unwrap().len(), 2);
@@ -218,6 +273,13 @@ fn augment_writes_copies_and_train_takes_a_pipeline() {
     let svm = cvtk(&["train", manifest.to_str().unwrap(), "--classifier", "svm", "--augment", photo, "--out", "x"]);
     assert_eq!(svm.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&svm.stderr).contains("cvtk augment"));
+    let unknown = cvtk(&["augment", manifest.to_str().unwrap(), "--pipeline", "flip_crop2", "--out", "w"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        err.contains("flip_crop2: no such file, nor a built-in pipeline") && err.contains("flip_crop, photo"),
+        "{err}"
+    );
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, r#"{"type": "Fliplr", "p": 2}"#).unwrap();
     let refused = cvtk(&["augment", manifest.to_str().unwrap(), "--pipeline", bad.to_str().unwrap(), "--out", "y"]);
@@ -259,6 +321,20 @@ fn dataset_collect_copies_folders_reports_duplicates_and_needs_an_endpoint_for_t
     // Again: nothing new.
     let v = json(&cvtk(&args));
     assert_eq!((v["report"]["added"].as_array().unwrap().len(), v["report"]["already_there"].as_u64()), (0, Some(7)));
+    // Fixes made in `cvtk annotate` (here through the library, as the page does) survive another run.
+    let mut fixed = ds.clone();
+    let (first, second) = (fixed.images()[0].id, fixed.images()[1].id);
+    let reddish = fixed.label_index("reddish").unwrap();
+    fixed.set_label(first, reddish).unwrap();
+    fixed.set_excluded(second, true).unwrap();
+    fixed.to_manifest(&manifest).unwrap();
+    let v = json(&cvtk(&args));
+    assert_eq!(v["kept_fixes"], serde_json::json!({ "relabelled": 1, "excluded": 1 }), "{v}");
+    let again = cvtk_dataset::ClassificationDataset::from_manifest(&manifest).unwrap();
+    let path_of = |d: &cvtk_dataset::ClassificationDataset, id: u64| d.any_image(id).unwrap().path.clone();
+    let relabelled = again.images().iter().find(|i| i.path == path_of(&fixed, first)).unwrap();
+    assert_eq!(again.label_names()[relabelled.label()], "reddish");
+    assert!(again.excluded().iter().any(|i| i.path == path_of(&fixed, second)), "the exclusion was dropped");
 
     std::fs::write(&queries, r#"{"cup": ["red cup"]}"#).unwrap();
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_cvtk"))
@@ -411,4 +487,57 @@ fn a_stratified_split_puts_every_label_in_both_parts_or_refuses_and_train_refuse
     assert_eq!(train.status.code(), Some(1), "{err}");
     assert!(err.contains("no training image") && err.contains("--stratify"), "{err}");
     assert!(!dir.path().join("model").exists());
+}
+
+#[test]
+fn dataset_info_does_not_vouch_for_a_manifest_whose_images_are_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, manifest) = split_colours(dir.path());
+    let m = manifest.to_str().unwrap();
+    assert!(cvtk(&["dataset", "info", m]).status.success());
+    std::fs::rename(&data, dir.path().join("moved")).unwrap();
+    let out = cvtk(&["dataset", "info", m]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("18 images") && err.contains("missing") && err.contains("moved or deleted"), "{err}");
+    assert!(out.stdout.is_empty(), "nothing vouched for: {}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
+fn errors_under_json_are_json_on_stderr_and_stdout_stays_empty() {
+    let out = cvtk(&["dataset", "info", "/nonexistent/cvtk", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let err: serde_json::Value = serde_json::from_slice(&out.stderr).expect("the error is JSON");
+    assert!(err["error"].as_str().unwrap().contains("does not exist"), "{err}");
+    let plain = cvtk(&["dataset", "info", "/nonexistent/cvtk"]);
+    assert!(String::from_utf8_lossy(&plain.stderr).starts_with("error: "));
+}
+
+#[test]
+fn warnings_piped_to_a_file_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    colour_tree(dir.path(), 2);
+    // A label with a single image: split warns that it cannot be in both parts.
+    std::fs::remove_file(dir.path().join("red/1.png")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cvtk"))
+        .args(["dataset", "split", dir.path().to_str().unwrap(), "--stratify", "--out"])
+        .arg(dir.path().join("m.json"))
+        .env("RUST_LOG", "warn")
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("WARN") && err.contains("single image"), "{err}");
+    assert!(!err.contains('\u{1b}'), "escape codes in a pipe: {err:?}");
+}
+
+#[test]
+fn a_missing_model_folder_is_called_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    colour_tree(dir.path(), 1);
+    let img = dir.path().join("red/0.png");
+    let out = cvtk(&["predict", "--model", "/nonexistent/model", img.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/model: does not exist") && !err.contains("not a folder"), "{err}");
 }

@@ -39,6 +39,15 @@ impl ImageInfo {
     }
 }
 
+/// What [`ClassificationDataset::keep_fixes_from`] carried over.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct KeptFixes {
+    /// Images given the earlier manifest's label instead of their folder's.
+    pub relabelled: usize,
+    /// Images kept excluded.
+    pub excluded: usize,
+}
+
 /// Why a file found while scanning did not become part of the dataset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -431,6 +440,12 @@ impl ClassificationDataset {
         &self.images
     }
 
+    /// The images whose file is not there (any more): a manifest whose
+    /// folder was moved or deleted, say. Only checks that each file exists.
+    pub fn missing_images(&self) -> Vec<&ImageInfo> {
+        self.images.iter().filter(|i| !i.path.is_file()).collect()
+    }
+
     /// Mutable access to the images, for relabelling.
     pub fn images_mut(&mut self) -> &mut [ImageInfo] {
         &mut self.images
@@ -574,6 +589,35 @@ impl ClassificationDataset {
             return Ok(());
         }
         self.any_image_mut(id).map(|_| ())
+    }
+
+    /// Carries the fixes a person made in `earlier` (a manifest of the same
+    /// images, edited in `cvtk annotate`) over to this dataset: each image
+    /// both hold (by resolved path) gets `earlier`'s label, labels it added
+    /// included, and stays excluded when it was. What a command that writes a
+    /// manifest afresh over an existing one calls, so that no fix is lost.
+    pub fn keep_fixes_from(&mut self, earlier: &ClassificationDataset) -> Result<KeptFixes> {
+        let key = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let ids: std::collections::HashMap<PathBuf, u64> =
+            self.images.iter().chain(&self.excluded).map(|i| (key(&i.path), i.id)).collect();
+        let names = earlier.label_names();
+        let mut kept = KeptFixes::default();
+        let all = earlier.images().iter().map(|i| (i, false)).chain(earlier.excluded().iter().map(|i| (i, true)));
+        for (img, excluded) in all {
+            let Some(&id) = ids.get(&key(&img.path)) else { continue };
+            if let Some(name) = names.get(img.label()) {
+                let label = self.add_label(name)?;
+                if self.any_image(id).map(ImageInfo::label) != Some(label) {
+                    self.set_label(id, label)?;
+                    kept.relabelled += 1;
+                }
+            }
+            if excluded && self.is_excluded(id) == Some(false) {
+                self.set_excluded(id, true)?;
+                kept.excluded += 1;
+            }
+        }
+        Ok(kept)
     }
 
     /// Adds a label with no images yet, keeping labels sorted by name (label

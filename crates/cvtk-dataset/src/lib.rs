@@ -57,7 +57,9 @@ mod split;
 mod storage;
 mod summary;
 
-pub use dataset::{check_label_name, ClassificationDataset, ImageInfo, Label, ScanOptions, SkipKind, Skipped};
+pub use dataset::{
+    check_label_name, ClassificationDataset, ImageInfo, KeptFixes, Label, ScanOptions, SkipKind, Skipped,
+};
 pub use error::{Error, Result};
 pub use fsutil::{paths_overlap, sync_dir, sync_file, write_atomic, write_atomic_private, write_json_atomic};
 pub use loader::{

@@ -14,7 +14,8 @@ pub struct Args {
     /// A folder per label, or a manifest. With a split, only training images are augmented: the copies
     /// join the training part, and the test part stays as it was.
     dataset: PathBuf,
-    /// Pipeline file, JSON or TOML (repeat for one copy per pipeline per image).
+    /// Pipeline file, JSON or TOML, or a built-in pipeline: flip_crop, photo (repeat for one copy per
+    /// pipeline per image).
     #[arg(long = "pipeline", required = true)]
     pipelines: Vec<PathBuf>,
     /// `train`: what happens anyway with a split (kept for scripts that pass it; it needs a split).
@@ -42,6 +43,8 @@ struct Summary {
     images: usize,
     out: PathBuf,
     manifest: PathBuf,
+    /// Fixes carried over from the manifest an earlier run left there.
+    kept_fixes: cvtk_dataset::KeptFixes,
 }
 
 /// Runs `cvtk augment`.
@@ -49,7 +52,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let pipelines = args
         .pipelines
         .iter()
-        .map(|p| Pipeline::from_file(p).with_context(|| format!("reading pipeline {}", p.display())))
+        .map(|p| Pipeline::open(p).with_context(|| format!("reading pipeline {}", p.display())))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let dataset = cvtk_dataset::ClassificationDataset::open(&args.dataset)?;
     match (args.part, dataset.split_info()) {
@@ -63,16 +66,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ),
         _ => {}
     }
-    let augmented = augment_dataset_into(&dataset, &pipelines, &args.out, args.seed)?;
+    let mut augmented = augment_dataset_into(&dataset, &pipelines, &args.out, args.seed)?;
     let manifest = args.manifest.clone().unwrap_or_else(|| args.out.join("manifest.json"));
-    augmented.to_manifest(&manifest)?;
+    // Held from reading an earlier run's manifest to writing this one.
+    let lock = cvtk_dataset::ManifestLock::acquire(&manifest)?;
+    let mut kept = cvtk_dataset::KeptFixes::default();
+    if manifest.exists() {
+        // Fixes made in `cvtk annotate` on an earlier run's manifest stay.
+        let earlier = cvtk_dataset::ClassificationDataset::from_manifest(&manifest)
+            .with_context(|| format!("reading the earlier manifest {} to keep its fixes", manifest.display()))?;
+        kept = augmented.keep_fixes_from(&earlier)?;
+    }
+    augmented.to_manifest_locked(&lock)?;
     let summary = Summary {
         originals: dataset.len(),
         copies: augmented.len().saturating_sub(dataset.len()),
         images: augmented.len(),
         out: args.out,
         manifest,
+        kept_fixes: kept,
     };
+    if kept.relabelled + kept.excluded > 0 && !args.json {
+        println!("kept the fixes of the earlier manifest: {} relabelled, {} excluded", kept.relabelled, kept.excluded);
+    }
     if args.json {
         return print_json(&summary);
     }

@@ -175,6 +175,18 @@ fn open(path: &std::path::Path, quick: bool) -> anyhow::Result<ClassificationDat
 
 fn info(a: InfoArgs) -> anyhow::Result<()> {
     let ds = open(&a.dataset, a.quick)?;
+    // A manifest only names its images: say so when they are gone.
+    let missing = ds.missing_images();
+    if let Some(first) = missing.first() {
+        anyhow::bail!(
+            "{} of the {} images {} names are missing (the first: {}): was their folder moved or deleted? Put it \
+             back, or make a manifest of where the images are now: cvtk dataset split FOLDER --out MANIFEST",
+            missing.len(),
+            ds.len(),
+            a.dataset.display(),
+            first.path.display()
+        );
+    }
     let s = ds.summary();
     if a.json {
         print_json(&s)
@@ -235,12 +247,26 @@ fn collect(a: CollectArgs) -> anyhow::Result<()> {
         allow_http_search: a.allow_http_search,
         ..CollectOptions::default()
     };
-    let (ds, report) = ClassificationDataset::create_from_queries_into(&a.queries, &a.out, &options)?;
+    let (mut ds, report) = ClassificationDataset::create_from_queries_into(&a.queries, &a.out, &options)?;
+    let mut kept = cvtk_dataset::KeptFixes::default();
     if let Some(m) = &a.manifest {
-        ds.to_manifest(m).with_context(|| format!("writing the manifest {}", m.display()))?;
+        // Held from reading the earlier manifest to writing the new one.
+        let lock = cvtk_dataset::ManifestLock::acquire(m)?;
+        if m.exists() {
+            // Fixes made in `cvtk annotate` on an earlier run's manifest stay.
+            let earlier = ClassificationDataset::from_manifest(m)
+                .with_context(|| format!("reading the earlier manifest {} to keep its fixes", m.display()))?;
+            kept = ds.keep_fixes_from(&earlier)?;
+        }
+        ds.to_manifest_locked(&lock).with_context(|| format!("writing the manifest {}", m.display()))?;
     }
     if a.json {
-        return print_json(&serde_json::json!({ "out": a.out, "manifest": a.manifest, "report": report }));
+        return print_json(
+            &serde_json::json!({ "out": a.out, "manifest": a.manifest, "kept_fixes": kept, "report": report }),
+        );
+    }
+    if kept.relabelled + kept.excluded > 0 {
+        println!("kept the fixes of the earlier manifest: {} relabelled, {} excluded", kept.relabelled, kept.excluded);
     }
     println!(
         "collected into {}: {} new, {} already there, {} duplicates dropped, {} failed",

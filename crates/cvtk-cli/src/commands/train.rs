@@ -78,8 +78,8 @@ pub struct Args {
     /// computes the SVM's features; fine-tuning itself runs on torch.
     #[command(flatten)]
     engine: EngineArgs,
-    /// Learning rate per epoch, comma-separated, with Python-like repeats:
-    /// "0.05*7,0.005*7,0.0005" (the original's default) is 15 epochs.
+    /// Learning rate per epoch, comma-separated, with Python-like repeats. Without it or --epochs:
+    /// "0.05*7,0.005*7,0.0005", the original's 15-epoch schedule.
     #[arg(long)]
     lr_per_mb: Option<LrSchedule>,
     /// Epochs at --lr, the last third at a tenth of it (instead of --lr-per-mb).
@@ -91,7 +91,8 @@ pub struct Args {
     /// Minibatch size.
     #[arg(long, default_value_t = 32)]
     mb_size: usize,
-    /// Input size in pixels (square); default: the network's own.
+    /// Input size in pixels (square). Default: the network's own: 224 for efficientnet-lite0 and the
+    /// resnets, 240 for lite1, 260 for lite2, 28 for small-cnn.
     #[arg(long)]
     image_size: Option<u32>,
     /// Train only the new head.
@@ -120,7 +121,8 @@ pub struct Args {
     /// The fraction of training images --calibrate holds out.
     #[arg(long, default_value_t = 0.1, requires = "calibrate")]
     calibration_fraction: f64,
-    /// Augment training images on the fly with this pipeline (JSON or TOML; see `cvtk augment`).
+    /// Augment training images on the fly with this pipeline: a JSON or TOML file, or a built-in one
+    /// (flip_crop, photo; see `cvtk augment`).
     #[arg(long)]
     augment: Option<PathBuf>,
     /// SVM regularisation C.
@@ -232,9 +234,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             };
             let quiet = args.json;
             let augmentation = match &args.augment {
-                Some(p) => {
-                    Some(Arc::new(cvtk_augment::Pipeline::from_file(p)?) as Arc<dyn cvtk_dataset::ImageTransform>)
-                }
+                Some(p) => Some(Arc::new(cvtk_augment::Pipeline::open(p)?) as Arc<dyn cvtk_dataset::ImageTransform>),
                 None => None,
             };
             let cfg = TrainConfig {
