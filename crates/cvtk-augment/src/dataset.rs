@@ -88,6 +88,46 @@ pub fn augment_dataset_into(
     Ok(result)
 }
 
+/// Keeps the augmented copies that a person excluded in `earlier` (the
+/// manifest an earlier run wrote into `out`, edited in `cvtk annotate`)
+/// excluded in `augmented`, this run's dataset for `out`. Only exclusions of
+/// copies are carried over: the originals' labels and exclusions come from
+/// the input manifest, which may have been fixed since, and a copy takes its
+/// original's label. Returns `(copies kept excluded, copies whose label in
+/// earlier differs from the one they have now)`, the latter for a note.
+pub fn keep_excluded_copies(
+    augmented: &mut ClassificationDataset,
+    earlier: &ClassificationDataset,
+    out: &Path,
+) -> Result<(usize, usize)> {
+    let key = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let out = key(out);
+    let copies: std::collections::HashMap<PathBuf, u64> = augmented
+        .images()
+        .iter()
+        .chain(augmented.excluded())
+        .map(|i| (key(&i.path), i.id))
+        .filter(|(path, _)| path.starts_with(&out))
+        .collect();
+    let names = earlier.label_names();
+    let now = augmented.label_names();
+    let (mut excluded, mut relabelled) = (0, 0);
+    for (img, was_excluded) in
+        earlier.images().iter().map(|i| (i, false)).chain(earlier.excluded().iter().map(|i| (i, true)))
+    {
+        let Some(&id) = copies.get(&key(&img.path)) else { continue };
+        let then = names.get(img.label());
+        if augmented.any_image(id).and_then(|i| now.get(i.label())) != then {
+            relabelled += 1;
+        }
+        if was_excluded && augmented.is_excluded(id) == Some(false) {
+            augmented.set_excluded(id, true)?;
+            excluded += 1;
+        }
+    }
+    Ok((excluded, relabelled))
+}
+
 /// A file-name-safe version of a label or dataset name.
 fn sanitize(name: &str) -> String {
     let s: String =

@@ -43,7 +43,7 @@ use image::RgbImage;
 use rand_chacha::ChaCha8Rng;
 
 pub use color::{Add, AdditiveGaussianNoise, GaussianBlur, Grayscale, LinearContrast, Multiply};
-pub use dataset::{augment_dataset, augment_dataset_into};
+pub use dataset::{augment_dataset, augment_dataset_into, keep_excluded_copies};
 pub use error::{Error, Result};
 pub use geometry::{Affine, Crop, FillMode, Fliplr, Flipud, Pad, Resize, Rotate};
 pub use meta::{OneOf, Sequential, SomeOf, Sometimes};

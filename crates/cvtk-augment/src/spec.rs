@@ -147,11 +147,11 @@ impl Pipeline {
         Some(if text.trim_start().starts_with('{') { Self::from_json(text) } else { Self::from_toml(text) })
     }
 
-    /// A pipeline file, or, when no such file exists and `spec` is one of
+    /// A pipeline file, or, when there is no such file and `spec` is one of
     /// [`Self::BUILTIN`]'s names, that built-in pipeline: what `--pipeline`
     /// and `--augment` take, so `flip_crop` works from any folder.
     pub fn open(spec: &Path) -> Result<Self> {
-        if spec.exists() {
+        if spec.is_file() {
             return Self::from_file(spec);
         }
         if let Some(builtin) = spec.to_str().and_then(Self::builtin) {

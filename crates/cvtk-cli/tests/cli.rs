@@ -128,6 +128,8 @@ fn predict_takes_folders_and_a_bad_file_is_a_row_with_an_error_while_the_others_
     let dir = tempfile::tempdir().unwrap();
     colour_tree(dir.path(), 2);
     std::fs::write(dir.path().join("green/broken.png"), b"not a png").unwrap();
+    // A hidden file (macOS's ._ files) is no image of the folder's: skipped, as dataset scans skip it.
+    std::fs::write(dir.path().join("green/._0.png"), b"resource fork").unwrap();
     let missing = dir.path().join("missing.png");
     let (red, green) = (dir.path().join("red"), dir.path().join("green"));
     let out = cvtk(&[
@@ -255,10 +257,22 @@ fn augment_writes_copies_and_train_takes_a_pipeline() {
     fixed.to_manifest(summary["manifest"].as_str().unwrap()).unwrap();
     let args =
         ["augment", manifest.to_str().unwrap(), "--pipeline", pipeline, "--out", out.to_str().unwrap(), "--json"];
+    // Meanwhile an original is relabelled in the input manifest: that fix is newer, and wins.
+    let mut input = cvtk_dataset::ClassificationDataset::from_manifest(&manifest).unwrap();
+    let original = input.train().unwrap().images()[0].clone();
+    let other = (original.label() + 1) % input.labels().len();
+    input.set_label(original.id, other).unwrap();
+    input.to_manifest(&manifest).unwrap();
     let again = json(&cvtk(&args));
-    assert_eq!(again["kept_fixes"], serde_json::json!({ "relabelled": 0, "excluded": 1 }), "{again}");
+    assert_eq!(again["excluded_copies_kept"], 1, "{again}");
     let reread = cvtk_dataset::ClassificationDataset::from_manifest(summary["manifest"].as_str().unwrap()).unwrap();
     assert_eq!(reread.excluded().len(), 1, "the exclusion was dropped");
+    let relabelled = reread.images().iter().find(|i| i.path == original.path).unwrap();
+    assert_eq!(
+        reread.label_names()[relabelled.label()],
+        input.label_names()[other],
+        "the input's newer label was overwritten by the earlier output's"
+    );
     let test_part =
         cvtk(&["augment", manifest.to_str().unwrap(), "--pipeline", pipeline, "--part", "test", "--out", "z"]);
     assert_eq!(test_part.status.code(), Some(1));
@@ -500,7 +514,12 @@ fn dataset_info_does_not_vouch_for_a_manifest_whose_images_are_gone() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("18 images") && err.contains("missing") && err.contains("moved or deleted"), "{err}");
-    assert!(out.stdout.is_empty(), "nothing vouched for: {}", String::from_utf8_lossy(&out.stdout));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("MISSING: 18 of the 18 images"), "the summary says so too: {text}");
+    let listed = cvtk(&["dataset", "info", m, "--json"]);
+    assert_eq!(listed.status.code(), Some(1));
+    let summary: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(summary["missing_images"], 18, "{summary}");
 }
 
 #[test]

@@ -136,6 +136,10 @@ fn bring(m: &Machine) {
     let csv = repo().join("sample_data/downloads/mnist_5k.csv.gz");
     assert!(csv.is_file(), "{} missing: run `make setup`", csv.display());
     std::fs::copy(&csv, data.join("mnist_5k.csv.gz")).unwrap();
+    // The tour finds it there, in HOME, not in the checkout (which the program also searches).
+    let probe = m.run(&["sample-data", "mnist-5k", "--out", "probe", "--per-class", "1", "--json"].map(String::from));
+    let probe: serde_json::Value = serde_json::from_slice(&probe.stdout).unwrap();
+    assert_eq!(probe["data_dir"], data.to_str().unwrap(), "{probe}");
 
     // A photo (a real one when the venv has scikit-image's, else a drawn one) and a folder of them.
     let skimage = std::fs::read_dir(repo().join(".venv/lib"))

@@ -17,6 +17,8 @@ use crate::{Error, Result};
 /// raised to the package's size), checks its SHA-256 and writes its members
 /// into `data_dir` (each atomically: an interrupted run leaves no half file
 /// that a later run would take for the data). Returns the files written.
+/// Blocks until done (it runs its own small runtime): call it from a
+/// blocking thread, not from async code.
 pub fn fetch_sample(download: &Download, data_dir: &Path, policy: FetchPolicy) -> Result<Vec<PathBuf>> {
     let failed = |reason: String| Error::Download { url: download.url.clone(), reason };
     let policy = FetchPolicy { max_bytes: policy.max_bytes.max(download.bytes + (1 << 20)), ..policy };

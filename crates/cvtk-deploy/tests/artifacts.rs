@@ -225,6 +225,19 @@ fn fake_tool(dir: &Path, name: &str, script: &str) -> String {
 }
 
 #[test]
+fn the_base_image_recipe_names_the_suite_and_the_builders_import() {
+    let podman = base_image_recipe(DEFAULT_BASE_IMAGE, "podman");
+    assert!(podman.contains("mmdebstrap --variant=minbase bookworm") && podman.contains("podman import"), "{podman}");
+    assert!(podman.contains("mktemp") && !podman.contains("/tmp/"), "a fixed name in /tmp: {podman}");
+    let docker = base_image_recipe("localhost/debian-base:trixie", "docker");
+    assert!(
+        docker.contains("minbase trixie") && docker.contains("docker import") && !docker.contains("podman"),
+        "{docker}"
+    );
+    assert!(docker.ends_with(" localhost/debian-base:trixie; rm -rf \"$t\""), "{docker}");
+}
+
+#[test]
 fn a_build_that_cannot_happen_is_an_error_that_says_why_before_anything_is_written() {
     let tmp = tempfile::tempdir().unwrap();
     let model = model_dir(tmp.path());
@@ -242,7 +255,7 @@ fn a_build_that_cannot_happen_is_an_error_that_says_why_before_anything_is_writt
     let podman = fake_tool(tmp.path(), "podman", "[ \"$1\" = info ] && exit 0; exit 1");
     let no_base = build(&podman, "c3");
     assert!(
-        no_base.contains(DEFAULT_BASE_IMAGE) && no_base.contains(&base_image_recipe(DEFAULT_BASE_IMAGE)),
+        no_base.contains(DEFAULT_BASE_IMAGE) && no_base.contains(&base_image_recipe(DEFAULT_BASE_IMAGE, "podman")),
         "{no_base}"
     );
     assert!(!no_base.contains("scripts/"), "a script of the checkout, which an installed cvtk lacks: {no_base}");

@@ -110,10 +110,13 @@ impl TrainingImages {
     }
 
     /// The ids of `dataset`'s images that are among these, in dataset order:
-    /// the same resolved path, or the same size and digest (only files of a
-    /// size some training image has are read).
+    /// the same size and digest (only files of a size some training image
+    /// has are read), or, for a training image recorded without a digest,
+    /// the same resolved path. A file whose content changed since training
+    /// is not the image trained on.
     pub fn find_in(&self, dataset: &ClassificationDataset) -> Vec<u64> {
-        let paths: HashSet<&Path> = self.images.iter().map(|i| i.path.as_path()).collect();
+        let paths: HashSet<&Path> =
+            self.images.iter().filter(|i| i.content.is_none()).map(|i| i.path.as_path()).collect();
         let mut by_size: HashMap<u64, HashSet<Digest>> = HashMap::new();
         for (bytes, digest) in self.images.iter().filter_map(|i| i.content) {
             by_size.entry(bytes).or_default().insert(digest);
@@ -326,6 +329,10 @@ mod tests {
             file("other/d.png", b"ddddd"),
         ];
         assert_eq!(back.find_in(&dataset(&evaluated)), [0, 1]);
+        // A training file rewritten since, with other bytes, is not what was trained on.
+        std::fs::write(&a, b"zzzz").unwrap();
+        assert_eq!(back.find_in(&dataset(&[a.clone(), b.clone()])), [1]);
+        std::fs::write(&a, b"aaaa").unwrap();
         // A record of an earlier training is kept when training again.
         let mut all = back.clone();
         all.extend(TrainingImages::of(&dataset(&[a, evaluated[2].clone()])));

@@ -197,10 +197,16 @@ impl ScoreInput {
 }
 
 /// The images under `root`, recursively, in path order: `(path, path
-/// relative to root)`.
+/// relative to root)`. Hidden files and folders (a name starting with `.`:
+/// macOS's `._` files, cvtk's own temporary files) are skipped, as the
+/// dataset scanner skips them.
 fn walk(root: &Path) -> impl Iterator<Item = Result<(String, String)>> {
     let root = root.to_path_buf();
-    let walk = walkdir::WalkDir::new(&root).follow_links(true).sort_by_file_name().into_iter();
+    let walk = walkdir::WalkDir::new(&root)
+        .follow_links(true)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
     walk.filter_map(move |e| match e {
         Ok(e) if e.file_type().is_file() && cvtk_dataset::decode::has_image_extension(e.path()) => {
             let key = e.path().strip_prefix(&root).unwrap_or(e.path()).to_string_lossy().into_owned();

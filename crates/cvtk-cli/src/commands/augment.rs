@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use cvtk_augment::{augment_dataset_into, Pipeline};
+use cvtk_augment::{augment_dataset_into, keep_excluded_copies, Pipeline};
 use serde::Serialize;
 
 use crate::output::print_json;
@@ -43,8 +43,8 @@ struct Summary {
     images: usize,
     out: PathBuf,
     manifest: PathBuf,
-    /// Fixes carried over from the manifest an earlier run left there.
-    kept_fixes: cvtk_dataset::KeptFixes,
+    /// Copies excluded in the manifest an earlier run left there, kept excluded.
+    excluded_copies_kept: usize,
 }
 
 /// Runs `cvtk augment`.
@@ -70,12 +70,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let manifest = args.manifest.clone().unwrap_or_else(|| args.out.join("manifest.json"));
     // Held from reading an earlier run's manifest to writing this one.
     let lock = cvtk_dataset::ManifestLock::acquire(&manifest)?;
-    let mut kept = cvtk_dataset::KeptFixes::default();
+    let (mut excluded_copies, mut relabelled_copies) = (0, 0);
     if manifest.exists() {
-        // Fixes made in `cvtk annotate` on an earlier run's manifest stay.
+        // Copies a person excluded in an earlier run's manifest stay excluded.
         let earlier = cvtk_dataset::ClassificationDataset::from_manifest(&manifest)
             .with_context(|| format!("reading the earlier manifest {} to keep its fixes", manifest.display()))?;
-        kept = augmented.keep_fixes_from(&earlier)?;
+        (excluded_copies, relabelled_copies) = keep_excluded_copies(&mut augmented, &earlier, &args.out)?;
     }
     augmented.to_manifest_locked(&lock)?;
     let summary = Summary {
@@ -84,10 +84,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         images: augmented.len(),
         out: args.out,
         manifest,
-        kept_fixes: kept,
+        excluded_copies_kept: excluded_copies,
     };
-    if kept.relabelled + kept.excluded > 0 && !args.json {
-        println!("kept the fixes of the earlier manifest: {} relabelled, {} excluded", kept.relabelled, kept.excluded);
+    if relabelled_copies > 0 {
+        tracing::warn!(
+            "{relabelled_copies} copies had another label in the earlier {}; a copy takes its original's label from \
+             {}: relabel originals there",
+            summary.manifest.display(),
+            args.dataset.display()
+        );
+    }
+    if excluded_copies > 0 && !args.json {
+        println!("kept {excluded_copies} copies excluded, as the earlier manifest had them");
     }
     if args.json {
         return print_json(&summary);

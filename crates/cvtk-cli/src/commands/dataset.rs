@@ -175,8 +175,24 @@ fn open(path: &std::path::Path, quick: bool) -> anyhow::Result<ClassificationDat
 
 fn info(a: InfoArgs) -> anyhow::Result<()> {
     let ds = open(&a.dataset, a.quick)?;
-    // A manifest only names its images: say so when they are gone.
+    // A manifest only names its images: say so when they are gone (the
+    // summary still shows what it names, and the run fails after it).
     let missing = ds.missing_images();
+    let s = ds.summary();
+    if a.json {
+        let mut out = serde_json::to_value(&s)?;
+        out["missing_images"] = missing.len().into();
+        out["missing"] = missing.iter().take(20).map(|i| i.path.display().to_string()).collect();
+        print_json(&out)?;
+    } else {
+        print_summary(&s);
+        if !missing.is_empty() {
+            println!("  MISSING: {} of the {} images are not where the manifest says", missing.len(), ds.len());
+            for i in missing.iter().take(5) {
+                println!("    {}", i.path.display());
+            }
+        }
+    }
     if let Some(first) = missing.first() {
         anyhow::bail!(
             "{} of the {} images {} names are missing (the first: {}): was their folder moved or deleted? Put it \
@@ -187,13 +203,7 @@ fn info(a: InfoArgs) -> anyhow::Result<()> {
             first.path.display()
         );
     }
-    let s = ds.summary();
-    if a.json {
-        print_json(&s)
-    } else {
-        print_summary(&s);
-        Ok(())
-    }
+    Ok(())
 }
 
 fn split(a: SplitArgs) -> anyhow::Result<()> {

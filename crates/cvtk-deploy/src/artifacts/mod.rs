@@ -27,18 +27,25 @@ pub use builder::CANDIDATES as CONTAINER_TOOLS;
 pub const DEFAULT_BASE_IMAGE: &str = "localhost/debian-base:bookworm";
 
 /// The shell commands that make `image`, a `localhost/...:SUITE` base image,
-/// from Debian's packages, in any folder, as root: what
+/// from Debian's packages, in any folder, for `tool` (the container tool
+/// that builds: `podman`, `buildah` or `docker`): what
 /// `scripts/make-base-image.sh` does, for users who have only the cvtk
-/// program. The tag names the Debian suite (bookworm unless it names one).
-pub fn base_image_recipe(image: &str) -> String {
+/// program. Installing the two tools needs root; the image is made by the
+/// user who builds, since podman and buildah keep images per user
+/// (mmdebstrap then works without root, in a user namespace). The tag names
+/// the Debian suite (bookworm unless it is one word of lowercase letters).
+/// One command a line.
+pub fn base_image_recipe(image: &str, tool: &str) -> String {
     let suite = image
         .rsplit_once(':')
         .map(|(_, tag)| tag)
         .filter(|t| !t.is_empty() && t.chars().all(|c| c.is_ascii_lowercase()))
         .unwrap_or("bookworm");
+    let import = if tool == "docker" { "docker import" } else { "podman import" };
     format!(
-        "apt-get install -y mmdebstrap podman && mmdebstrap --variant=minbase {suite} /tmp/cvtk-base.tar && \
-         podman import /tmp/cvtk-base.tar {image} && rm /tmp/cvtk-base.tar"
+        "sudo apt-get install -y mmdebstrap uidmap {}\n\
+         t=$(mktemp -d) && mmdebstrap --variant=minbase {suite} \"$t/base.tar\" && {import} \"$t/base.tar\" {image}; rm -rf \"$t\"",
+        if tool == "docker" { "docker.io" } else { "podman" }
     )
 }
 
@@ -246,12 +253,15 @@ pub fn build_docker_image(name: &str, model_dir: &Path, out: &Path, options: &Do
             return Err(Error::ImageBuild {
                 image,
                 reason: format!(
-                    "the base image {} is not in {}'s store; make it from Debian's packages (as root, in any \
-                     folder; about 20 s, nothing from a container registry): {}. Or pass --base-image with an \
-                     image you have",
+                    "the base image {} is not in {}'s store. Make it from Debian's packages (about 30 s, nothing \
+                     from a container registry), in any folder, as the user who builds:\n{}\nor pass --base-image \
+                     with an image you have",
                     options.base_image,
                     builder.program().display(),
-                    base_image_recipe(&options.base_image)
+                    base_image_recipe(
+                        &options.base_image,
+                        &builder.program().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+                    )
                 ),
             });
         }

@@ -367,8 +367,8 @@ fn persistent_load(pid: Value) -> Result<Value, String> {
             Ok(Value::Storage(StorageRef { dtype: dtype.clone(), key: key.clone(), numel: *numel }))
         }
         _ => {
-            let mut shown = format!("{items:?}");
-            shown.truncate(200);
+            // At most 200 characters (String::truncate would panic inside one).
+            let shown: String = format!("{items:?}").chars().take(200).collect();
             Err(format!("unsupported persistent id {shown}"))
         }
     }
@@ -416,6 +416,15 @@ fn reduce(callable: Value, args: Value) -> Result<Value, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unsupported_persistent_id_with_a_long_non_ascii_text_is_an_error_not_a_panic() {
+        // Found by the_legacy_reader_never_panics_on_damaged_files: the message
+        // was cut at byte 200, inside a two-byte character.
+        let id = Value::Tuple(vec![Value::Str(format!("{}{}", "a".repeat(187), "é".repeat(40)))]);
+        let e = persistent_load(id).unwrap_err();
+        assert!(e.starts_with("unsupported persistent id ") && e.chars().count() <= 226, "{e}");
+    }
 
     #[test]
     fn reads_a_dict_of_ints_strings_and_tuples() {
