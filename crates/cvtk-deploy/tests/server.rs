@@ -279,8 +279,9 @@ async fn a_full_queue_answers_503_with_retry_after() {
 async fn the_queue_is_bounded_in_images_not_only_in_requests() {
     // Room for 64 requests, but for 4 images only.
     let cfg = ServeConfig { max_queued_images: 4, max_images_per_request: 4, max_delay: Duration::ZERO, ..config() };
-    let s =
-        ScoringService::with_classifier(cfg.check().unwrap(), Box::new(Fake::new(Duration::from_millis(400)))).unwrap();
+    let fake = Fake::new(Duration::from_millis(1000));
+    let batches = fake.batches.clone();
+    let s = ScoringService::with_classifier(cfg.check().unwrap(), Box::new(fake)).unwrap();
     s.wait_ready(Duration::from_secs(5)).unwrap();
     let app = s.router();
     let four = json!([{ "image_in_base64": b64(&png(8, 8, 0)) }, { "image_in_base64": b64(&png(8, 8, 1)) },
@@ -289,7 +290,13 @@ async fn the_queue_is_bounded_in_images_not_only_in_requests() {
         let app = app.clone();
         tokio::spawn(async move { call(&app, json_req(&four)).await })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Until the model holds the four (it records a batch as it starts it, then
+    // takes a second): a fixed wait was too short on a loaded machine.
+    let started = std::time::Instant::now();
+    while batches.lock().unwrap().as_slice() != [4] {
+        assert!(started.elapsed() < Duration::from_secs(10), "the four images never reached the model");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     // Four images are in the model: one more is over the budget.
     let (status, headers, v) = call(&app, score_req("image/png", png(8, 8, 9))).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{v}");

@@ -1,12 +1,13 @@
 //! ONNX export of every model kind: the file passes onnx.checker (full
 //! check), Python's onnxruntime scores real photos with it and gets cvtk's
-//! logits (libtorch engine) within 1e-4 and the same top-1, the metadata
+//! logits (libtorch engine) within `tolerance` and the same top-1, the metadata
 //! carries the input contract, and cvtk's own onnxruntime engine agrees with
 //! its libtorch engine the same way. Reference runs: tests/reference/onnx_check.py.
 //!
-//! The tolerance is 1e-4 absolute for logits within ±1 and 1e-4 relative to
+//! The tolerance is 4e-4 absolute for logits within ±4 and 1e-4 relative to
 //! the largest logit beyond (`tolerance`): float32 itself cannot do better on
-//! deep networks. The reference run also computes the exact answer (float64,
+//! deep networks (ResNet-152 was 2.5e-4 from the exact answer with logits
+//! near 2, 2026-12-07). The reference run also computes the exact answer (float64,
 //! onnx's reference evaluator) and every engine must be that close to it,
 //! which is a stricter check than two float32 engines agreeing. Measured on a
 //! briefly fine-tuned ResNet-101 with logits up to 6.8: libtorch was 2.0e-4
@@ -45,10 +46,14 @@ fn top1(rows: &[Vec<f32>]) -> Vec<usize> {
     rows.iter().map(|r| cvtk_model::first_max(r)).collect()
 }
 
-/// 1e-4 absolute for logits within ±1, 1e-4 relative to the largest logit
-/// beyond: the precision float32 arithmetic allows (see the module docs).
+/// 1e-4 relative to the largest logit, and at least 4e-4 absolute: the
+/// precision float32 arithmetic allows (see the module docs). The floor is
+/// ResNet-152's: 152 layers of float32 sums leave its logits up to 2.5e-4
+/// from the float64 ones whatever their scale, and the summation order (so
+/// the error) changes with the thread count; with a floor of 1e-4 the test
+/// failed once on a loaded machine (2.49e-4).
 fn tolerance(exact: &[Vec<f32>]) -> f32 {
-    1e-4 * exact.iter().flatten().fold(1f32, |m, v| m.max(v.abs()))
+    1e-4 * exact.iter().flatten().fold(4f32, |m, v| m.max(v.abs()))
 }
 
 fn floats(path: &Path) -> Vec<f32> {
