@@ -100,24 +100,13 @@ pub fn keep_excluded_copies(
     earlier: &ClassificationDataset,
     out: &Path,
 ) -> Result<(usize, usize)> {
-    let key = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    let out = key(out);
-    let copies: std::collections::HashMap<PathBuf, u64> = augmented
-        .images()
-        .iter()
-        .chain(augmented.excluded())
-        .map(|i| (key(&i.path), i.id))
-        .filter(|(path, _)| path.starts_with(&out))
-        .collect();
     let names = earlier.label_names();
     let now = augmented.label_names();
     let (mut excluded, mut relabelled) = (0, 0);
-    for (img, was_excluded) in
-        earlier.images().iter().map(|i| (i, false)).chain(earlier.excluded().iter().map(|i| (i, true)))
-    {
-        let Some(&id) = copies.get(&key(&img.path)) else { continue };
-        let then = names.get(img.label());
-        if augmented.any_image(id).and_then(|i| now.get(i.label())) != then {
+    for (id, img, was_excluded) in augmented.same_images_in(earlier) {
+        // The copies are this run's images under `out` (as it was given).
+        let Some(copy) = augmented.any_image(id).filter(|i| i.path.starts_with(out)) else { continue };
+        if now.get(copy.label()) != names.get(img.label()) {
             relabelled += 1;
         }
         if was_excluded && augmented.is_excluded(id) == Some(false) {

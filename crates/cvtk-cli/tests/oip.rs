@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 
 fn python() -> PathBuf {
-    let py = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    assert!(py.is_file(), "{} missing: run `make test-setup` (it installs tritonclient for this test)", py.display());
-    py
+    venv_python("it installs tritonclient for this test")
 }
 
 fn assert_close(got: &[f64], want: &[f64], what: &str) {

@@ -8,17 +8,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::browser::repo;
 use crate::common::*;
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn python() -> PathBuf {
-    let py = repo().join(".venv/bin/python");
-    assert!(py.is_file(), "{} missing: run `make setup` (numpy, Pillow and onnxruntime come with it)", py.display());
-    py
+    venv_python("numpy, Pillow and onnxruntime come with it")
 }
 
 /// The client: the docs' python block in "The input contract".
@@ -31,17 +26,18 @@ fn documented_client(dir: &Path) -> PathBuf {
     path
 }
 
-/// scikit-image's sample photos (PNG files) in the venv.
+/// scikit-image's sample photos in the venv.
 fn photos() -> Vec<PathBuf> {
-    let lib = repo().join(".venv/lib");
-    let python_dir = std::fs::read_dir(&lib).unwrap().next().unwrap().unwrap().path();
-    let data = python_dir.join("site-packages/skimage/data");
-    let photos: Vec<PathBuf> =
-        ["chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg"].iter().map(|f| data.join(f)).collect();
-    for p in &photos {
-        assert!(p.is_file(), "{} missing: run `make test-setup` (scikit-image is a test requirement)", p.display());
-    }
-    photos
+    ["chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg"]
+        .iter()
+        .map(|f| {
+            skimage_photo(f).unwrap_or_else(|| {
+                panic!(
+                    "scikit-image's {f} missing from .venv: run `make test-setup` (scikit-image is a test requirement)"
+                )
+            })
+        })
+        .collect()
 }
 
 /// `image -> probabilities` from the documented client's JSON lines.

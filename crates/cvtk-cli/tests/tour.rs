@@ -14,9 +14,11 @@
 //! test cannot drift apart.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Instant;
+
+use crate::browser::repo;
 
 /// `(line prefix, from, to, why)`: a README line starting with the prefix
 /// runs with `from` replaced by `to`.
@@ -42,10 +44,6 @@ const SKIPPED: &[(&str, &str)] = &[
     ("cargo build", "the build is this test's own: it runs the program cargo built"),
     ("cvtk weights install resnet50", "no registry ships ResNet weights; installing Lite0's is checked instead"),
 ];
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
 
 /// The tour's lines: the README's code block after "## The `cvtk` program",
 /// comments removed.
@@ -142,12 +140,7 @@ fn bring(m: &Machine) {
     assert_eq!(probe["data_dir"], data.to_str().unwrap(), "{probe}");
 
     // A photo (a real one when the venv has scikit-image's, else a drawn one) and a folder of them.
-    let skimage = std::fs::read_dir(repo().join(".venv/lib"))
-        .ok()
-        .and_then(|mut d| d.next())
-        .map(|py| py.unwrap().path().join("site-packages/skimage/data/chelsea.png"))
-        .filter(|p| p.is_file());
-    let photo = match skimage {
+    let photo = match crate::common::skimage_photo("chelsea.png") {
         Some(p) => image::open(p).unwrap().to_rgb8(),
         None => image::RgbImage::from_fn(300, 200, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 90])),
     };

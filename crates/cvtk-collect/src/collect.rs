@@ -223,7 +223,7 @@ fn check_image(
     Ok(format.extensions_str().first().copied().unwrap_or("img"))
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -279,7 +279,7 @@ fn image_files_under(dir: &Path) -> Vec<PathBuf> {
         .into_iter()
         .filter_map(|e| e.ok())
         .filter(|e| e.file_type().is_file() && has_image_extension(e.path()))
-        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .filter(|e| !cvtk_dataset::decode::is_hidden(e.file_name()))
         .map(|e| std::path::absolute(e.path()).unwrap_or_else(|_| e.path().to_path_buf()))
         .collect();
     files.sort();

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use cvtk_dataset::sample::{ArchiveKind, Download};
 pub use cvtk_http::FetchPolicy;
 use cvtk_http::Fetcher;
-use sha2::{Digest, Sha256};
 
 use crate::{Error, Result};
 
@@ -28,7 +27,7 @@ pub fn fetch_sample(download: &Download, data_dir: &Path, policy: FetchPolicy) -
         .build()
         .map_err(|e| failed(format!("cannot start the download runtime: {e}")))?;
     let bytes = runtime.block_on(fetcher.get(&download.url, &[])).map_err(|e| failed(e.to_string()))?.bytes;
-    let digest: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    let digest = crate::collect::sha256_hex(&bytes);
     if !digest.eq_ignore_ascii_case(&download.sha256) {
         return Err(failed(format!(
             "its SHA-256 is {digest}, not the {} of {}: the file was damaged or replaced, so nothing was written",

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::decode::{self, has_image_extension, DEFAULT_MAX_PIXELS};
+use crate::decode::{self, has_image_extension, is_hidden, DEFAULT_MAX_PIXELS};
 use crate::split::Split;
 use crate::{progress, Error, Result};
 
@@ -150,10 +150,6 @@ pub struct ClassificationDataset {
     /// Images a person excluded (in `cvtk annotate`): kept in the manifest with
     /// their labels, left out of [`images`](Self::images) and of every split part.
     pub(crate) excluded: Vec<ImageInfo>,
-}
-
-fn is_hidden(name: &std::ffi::OsStr) -> bool {
-    name.as_encoded_bytes().first() == Some(&b'.')
 }
 
 fn lossy(p: &Path) -> String {
@@ -591,20 +587,26 @@ impl ClassificationDataset {
         self.any_image_mut(id).map(|_| ())
     }
 
+    /// The images of `earlier` (a manifest of some of the same files) that
+    /// this dataset holds too, matched by resolved path: `(their id here,
+    /// earlier's entry, whether earlier excluded it)`, in earlier's order.
+    pub fn same_images_in<'a>(&self, earlier: &'a ClassificationDataset) -> Vec<(u64, &'a ImageInfo, bool)> {
+        let key = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let ids: std::collections::HashMap<PathBuf, u64> =
+            self.images.iter().chain(&self.excluded).map(|i| (key(&i.path), i.id)).collect();
+        let all = earlier.images().iter().map(|i| (i, false)).chain(earlier.excluded().iter().map(|i| (i, true)));
+        all.filter_map(|(img, excluded)| ids.get(&key(&img.path)).map(|&id| (id, img, excluded))).collect()
+    }
+
     /// Carries the fixes a person made in `earlier` (a manifest of the same
     /// images, edited in `cvtk annotate`) over to this dataset: each image
     /// both hold (by resolved path) gets `earlier`'s label, labels it added
     /// included, and stays excluded when it was. What a command that writes a
     /// manifest afresh over an existing one calls, so that no fix is lost.
     pub fn keep_fixes_from(&mut self, earlier: &ClassificationDataset) -> Result<KeptFixes> {
-        let key = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-        let ids: std::collections::HashMap<PathBuf, u64> =
-            self.images.iter().chain(&self.excluded).map(|i| (key(&i.path), i.id)).collect();
         let names = earlier.label_names();
         let mut kept = KeptFixes::default();
-        let all = earlier.images().iter().map(|i| (i, false)).chain(earlier.excluded().iter().map(|i| (i, true)));
-        for (img, excluded) in all {
-            let Some(&id) = ids.get(&key(&img.path)) else { continue };
+        for (id, img, excluded) in self.same_images_in(earlier) {
             if let Some(name) = names.get(img.label()) {
                 let label = self.add_label(name)?;
                 if self.any_image(id).map(ImageInfo::label) != Some(label) {

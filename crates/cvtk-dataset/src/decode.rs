@@ -25,6 +25,12 @@ pub fn has_image_extension(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// True when a file or folder `name` is hidden (starts with `.`: macOS's
+/// `._` files, cvtk's own temporary files): what every folder walk skips.
+pub fn is_hidden(name: &std::ffi::OsStr) -> bool {
+    name.as_encoded_bytes().first() == Some(&b'.')
+}
+
 fn reader_for<'a>(bytes: &'a [u8], path: &Path, max_pixels: u64) -> Result<ImageReader<Cursor<&'a [u8]>>> {
     if bytes.is_empty() {
         return Err(Error::Decode { path: path.to_path_buf(), reason: "the file is empty (0 bytes)".into() });

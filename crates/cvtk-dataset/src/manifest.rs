@@ -152,6 +152,24 @@ impl ClassificationDataset {
         self.to_manifest_locked(&lock).map(|_| ())
     }
 
+    /// Writes the dataset as the manifest `path`, replacing one an earlier
+    /// run left there only after `keep(self, earlier)` has carried over what
+    /// it holds that this dataset lacks (the fixes a person made in `cvtk
+    /// annotate`, say). The manifest is locked from reading the earlier one
+    /// to writing this one, so no other writer's change falls in between.
+    /// Returns what `keep` returned, or its default when there was no
+    /// earlier manifest.
+    pub fn replace_manifest<T: Default, E: From<Error>>(
+        &mut self,
+        path: &Path,
+        keep: impl FnOnce(&mut Self, &Self) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        let lock = ManifestLock::acquire(path)?;
+        let kept = if path.exists() { keep(self, &Self::from_manifest(path)?)? } else { T::default() };
+        self.to_manifest_locked(&lock)?;
+        Ok(kept)
+    }
+
     /// Writes the manifest that `lock` holds (see [`ManifestLock`]: take it
     /// before reading, to make a read-modify-write safe against other
     /// writers), and returns the bytes written.

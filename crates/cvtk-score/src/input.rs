@@ -206,7 +206,7 @@ fn walk(root: &Path) -> impl Iterator<Item = Result<(String, String)>> {
         .follow_links(true)
         .sort_by_file_name()
         .into_iter()
-        .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
+        .filter_entry(|e| e.depth() == 0 || !cvtk_dataset::decode::is_hidden(e.file_name()));
     walk.filter_map(move |e| match e {
         Ok(e) if e.file_type().is_file() && cvtk_dataset::decode::has_image_extension(e.path()) => {
             let key = e.path().strip_prefix(&root).unwrap_or(e.path()).to_string_lossy().into_owned();

@@ -68,16 +68,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let mut augmented = augment_dataset_into(&dataset, &pipelines, &args.out, args.seed)?;
     let manifest = args.manifest.clone().unwrap_or_else(|| args.out.join("manifest.json"));
-    // Held from reading an earlier run's manifest to writing this one.
-    let lock = cvtk_dataset::ManifestLock::acquire(&manifest)?;
-    let (mut excluded_copies, mut relabelled_copies) = (0, 0);
-    if manifest.exists() {
-        // Copies a person excluded in an earlier run's manifest stay excluded.
-        let earlier = cvtk_dataset::ClassificationDataset::from_manifest(&manifest)
-            .with_context(|| format!("reading the earlier manifest {} to keep its fixes", manifest.display()))?;
-        (excluded_copies, relabelled_copies) = keep_excluded_copies(&mut augmented, &earlier, &args.out)?;
-    }
-    augmented.to_manifest_locked(&lock)?;
+    // Copies a person excluded in an earlier run's manifest stay excluded.
+    let (excluded_copies, relabelled_copies) = augmented
+        .replace_manifest(&manifest, |augmented, earlier| keep_excluded_copies(augmented, earlier, &args.out))
+        .with_context(|| {
+            format!("writing the manifest {} (keeping the copies excluded in the one there)", manifest.display())
+        })?;
     let summary = Summary {
         originals: dataset.len(),
         copies: augmented.len().saturating_sub(dataset.len()),

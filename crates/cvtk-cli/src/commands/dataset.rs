@@ -260,15 +260,10 @@ fn collect(a: CollectArgs) -> anyhow::Result<()> {
     let (mut ds, report) = ClassificationDataset::create_from_queries_into(&a.queries, &a.out, &options)?;
     let mut kept = cvtk_dataset::KeptFixes::default();
     if let Some(m) = &a.manifest {
-        // Held from reading the earlier manifest to writing the new one.
-        let lock = cvtk_dataset::ManifestLock::acquire(m)?;
-        if m.exists() {
-            // Fixes made in `cvtk annotate` on an earlier run's manifest stay.
-            let earlier = ClassificationDataset::from_manifest(m)
-                .with_context(|| format!("reading the earlier manifest {} to keep its fixes", m.display()))?;
-            kept = ds.keep_fixes_from(&earlier)?;
-        }
-        ds.to_manifest_locked(&lock).with_context(|| format!("writing the manifest {}", m.display()))?;
+        // Fixes made in `cvtk annotate` on an earlier run's manifest stay.
+        kept = ds
+            .replace_manifest(m, ClassificationDataset::keep_fixes_from)
+            .with_context(|| format!("writing the manifest {} (keeping the fixes of the one there)", m.display()))?;
     }
     if a.json {
         return print_json(

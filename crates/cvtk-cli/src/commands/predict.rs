@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::bail;
-use cvtk_model::{load_classifier_with, Classifier, ScoreKind, TransferModel};
+use cvtk_model::{load_classifier_with, Classifier, ScoreKind};
 use cvtk_score::{BatchScorer, Ranked, ScoreInput, ScoreOptions};
 use serde::Serialize;
 
@@ -71,11 +71,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let device = args.base.device()?;
     let model: Box<dyn Classifier> = match &args.model {
         Some(dir) => load_classifier_with(dir, device, args.engine.engine)?,
-        None => {
-            let model = TransferModel::imagenet(&args.base.base_model()?, device)?;
-            model.set_engine(args.engine.engine);
-            Box::new(model)
-        }
+        None => Box::new(args.base.imagenet_classifier(args.engine)?.1),
     };
     let scorer = BatchScorer::new(
         &*model,

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::bail;
-use cvtk_model::{load_classifier_with, Classifier, TransferModel};
+use cvtk_model::{load_classifier_with, Classifier};
 use cvtk_score::{score_to_file, ScoreInput, ScoreOptions, Shard};
 
 use super::train::{BaseModelArgs, EngineArgs};
@@ -88,9 +88,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ),
         ),
         None => {
-            let base = args.base.base_model()?;
-            let model = TransferModel::imagenet(&base, device)?;
-            model.set_engine(args.engine.engine);
+            let (base, model) = args.base.imagenet_classifier(args.engine)?;
             let id =
                 format!("{} ImageNet classifier (weights {})", base.arch, describe_weights(base.weights.as_deref()));
             (Box::new(model), id)

@@ -52,6 +52,17 @@ impl BaseModelArgs {
     pub fn device(&self) -> anyhow::Result<tch::Device> {
         Ok(cvtk_model::resolve_device(Some(&self.device))?)
     }
+
+    /// The base network as it is, a classifier of the 1000 ImageNet classes
+    /// scoring with `engine` (what predict and score use without --model),
+    /// and the base model it came from.
+    pub fn imagenet_classifier(&self, engine: EngineArgs) -> anyhow::Result<(BaseModel, cvtk_model::TransferModel)> {
+        use cvtk_model::Classifier;
+        let base = self.base_model()?;
+        let model = cvtk_model::TransferModel::imagenet(&base, self.device()?)?;
+        model.set_engine(engine.engine);
+        Ok((base, model))
+    }
 }
 
 /// The scoring engine option, shared by every command that scores.

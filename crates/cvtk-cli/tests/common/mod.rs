@@ -5,6 +5,22 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The checkout's venv Python, failing with what to run when it is missing;
+/// `needs` says what the test uses it for.
+pub fn venv_python(needs: &str) -> PathBuf {
+    let py = crate::browser::repo().join(".venv/bin/python");
+    assert!(py.is_file(), "{} missing: run `make test-setup` ({needs})", py.display());
+    py
+}
+
+/// One of scikit-image's sample photos (`skimage/data/NAME`) in the
+/// checkout's venv, if it is there (`make test-setup` installs scikit-image).
+pub fn skimage_photo(name: &str) -> Option<PathBuf> {
+    let lib = std::fs::read_dir(crate::browser::repo().join(".venv/lib")).ok()?;
+    lib.filter_map(|python| Some(python.ok()?.path().join("site-packages/skimage/data").join(name)))
+        .find(|p| p.is_file())
+}
+
 /// Runs `cvtk` with `args`, logs quiet.
 pub fn cvtk(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cvtk")).args(args).env("RUST_LOG", "error").output().unwrap()
