@@ -23,7 +23,7 @@ use anyhow::{ensure, Context};
 use cvtk::dataset::ImageBatch;
 use cvtk::model::nets::resnet::fused::FusedResnet;
 use cvtk::model::weights::{load_into, read_state_dict};
-use cvtk::model::{Architecture, BaseModel, Classifier, Engine, EngineChoice, TransferModel};
+use cvtk::model::{compile, Architecture, BaseModel, Engine, EngineChoice, Scorer, TransferModel};
 use tch::{nn, Device, Kind, Tensor};
 
 const THREADS: usize = 2;
@@ -61,7 +61,7 @@ fn rate(
 
 /// Images per second of cvtk's classifier call on `batch` images of `input`,
 /// for about `seconds`.
-fn rate_classifier(model: &dyn Classifier, input: &Tensor, batch: i64, seconds: f64) -> anyhow::Result<f64> {
+fn rate_classifier(model: &dyn Scorer, input: &Tensor, batch: i64, seconds: f64) -> anyhow::Result<f64> {
     let x = input.narrow(0, 0, batch).contiguous();
     let data = Vec::<f32>::try_from(x.flatten(0, -1))?;
     let images = ImageBatch::new(data, [batch as usize, 3, 224, 224])?;
@@ -107,9 +107,9 @@ fn profile_ort(args: &[String]) -> anyhow::Result<()> {
     let batch: i64 = args.get(1).context("BATCH")?.parse()?;
     let seconds: f64 = args.get(2).context("SECONDS")?.parse()?;
     let weights = args.get(3).map(std::path::PathBuf::from);
-    let classifier = TransferModel::imagenet(&BaseModel::new(arch, weights), Device::Cpu)?;
-    classifier.set_engine(EngineChoice::Onnxruntime);
-    ensure!(classifier.engine()? == Engine::Onnxruntime);
+    let model = TransferModel::imagenet(&BaseModel::new(arch, weights), Device::Cpu)?;
+    let classifier = compile(&model, EngineChoice::Onnxruntime)?;
+    ensure!(classifier.engine() == Engine::Onnxruntime);
     let input = match args.get(4) {
         Some(path) => read_f32(Path::new(path), &[16, 3, 224, 224])?,
         None => Tensor::randn([16, 3, 224, 224], (Kind::Float, Device::Cpu)),
@@ -192,9 +192,9 @@ fn main() -> anyhow::Result<()> {
             ensure!(diff < 1e-3, "{arch} ({name}): cvtk's logits differ from PyTorch's by {diff:e}");
         }
         // cvtk's onnxruntime engine: the ImageNet classifier of these weights.
-        let classifier = TransferModel::imagenet(&BaseModel::new(arch, Some(weights.clone())), Device::Cpu)?;
-        classifier.set_engine(EngineChoice::Onnxruntime);
-        ensure!(classifier.engine()? == Engine::Onnxruntime);
+        let model = TransferModel::imagenet(&BaseModel::new(arch, Some(weights.clone())), Device::Cpu)?;
+        let classifier = compile(&model, EngineChoice::Onnxruntime)?;
+        ensure!(classifier.engine() == Engine::Onnxruntime);
         {
             let data = Vec::<f32>::try_from(input.flatten(0, -1))?;
             let rows = classifier.score_images(&ImageBatch::new(data, [16, 3, 224, 224])?)?;

@@ -28,7 +28,7 @@ use anyhow::{bail, ensure, Context};
 use cvtk::dataset::{ImageLoader, LoaderConfig, StorageContext};
 use cvtk::deploy::{DeployConfig, Deployment, ServeConfig};
 use cvtk::loadtest::{LoadTest, LoadTestReport, LoadTestStop, Payload};
-use cvtk::model::{Architecture, BaseModel, Classifier, Device, EngineChoice, TransferModel};
+use cvtk::model::{compile, Architecture, BaseModel, Classifier, Device, EngineChoice, Scorer, TransferModel};
 
 const THREADS: usize = 2;
 const MAX_BATCH: usize = 16;
@@ -165,7 +165,7 @@ fn load(
 /// Images per second of the service's work done in this process: decode and
 /// resize each JPEG, then score batches of `MAX_BATCH`; and of the network
 /// alone on a ready batch.
-fn ceiling(classifier: &dyn Classifier, images: &[Vec<u8>], seconds: f64) -> anyhow::Result<(f64, f64)> {
+fn ceiling(classifier: &dyn Scorer, images: &[Vec<u8>], seconds: f64) -> anyhow::Result<(f64, f64)> {
     let loader = ImageLoader::new(LoaderConfig { threads: 1, ..classifier.loader_config() })?;
     let batch = |k: usize| -> anyhow::Result<cvtk::dataset::ImageBatch> {
         let decoded: Vec<_> = (0..MAX_BATCH)
@@ -324,12 +324,13 @@ fn main() -> anyhow::Result<()> {
         }
 
         let mut ceilings = (Vec::new(), Vec::new(), Vec::new());
-        let torch_model = cvtk::model::load_classifier_with(&model_dir, Device::Cpu, EngineChoice::Torch)?;
-        let engine = model.engine()?;
+        let torch_model = cvtk::model::load_classifier(&model_dir, Device::Cpu)?;
+        let scorer = compile(&model, EngineChoice::Auto)?;
+        let engine = scorer.engine();
         let mut rows: Vec<[Vec<LoadTestReport>; 3]> =
             concurrencies.iter().map(|_| [Vec::new(), Vec::new(), Vec::new()]).collect();
         for _ in 0..rounds {
-            let (e2e, network) = ceiling(&model, &images, seconds)?;
+            let (e2e, network) = ceiling(&scorer, &images, seconds)?;
             ceilings.0.push(e2e);
             ceilings.1.push(network);
             ceilings.2.push(ceiling(&*torch_model, &images, seconds)?.1);

@@ -32,8 +32,8 @@ use cvtk::deploy::{DeployConfig, Deployment};
 use cvtk::eval::{write_report, ClassificationEvaluation, EvaluationSummary, ReportImage, ReportOptions};
 use cvtk::loadtest::{LoadTest, LoadTestStop};
 use cvtk::model::{
-    resolve_device, Architecture, BaseModel, Classifier, EpochCallback, EpochStats, Featurizer, LrSchedule,
-    SvmClassifier, SvmParams, TrainConfig, TrainHooks, TransferModel,
+    compile, resolve_device, Architecture, BaseModel, Classifier, EngineChoice, EpochCallback, EpochStats, Featurizer,
+    LrSchedule, Scorer, SvmClassifier, SvmParams, TrainConfig, TrainHooks, TransferModel,
 };
 
 /// The notebook's eight steps on a folder of images per label.
@@ -126,7 +126,7 @@ fn main() -> anyhow::Result<()> {
     println!("\n== 5. Train ({})", args.classifier);
     let started = Instant::now();
     let model: Box<dyn Classifier> = if args.classifier == "svm" {
-        let featurizer = Featurizer::new(&base, image_size, device)?;
+        let featurizer = Featurizer::new(&base, image_size, device)?.compile(EngineChoice::Auto)?;
         Box::new(SvmClassifier::fit(featurizer, &train, &SvmParams::default())?)
     } else {
         let n = train.len();
@@ -150,7 +150,8 @@ fn main() -> anyhow::Result<()> {
     model.save(&model_dir)?;
 
     println!("\n== 6. Evaluate on the test images");
-    let scores = model.score_dataset(&test, 32)?;
+    // onnxruntime scores when its library loads, else libtorch.
+    let scores = compile(&*model, EngineChoice::Auto)?.score_dataset(&test, 32)?;
     let evaluation = ClassificationEvaluation::from_scores(&scores)?;
     let summary = EvaluationSummary::new(&evaluation);
     println!("class-averaged accuracy: {:.2}%", 100.0 * summary.class_averaged_accuracy);

@@ -30,13 +30,21 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
     let json = asked_for_json(std::env::args_os().skip(1));
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return clap_error(&e, json),
+    };
     init_logging();
     // Long work shows indicatif bars on stderr (when it is a terminal).
     cvtk_dataset::progress::set_reporter(cvtk_dataset::progress::TerminalProgress);
     match commands::run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
+        // Flags parsed by a command itself (`deploy create -- FLAGS`), or a
+        // value the library's config refused: a usage error.
+        Err(e) if e.downcast_ref::<clap::Error>().is_some() => {
+            e.downcast_ref::<clap::Error>().map_or(ExitCode::from(2), |ce| clap_error(ce, json))
+        }
         Err(e) if json => {
             // A program that asked for JSON gets its error as JSON too, on
             // stderr, so that stdout holds only what the command printed.
@@ -48,6 +56,20 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// A usage error (exit 2; help and version exit 0 on stdout), as JSON on
+/// stderr when the command line asked for JSON.
+fn clap_error(e: &clap::Error, json: bool) -> ExitCode {
+    let code = u8::try_from(e.exit_code()).unwrap_or(2);
+    if json && e.use_stderr() {
+        let text = e.to_string();
+        let first = text.lines().next().unwrap_or_default();
+        eprintln!("{}", serde_json::json!({ "error": first.strip_prefix("error: ").unwrap_or(first) }));
+    } else {
+        let _ = e.print();
+    }
+    ExitCode::from(code)
 }
 
 /// Whether the command line has `--json` as a flag: before any `--`, after

@@ -214,8 +214,9 @@ fn evaluate_prints_metrics_and_writes_the_report() {
         text.contains("class-averaged accuracy") && text.contains("confusion matrix") && text.contains("(train)"),
         "{text}"
     );
+    // A usage error (it exited 1 before --split was typed).
     let bad = cvtk(&["evaluate", m, "--model", model.to_str().unwrap(), "--split", "validation"]);
-    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("use train or test"));
 }
 

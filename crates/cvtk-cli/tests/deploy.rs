@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 use cvtk_deploy::api::{ImageItem, ItemResult, Parameters};
-use cvtk_model::{load_classifier, Device};
+use cvtk_model::{load_scorer, Device, EngineChoice, Scorer};
 
 /// Trains a small CNN (28x28 gray input) for one pass on the colour tree.
 fn tiny_model(dir: &Path) -> PathBuf {
@@ -71,7 +71,7 @@ fn deploy_score_in_every_form_list_loadtest_and_delete() {
     let images = gray_images(&dir.path().join("score"), 4);
 
     // In-process probabilities, the reference.
-    let local = load_classifier(&model, Device::Cpu).unwrap();
+    let local = load_scorer(&model, Device::Cpu, EngineChoice::Auto).unwrap();
     let expected: Vec<Vec<f32>> = images.iter().map(|(p, _)| local.predict(p).unwrap().probabilities).collect();
 
     let created = json(&cvtk_in(
@@ -315,7 +315,7 @@ fn serve_stops_cleanly_on_sigterm_and_refuses_a_missing_model() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("model.json"));
     let open_wide =
         cvtk(&["serve", "--model", model.to_str().unwrap(), "--no-auth", "--host", "0.0.0.0", "--port", "0"]);
-    assert_eq!(open_wide.status.code(), Some(1));
+    assert_eq!(open_wide.status.code(), Some(2), "a flag the service's settings refuse is a usage error");
     assert!(String::from_utf8_lossy(&open_wide.stderr).contains("loopback"));
 }
 

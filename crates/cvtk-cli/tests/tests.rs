@@ -17,4 +17,5 @@ mod score;
 mod scores;
 mod tour;
 mod trained_on;
+mod usage;
 mod workflow;

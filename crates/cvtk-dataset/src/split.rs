@@ -32,6 +32,22 @@ impl std::str::FromStr for SplitPart {
     }
 }
 
+impl SplitPart {
+    /// `train` or `test`, as parsed.
+    pub fn name(self) -> &'static str {
+        match self {
+            SplitPart::Train => "train",
+            SplitPart::Test => "test",
+        }
+    }
+}
+
+impl std::fmt::Display for SplitPart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A train/test split: image ids of each part, and how they were chosen.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Split {

@@ -314,9 +314,6 @@ impl ServeConfig {
     }
 
     fn validate(&self) -> Result<()> {
-        if self.host.trim().is_empty() {
-            return Err(Error::config("host", "empty; use 127.0.0.1 for this machine only, 0.0.0.0 for all"));
-        }
         if self.keys.is_empty() && !self.auth_disabled {
             return Err(Error::config(
                 "keys",
@@ -333,6 +330,16 @@ impl ServeConfig {
                     k.chars().count()
                 ),
             ));
+        }
+        self.check_settings()
+    }
+
+    /// Checks every setting but the keys (which [`Self::check`] reads from
+    /// files and the environment): what a command line can get wrong, so a
+    /// command can refuse its flags before it starts anything.
+    pub fn check_settings(&self) -> Result<()> {
+        if self.host.trim().is_empty() {
+            return Err(Error::config("host", "empty; use 127.0.0.1 for this machine only, 0.0.0.0 for all"));
         }
         if self.auth_disabled && !is_loopback(&self.host) {
             return Err(Error::config(

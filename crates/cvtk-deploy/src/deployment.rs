@@ -161,7 +161,7 @@ fn reap() {
 }
 
 /// Checks a deployment name: it becomes a Kubernetes object name and a folder.
-pub(crate) fn check_name(name: &str) -> Result<()> {
+pub fn check_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 63
         && name.starts_with(|c: char| c.is_ascii_lowercase())

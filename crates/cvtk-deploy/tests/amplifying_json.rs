@@ -63,7 +63,7 @@ fn amplifying_json_bodies_get_a_4xx_within_seconds_without_growing_memory() {
 
 /// The test itself, in a process of its own.
 async fn bodies() {
-    let s = ScoringService::with_classifier(config().check().unwrap(), Box::new(Fake::new(Duration::ZERO))).unwrap();
+    let s = ScoringService::with_scorer(config().check().unwrap(), Box::new(Fake::new(Duration::ZERO))).unwrap();
     s.wait_ready(Duration::from_secs(5)).unwrap();
     let app = s.router();
     // Each body is 30 MB, under the 32 MiB limit: 15 million list items, or

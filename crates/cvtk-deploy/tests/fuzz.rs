@@ -18,7 +18,7 @@ fn router() -> &'static (tokio::runtime::Runtime, Router) {
     static APP: OnceLock<(tokio::runtime::Runtime, Router)> = OnceLock::new();
     APP.get_or_init(|| {
         let config = ServeConfig { max_images_per_request: 4, ..config() };
-        let s = ScoringService::with_classifier(config.check().unwrap(), Box::new(Fake::new(Duration::ZERO))).unwrap();
+        let s = ScoringService::with_scorer(config.check().unwrap(), Box::new(Fake::new(Duration::ZERO))).unwrap();
         s.wait_ready(Duration::from_secs(5)).unwrap();
         let app = s.router();
         // The service lives as long as the test process.

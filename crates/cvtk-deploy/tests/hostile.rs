@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 
 /// A service on 127.0.0.1 with `config`; its address, and the sender that stops it.
 async fn serve(config: ServeConfig) -> (String, tokio::sync::oneshot::Sender<()>) {
-    let s = ScoringService::with_classifier(config.check().unwrap(), Box::new(Fake::new(Duration::ZERO))).unwrap();
+    let s = ScoringService::with_scorer(config.check().unwrap(), Box::new(Fake::new(Duration::ZERO))).unwrap();
     s.wait_ready(Duration::from_secs(5)).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
@@ -244,7 +244,7 @@ async fn a_body_declared_over_the_limit_gets_413_before_it_is_sent() {
 async fn a_model_that_fails_answers_that_request_500_and_the_service_keeps_serving() {
     let mut fake = Fake::new(Duration::ZERO);
     fake.panics = true;
-    let s = ScoringService::with_classifier(config().check().unwrap(), Box::new(fake)).unwrap();
+    let s = ScoringService::with_scorer(config().check().unwrap(), Box::new(fake)).unwrap();
     s.wait_ready(Duration::from_secs(5)).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
@@ -265,7 +265,7 @@ async fn a_request_is_scored_in_chunks_of_max_batch_and_out_of_memory_is_a_503_t
     fake.memory_for = Some(4);
     let batches = fake.batches.clone();
     let chunked = ServeConfig { max_batch: 4, ..config() };
-    let s = ScoringService::with_classifier(chunked.check().unwrap(), Box::new(fake)).unwrap();
+    let s = ScoringService::with_scorer(chunked.check().unwrap(), Box::new(fake)).unwrap();
     s.wait_ready(Duration::from_secs(5)).unwrap();
     let app = s.router();
     let client_body = |n: usize| -> Vec<u8> {
@@ -281,8 +281,8 @@ async fn a_request_is_scored_in_chunks_of_max_batch_and_out_of_memory_is_a_503_t
     // and the service goes on serving.
     let mut fake = Fake::new(Duration::ZERO);
     fake.memory_for = Some(2);
-    let s = ScoringService::with_classifier(ServeConfig { max_batch: 4, ..config() }.check().unwrap(), Box::new(fake))
-        .unwrap();
+    let s =
+        ScoringService::with_scorer(ServeConfig { max_batch: 4, ..config() }.check().unwrap(), Box::new(fake)).unwrap();
     s.wait_ready(Duration::from_secs(5)).unwrap();
     let app = s.router();
     let (status, headers, v) = call(&app, score_req("application/json", client_body(3))).await;

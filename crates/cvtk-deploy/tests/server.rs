@@ -11,7 +11,7 @@ use cvtk_deploy::{ScoringService, ServeConfig, UrlPolicy};
 use serde_json::{json, Value};
 
 fn service() -> ScoringService {
-    let s = ScoringService::with_classifier(config().check().unwrap(), Box::new(tiny_model())).unwrap();
+    let s = ScoringService::with_scorer(config().check().unwrap(), Box::new(tiny_model())).unwrap();
     s.wait_ready(Duration::from_secs(30)).unwrap();
     s
 }
@@ -95,7 +95,7 @@ async fn raw_scores_unless_softmax_is_asked_and_one_bad_image_fails_alone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probabilities_use_the_models_calibration_temperature_and_say_their_kind() {
-    let s = ScoringService::with_classifier(config().check().unwrap(), Box::new(Fake::new(Duration::ZERO))).unwrap();
+    let s = ScoringService::with_scorer(config().check().unwrap(), Box::new(Fake::new(Duration::ZERO))).unwrap();
     s.wait_ready(Duration::from_secs(5)).unwrap();
     let app = s.router();
     let img = b64(&png(8, 8, 200));
@@ -231,7 +231,7 @@ async fn bad_input_gets_a_json_4xx_and_the_next_request_is_served() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_over_the_limit_get_413_and_too_many_images_400() {
     let cfg = ServeConfig { max_body_bytes: 4096, max_images_per_request: 3, ..config() };
-    let s = ScoringService::with_classifier(cfg.check().unwrap(), Box::new(tiny_model())).unwrap();
+    let s = ScoringService::with_scorer(cfg.check().unwrap(), Box::new(tiny_model())).unwrap();
     s.wait_ready(Duration::from_secs(30)).unwrap();
     let app = s.router();
     for req in [score_req("image/png", vec![0u8; 10_000]), json_req(&json!([{ "image_in_base64": "A".repeat(8000) }]))]
@@ -249,8 +249,7 @@ async fn bodies_over_the_limit_get_413_and_too_many_images_400() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_full_queue_answers_503_with_retry_after() {
     let cfg = ServeConfig { queue_capacity: 1, max_delay: Duration::ZERO, ..config() };
-    let s =
-        ScoringService::with_classifier(cfg.check().unwrap(), Box::new(Fake::new(Duration::from_millis(300)))).unwrap();
+    let s = ScoringService::with_scorer(cfg.check().unwrap(), Box::new(Fake::new(Duration::from_millis(300)))).unwrap();
     s.wait_ready(Duration::from_secs(5)).unwrap();
     let app = s.router();
     let send = |i: u8| {
@@ -281,7 +280,7 @@ async fn the_queue_is_bounded_in_images_not_only_in_requests() {
     let cfg = ServeConfig { max_queued_images: 4, max_images_per_request: 4, max_delay: Duration::ZERO, ..config() };
     let fake = Fake::new(Duration::from_millis(1000));
     let batches = fake.batches.clone();
-    let s = ScoringService::with_classifier(cfg.check().unwrap(), Box::new(fake)).unwrap();
+    let s = ScoringService::with_scorer(cfg.check().unwrap(), Box::new(fake)).unwrap();
     s.wait_ready(Duration::from_secs(5)).unwrap();
     let app = s.router();
     let four = json!([{ "image_in_base64": b64(&png(8, 8, 0)) }, { "image_in_base64": b64(&png(8, 8, 1)) },
@@ -312,8 +311,7 @@ async fn the_queue_is_bounded_in_images_not_only_in_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_model_gives_504_after_the_request_timeout() {
     let cfg = ServeConfig { request_timeout: Duration::from_millis(100), ..config() };
-    let s =
-        ScoringService::with_classifier(cfg.check().unwrap(), Box::new(Fake::new(Duration::from_millis(600)))).unwrap();
+    let s = ScoringService::with_scorer(cfg.check().unwrap(), Box::new(Fake::new(Duration::from_millis(600)))).unwrap();
     s.wait_ready(Duration::from_secs(5)).unwrap();
     let (status, _, v) = call(&s.router(), score_req("image/png", png(8, 8, 0))).await;
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{v}");
@@ -329,7 +327,7 @@ async fn concurrent_requests_are_batched_within_the_delay_and_not_when_it_is_zer
         let fake = Fake::new(Duration::from_millis(20));
         let batches = fake.batches.clone();
         let cfg = ServeConfig { max_delay: delay, max_batch: 8, decode_threads, ..config() };
-        let s = ScoringService::with_classifier(cfg.check().unwrap(), Box::new(fake)).unwrap();
+        let s = ScoringService::with_scorer(cfg.check().unwrap(), Box::new(fake)).unwrap();
         s.wait_ready(Duration::from_secs(5)).unwrap();
         let app = s.router();
         let tasks: Vec<_> = (0..4)
@@ -409,7 +407,7 @@ fn serving_without_a_key_needs_the_explicit_flag_and_loopback() {
     assert!(open_wide.check().is_err());
     let rt = tokio::runtime::Runtime::new().unwrap();
     let open_local = ServeConfig { auth_disabled: true, ..no_key };
-    let s = ScoringService::with_classifier(open_local.check().unwrap(), Box::new(tiny_model())).unwrap();
+    let s = ScoringService::with_scorer(open_local.check().unwrap(), Box::new(tiny_model())).unwrap();
     s.wait_ready(Duration::from_secs(30)).unwrap();
     let req = Request::post("/score").header("content-type", "image/png").body(Body::from(png(8, 8, 0))).unwrap();
     assert_eq!(rt.block_on(call(&s.router(), req)).0, StatusCode::OK);
@@ -439,11 +437,9 @@ async fn image_urls_are_fetched_only_from_allowed_hosts_within_limits() {
         timeout: Duration::from_secs(5),
         allow_private: true,
     };
-    let s = ScoringService::with_classifier(
-        ServeConfig { urls: policy, ..config() }.check().unwrap(),
-        Box::new(tiny_model()),
-    )
-    .unwrap();
+    let s =
+        ScoringService::with_scorer(ServeConfig { urls: policy, ..config() }.check().unwrap(), Box::new(tiny_model()))
+            .unwrap();
     s.wait_ready(Duration::from_secs(30)).unwrap();
     let body = json!([
         { "image_url": format!("{host}/cat.png") },
@@ -486,11 +482,9 @@ async fn allowed_hosts_that_resolve_to_private_addresses_are_refused_before_any_
         allow_hosts: vec!["localhost".into(), "127.0.0.1".into(), "169.254.169.254".into()],
         ..UrlPolicy::default()
     };
-    let s = ScoringService::with_classifier(
-        ServeConfig { urls: policy, ..config() }.check().unwrap(),
-        Box::new(tiny_model()),
-    )
-    .unwrap();
+    let s =
+        ScoringService::with_scorer(ServeConfig { urls: policy, ..config() }.check().unwrap(), Box::new(tiny_model()))
+            .unwrap();
     s.wait_ready(Duration::from_secs(30)).unwrap();
     let body = json!([
         { "image_url": "http://localhost/cat.png" },
@@ -517,7 +511,7 @@ async fn the_urls_of_one_request_share_a_download_budget() {
     let policy = UrlPolicy { allow_hosts: vec!["127.0.0.1".into()], allow_private: true, ..UrlPolicy::default() };
     // The budget is the body limit: room for two images, not three.
     let config = ServeConfig { urls: policy, max_body_bytes: one * 2 + one / 2, ..config() };
-    let s = ScoringService::with_classifier(config.check().unwrap(), Box::new(tiny_model())).unwrap();
+    let s = ScoringService::with_scorer(config.check().unwrap(), Box::new(tiny_model())).unwrap();
     s.wait_ready(Duration::from_secs(30)).unwrap();
     let body = json!([
         { "image_url": format!("{host}/cat.png") },
@@ -538,7 +532,7 @@ async fn the_urls_of_one_request_share_a_download_budget() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn shutdown_lets_a_request_in_flight_finish() {
-    let s = ScoringService::with_classifier(config().check().unwrap(), Box::new(Fake::new(Duration::from_millis(500))))
+    let s = ScoringService::with_scorer(config().check().unwrap(), Box::new(Fake::new(Duration::from_millis(500))))
         .unwrap();
     s.wait_ready(Duration::from_secs(5)).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -576,7 +570,7 @@ async fn without_a_key_only_requests_addressed_to_loopback_are_scored() {
     // --no-auth is allowed on loopback only; a page the user opens may still
     // reach the port through DNS rebinding, with its own name as the Host.
     let config = ServeConfig { keys: vec![], auth_disabled: true, ..config() };
-    let s = ScoringService::with_classifier(config.check().unwrap(), Box::new(Fake::new(Duration::ZERO))).unwrap();
+    let s = ScoringService::with_scorer(config.check().unwrap(), Box::new(Fake::new(Duration::ZERO))).unwrap();
     s.wait_ready(Duration::from_secs(5)).unwrap();
     let app = s.router();
     let body = json!([{ "image_in_base64": b64(&png(8, 8, 1)) }]).to_string();

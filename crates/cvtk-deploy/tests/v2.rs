@@ -12,7 +12,7 @@ use axum::http::{Request, StatusCode};
 use axum::Router;
 use cvtk_dataset::ImageLoader;
 use cvtk_deploy::{ScoringService, ServeConfig};
-use cvtk_model::Classifier;
+use cvtk_model::Scorer;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -20,7 +20,7 @@ const MODEL: &str = "/v2/models/fake";
 
 fn service(config: ServeConfig) -> ScoringService {
     let config = ServeConfig { model_name: Some("fake".into()), model_version: Some("7".into()), ..config };
-    let s = ScoringService::with_classifier(config.check().unwrap(), Box::new(Fake::new(Duration::ZERO))).unwrap();
+    let s = ScoringService::with_scorer(config.check().unwrap(), Box::new(Fake::new(Duration::ZERO))).unwrap();
     s.wait_ready(Duration::from_secs(5)).unwrap();
     s
 }

@@ -3,14 +3,12 @@
 //! SVM's featurizer (without one), so both load, score and save the same way.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use cvtk_dataset::{ImageBatch, LoaderConfig};
 use tch::{nn, Device, Tensor};
 
 use crate::base::{check_input, BaseModel};
 use crate::calibration::TemperatureFit;
-use crate::engine::{Engine, EngineChoice, EngineState, OrtSession};
 use crate::model_dir::{ModelMeta, Training};
 use crate::nets::resnet::fused::FusedCache;
 use crate::nets::Network;
@@ -29,8 +27,6 @@ pub(crate) struct Backbone {
     pub net: Network,
     /// Scoring's batch-norm-folded copy of `net` (ResNets on the CPU).
     fused: FusedCache,
-    /// Which engine scores, and its onnxruntime sessions.
-    pub engine: EngineState,
     /// The model folder and weights file it was loaded from, and the weights'
     /// version then (the folder's `model.onnx` describes those weights only).
     pub folder: Option<(PathBuf, String, i64)>,
@@ -78,16 +74,7 @@ impl Backbone {
         vs: nn::VarStore,
         net: Network,
     ) -> Self {
-        Backbone {
-            arch,
-            loader,
-            base_weights,
-            vs,
-            net,
-            fused: FusedCache::default(),
-            engine: EngineState::new(EngineChoice::Auto),
-            folder: None,
-        }
+        Backbone { arch, loader, base_weights, vs, net, fused: FusedCache::default(), folder: None }
     }
 
     /// Rebuilds a model folder's network (with a head of `num_classes` if
@@ -126,11 +113,6 @@ impl Backbone {
     /// The variables by name.
     pub fn vars(&self) -> Vars {
         self.vs.variables()
-    }
-
-    /// The engine that scores now.
-    pub fn engine(&self) -> Result<Engine> {
-        self.engine.resolve(self.device())
     }
 
     /// Checks that a loader's batch fits the network's input before an engine
@@ -225,31 +207,6 @@ impl Backbone {
             tracing::info!("keeping the ONNX graph in memory only: {e}");
         }
         Ok(fresh.bytes().to_vec())
-    }
-
-    /// The onnxruntime session of `graph` for the current weights, made from
-    /// the ONNX bytes `build` gives when there is none for them yet.
-    fn session(&self, graph: &'static str, build: impl FnOnce() -> Result<Vec<u8>>) -> Result<Arc<OrtSession>> {
-        self.engine.session(graph, self.version(), || OrtSession::new(&build()?, graph))
-    }
-
-    /// Rows of a loader's batch from the engine that scores now: the
-    /// onnxruntime session of output `graph` (made from the ONNX bytes
-    /// `graph_bytes` gives, once per version of the weights), or `torch`.
-    pub fn score_rows(
-        &self,
-        images: &ImageBatch,
-        graph: &'static str,
-        graph_bytes: impl FnOnce() -> Result<Vec<u8>>,
-        torch: impl FnOnce() -> Result<Vec<Vec<f32>>>,
-    ) -> Result<Vec<Vec<f32>>> {
-        self.check_batch(images)?;
-        self.engine.run(self.device(), || self.session(graph, graph_bytes), |s| s.run(images), torch)
-    }
-
-    /// Builds the onnxruntime session of `graph` now, when onnxruntime scores.
-    pub fn prepare(&self, graph: &'static str, graph_bytes: impl FnOnce() -> Result<Vec<u8>>) -> Result<()> {
-        self.engine.run(self.device(), || self.session(graph, graph_bytes), |_| Ok(()), || Ok(()))
     }
 
     /// Outputs of a `[N, C, H, W]` batch in eval mode, on the CPU: logits

@@ -11,35 +11,73 @@ use crate::nets::Network;
 use crate::weights::{load_into, read_state_dict};
 use crate::{weights_search_dirs, Architecture, Error, Result};
 
-/// Picks the device: `None` means CUDA when available, else CPU; otherwise
-/// `"cpu"`, `"cuda"` or `"cuda:N"`. Asking for CUDA without a GPU is an error.
-pub fn resolve_device(name: Option<&str>) -> Result<Device> {
-    match name {
-        None | Some("auto") => Ok(Device::cuda_if_available()),
-        Some("cpu") => Ok(Device::Cpu),
-        Some(s) if s == "cuda" || s.starts_with("cuda:") => {
-            let index = match s.strip_prefix("cuda:") {
-                Some(i) => i
-                    .parse::<usize>()
-                    .map_err(|_| Error::InvalidConfig { field: "device", reason: format!("'{s}' is not cuda:N") })?,
-                None => 0,
-            };
-            if !tch::Cuda::is_available() {
-                return Err(Error::InvalidConfig {
-                    field: "device",
-                    reason: "CUDA was asked for but no GPU is available; use --device cpu".into(),
-                });
-            }
-            if index >= tch::Cuda::device_count() as usize {
-                return Err(Error::InvalidConfig { field: "device", reason: format!("there is no GPU {index}") });
-            }
-            Ok(Device::Cuda(index))
+/// Which device to run on, as a user names it: `auto` (CUDA when available,
+/// else the CPU), `cpu`, `cuda` or `cuda:N`. Parsing checks the name only (a
+/// command line's usage error); [`DeviceChoice::resolve`] checks the machine.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum DeviceChoice {
+    /// CUDA when available, else the CPU.
+    #[default]
+    Auto,
+    /// The CPU.
+    Cpu,
+    /// The GPU of this index.
+    Cuda(usize),
+}
+
+impl std::str::FromStr for DeviceChoice {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let bad =
+            || Error::InvalidConfig { field: "device", reason: format!("'{s}' is not one of auto, cpu, cuda, cuda:N") };
+        match s {
+            "auto" => Ok(DeviceChoice::Auto),
+            "cpu" => Ok(DeviceChoice::Cpu),
+            "cuda" => Ok(DeviceChoice::Cuda(0)),
+            _ => s.strip_prefix("cuda:").and_then(|i| i.parse().ok()).map(DeviceChoice::Cuda).ok_or_else(bad),
         }
-        Some(other) => Err(Error::InvalidConfig {
-            field: "device",
-            reason: format!("'{other}' is not one of auto, cpu, cuda, cuda:N"),
-        }),
     }
+}
+
+impl std::fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceChoice::Auto => f.write_str("auto"),
+            DeviceChoice::Cpu => f.write_str("cpu"),
+            DeviceChoice::Cuda(i) => write!(f, "cuda:{i}"),
+        }
+    }
+}
+
+impl DeviceChoice {
+    /// The device on this machine: asking for CUDA without a GPU, or for a GPU
+    /// it does not have, is an error.
+    pub fn resolve(self) -> Result<Device> {
+        match self {
+            DeviceChoice::Auto => Ok(Device::cuda_if_available()),
+            DeviceChoice::Cpu => Ok(Device::Cpu),
+            DeviceChoice::Cuda(index) => {
+                if !tch::Cuda::is_available() {
+                    return Err(Error::InvalidConfig {
+                        field: "device",
+                        reason: "CUDA was asked for but no GPU is available; use --device cpu".into(),
+                    });
+                }
+                if index >= tch::Cuda::device_count() as usize {
+                    return Err(Error::InvalidConfig { field: "device", reason: format!("there is no GPU {index}") });
+                }
+                Ok(Device::Cuda(index))
+            }
+        }
+    }
+}
+
+/// Picks the device: `None` means CUDA when available, else CPU; otherwise
+/// `"cpu"`, `"cuda"` or `"cuda:N"` ([`DeviceChoice`]). Asking for CUDA without
+/// a GPU is an error.
+pub fn resolve_device(name: Option<&str>) -> Result<Device> {
+    name.map_or(Ok(DeviceChoice::Auto), str::parse::<DeviceChoice>)?.resolve()
 }
 
 /// A base network and the weights file it starts from.
@@ -200,9 +238,8 @@ impl BaseModel {
         device: Device,
         engine: crate::EngineChoice,
     ) -> Result<Vec<(Vec<ImagenetPrediction>, Vec<f32>)>> {
-        use crate::Classifier;
-        let model = crate::TransferModel::imagenet(self, device)?;
-        model.set_engine(engine);
+        use crate::Scorer;
+        let model = crate::compile(Box::new(crate::TransferModel::imagenet(self, device)?), engine)?;
         let loader = ImageLoader::new(model.loader_config())?;
         let mut out = Vec::new();
         for chunk in images.chunks(16) {

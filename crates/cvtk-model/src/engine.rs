@@ -1,11 +1,13 @@
 //! Which engine scores: libtorch (`tch`, the training graph or the fused
 //! ResNet) or onnxruntime (the model's ONNX export, [`crate::onnx`]).
 //!
-//! [`EngineChoice::Auto`], the default for loaded models, picks onnxruntime on
-//! the CPU when its library can be loaded and libtorch on CUDA; when
-//! onnxruntime cannot be loaded it falls back to libtorch with one log line.
-//! Asking for [`EngineChoice::Onnxruntime`] without it is an error that says
-//! how to install it. Training always runs on libtorch.
+//! A model scores with libtorch; [`crate::compile`] makes it a
+//! [`crate::Scorer`] for the engine chosen, once. [`EngineChoice::Auto`] (the
+//! default) picks onnxruntime on the CPU when its library can be loaded and
+//! libtorch on CUDA; when onnxruntime cannot be loaded, or cannot run the
+//! model, it falls back to libtorch with a log line, at that moment. Asking for
+//! [`EngineChoice::Onnxruntime`] without it is an error that says how to
+//! install it. Training always runs on libtorch.
 //!
 //! The library (`libonnxruntime.so`, from PyPI's `onnxruntime` wheel, which
 //! `make setup` installs) is found, in order: `$CVTK_ONNXRUNTIME_LIB`; the path
@@ -15,7 +17,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 
 use cvtk_dataset::ImageBatch;
 use serde::{Deserialize, Serialize};
@@ -225,6 +227,12 @@ pub(crate) struct OrtSession {
     output: String,
 }
 
+impl std::fmt::Debug for OrtSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OrtSession").field("output", &self.output).finish_non_exhaustive()
+    }
+}
+
 impl OrtSession {
     /// A session over the ONNX `bytes`, reading the output `output`.
     pub fn new(bytes: &[u8], output: &str) -> Result<Self> {
@@ -265,84 +273,6 @@ impl OrtSession {
     }
 }
 
-/// A model's engine choice and the onnxruntime sessions built for its
-/// current weights (rebuilt when they change), one per graph (the
-/// classifier's scores, a featurizer's features).
-#[derive(Default)]
-pub(crate) struct EngineState {
-    choice: Mutex<EngineChoice>,
-    sessions: Mutex<Vec<(&'static str, i64, Arc<OrtSession>)>>,
-    /// Set when `Auto` could not build an onnxruntime session for this
-    /// model: it scores with libtorch from then on.
-    auto_fell_back: AtomicBool,
-}
-
-impl EngineState {
-    /// A state with `choice`.
-    pub fn new(choice: EngineChoice) -> Self {
-        EngineState { choice: Mutex::new(choice), ..EngineState::default() }
-    }
-
-    pub fn choice(&self) -> EngineChoice {
-        *self.choice.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn set(&self, choice: EngineChoice) {
-        *self.choice.lock().unwrap_or_else(|p| p.into_inner()) = choice;
-        self.auto_fell_back.store(false, Ordering::Relaxed);
-    }
-
-    /// The engine that scores on `device` now.
-    pub fn resolve(&self, device: Device) -> Result<Engine> {
-        match self.choice() {
-            EngineChoice::Auto if self.auto_fell_back.load(Ordering::Relaxed) => Ok(Engine::Torch),
-            choice => choice.resolve(device),
-        }
-    }
-
-    /// Runs `ort` when onnxruntime scores, `torch` otherwise. Under `Auto`,
-    /// an onnxruntime failure to build the session (not to run a batch) turns
-    /// this model over to libtorch, with one warning.
-    pub fn run<T>(
-        &self,
-        device: Device,
-        ort: impl FnOnce() -> Result<Arc<OrtSession>>,
-        run: impl FnOnce(&OrtSession) -> Result<T>,
-        torch: impl FnOnce() -> Result<T>,
-    ) -> Result<T> {
-        match self.resolve(device)? {
-            Engine::Torch => torch(),
-            Engine::Onnxruntime => match ort() {
-                Ok(session) => run(&session),
-                Err(e) if self.choice() == EngineChoice::Auto => {
-                    tracing::warn!("scoring with libtorch: onnxruntime cannot run this model: {e}");
-                    self.auto_fell_back.store(true, Ordering::Relaxed);
-                    torch()
-                }
-                Err(e) => Err(e),
-            },
-        }
-    }
-
-    /// The session of graph `graph` for weights of version `version`, built
-    /// by `build` when there is none for them yet.
-    pub fn session(
-        &self,
-        graph: &'static str,
-        version: i64,
-        build: impl FnOnce() -> Result<OrtSession>,
-    ) -> Result<Arc<OrtSession>> {
-        let mut slots = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, _, s)) = slots.iter().find(|(g, v, _)| *g == graph && *v == version) {
-            return Ok(s.clone());
-        }
-        let s = Arc::new(build()?);
-        slots.retain(|(g, _, _)| *g != graph);
-        slots.push((graph, version, s.clone()));
-        Ok(s)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,7 +295,7 @@ mod tests {
         let model = TransferModel::new_seeded(vec!["a".into(), "b".into()], &base, None, Device::Cpu, 1).unwrap();
         let graph = model.export_onnx().unwrap();
         assert!(OrtSession::new(graph.bytes(), crate::onnx::SCORES).is_ok());
-        let e = OrtSession::new(graph.bytes(), "logits_of_another_exporter").err().expect("refused").to_string();
+        let e = OrtSession::new(graph.bytes(), "logits_of_another_exporter").expect_err("refused").to_string();
         assert!(e.contains("no output 'logits_of_another_exporter'") && e.contains(crate::onnx::SCORES), "{e}");
     }
 }

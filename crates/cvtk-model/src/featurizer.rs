@@ -8,7 +8,7 @@ use tch::{Device, Tensor};
 
 use crate::backbone::Backbone;
 use crate::base::BaseModel;
-use crate::engine::{Engine, EngineChoice};
+use crate::engine::{Engine, EngineChoice, OrtSession};
 use crate::onnx::{Head, FEATURES};
 use crate::{Error, Result};
 
@@ -17,26 +17,56 @@ use crate::{Error, Result};
 #[derive(Debug)]
 pub struct Featurizer {
     pub(crate) backbone: Backbone,
+    /// The onnxruntime session over the features graph, when
+    /// [`Featurizer::compile`] chose onnxruntime.
+    session: Option<OrtSession>,
 }
 
 impl Featurizer {
     /// The backbone of `base` with its weights, taking `image_size` inputs.
-    /// It featurizes with [`EngineChoice::Auto`] (onnxruntime on the CPU when
-    /// it loads): its weights never change, so the graph is built once.
+    /// It featurizes with libtorch until [`Self::compile`]d for another engine.
     pub fn new(base: &BaseModel, image_size: Option<u32>, device: Device) -> Result<Self> {
         let mut backbone = Backbone::new(base, image_size, None, device, 0)?;
         backbone.vs.freeze();
-        Ok(Featurizer { backbone })
+        Ok(Self::from_backbone(backbone))
     }
 
-    /// Chooses the engine that featurizes.
-    pub fn set_engine(&self, choice: EngineChoice) {
-        self.backbone.engine.set(choice);
+    /// A featurizer over a frozen backbone, on libtorch.
+    pub(crate) fn from_backbone(backbone: Backbone) -> Self {
+        Featurizer { backbone, session: None }
     }
 
-    /// The engine that featurizes now.
-    pub fn engine(&self) -> Result<Engine> {
-        self.backbone.engine()
+    /// This featurizer featurizing with `choice` on its device, decided now
+    /// as [`crate::compile`] decides for a classifier: for onnxruntime its
+    /// features graph is built once here (its weights never change); under
+    /// [`EngineChoice::Auto`] a graph onnxruntime cannot run is a logged
+    /// fall-back to libtorch. The SVM trained on it scores with libtorch
+    /// until compiled itself.
+    pub fn compile(mut self, choice: EngineChoice) -> Result<Self> {
+        self.session = None;
+        if choice.resolve(self.backbone.device())? == Engine::Torch {
+            return Ok(self);
+        }
+        let b = &self.backbone;
+        let built = crate::onnx::build(b.arch, &b.vars(), &b.loader, Head::Features, None)
+            .and_then(|graph| OrtSession::new(&graph, FEATURES));
+        match built {
+            Ok(session) => self.session = Some(session),
+            Err(e) if choice == EngineChoice::Auto => {
+                tracing::warn!("featurizing with libtorch: onnxruntime cannot run {}: {e}", b.arch);
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(self)
+    }
+
+    /// The engine that featurizes.
+    pub fn engine(&self) -> Engine {
+        if self.session.is_some() {
+            Engine::Onnxruntime
+        } else {
+            Engine::Torch
+        }
     }
 
     /// Feature size.
@@ -56,13 +86,11 @@ impl Featurizer {
 
     /// Features of a loader's batch, `[N, dim]`.
     pub fn features_batch(&self, images: &ImageBatch) -> Result<Array2<f32>> {
-        let b = &self.backbone;
-        let rows = b.score_rows(
-            images,
-            FEATURES,
-            || crate::onnx::build(b.arch, &b.vars(), &b.loader, Head::Features, None),
-            || b.forward_rows(images),
-        )?;
+        self.backbone.check_batch(images)?;
+        let rows = match &self.session {
+            Some(session) => session.run(images)?,
+            None => self.backbone.forward_rows(images)?,
+        };
         let n = rows.len();
         Array2::from_shape_vec((n, self.dim()), rows.into_iter().flatten().collect())
             .map_err(|e| Error::InvalidInput(e.to_string()))

@@ -15,6 +15,10 @@
 //!   [`Featurizer`] and [`SvmClassifier`] with [`SvmParams`].
 //! - [`Classifier`]: what both implement; [`load_classifier`] reads whichever a
 //!   model folder holds ([`model_dir`] is the format).
+//! - [`Scorer`]: what scores (labels, input contract, raw scores of a batch
+//!   and their kind), with no libtorch type in it; a classifier is one on
+//!   libtorch, and [`compile`] (or [`load_scorer`]) makes one for the engine
+//!   chosen, once ([`engine`]).
 //! - [`calibration`]: temperature scaling behind the scores' [`ScoreKind`].
 //! - [`TrainingImages`]: the images a model was trained on, recorded in its
 //!   folder, so an evaluation on them can say it is not a test accuracy.
@@ -23,7 +27,7 @@
 //!
 //! ```no_run
 //! use cvtk_dataset::ClassificationDataset;
-//! use cvtk_model::{Architecture, BaseModel, Classifier, Device, LrSchedule, TrainConfig, TransferModel};
+//! use cvtk_model::{Architecture, BaseModel, Classifier, Device, LrSchedule, Scorer, TrainConfig, TransferModel};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let dataset = ClassificationDataset::open("digits.json")?; // a manifest with a split
@@ -52,6 +56,7 @@ pub mod model_dir;
 pub mod nets;
 pub mod onnx;
 mod schedule;
+mod scorer;
 pub mod svm;
 pub mod tensor;
 pub mod tensorboard;
@@ -60,16 +65,17 @@ mod transfer;
 pub mod weights;
 
 pub use arch::{weights_search_dirs, Architecture, ARCHITECTURE_NAMES};
-pub use base::{resolve_device, BaseModel, ImagenetPrediction};
+pub use base::{resolve_device, BaseModel, DeviceChoice, ImagenetPrediction};
 pub use calibration::{fit_temperature, TemperatureFit};
-pub use classifier::{predict_dataset, Classifier, Prediction};
+pub use classifier::Classifier;
 pub use cvtk_dataset::{first_max, ScoreKind, Scores};
 pub use engine::{Engine, EngineChoice};
 pub use error::{Error, Result};
 pub use featurizer::Featurizer;
-pub use model_dir::{is_model_dir, load_classifier, load_classifier_with, ModelKind, Training, MODEL_FILE};
+pub use model_dir::{is_model_dir, load_classifier, load_scorer, ModelKind, Training, MODEL_FILE};
 pub use onnx::{OnnxMetadata, OnnxModel};
 pub use schedule::LrSchedule;
+pub use scorer::{compile, predict_dataset, Compiled, Prediction, Scorer};
 pub use svm::{
     cross_fit_temperature, decision_accuracy, fit_linear_svm, LinearModel, SvmClassifier, SvmParams, SvmSolver,
     ValidSvmParams,

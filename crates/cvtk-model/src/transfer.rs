@@ -15,10 +15,11 @@ use tch::{Device, Kind, Tensor};
 use crate::backbone::Backbone;
 use crate::base::BaseModel;
 use crate::calibration::{fit_temperature, ScoreKind, TemperatureFit};
-use crate::classifier::{map_labels, Classifier};
-use crate::engine::{Engine, EngineChoice};
+use crate::classifier::Classifier;
+use crate::engine::Engine;
 use crate::model_dir::{read_model_dir_of_kind, save_model_dir, ModelKind, ModelMeta, Training};
-use crate::onnx::{OnnxModel, SCORES};
+use crate::onnx::OnnxModel;
+use crate::scorer::{map_labels, Scorer};
 use crate::tensor::{images_tensor, labels_tensor};
 use crate::tensorboard::EventWriter;
 use crate::trained_on::{Record, TrainingImages};
@@ -286,7 +287,7 @@ impl TransferModel {
 
     /// Fits the temperature that calibrates this model's probabilities on
     /// `held_out` (labelled images it was not trained on) and keeps it: from
-    /// then on [`Classifier::score_kind`] carries it and [`Classifier::save`]
+    /// then on [`Scorer::score_kind`] carries it and [`Classifier::save`]
     /// writes it. Which label scores highest does not change.
     pub fn calibrate(&mut self, held_out: &ClassificationDataset, batch_size: usize) -> Result<&TemperatureFit> {
         let scores = self.score_dataset(held_out, batch_size.max(1))?;
@@ -319,24 +320,9 @@ impl TransferModel {
     /// [`TrainConfig::calibration_holdout`], part of `train_set` is held out of
     /// training and calibrates the model afterwards.
     ///
-    /// Training and the evaluations during it run on libtorch; the model's
-    /// chosen engine scores again afterwards.
+    /// Training and the evaluations during it run on libtorch (the model's
+    /// own [`Scorer`]); [`crate::compile`] the trained model for another engine.
     pub fn train_with(
-        &mut self,
-        train_set: &ClassificationDataset,
-        config: &TrainConfig,
-        eval_set: Option<&ClassificationDataset>,
-        hooks: &TrainHooks,
-    ) -> Result<&[EpochStats]> {
-        let chosen = self.backbone.engine.choice();
-        self.backbone.engine.set(EngineChoice::Torch);
-        let trained = self.train_on_torch(train_set, config, eval_set, hooks).map(|_| ());
-        self.backbone.engine.set(chosen);
-        trained?;
-        Ok(&self.history)
-    }
-
-    fn train_on_torch(
         &mut self,
         train_set: &ClassificationDataset,
         config: &TrainConfig,
@@ -575,11 +561,6 @@ impl TransferModel {
         self.backbone.tensors()
     }
 
-    /// The ONNX graph onnxruntime scores the model with.
-    fn scores_graph(&self) -> Result<Vec<u8>> {
-        self.backbone.classifier_graph(&self.labels, || self.export_onnx())
-    }
-
     /// Rebuilds a model from a model folder's parts.
     pub(crate) fn from_parts(
         dir: &Path,
@@ -607,7 +588,7 @@ impl TransferModel {
     }
 }
 
-impl Classifier for TransferModel {
+impl Scorer for TransferModel {
     fn labels(&self) -> &[String] {
         &self.labels
     }
@@ -617,21 +598,33 @@ impl Classifier for TransferModel {
     }
 
     fn score_images(&self, images: &ImageBatch) -> Result<Vec<Vec<f32>>> {
-        self.backbone.score_rows(images, SCORES, || self.scores_graph(), || self.backbone.forward_rows(images))
+        self.backbone.check_batch(images)?;
+        self.backbone.forward_rows(images)
     }
 
     fn score_kind(&self) -> ScoreKind {
         ScoreKind::Logits { temperature: self.calibration.as_ref().map_or(1.0, |c| c.temperature) }
     }
 
-    fn engine(&self) -> Result<Engine> {
-        self.backbone.engine()
+    fn engine(&self) -> Engine {
+        Engine::Torch
     }
 
-    fn set_engine(&self, choice: EngineChoice) {
-        self.backbone.engine.set(choice);
+    fn describe(&self) -> String {
+        let b = &self.backbone;
+        format!(
+            "fine-tuned {} ({}x{} input, {} epochs, from {}{})",
+            b.arch,
+            b.loader.width,
+            b.loader.height,
+            self.history.len(),
+            b.source(),
+            self.calibration.as_ref().map(|c| format!("; temperature {:.3}", c.temperature)).unwrap_or_default()
+        )
     }
+}
 
+impl Classifier for TransferModel {
     fn export_onnx(&self) -> Result<OnnxModel> {
         let head = self.backbone.arch.head_name();
         let vars = self.backbone.vars();
@@ -644,8 +637,8 @@ impl Classifier for TransferModel {
         self.backbone.export(&self.labels, ModelKind::Dnn, self.score_kind(), w, b)
     }
 
-    fn prepare(&self) -> Result<()> {
-        self.backbone.prepare(SCORES, || self.scores_graph())
+    fn scores_graph(&self) -> Result<Vec<u8>> {
+        self.backbone.classifier_graph(&self.labels, || self.export_onnx())
     }
 
     fn calibration(&self) -> Option<&TemperatureFit> {
@@ -671,19 +664,6 @@ impl Classifier for TransferModel {
 
     fn training_images(&self) -> Result<Option<Arc<TrainingImages>>> {
         self.trained_on.get()
-    }
-
-    fn describe(&self) -> String {
-        let b = &self.backbone;
-        format!(
-            "fine-tuned {} ({}x{} input, {} epochs, from {}{})",
-            b.arch,
-            b.loader.width,
-            b.loader.height,
-            self.history.len(),
-            b.source(),
-            self.calibration.as_ref().map(|c| format!("; temperature {:.3}", c.temperature)).unwrap_or_default()
-        )
     }
 }
 

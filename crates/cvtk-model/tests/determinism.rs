@@ -7,7 +7,7 @@
 //! under concurrent use, is not yet found).
 
 use crate::common::colour_dataset;
-use cvtk_model::{Architecture, BaseModel, Classifier, Device, LrSchedule, TrainConfig, TransferModel};
+use cvtk_model::{Architecture, BaseModel, Device, LrSchedule, Scorer, TrainConfig, TransferModel};
 
 #[test]
 fn same_seed_same_model() {

@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 use crate::common::{colour_dataset, python};
 use cvtk_dataset::{ClassificationDataset, ImageBatch, ImageLoader};
 use cvtk_model::{
-    Architecture, BaseModel, Classifier, Device, Engine, EngineChoice, Featurizer, LrSchedule, OnnxModel,
-    SvmClassifier, SvmParams, TrainConfig, TransferModel,
+    compile, Architecture, BaseModel, Classifier, Device, Engine, EngineChoice, Featurizer, LrSchedule, OnnxModel,
+    Scorer, SvmClassifier, SvmParams, TrainConfig, TransferModel,
 };
 use serde_json::Value;
 
@@ -68,7 +68,6 @@ fn rows_of(flat: Vec<f32>, cols: usize) -> Vec<Vec<f32>> {
 fn check(name: &str, model: &dyn Classifier, dir: &Path) {
     let images = photos(model);
     let [n, c, h, w] = images.shape();
-    model.set_engine(EngineChoice::Torch);
     let torch = model.score_images(&images).unwrap();
 
     let file = dir.join(format!("{name}.onnx"));
@@ -132,9 +131,9 @@ fn check(name: &str, model: &dyn Classifier, dir: &Path) {
     assert_eq!(back.metadata(), exported.metadata());
 
     // cvtk's own onnxruntime engine agrees with its libtorch engine.
-    model.set_engine(EngineChoice::Onnxruntime);
-    assert_eq!(model.engine().unwrap(), Engine::Onnxruntime);
-    let ort = model.score_images(&images).unwrap();
+    let compiled = compile(model, EngineChoice::Onnxruntime).unwrap();
+    assert_eq!(compiled.engine(), Engine::Onnxruntime);
+    let ort = compiled.score_images(&images).unwrap();
     let diff = max_abs(&ort, &torch);
     let ort_err = max_abs(&ort, &exact);
     eprintln!("{name}: cvtk onnxruntime vs cvtk libtorch: max abs difference {diff:e}; from exact {ort_err:e}");

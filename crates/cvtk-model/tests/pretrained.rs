@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use crate::common;
-use cvtk_model::{Architecture, BaseModel, Device};
+use cvtk_model::{Architecture, BaseModel, Device, Scorer};
 
 fn skimage_photo(name: &str) -> PathBuf {
     let out = std::process::Command::new(common::python())
@@ -52,14 +52,14 @@ fn the_imagenet_classifier_saves_loads_and_scores_as_predict_imagenet_does() {
     let photos = [skimage_photo("chelsea.png"), skimage_photo("coffee.png")];
     let expected = base.predict_imagenet(&photos, 1, Device::Cpu, cvtk_model::EngineChoice::Torch).unwrap();
     let model = cvtk_model::TransferModel::imagenet(&base, Device::Cpu).unwrap();
-    let labels = cvtk_model::Classifier::labels(&model).to_vec();
+    let labels = cvtk_model::Scorer::labels(&model).to_vec();
     assert_eq!(labels.len(), 1000);
     assert_eq!(labels.iter().collect::<std::collections::HashSet<_>>().len(), 1000, "labels must be unique");
     assert_eq!(labels[281], "tabby, tabby cat");
     let dir = tempfile::tempdir().unwrap();
     cvtk_model::Classifier::save(&model, dir.path()).unwrap();
-    let loaded = cvtk_model::load_classifier(dir.path(), Device::Cpu).unwrap();
-    assert_eq!(loaded.engine().unwrap(), cvtk_model::Engine::Onnxruntime);
+    let loaded = cvtk_model::load_scorer(dir.path(), Device::Cpu, cvtk_model::EngineChoice::Auto).unwrap();
+    assert_eq!(loaded.engine(), cvtk_model::Engine::Onnxruntime);
     assert_eq!(loaded.labels(), labels.as_slice());
     let loader = cvtk_dataset::ImageLoader::new(loaded.loader_config()).unwrap();
     let scores = loaded.score_images(&loader.load_batch(&photos).unwrap()).unwrap();

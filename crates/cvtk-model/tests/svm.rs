@@ -5,8 +5,8 @@
 use crate::common;
 use crate::common::colour_dataset;
 use cvtk_model::{
-    decision_accuracy, fit_linear_svm, load_classifier, Architecture, BaseModel, Classifier, Device, Featurizer,
-    ModelKind, ScoreKind, SvmClassifier, SvmParams, SvmSolver,
+    decision_accuracy, fit_linear_svm, load_classifier, Architecture, BaseModel, Classifier, Device, Engine,
+    EngineChoice, Featurizer, ModelKind, ScoreKind, Scorer, SvmClassifier, SvmParams, SvmSolver,
 };
 use ndarray::Array2;
 
@@ -18,6 +18,16 @@ fn svm_on_pretrained_features_end_to_end() {
         .expect("run `make test-setup` to install the Lite0 weights");
     let featurizer = Featurizer::new(&base, Some(64), Device::Cpu).unwrap();
     assert_eq!(featurizer.dim(), 1280);
+    // The featurizer compiled for onnxruntime gives libtorch's features.
+    let loader = cvtk_dataset::ImageLoader::new(featurizer.loader_config().clone()).unwrap();
+    let paths: Vec<&std::path::Path> = ds.images().iter().take(4).map(|i| i.path.as_path()).collect();
+    let batch = loader.load_batch(&paths).unwrap();
+    let torch = featurizer.features_batch(&batch).unwrap();
+    let featurizer = featurizer.compile(EngineChoice::Onnxruntime).unwrap();
+    assert_eq!(featurizer.engine(), Engine::Onnxruntime);
+    let ort = featurizer.features_batch(&batch).unwrap();
+    let diff = (&ort - &torch).mapv(f32::abs).fold(0f32, |a, &b| a.max(b));
+    assert!(diff < 1e-3, "onnxruntime's features differ from libtorch's by {diff}");
     let svm = SvmClassifier::fit(featurizer, &ds, &SvmParams::default()).unwrap();
     let scores = svm.score_dataset(&ds, 8).unwrap();
     assert_eq!(scores.accuracy(), 1.0);
@@ -31,6 +41,12 @@ fn svm_on_pretrained_features_end_to_end() {
     let back = load_classifier(&out, Device::Cpu).unwrap();
     assert_eq!(back.kind(), ModelKind::Svm);
     assert_eq!(back.score_dataset(&ds, 8).unwrap(), scores);
+    // Compiled for onnxruntime, the loaded SVM predicts as libtorch does.
+    let compiled = cvtk_model::compile(back, EngineChoice::Onnxruntime).unwrap();
+    assert_eq!(compiled.engine(), Engine::Onnxruntime);
+    let ort = compiled.score_dataset(&ds, 8).unwrap();
+    assert_eq!(ort.accuracy(), 1.0);
+    let back = compiled.into_model();
     assert_eq!(back.calibration(), Some(&fit));
     // The folder records the images it was fitted on: all 24 are found again.
     let trained_on = back.training_images().unwrap().expect("the folder records the training images");

@@ -5,7 +5,7 @@
 use crate::common;
 use crate::common::colour_dataset;
 use cvtk_model::{
-    load_classifier, Architecture, BaseModel, Classifier, Device, Error, LrSchedule, ScoreKind, TrainConfig,
+    load_classifier, Architecture, BaseModel, Classifier, Device, Error, LrSchedule, ScoreKind, Scorer, TrainConfig,
     TrainHooks, TransferModel,
 };
 

@@ -17,8 +17,9 @@
 //!
 //! ```no_run
 //! use cvtk_score::{score_to_file, ScoreInput, ScoreOptions};
-//! let model = cvtk_model::load_classifier(std::path::Path::new("model"), cvtk_model::Device::Cpu)?;
-//! let report = score_to_file(&*model, &ScoreInput::Folder("photos".into()), "scores.jsonl".as_ref(), &ScoreOptions::default())?;
+//! use cvtk_model::{load_scorer, Device, EngineChoice};
+//! let model = load_scorer("model".as_ref(), Device::Cpu, EngineChoice::Auto)?;
+//! let report = score_to_file(&model, &ScoreInput::Folder("photos".into()), "scores.jsonl".as_ref(), &ScoreOptions::default())?;
 //! println!("{} scored, {} failed", report.scored, report.failed);
 //! # Ok::<(), cvtk_score::Error>(())
 //! ```
@@ -33,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use cvtk_dataset::ImageLoader;
-use cvtk_model::Classifier;
+use cvtk_model::Scorer;
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -111,7 +112,7 @@ pub struct ScoreReport {
 
 /// Scores items in batches: an iterator of rows over an iterator of items.
 pub struct BatchScorer<'a> {
-    classifier: &'a dyn Classifier,
+    classifier: &'a dyn Scorer,
     loader: ImageLoader,
     pool: rayon::ThreadPool,
     fetcher: cvtk_http::Fetcher,
@@ -121,12 +122,20 @@ pub struct BatchScorer<'a> {
 
 impl<'a> BatchScorer<'a> {
     /// A scorer for `classifier` with `options`.
-    pub fn new(classifier: &'a dyn Classifier, options: &ScoreOptions) -> Result<Self> {
+    pub fn new(classifier: &'a dyn Scorer, options: &ScoreOptions) -> Result<Self> {
         if options.batch == 0 || options.top == 0 {
             return Err(Error::Invalid("batch and top must be at least 1".into()));
         }
         if options.threads > 0 {
+            // libtorch takes them now; an onnxruntime session took its
+            // threads when it was built (call `set_threads` before compiling).
             cvtk_model::engine::set_threads(options.threads);
+            if classifier.engine() == cvtk_model::Engine::Onnxruntime {
+                tracing::debug!(
+                    "threads {}: the onnxruntime session keeps the threads it was built with",
+                    options.threads
+                );
+            }
         }
         let threads = options.threads;
         let loader = ImageLoader::new(cvtk_dataset::LoaderConfig { threads, ..classifier.loader_config() })?;
@@ -146,7 +155,6 @@ impl<'a> BatchScorer<'a> {
             .enable_all()
             .build()
             .map_err(|e| Error::Invalid(format!("cannot start the download runtime: {e}")))?;
-        classifier.prepare()?;
         Ok(BatchScorer { classifier, loader, pool, fetcher, runtime, options: options.clone() })
     }
 
@@ -170,7 +178,7 @@ impl<'a> BatchScorer<'a> {
     }
 
     /// The raw scores of one batch of items (of the classifier's
-    /// [`Classifier::score_kind`], one value per label), in order, or for
+    /// [`Scorer::score_kind`], one value per label), in order, or for
     /// each image that cannot be read, downloaded or decoded, why; a failure
     /// of the model itself is an error.
     pub fn score_raw(&self, items: &[Item]) -> Result<Vec<std::result::Result<Vec<f32>, String>>> {
@@ -255,7 +263,7 @@ impl<'a> BatchScorer<'a> {
 /// Scores `input` (this `options.shard` of it) with `classifier` into `out`
 /// (format by extension), continuing what an earlier run left in `out`.
 pub fn score_to_file(
-    classifier: &dyn Classifier,
+    classifier: &dyn Scorer,
     input: &ScoreInput,
     out: &Path,
     options: &ScoreOptions,

@@ -47,6 +47,37 @@ impl Format {
     }
 }
 
+impl Format {
+    /// `jsonl`, `csv` or `parquet`: the extension it is written with.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Jsonl => "jsonl",
+            Format::Csv => "csv",
+            Format::Parquet => "parquet",
+        }
+    }
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.extension())
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = Error;
+
+    /// A format by name: `jsonl` (or `ndjson`), `csv` or `parquet`.
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "jsonl" | "ndjson" => Ok(Format::Jsonl),
+            "csv" => Ok(Format::Csv),
+            "parquet" => Ok(Format::Parquet),
+            _ => Err(Error::Invalid(format!("'{s}' is not a format: use jsonl, csv or parquet"))),
+        }
+    }
+}
+
 /// A label and its probability.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Ranked {

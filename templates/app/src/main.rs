@@ -6,7 +6,7 @@
 
 use cvtk::dataset::ClassificationDataset;
 use cvtk::eval::ClassificationEvaluation;
-use cvtk::model::{Architecture, BaseModel, Classifier, Device, Featurizer, SvmClassifier, SvmParams};
+use cvtk::model::{compile, Architecture, BaseModel, Device, EngineChoice, Featurizer, Scorer, SvmClassifier, SvmParams};
 
 fn main() -> anyhow::Result<()> {
     // cvtk's logs on stderr; RUST_LOG sets the level (default: warnings).
@@ -29,10 +29,12 @@ fn main() -> anyhow::Result<()> {
     // ~/.cvtk/weights (`cvtk weights install FILE`), then the cvtk checkout's weights/.
     let base = BaseModel::pretrained(Architecture::EfficientnetLite0)?;
     println!("weights: {}", base.weights.as_ref().map(|w| w.display().to_string()).unwrap_or_default());
-    let featurizer = Featurizer::new(&base, Some(112), Device::Cpu)?;
+    // onnxruntime computes the features and scores when it loads, else libtorch.
+    let featurizer = Featurizer::new(&base, Some(112), Device::Cpu)?.compile(EngineChoice::Auto)?;
     let svm = SvmClassifier::fit(featurizer, &train, &SvmParams::default())?;
 
-    let evaluation = ClassificationEvaluation::from_scores(&svm.score_dataset(&test, 32)?)?;
+    let scorer = compile(&svm, EngineChoice::Auto)?;
+    let evaluation = ClassificationEvaluation::from_scores(&scorer.score_dataset(&test, 32)?)?;
     println!("accuracy: {:.4}", evaluation.accuracy());
     println!("class-averaged accuracy: {:.4}", evaluation.class_averaged_accuracy());
     Ok(())

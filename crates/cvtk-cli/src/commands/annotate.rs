@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use cvtk_annotate::{manifest_for, AnnotateConfig, ManifestChoice, Prediction, Store};
 use cvtk_dataset::ClassificationDataset;
-use cvtk_model::{load_classifier_with, predict_dataset, EngineChoice};
+use cvtk_model::{load_scorer, predict_dataset, EngineChoice};
 
 use super::train::EngineArgs;
 
@@ -28,7 +28,7 @@ pub struct Args {
     model: Option<PathBuf>,
     /// Device for the model's predictions: cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "auto")]
-    device: String,
+    device: cvtk_model::DeviceChoice,
     #[command(flatten)]
     engine: EngineArgs,
     /// Address to bind; anything but loopback also needs --allow-remote.
@@ -45,13 +45,13 @@ pub struct Args {
 /// The model's top label and probability for every image, excluded ones too.
 fn predictions(
     model_dir: &Path,
-    device: &str,
+    device: cvtk_model::DeviceChoice,
     engine: EngineChoice,
     manifest: &Path,
 ) -> anyhow::Result<HashMap<u64, Prediction>> {
-    let model = load_classifier_with(model_dir, cvtk_model::resolve_device(Some(device))?, engine)?;
+    let model = load_scorer(model_dir, device.resolve()?, engine)?;
     let ds = ClassificationDataset::from_manifest(manifest)?;
-    Ok(predict_dataset(&*model, &ds, true, 32)?
+    Ok(predict_dataset(&model, &ds, true, 32)?
         .into_iter()
         .map(|(id, p)| (id, Prediction { label: p.label, score: p.probability }))
         .collect())
@@ -73,7 +73,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let predictions = match &args.model {
         Some(dir) => {
-            predictions(dir, &args.device, args.engine.engine, &manifest).context("scoring the images with --model")?
+            predictions(dir, args.device, args.engine.engine, &manifest).context("scoring the images with --model")?
         }
         None => HashMap::new(),
     };

@@ -95,7 +95,7 @@ pub struct SplitArgs {
     /// A folder with one sub-folder per label, or a manifest (.json).
     dataset: PathBuf,
     /// Fraction of images for training, in (0, 1).
-    #[arg(long, default_value_t = 0.66)]
+    #[arg(long, default_value_t = 0.66, value_parser = crate::output::fraction)]
     train_size: f64,
     /// Keep label proportions in both parts (every label with 2+ images in each).
     #[arg(long)]

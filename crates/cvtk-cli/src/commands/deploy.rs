@@ -51,6 +51,7 @@ pub enum Command {
     /// Start a model as a local background service and record it.
     Create {
         /// The deployment's name (lowercase letters, digits, '-').
+        #[arg(value_parser = crate::output::deployment_name)]
         name: String,
         /// The model folder to serve.
         #[arg(long)]
@@ -63,7 +64,7 @@ pub enum Command {
         port: u16,
         /// Device for the model: auto, cpu, cuda, cuda:N.
         #[arg(long, default_value = "auto")]
-        device: String,
+        device: cvtk_model::DeviceChoice,
         /// Seconds to wait for the model to load.
         #[arg(long, default_value_t = 120)]
         ready_timeout_s: u64,
@@ -87,6 +88,7 @@ pub enum Command {
     /// Show a deployment's endpoint, key and how to call it with curl.
     Show {
         /// The deployment's name.
+        #[arg(value_parser = crate::output::deployment_name)]
         name: String,
         #[command(flatten)]
         home: Home,
@@ -97,13 +99,14 @@ pub enum Command {
     /// Score images with a deployment over HTTP.
     Score {
         /// The deployment's name.
+        #[arg(value_parser = crate::output::deployment_name)]
         name: String,
         /// Image files or http(s) URLs.
         #[arg(required = true)]
         images: Vec<String>,
         /// Resize each image to WIDTHxHEIGHT before sending.
-        #[arg(long)]
-        resize: Option<String>,
+        #[arg(long, value_parser = parse_dims)]
+        resize: Option<(u32, u32)>,
         #[command(flatten)]
         home: Home,
         /// Print JSON.
@@ -113,6 +116,7 @@ pub enum Command {
     /// Stop a deployment and remove its record.
     Delete {
         /// The deployment's name.
+        #[arg(value_parser = crate::output::deployment_name)]
         name: String,
         #[command(flatten)]
         home: Home,
@@ -125,6 +129,7 @@ pub enum Command {
     #[command(after_help = docker_help())]
     Docker {
         /// The deployment's name (its model is used unless --model is given).
+        #[arg(value_parser = crate::output::deployment_name)]
         name: String,
         /// The build context folder to write.
         #[arg(long)]
@@ -155,12 +160,13 @@ pub enum Command {
     #[command(name = "k8s-batch")]
     K8sBatch {
         /// The job's name.
+        #[arg(value_parser = crate::output::deployment_name)]
         name: String,
         /// The folder to write job.yaml into.
         #[arg(long)]
         out: PathBuf,
         /// Shards: pods, each scoring one part of the input.
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         shards: u32,
         /// Pods running at once (default: all shards).
         #[arg(long)]
@@ -176,23 +182,27 @@ pub enum Command {
         output: String,
         /// The outputs' format: jsonl, csv or parquet.
         #[arg(long, default_value = "jsonl")]
-        format: String,
+        format: cvtk_score::Format,
         /// Container image (default cvtk-NAME:latest).
         #[arg(long)]
         image: Option<String>,
         /// CPUs (and scoring threads) per pod.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
         cpu: u32,
-        /// Memory per pod.
-        #[arg(long, default_value = "2Gi")]
+        /// Memory per pod (a Kubernetes quantity).
+        #[arg(long, default_value = "2Gi", value_parser = cvtk_deploy::artifacts::check_memory_quantity)]
         memory: String,
         /// Labels kept per image.
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
         top: u32,
+        /// Print JSON: the job file written and where the outputs go.
+        #[arg(long)]
+        json: bool,
     },
     /// Write Kubernetes manifests (Deployment, Service, HorizontalPodAutoscaler, Secret).
     K8s {
         /// The deployment's name.
+        #[arg(value_parser = crate::output::deployment_name)]
         name: String,
         /// The folder to write the manifests into.
         #[arg(long)]
@@ -221,10 +231,10 @@ pub enum Command {
         #[arg(long, default_value_t = 70)]
         cpu_target: u32,
         /// CPU limit per replica, in cores; also the service's decoding threads.
-        #[arg(long, default_value_t = 2)]
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
         cpu_limit: u32,
         /// Memory limit per replica (a Kubernetes quantity); at least twice the decoding memory.
-        #[arg(long, default_value = "4Gi")]
+        #[arg(long, default_value = "4Gi", value_parser = cvtk_deploy::artifacts::check_memory_quantity)]
         memory_limit: String,
         /// Memory all image decodings of a replica may take together, in MiB (at least 704).
         #[arg(long, default_value_t = 1024)]
@@ -246,9 +256,14 @@ struct Listed {
     model_dir: PathBuf,
 }
 
-fn parse_dims(s: &str) -> anyhow::Result<(u32, u32)> {
-    let (w, h) = s.split_once(['x', 'X']).context("--resize takes WIDTHxHEIGHT, e.g. 224x224")?;
-    Ok((w.trim().parse().context("--resize width")?, h.trim().parse().context("--resize height")?))
+/// `--resize WIDTHxHEIGHT`, each at least 1.
+fn parse_dims(s: &str) -> Result<(u32, u32), String> {
+    let usage = || format!("'{s}' is not WIDTHxHEIGHT, e.g. 224x224");
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(usage)?;
+    match (w.trim().parse::<u32>(), h.trim().parse::<u32>()) {
+        (Ok(w), Ok(h)) if w > 0 && h > 0 => Ok((w, h)),
+        _ => Err(usage()),
+    }
 }
 
 /// `cvtk deploy docker --help`'s end: how to make the default base image.
@@ -262,14 +277,26 @@ fn docker_help() -> String {
     )
 }
 
+/// An artifact writer's error: a setting it refused came from a flag (a usage
+/// error, exit 2), except the key, which comes from a file or the
+/// environment; anything else (writing files) is a runtime error.
+fn flag_error(e: cvtk_deploy::Error) -> anyhow::Error {
+    match &e {
+        cvtk_deploy::Error::InvalidConfig { field, .. } if *field != "key" => crate::output::usage_error(e).into(),
+        _ => e.into(),
+    }
+}
+
 /// Runs a `cvtk deploy` subcommand.
 pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Create { name, model, host, port, device, ready_timeout_s, serve_args, home, json } => {
-            let flags = ServeFlags::try_parse_from(&serve_args).map_err(|e| anyhow::anyhow!("{e}"))?;
+            // A bad serve flag is a usage error (exit 2), as on `cvtk serve`.
+            let flags = ServeFlags::try_parse_from(&serve_args)?;
             let serve = cvtk_deploy::ServeConfig { host, port, ..flags.settings.config() };
+            serve.check_settings().map_err(crate::output::usage_error)?;
             let config = DeployConfig {
-                device,
+                device: device.to_string(),
                 serve,
                 ready_timeout: Duration::from_secs(ready_timeout_s),
                 ..DeployConfig::default()
@@ -354,7 +381,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             if r.status() == DeploymentStatus::Dead {
                 bail!("deployment '{name}' is not running (its process is gone); delete it and create it again");
             }
-            let dims = resize.as_deref().map(parse_dims).transpose()?;
+            let dims = resize;
             let client = r.client()?;
             let results: Vec<(String, ItemResult)> = images
                 .iter()
@@ -411,7 +438,21 @@ pub fn run(command: Command) -> anyhow::Result<()> {
                 println!("image size: {:.0} MB", size as f64 / 1e6);
             }
         }
-        Command::K8sBatch { name, out, shards, parallelism, claim, input, output, format, image, cpu, memory, top } => {
+        Command::K8sBatch {
+            name,
+            out,
+            shards,
+            parallelism,
+            claim,
+            input,
+            output,
+            format,
+            image,
+            cpu,
+            memory,
+            top,
+            json,
+        } => {
             let options = BatchOptions {
                 image,
                 shards,
@@ -419,13 +460,21 @@ pub fn run(command: Command) -> anyhow::Result<()> {
                 claim,
                 input,
                 output,
-                format,
+                format: format.to_string(),
                 top,
                 cpu,
                 memory,
                 ..BatchOptions::default()
             };
-            let file = write_k8s_batch_job(&name, &out, &options)?;
+            let file = write_k8s_batch_job(&name, &out, &options).map_err(flag_error)?;
+            if json {
+                return print_json(&serde_json::json!({
+                    "job": file,
+                    "outputs": format!("{}/part-K.{}", options.output.trim_end_matches('/'), options.format),
+                    "claim": options.claim,
+                    "shards": options.shards,
+                }));
+            }
             println!("wrote {}", file.display());
             println!("run it:      kubectl apply -f {}", file.display());
             println!("watch it:    kubectl get job {name} -w   (and: kubectl get pods -l job-name={name})");
@@ -469,7 +518,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
                 kserve,
                 ..K8sOptions::default()
             };
-            let files = write_k8s_manifests(&name, &out, &options)?;
+            let files = write_k8s_manifests(&name, &out, &options).map_err(flag_error)?;
             if json {
                 return print_json(&files);
             }

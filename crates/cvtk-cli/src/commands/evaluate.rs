@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use cvtk_dataset::SplitPart;
 use cvtk_eval::{write_report, ClassificationEvaluation, EvaluationSummary, ReportImage, ReportOptions};
-use cvtk_model::load_classifier_with;
+use cvtk_model::{load_scorer, Scorer};
 
 use super::train::EngineArgs;
 use serde::Serialize;
@@ -25,16 +25,16 @@ pub struct Args {
     model: PathBuf,
     /// Which part of a manifest's split to evaluate: test or train.
     #[arg(long, default_value = "test")]
-    split: String,
+    split: SplitPart,
     /// Folder for report.html and the plots (PNG and SVG).
     #[arg(long)]
     report: Option<PathBuf>,
     /// Minibatch size for scoring.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = crate::output::at_least_one)]
     mb_size: usize,
     /// Device: auto, cpu, cuda, cuda:N.
     #[arg(long, default_value = "auto")]
-    device: String,
+    device: cvtk_model::DeviceChoice,
     #[command(flatten)]
     engine: EngineArgs,
     /// Print every metric as JSON (schema: cvtk_eval::EvaluationSummary).
@@ -65,15 +65,16 @@ fn held_out_hint(ds: &cvtk_dataset::ClassificationDataset, part: SplitPart) -> S
 
 /// Runs `cvtk evaluate`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let part: SplitPart = args.split.parse()?;
+    let part = args.split;
     let ds = cvtk_dataset::ClassificationDataset::open(&args.dataset)?;
     let (test, part_name) = match ds.split_info() {
-        Some(_) => (ds.part(part)?, args.split.as_str()),
+        Some(_) => (ds.part(part)?, part.name()),
         None => (ds.clone(), "all"),
     };
-    let device = cvtk_model::resolve_device(Some(&args.device))?;
-    let model = load_classifier_with(&args.model, device, args.engine.engine)?;
-    let scores = model.score_dataset(&test, args.mb_size)?;
+    let device = args.device.resolve()?;
+    let scorer = load_scorer(&args.model, device, args.engine.engine)?;
+    let scores = scorer.score_dataset(&test, args.mb_size)?;
+    let model = scorer.model();
     let mut eval = ClassificationEvaluation::from_scores(&scores)?;
     match model.training_images() {
         Ok(Some(trained_on)) => eval.set_trained_on(trained_on.find_in(&test).len()),

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use cvtk_model::{load_classifier_with, Classifier, EngineChoice, OnnxMetadata, TransferModel};
+use cvtk_model::{load_classifier, Classifier, OnnxMetadata, TransferModel};
 use serde::Serialize;
 
 use super::train::BaseModelArgs;
@@ -55,7 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let Format::Onnx = args.format;
     let device = tch::Device::Cpu;
     let model: Box<dyn Classifier> = match &args.model {
-        Some(dir) => load_classifier_with(dir, device, EngineChoice::Torch)?,
+        Some(dir) => load_classifier(dir, device)?,
         None => Box::new(TransferModel::imagenet(&args.base.base_model()?, device)?),
     };
     let onnx = model.export_onnx()?;

@@ -45,7 +45,7 @@ pub struct Args {
     #[arg(long)]
     requests: Option<u64>,
     /// Images per request.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = crate::output::at_least_one)]
     batch: usize,
     /// Seconds allowed per request.
     #[arg(long, default_value_t = 30.0)]

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::bail;
-use cvtk_model::{load_classifier_with, Classifier, ScoreKind};
+use cvtk_model::{load_scorer, ScoreKind, Scorer};
 use cvtk_score::{BatchScorer, Ranked, ScoreInput, ScoreOptions};
 use serde::Serialize;
 
@@ -69,8 +69,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bail!("--all adds every label's probability to the JSON output: use it with --json");
     }
     let device = args.base.device()?;
-    let model: Box<dyn Classifier> = match &args.model {
-        Some(dir) => load_classifier_with(dir, device, args.engine.engine)?,
+    let model: Box<dyn Scorer> = match &args.model {
+        Some(dir) => Box::new(load_scorer(dir, device, args.engine.engine)?),
         None => Box::new(args.base.imagenet_classifier(args.engine)?.1),
     };
     let scorer = BatchScorer::new(

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::bail;
-use cvtk_model::{load_classifier_with, Classifier};
+use cvtk_model::{load_scorer, Scorer};
 use cvtk_score::{score_to_file, ScoreInput, ScoreOptions, Shard};
 
 use super::train::{BaseModelArgs, EngineArgs};
@@ -21,7 +21,7 @@ pub struct Args {
     #[arg(long, conflicts_with_all = ["base_model", "weights", "random_init"])]
     model: Option<PathBuf>,
     /// The output: .jsonl, .csv or .parquet. An existing one is continued where it stopped.
-    #[arg(long)]
+    #[arg(long, value_parser = output_file)]
     out: PathBuf,
     /// Of a manifest, score only this part of its split: train or test.
     #[arg(long)]
@@ -31,10 +31,10 @@ pub struct Args {
     #[arg(long)]
     shard: Option<Shard>,
     /// Images per forward pass (and per write: a crash loses at most this many).
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = crate::output::at_least_one)]
     batch: usize,
     /// Labels kept per image, best first.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = crate::output::at_least_one)]
     top: usize,
     /// Threads for decoding and the model (0: one per core); 1 when several shards share a machine.
     #[arg(long, default_value_t = 0)]
@@ -56,6 +56,12 @@ pub struct Args {
     json: bool,
 }
 
+/// `--out`: a file whose extension names a format ([`cvtk_score::Format::of`]).
+fn output_file(s: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(s);
+    cvtk_score::Format::of(&path).map(|_| path).map_err(|e| e.to_string())
+}
+
 /// Runs `cvtk score`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let input = if args.input.is_dir() {
@@ -74,9 +80,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ScoreInput::List(args.input.clone())
     };
     let device = args.base.device()?;
-    let (model, model_id): (Box<dyn Classifier>, String) = match &args.model {
+    // Before the engine's session is built: it takes its threads then.
+    if args.threads > 0 {
+        cvtk_model::engine::set_threads(args.threads);
+    }
+    let (model, model_id): (Box<dyn Scorer>, String) = match &args.model {
         Some(dir) => (
-            load_classifier_with(dir, device, args.engine.engine)?,
+            Box::new(load_scorer(dir, device, args.engine.engine)?),
             format!(
                 "{} (weights {})",
                 // Resolved, so that `model/`, `./model` and a link to it are one model.

@@ -19,7 +19,7 @@ pub struct Args {
     model: Option<PathBuf>,
     /// Device for the model: auto, cpu, cuda, cuda:N.
     #[arg(long, default_value = "auto")]
-    device: String,
+    device: cvtk_model::DeviceChoice,
     #[command(flatten)]
     settings: ServeSettings,
     /// Write the bound URL (http://IP:PORT) to this file once listening.
@@ -168,10 +168,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let spec = match (&args.config, &args.model) {
         (Some(file), _) => ServiceSpec::read(file)?,
         (None, Some(model)) => {
+            let mut serve = args.settings.config();
+            serve.check_settings().map_err(crate::output::usage_error)?;
             if !cvtk_model::is_model_dir(model) {
                 bail!("{} is not a model folder (no model.json); train one with `cvtk train`", model.display());
             }
-            let mut serve = args.settings.config();
             if serve.keys.is_empty() && serve.key_file.is_none() && !serve.auth_disabled {
                 // A new key goes to a file only the user can read, never to
                 // the terminal (or a container's log).
@@ -198,7 +199,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
             ServiceSpec {
                 model_dir: model.clone(),
-                device: args.device.clone(),
+                device: args.device.to_string(),
                 addr_file: args.addr_file.clone(),
                 serve,
             }

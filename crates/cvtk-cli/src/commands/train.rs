@@ -7,8 +7,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use cvtk_dataset::ClassificationDataset;
 use cvtk_model::{
-    Architecture, BaseModel, Classifier, EngineChoice, EpochCallback, EpochStats, Featurizer, LrSchedule,
-    SvmClassifier, SvmParams, SvmSolver, TrainConfig, TrainHooks, TransferModel,
+    Architecture, BaseModel, Classifier, Compiled, DeviceChoice, EngineChoice, EpochCallback, EpochStats, Featurizer,
+    LrSchedule, Scorer, SvmClassifier, SvmParams, SvmSolver, TrainConfig, TrainHooks, TransferModel,
 };
 use serde::Serialize;
 
@@ -29,7 +29,7 @@ pub struct BaseModelArgs {
     /// Base network: efficientnet-lite0 (default, pretrained), efficientnet-lite1/2,
     /// resnet18/34/50/101/152 (bring torchvision weights), small-cnn.
     #[arg(long, default_value = "efficientnet-lite0")]
-    pub base_model: String,
+    pub base_model: Architecture,
     /// Weights file (.pth from torchvision, .pt, .safetensors); default: found by
     /// name in $CVTK_WEIGHTS_DIR, ./weights, ~/.cvtk/weights.
     #[arg(long)]
@@ -39,29 +39,30 @@ pub struct BaseModelArgs {
     pub random_init: bool,
     /// Device: auto (CUDA when available), cpu, cuda, cuda:N.
     #[arg(long, default_value = "auto")]
-    pub device: String,
+    pub device: DeviceChoice,
 }
 
 impl BaseModelArgs {
     /// The base model these options name.
     pub fn base_model(&self) -> anyhow::Result<BaseModel> {
-        Ok(BaseModel::resolve(Architecture::from_name(&self.base_model)?, self.weights.clone(), self.random_init)?)
+        Ok(BaseModel::resolve(self.base_model, self.weights.clone(), self.random_init)?)
     }
 
     /// The device.
     pub fn device(&self) -> anyhow::Result<tch::Device> {
-        Ok(cvtk_model::resolve_device(Some(&self.device))?)
+        Ok(self.device.resolve()?)
     }
 
     /// The base network as it is, a classifier of the 1000 ImageNet classes
     /// scoring with `engine` (what predict and score use without --model),
     /// and the base model it came from.
-    pub fn imagenet_classifier(&self, engine: EngineArgs) -> anyhow::Result<(BaseModel, cvtk_model::TransferModel)> {
-        use cvtk_model::Classifier;
+    pub fn imagenet_classifier(
+        &self,
+        engine: EngineArgs,
+    ) -> anyhow::Result<(BaseModel, Compiled<Box<dyn Classifier>>)> {
         let base = self.base_model()?;
         let model = cvtk_model::TransferModel::imagenet(&base, self.device()?)?;
-        model.set_engine(engine.engine);
-        Ok((base, model))
+        Ok((base, cvtk_model::compile(Box::new(model) as Box<dyn Classifier>, engine.engine)?))
     }
 }
 
@@ -100,7 +101,7 @@ pub struct Args {
     #[arg(long, default_value_t = 0.01, requires = "epochs")]
     lr: f64,
     /// Minibatch size.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = crate::output::at_least_one)]
     mb_size: usize,
     /// Input size in pixels (square). Default: the network's own: 224 for efficientnet-lite0 and the
     /// resnets, 240 for lite1, 260 for lite2, 28 for small-cnn.
@@ -176,10 +177,66 @@ struct Summary {
     calibration: Option<cvtk_model::TemperatureFit>,
 }
 
+impl Args {
+    /// The fine-tuning settings these flags give, but the augmentation pipeline.
+    fn train_config_without_augmentation(&self) -> TrainConfig {
+        let lr_per_mb = match (&self.lr_per_mb, self.epochs) {
+            (Some(s), _) => s.clone(),
+            (None, Some(n)) => LrSchedule::step(self.lr, n),
+            (None, None) => LrSchedule::default(),
+        };
+        TrainConfig {
+            recalibrate_batch_norm: !self.no_recalibrate_bn,
+            calibration_holdout: self.calibrate.then_some(self.calibration_fraction),
+            lr_per_mb,
+            mb_size: self.mb_size,
+            momentum: self.momentum,
+            weight_decay: self.weight_decay,
+            freeze_backbone: self.freeze_backbone,
+            seed: self.seed,
+            ..TrainConfig::default()
+        }
+    }
+
+    /// The fine-tuning settings these flags give, with `--augment`'s pipeline.
+    fn train_config(&self) -> anyhow::Result<TrainConfig> {
+        let augmentation = match &self.augment {
+            Some(p) => Some(Arc::new(cvtk_augment::Pipeline::open(p)?) as Arc<dyn cvtk_dataset::ImageTransform>),
+            None => None,
+        };
+        Ok(TrainConfig { augmentation, ..self.train_config_without_augmentation() })
+    }
+
+    /// The SVM's settings these flags give.
+    fn svm_params(&self) -> SvmParams {
+        SvmParams {
+            c: self.c,
+            solver: match self.solver {
+                SolverArg::DualCd => SvmSolver::DualCd,
+                SolverArg::Linfa => SvmSolver::Linfa,
+            },
+            seed: self.seed,
+            ..SvmParams::default()
+        }
+    }
+}
+
 /// Runs `cvtk train`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     if args.augment.is_some() && matches!(args.classifier, ClassifierKind::Svm) {
         anyhow::bail!("--augment applies to fine-tuning (--classifier dnn); for an SVM, write augmented copies first with `cvtk augment`");
+    }
+    // The settings the library checks, refused as a usage error before any work.
+    match args.classifier {
+        ClassifierKind::Dnn => args.train_config_without_augmentation().check().map(|_| ()),
+        ClassifierKind::Svm => args.svm_params().check().map(|_| ()),
+    }
+    .map_err(crate::output::usage_error)?;
+    let arch = args.base.base_model;
+    if let Some(size) = args.image_size.filter(|&s| s < arch.min_image_size()) {
+        let least = arch.min_image_size();
+        let e = format!("--image-size {size} is below {arch}'s minimum of {least} pixels");
+        return Err(crate::output::usage_error(e).into());
     }
     let ds = ClassificationDataset::open(&args.dataset)?;
     let (train, eval): (ClassificationDataset, Option<ClassificationDataset>) = match ds.split_info() {
@@ -238,28 +295,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let (classifier, history): (Box<dyn Classifier>, Vec<EpochStats>) = match args.classifier {
         ClassifierKind::Dnn => {
-            let lr_per_mb = match (&args.lr_per_mb, args.epochs) {
-                (Some(s), _) => s.clone(),
-                (None, Some(n)) => LrSchedule::step(args.lr, n),
-                (None, None) => LrSchedule::default(),
-            };
             let quiet = args.json;
-            let augmentation = match &args.augment {
-                Some(p) => Some(Arc::new(cvtk_augment::Pipeline::open(p)?) as Arc<dyn cvtk_dataset::ImageTransform>),
-                None => None,
-            };
-            let cfg = TrainConfig {
-                augmentation,
-                recalibrate_batch_norm: !args.no_recalibrate_bn,
-                calibration_holdout: args.calibrate.then_some(args.calibration_fraction),
-                lr_per_mb,
-                mb_size: args.mb_size,
-                momentum: args.momentum,
-                weight_decay: args.weight_decay,
-                freeze_backbone: args.freeze_backbone,
-                seed: args.seed,
-                ..TrainConfig::default()
-            };
+            let cfg = args.train_config()?;
             let hooks = TrainHooks {
                 tensorboard_logdir: args.tensorboard.clone(),
                 on_epoch: (!quiet).then(|| {
@@ -269,30 +306,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 }),
             };
             let mut model = TransferModel::new_seeded(labels.clone(), &base, args.image_size, device, args.seed)?;
-            model.set_engine(args.engine.engine);
             model.train_with(&train, &cfg, eval.as_ref(), &hooks)?;
             let history = model.history().to_vec();
             (Box::new(model), history)
         }
         ClassifierKind::Svm => {
-            let params = SvmParams {
-                c: args.c,
-                solver: match args.solver {
-                    SolverArg::DualCd => SvmSolver::DualCd,
-                    SolverArg::Linfa => SvmSolver::Linfa,
-                },
-                seed: args.seed,
-                ..SvmParams::default()
-            };
-            let featurizer = Featurizer::new(&base, args.image_size, device)?;
-            featurizer.set_engine(args.engine.engine);
+            let params = args.svm_params();
+            let featurizer = Featurizer::new(&base, args.image_size, device)?.compile(args.engine.engine)?;
             (Box::new(SvmClassifier::fit(featurizer, &train, &params)?), Vec::new())
         }
     };
     classifier.save(&args.out).with_context(|| format!("saving the model to {}", args.out.display()))?;
-    let train_accuracy = classifier.score_dataset(&train, args.mb_size.max(16))?.accuracy();
+    let scorer = cvtk_model::compile(&*classifier, args.engine.engine)?;
+    let train_accuracy = scorer.score_dataset(&train, args.mb_size.max(16))?.accuracy();
     let eval_accuracy = match &eval {
-        Some(e) => Some(classifier.score_dataset(e, args.mb_size.max(16))?.accuracy()),
+        Some(e) => Some(scorer.score_dataset(e, args.mb_size.max(16))?.accuracy()),
         None => None,
     };
     let summary = Summary {

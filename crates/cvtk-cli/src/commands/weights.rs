@@ -29,6 +29,9 @@ pub enum Command {
         /// The folder to install into (default: ~/.cvtk/weights).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Print JSON: each file's architecture and where it was installed.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -62,11 +65,18 @@ pub fn run(command: Command) -> anyhow::Result<()> {
                 dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
             );
         }
-        Command::Install { files, dir } => {
+        Command::Install { files, dir, json } => {
             let dir = dir.unwrap_or_else(|| cvtk_dataset::StorageContext::default().weights_dir());
+            let mut installed = Vec::new();
             for file in files {
                 let (arch, dest) = BaseModel::install_weights(&file, &dir)?;
-                println!("{arch}: {}", dest.display());
+                if !json {
+                    println!("{arch}: {}", dest.display());
+                }
+                installed.push(Listed { architecture: arch.name(), weights: Some(dest) });
+            }
+            if json {
+                return print_json(&installed);
             }
         }
     }

@@ -185,7 +185,7 @@ fn add_onnxruntime(lib: &Path, model_out: &Path) -> Result<String> {
         Err(e) => return Ok(format!("the image will score with libtorch: {e}")),
     };
     link_or_copy(&library, &lib.join(ORT_LIB))?;
-    let graph = cvtk_model::load_classifier_with(model_out, tch::Device::Cpu, cvtk_model::EngineChoice::Torch)
+    let graph = cvtk_model::load_classifier(model_out, tch::Device::Cpu)
         .and_then(|m| m.export_onnx())
         .and_then(|g| g.write(&model_out.join(cvtk_model::onnx::MODEL_ONNX)));
     Ok(match graph {
@@ -578,6 +578,16 @@ fn container_security_with_user() -> serde_json::Value {
     sc["runAsUser"] = json!(IMAGE_USER);
     sc["runAsGroup"] = json!(IMAGE_USER);
     sc
+}
+
+/// Checks a Kubernetes memory quantity (`4Gi`, `4096Mi`, `1.5Gi`, `4G`,
+/// `500M`, bytes), for a command line's parser: the quantity as written, or
+/// what is wrong with it.
+pub fn check_memory_quantity(q: &str) -> std::result::Result<String, String> {
+    quantity_mib(q, "memory").map(|_| q.trim().to_string()).map_err(|e| match e {
+        Error::InvalidConfig { reason, .. } => reason,
+        e => e.to_string(),
+    })
 }
 
 /// A Kubernetes memory quantity (`4Gi`, `4096Mi`, `1.5Gi`, `4G`, `500M`,

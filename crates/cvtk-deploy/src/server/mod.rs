@@ -34,7 +34,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use cvtk_dataset::{ImageBatch, ImageLoader, LoaderConfig};
 use cvtk_http::ApiError;
-use cvtk_model::{first_max, Classifier};
+use cvtk_model::{first_max, Scorer};
 use subtle::ConstantTimeEq;
 use tokio::sync::oneshot;
 
@@ -136,11 +136,13 @@ impl std::fmt::Debug for ScoringService {
 }
 
 impl ScoringService {
-    /// Starts the model worker, which calls `load` on its own thread;
-    /// `/ready` answers 200 once that returns a classifier.
+    /// Starts the model worker, which calls `load` on its own thread (a
+    /// scorer need not be `Send`: libtorch's tensors are not `Sync`);
+    /// `/ready` answers 200 once that returns a scorer. An
+    /// [`cvtk_model::Error::Engine`] leaves the service up but not ready.
     pub fn start<F>(config: ValidServeConfig, load: F) -> Result<Self>
     where
-        F: FnOnce() -> cvtk_model::Result<Box<dyn Classifier>> + Send + 'static,
+        F: FnOnce() -> cvtk_model::Result<Box<dyn Scorer>> + Send + 'static,
     {
         let metrics = Arc::new(Metrics::new());
         let (queue, rx) = worker::queue(config.queue_capacity, config.max_queued_images, metrics.clone());
@@ -171,14 +173,7 @@ impl ScoringService {
                     Ok(c) => c,
                     Err(e) => return failed(e),
                 };
-                // Builds the engine's session now, not on the first request.
-                if let Err(e) = classifier.prepare() {
-                    return failed(e);
-                }
-                let engine = match classifier.engine() {
-                    Ok(engine) => engine,
-                    Err(e) => return failed(e),
-                };
+                let engine = classifier.engine();
                 let config = LoaderConfig { threads: 1, max_pixels, ..classifier.loader_config() };
                 match ImageLoader::new(config) {
                     Ok(loader) => {
@@ -230,9 +225,10 @@ impl ScoringService {
         Ok(ScoringService { state, worker: Some(worker) })
     }
 
-    /// Starts a service over an already loaded classifier.
-    pub fn with_classifier(config: ValidServeConfig, classifier: Box<dyn Classifier>) -> Result<Self> {
-        Self::start(config, move || Ok(classifier))
+    /// Starts a service over a scorer made already (a `Send` one: a
+    /// libtorch model is loaded on the worker's thread by [`Self::start`]).
+    pub fn with_scorer(config: ValidServeConfig, scorer: Box<dyn Scorer + Send>) -> Result<Self> {
+        Self::start(config, move || Ok(scorer as Box<dyn Scorer>))
     }
 
     /// The handlers' state, for [`app`].
@@ -804,8 +800,9 @@ pub fn serve(
     let config = config.with_model_identity(model_dir);
     let dir = model_dir.to_path_buf();
     let engine = config.engine;
-    let service =
-        ScoringService::start(config.clone(), move || cvtk_model::load_classifier_with(&dir, device, engine))?;
+    let service = ScoringService::start(config.clone(), move || {
+        Ok(Box::new(cvtk_model::load_scorer(&dir, device, engine)?) as Box<dyn Scorer>)
+    })?;
     let result = runtime.block_on(async {
         let addr = format!("{}:{}", config.host, config.port);
         let listener = tokio::net::TcpListener::bind(&addr)

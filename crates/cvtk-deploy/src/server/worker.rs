@@ -1,4 +1,4 @@
-//! The model worker: one thread owns the classifier (a `tch::Tensor` is `Send`
+//! The model worker: one thread owns the scorer (a `tch::Tensor` is `Send`
 //! but not `Sync`) and takes jobs from a bounded channel. A full channel is the
 //! service's back-pressure (503); waiting up to `max_delay` for more jobs gives
 //! dynamic batching.
@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cvtk_dataset::ImageBatch;
-use cvtk_model::Classifier;
+use cvtk_model::Scorer;
 use tokio::sync::oneshot;
 
 use super::metrics::Metrics;
@@ -116,7 +116,7 @@ pub(crate) fn queue(capacity: usize, max_images: usize, metrics: Arc<Metrics>) -
 /// Serves jobs until every sender is gone. Jobs arriving within `max_delay` of
 /// the first are scored together while their images fit in `max_batch`.
 pub(crate) fn run(
-    classifier: &dyn Classifier,
+    classifier: &dyn Scorer,
     rx: &Receiver<Job>,
     metrics: &Metrics,
     max_batch: usize,
@@ -177,7 +177,7 @@ pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send), otherwise: &str)
 /// chunk that fails, by an error or a panic in the model (tch turns a CUDA
 /// out-of-memory error into one), fails the jobs it holds images of, and
 /// only those: the worker goes on with the next chunk and the next job.
-fn score(classifier: &dyn Classifier, jobs: Vec<Job>, metrics: &Metrics, max_batch: usize) {
+fn score(classifier: &dyn Scorer, jobs: Vec<Job>, metrics: &Metrics, max_batch: usize) {
     let sizes: Vec<usize> = jobs.iter().map(Job::len).collect();
     let total: usize = sizes.iter().sum();
     let parts: Vec<&ImageBatch> = jobs.iter().map(|j| &j.images).collect();

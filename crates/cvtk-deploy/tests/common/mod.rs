@@ -1,8 +1,8 @@
-//! Shared test helpers: a tiny real model, a scriptable fake classifier,
+//! Shared test helpers: a tiny real model, a scriptable fake scorer (no
+//! libtorch in it),
 //! images as bytes, and a one-call router helper.
 #![allow(dead_code)]
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use axum::http::{Request, StatusCode};
 use axum::Router;
 use cvtk_dataset::{ColorMode, ImageBatch, LoaderConfig, Normalization};
 use cvtk_deploy::ServeConfig;
-use cvtk_model::{Architecture, BaseModel, Classifier, Device, ModelKind, ScoreKind, TransferModel};
+use cvtk_model::{Architecture, BaseModel, Device, Engine, ScoreKind, Scorer, TransferModel};
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -34,7 +34,7 @@ pub fn tiny_model() -> TransferModel {
 /// The calibration temperature [`Fake`] reports.
 pub const FAKE_TEMPERATURE: f32 = 2.0;
 
-/// A classifier that sleeps per batch and records batch sizes. Its logits are
+/// A scorer that sleeps per batch and records batch sizes. Its logits are
 /// calibrated at [`FAKE_TEMPERATURE`].
 pub struct Fake {
     pub delay: Duration,
@@ -52,7 +52,7 @@ impl Fake {
     }
 }
 
-impl Classifier for Fake {
+impl Scorer for Fake {
     fn labels(&self) -> &[String] {
         &self.labels
     }
@@ -81,14 +81,8 @@ impl Classifier for Fake {
     fn score_kind(&self) -> ScoreKind {
         ScoreKind::Logits { temperature: FAKE_TEMPERATURE }
     }
-    fn save(&self, _dir: &Path) -> cvtk_model::Result<()> {
-        Ok(())
-    }
-    fn device(&self) -> Device {
-        Device::Cpu
-    }
-    fn kind(&self) -> ModelKind {
-        ModelKind::Dnn
+    fn engine(&self) -> Engine {
+        Engine::Torch
     }
     fn describe(&self) -> String {
         "fake".into()

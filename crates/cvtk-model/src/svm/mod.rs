@@ -13,9 +13,10 @@ use tch::{Device, Tensor};
 
 use crate::backbone::Backbone;
 use crate::calibration::{fit_temperature, ScoreKind, TemperatureFit};
-use crate::engine::{Engine, EngineChoice};
+use crate::engine::Engine;
 use crate::model_dir::{read_model_dir_of_kind, save_model_dir, ModelKind, ModelMeta, Training};
-use crate::onnx::{OnnxModel, SCORES};
+use crate::onnx::OnnxModel;
+use crate::scorer::Scorer;
 use crate::trained_on::{Record, TrainingImages};
 use crate::{Classifier, Error, Featurizer, Result};
 pub use solver::{decision_accuracy, fit_linear_svm, LinearModel, SvmParams, SvmSolver, ValidSvmParams};
@@ -132,11 +133,6 @@ impl SvmClassifier {
         Ok(Tensor::f_from_slice(&v)?.f_view([n as i64, self.labels.len() as i64])?)
     }
 
-    /// The ONNX graph onnxruntime scores the classifier with (features and SVM in one graph).
-    fn scores_graph(&self) -> Result<Vec<u8>> {
-        self.featurizer.backbone.classifier_graph(&self.labels, || self.export_onnx())
-    }
-
     fn decision(&self, features: Vec<f32>, n: usize) -> Result<Array2<f64>> {
         let x = Array2::from_shape_vec((n, self.featurizer.dim()), features)
             .map_err(|e| Error::InvalidInput(e.to_string()))?;
@@ -178,7 +174,7 @@ impl SvmClassifier {
         };
         Ok(SvmClassifier {
             labels: meta.labels,
-            featurizer: Featurizer { backbone },
+            featurizer: Featurizer::from_backbone(backbone),
             model,
             params,
             calibration: meta.calibration,
@@ -194,7 +190,7 @@ impl SvmClassifier {
     }
 }
 
-impl Classifier for SvmClassifier {
+impl Scorer for SvmClassifier {
     fn labels(&self) -> &[String] {
         &self.labels
     }
@@ -205,24 +201,37 @@ impl Classifier for SvmClassifier {
 
     fn score_images(&self, images: &ImageBatch) -> Result<Vec<Vec<f32>>> {
         let backbone = &self.featurizer.backbone;
-        backbone.score_rows(
-            images,
-            SCORES,
-            || self.scores_graph(),
-            || {
-                let features = backbone.forward_rows(images)?;
-                let d = self.decision(features.into_iter().flatten().collect(), images.len())?;
-                Ok(d.outer_iter().map(|row| row.iter().map(|&v| v as f32).collect()).collect())
-            },
+        backbone.check_batch(images)?;
+        let features = backbone.forward_rows(images)?;
+        let d = self.decision(features.into_iter().flatten().collect(), images.len())?;
+        Ok(d.outer_iter().map(|row| row.iter().map(|&v| v as f32).collect()).collect())
+    }
+
+    fn score_kind(&self) -> ScoreKind {
+        ScoreKind::Decision { temperature: self.calibration.as_ref().map_or(1.0, |c| c.temperature) }
+    }
+
+    fn engine(&self) -> Engine {
+        Engine::Torch
+    }
+
+    fn describe(&self) -> String {
+        let b = &self.featurizer.backbone;
+        format!(
+            "linear SVM (C = {}, {:?}) on {} features ({}x{} input, from {})",
+            self.params.c,
+            self.params.solver,
+            b.arch,
+            b.loader.width,
+            b.loader.height,
+            b.source()
         )
     }
+}
 
-    fn engine(&self) -> Result<Engine> {
-        self.featurizer.backbone.engine()
-    }
-
-    fn set_engine(&self, choice: EngineChoice) {
-        self.featurizer.backbone.engine.set(choice);
+impl Classifier for SvmClassifier {
+    fn scores_graph(&self) -> Result<Vec<u8>> {
+        self.featurizer.backbone.classifier_graph(&self.labels, || self.export_onnx())
     }
 
     fn export_onnx(&self) -> Result<OnnxModel> {
@@ -232,14 +241,6 @@ impl Classifier for SvmClassifier {
         let w = Tensor::f_from_slice(&w)?.f_view([k as i64, d as i64])?;
         let b = Tensor::f_from_slice(&b)?;
         self.featurizer.backbone.export(&self.labels, ModelKind::Svm, self.score_kind(), w, b)
-    }
-
-    fn prepare(&self) -> Result<()> {
-        self.featurizer.backbone.prepare(SCORES, || self.scores_graph())
-    }
-
-    fn score_kind(&self) -> ScoreKind {
-        ScoreKind::Decision { temperature: self.calibration.as_ref().map_or(1.0, |c| c.temperature) }
     }
 
     fn calibration(&self) -> Option<&TemperatureFit> {
@@ -267,18 +268,5 @@ impl Classifier for SvmClassifier {
 
     fn training_images(&self) -> Result<Option<Arc<TrainingImages>>> {
         self.trained_on.get()
-    }
-
-    fn describe(&self) -> String {
-        let b = &self.featurizer.backbone;
-        format!(
-            "linear SVM (C = {}, {:?}) on {} features ({}x{} input, from {})",
-            self.params.c,
-            self.params.solver,
-            b.arch,
-            b.loader.width,
-            b.loader.height,
-            b.source()
-        )
     }
 }
