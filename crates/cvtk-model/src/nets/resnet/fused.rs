@@ -216,6 +216,10 @@ mod tests {
 
     /// A ResNet with random weights and non-trivial batch-norm statistics.
     fn resnet(arch: Architecture) -> (nn::VarStore, crate::nets::Network) {
+        // Under the generator's lock: a seed set without it lands between
+        // another test's seed and its draws (model_dir's concurrent-save test
+        // saw a third model).
+        let _rng = crate::torch_rng_lock();
         tch::manual_seed(3);
         let vs = nn::VarStore::new(Device::Cpu);
         let net = arch.build(&vs.root(), Some(10));
@@ -236,7 +240,10 @@ mod tests {
     fn the_fused_resnet_gives_the_networks_logits_and_follows_weight_changes() {
         for arch in [Architecture::Resnet18, Architecture::Resnet50] {
             let (vs, net) = resnet(arch);
-            let x = Tensor::randn([2, 3, 64, 64], (Kind::Float, Device::Cpu));
+            let x = {
+                let _rng = crate::torch_rng_lock();
+                Tensor::randn([2, 3, 64, 64], (Kind::Float, Device::Cpu))
+            };
             let plain = tch::no_grad(|| net.forward_t(&x, false));
             let scale = plain.abs().max().double_value(&[]);
             for onednn in [false, true] {
@@ -262,7 +269,10 @@ mod tests {
             assert!(shift < 1e-4, "{arch}: the cached copy kept the old bias ({shift})");
         }
         let vs = nn::VarStore::new(Device::Cpu);
-        let _ = Architecture::EfficientnetLite0.build(&vs.root(), Some(10));
+        {
+            let _rng = crate::torch_rng_lock();
+            let _ = Architecture::EfficientnetLite0.build(&vs.root(), Some(10));
+        }
         let none = FusedCache::default().with(Architecture::EfficientnetLite0, &vs, |_| Ok(())).unwrap();
         assert!(none.is_none(), "only ResNets have a fused path");
     }
