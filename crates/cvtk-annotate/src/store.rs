@@ -15,14 +15,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
-/// A model's prediction for one image, shown beside it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Prediction {
-    /// The predicted label.
-    pub label: String,
-    /// Its probability (softmax), in [0, 1].
-    pub score: f32,
-}
+/// A model's prediction for one image, shown beside it: its best label and
+/// that label's calibrated probability, as `{"label", "probability"}`, the
+/// shape of every prediction cvtk writes ([`cvtk_dataset::Ranked`]).
+pub type Prediction = cvtk_dataset::Ranked;
 
 /// The part of an image a person edits: its label and whether it is excluded.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -162,7 +158,8 @@ impl Store {
     fn view_of(&self, img: &ImageInfo, excluded: bool, parts: &HashMap<u64, &'static str>) -> ImageView {
         let label = self.label_name(img);
         let prediction = self.predictions.get(&img.id).cloned();
-        let doubt = prediction.as_ref().map(|p| if p.label == label { 1.0 - p.score } else { 1.0 + p.score });
+        let doubt =
+            prediction.as_ref().map(|p| if p.label == label { 1.0 - p.probability } else { 1.0 + p.probability });
         ImageView {
             id: img.id,
             name: img.name.clone(),

@@ -144,11 +144,11 @@ fn predict_takes_folders_and_a_bad_file_is_a_row_with_an_error_while_the_others_
     assert_eq!(out.status.code(), Some(1), "a failed image makes the run fail, after the others");
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the rows are printed as JSON");
     let rows = rows.as_array().unwrap();
-    let images: Vec<&str> = rows.iter().map(|r| r["image"].as_str().unwrap()).collect();
+    let images: Vec<&str> = rows.iter().map(|r| r["path"].as_str().unwrap()).collect();
     assert_eq!(images.len(), 6, "2 red, 2 green + the broken one, the missing one: {images:?}");
     assert!(images[..2].iter().all(|i| i.contains("/red/")) && images[5] == missing.to_str().unwrap(), "{images:?}");
     for r in rows {
-        let bad = r["image"].as_str().unwrap().ends_with("broken.png") || r["image"] == missing.to_str().unwrap();
+        let bad = r["path"].as_str().unwrap().ends_with("broken.png") || r["path"] == missing.to_str().unwrap();
         assert_eq!(r.get("error").is_some(), bad, "{r}");
         assert_eq!(r["top"].as_array().unwrap().len(), if bad { 0 } else { 1 }, "{r}");
     }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 use cvtk_deploy::api::{ImageItem, ItemResult, Parameters};
-use cvtk_model::{load_scorer, Device, EngineChoice, Scorer};
+use cvtk_model::{load_scorer, DeviceChoice, EngineChoice, Scorer};
 
 /// Trains a small CNN (28x28 gray input) for one pass on the colour tree.
 fn tiny_model(dir: &Path) -> PathBuf {
@@ -71,7 +71,7 @@ fn deploy_score_in_every_form_list_loadtest_and_delete() {
     let images = gray_images(&dir.path().join("score"), 4);
 
     // In-process probabilities, the reference.
-    let local = load_scorer(&model, Device::Cpu, EngineChoice::Auto).unwrap();
+    let local = load_scorer(&model, DeviceChoice::Cpu, EngineChoice::Auto).unwrap();
     let expected: Vec<Vec<f32>> = images.iter().map(|(p, _)| local.predict(p).unwrap().probabilities).collect();
 
     let created = json(&cvtk_in(
@@ -127,6 +127,39 @@ fn deploy_score_in_every_form_list_loadtest_and_delete() {
     let cli_first: Vec<f32> =
         cli_scores[0]["scores"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
     assert_close(&cli_first, &expected[1], "cvtk deploy score");
+
+    // One prediction shape: `cvtk predict --json`, `cvtk score`'s rows and
+    // `/score`'s results give an image's `top` as the same {label,
+    // probability} entries, best first, and name the image `path`.
+    let (folder, m) = (dir.path().join("score"), model.to_str().unwrap());
+    let predicted = cvtk(&["predict", folder.to_str().unwrap(), "--model", m, "--top", "3", "--json"]);
+    let predicted: Vec<serde_json::Value> = serde_json::from_slice(&predicted.stdout).unwrap();
+    let rows_file = dir.path().join("rows.jsonl");
+    let scored =
+        cvtk(&["score", folder.to_str().unwrap(), "--model", m, "--top", "3", "--out", rows_file.to_str().unwrap()]);
+    assert!(scored.status.success(), "{}", String::from_utf8_lossy(&scored.stderr));
+    let rows: Vec<serde_json::Value> =
+        std::fs::read_to_string(&rows_file).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!((predicted.len(), rows.len()), (images.len(), images.len()));
+    for (path, _) in &images {
+        let path = path.to_str().unwrap();
+        let p = predicted.iter().find(|p| p["path"] == path).expect("predict names the image `path`");
+        let row = rows.iter().find(|r| r["path"] == path).expect("a row for the image");
+        let served = client.score_raw(std::fs::read(path).unwrap(), "image/png", false).unwrap();
+        let served = serde_json::to_value(served.into_result().unwrap()).unwrap();
+        for top in [&row["top"], &served["top"]] {
+            let (a, b) = (p["top"].as_array().unwrap(), top.as_array().unwrap());
+            assert_eq!(a.len().min(3), b.len().min(3), "{p} {top}");
+            for (x, y) in a.iter().zip(b) {
+                let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+                assert_eq!(keys(x), ["label", "probability"]);
+                assert_eq!(keys(x), keys(y), "{p} {top}");
+                assert_eq!(x["label"], y["label"], "{p} {top}");
+                let (px, py) = (x["probability"].as_f64().unwrap(), y["probability"].as_f64().unwrap());
+                assert!((px - py).abs() < 1e-5, "{p} {top}");
+            }
+        }
+    }
     let listed = json(&cvtk_in(&home, &["deploy", "list", "--json"]));
     assert_eq!(listed[0]["name"], "tiny");
     assert_eq!(listed[0]["status"], "running");

@@ -55,7 +55,7 @@ fn client(dir: &Path, model: &Path, images: &[PathBuf]) -> Vec<(String, Vec<f64>
         .lines()
         .map(|l| {
             let v: Value = serde_json::from_str(l).unwrap();
-            (v["image"].as_str().unwrap().to_string(), floats(&v["probabilities"]))
+            (v["path"].as_str().unwrap().to_string(), floats(&v["probabilities"]))
         })
         .collect()
 }

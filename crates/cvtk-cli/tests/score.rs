@@ -279,7 +279,7 @@ fn without_a_model_score_uses_the_pretrained_networks_imagenet_labels_and_counts
     let predicted = cvtk(&["predict", root.to_str().unwrap(), "--top", "2", "--json"]);
     let predicted: Vec<Value> = serde_json::from_slice(&predicted.stdout).unwrap();
     for (row, p) in rows.values().zip(&predicted) {
-        assert_eq!(row["path"], p["image"]);
+        assert_eq!(row["path"], p["path"]);
         assert_eq!(row["error"].is_null(), p.get("error").is_none(), "{row} {p}");
         assert_eq!(row["top"].as_array().unwrap().len(), if row["error"].is_null() { 2 } else { 0 });
         for (a, b) in row["top"].as_array().unwrap().iter().zip(p["top"].as_array().unwrap()) {

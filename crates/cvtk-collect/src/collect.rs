@@ -271,19 +271,21 @@ fn search(
     Ok(parsed.value.into_iter().filter_map(|r| r.content_url).filter(|u| is_url(u)).take(count).collect())
 }
 
-/// Every image file below `dir` (links followed, hidden files skipped), sorted,
-/// as absolute paths.
+/// Every image file below `dir`, in path order, as absolute paths: the walk
+/// every command shares ([`cvtk_dataset::walk::image_files`]); what it skips
+/// is logged unless hidden or not an image.
 fn image_files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(dir)
-        .follow_links(true)
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_file() && has_image_extension(e.path()))
-        .filter(|e| !cvtk_dataset::decode::is_hidden(e.file_name()))
-        .map(|e| std::path::absolute(e.path()).unwrap_or_else(|_| e.path().to_path_buf()))
-        .collect();
-    files.sort();
-    files
+    cvtk_dataset::walk::image_files(dir)
+        .filter_map(|found| match found {
+            Ok(p) => Some(std::path::absolute(&p).unwrap_or(p)),
+            Err(s) => {
+                if !matches!(s.kind, cvtk_dataset::SkipKind::Hidden | cvtk_dataset::SkipKind::NotAnImage) {
+                    tracing::warn!("skipped {}: {}", s.path, s.reason);
+                }
+                None
+            }
+        })
+        .collect()
 }
 
 /// One thing to fetch: a URL or a local file, under a label.

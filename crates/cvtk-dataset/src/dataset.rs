@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::decode::{self, has_image_extension, is_hidden, DEFAULT_MAX_PIXELS};
+use crate::decode::{self, is_hidden, DEFAULT_MAX_PIXELS};
 use crate::split::Split;
 use crate::{progress, Error, Result};
 
@@ -290,43 +290,10 @@ impl ClassificationDataset {
         // 2. Candidate files per label.
         let mut candidates: Vec<(String, PathBuf)> = Vec::new();
         for (label, dir) in &label_dirs {
-            let mut walker = walkdir::WalkDir::new(dir).follow_links(true).sort_by_file_name().into_iter();
-            while let Some(item) = walker.next() {
-                let entry = match item {
-                    Ok(e) => e,
-                    Err(err) => {
-                        let path = err.path().map(Path::to_path_buf).unwrap_or_else(|| dir.clone());
-                        if err.loop_ancestor().is_some() {
-                            skip(
-                                &mut skipped,
-                                &path,
-                                SkipKind::SymlinkLoop,
-                                "symbolic link loops back to a folder above it".into(),
-                            );
-                        } else {
-                            let why = err.io_error().map(|e| e.to_string()).unwrap_or_else(|| err.to_string());
-                            skip(&mut skipped, &path, SkipKind::Unreadable, format!("cannot read: {why}"));
-                        }
-                        continue;
-                    }
-                };
-                if entry.depth() > 0 && is_hidden(entry.file_name()) {
-                    skip(&mut skipped, entry.path(), SkipKind::Hidden, "hidden".into());
-                    if entry.file_type().is_dir() {
-                        walker.skip_current_dir();
-                    }
-                    continue;
-                }
-                if entry.file_type().is_dir() {
-                    continue;
-                }
-                let path = entry.path();
-                if entry.file_name().to_str().is_none() || path.to_str().is_none() {
-                    skip(&mut skipped, path, SkipKind::NonUtf8Name, "file name is not valid UTF-8; rename it".into());
-                } else if !has_image_extension(path) {
-                    skip(&mut skipped, path, SkipKind::NotAnImage, "not an image file (by its extension)".into());
-                } else {
-                    candidates.push((label.clone(), path.to_path_buf()));
+            for found in crate::walk::image_files(dir) {
+                match found {
+                    Ok(path) => candidates.push((label.clone(), path)),
+                    Err(skipped_one) => skipped.push(skipped_one),
                 }
             }
         }

@@ -56,6 +56,7 @@ pub mod scores;
 mod split;
 mod storage;
 mod summary;
+pub mod walk;
 
 pub use dataset::{
     check_label_name, ClassificationDataset, ImageInfo, KeptFixes, Label, ScanOptions, SkipKind, Skipped,
@@ -67,7 +68,7 @@ pub use loader::{
     ResizeMode,
 };
 pub use lock::{ManifestLock, LOCK_WAIT};
-pub use scores::{first_max, ScoreKind, Scores};
+pub use scores::{first_max, top_k, Ranked, ScoreKind, Scores};
 pub use split::{Split, SplitPart};
 pub use storage::StorageContext;
 pub use summary::{DatasetSummary, LabelCount, SplitSummary};

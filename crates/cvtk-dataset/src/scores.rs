@@ -162,6 +162,39 @@ impl Scores {
     }
 }
 
+/// The indices of the `k` highest values of `row`, highest first; ties keep
+/// index order (so the first is [`first_max`]). The one top-k of cvtk: every
+/// output that ranks labels ranks them through it.
+pub fn top_k(row: &[f32], k: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..row.len()).collect();
+    order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+    order.truncate(k);
+    order
+}
+
+/// A label and its calibrated probability: one entry of a prediction's
+/// `top`, the shape every output gives a prediction in (`cvtk predict
+/// --json`, `cvtk score`'s rows, `/score`'s results, the annotation page).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Ranked {
+    /// The label.
+    pub label: String,
+    /// Its calibrated probability, in [0, 1].
+    pub probability: f32,
+}
+
+impl Ranked {
+    /// The `k` most probable of `labels` (`probabilities` in label order),
+    /// best first; ties keep label order.
+    pub fn top(labels: &[String], probabilities: &[f32], k: usize) -> Vec<Ranked> {
+        let n = probabilities.len().min(labels.len());
+        top_k(&probabilities[..n], k)
+            .into_iter()
+            .map(|i| Ranked { label: labels[i].clone(), probability: probabilities[i] })
+            .collect()
+    }
+}
+
 /// Index of the first highest value (numpy's `argmax`: ties go to the lower index).
 pub fn first_max(row: &[f32]) -> usize {
     let mut best = 0;

@@ -28,7 +28,7 @@ use base64::Engine;
 /// `body_too_large`, `unsupported_media_type`, `unauthorized`, `overloaded`,
 /// `timeout`, `not_ready`, `internal`.
 pub use cvtk_http::ErrorDetail;
-pub use cvtk_model::ScoreKind;
+pub use cvtk_model::{Ranked, ScoreKind};
 use serde::{Deserialize, Serialize};
 
 /// Scoring options of one item (the original's `parameters`).
@@ -97,7 +97,15 @@ pub struct ScoreResult {
     /// What the scores are: [`ScoreKind::Probabilities`], or the model's raw
     /// kind with the temperature that turns it into the same probabilities.
     pub score_kind: ScoreKind,
+    /// The [`TOP`] most probable labels, best first, with their calibrated
+    /// probabilities whatever `softmax` says: a prediction in the shape
+    /// `cvtk predict --json` and `cvtk score`'s rows give it.
+    #[serde(default)]
+    pub top: Vec<Ranked>,
 }
+
+/// How many labels a [`ScoreResult`]'s `top` holds at most.
+pub const TOP: usize = 5;
 
 /// One entry of a response: scores, or the error of that one input.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -201,6 +209,7 @@ mod tests {
             scores: vec![0.5, 0.5],
             softmax: true,
             score_kind: ScoreKind::Probabilities,
+            top: vec![Ranked { label: "a".into(), probability: 0.5 }],
         });
         let bad = ItemResult::Failed { error: ErrorDetail::new("bad_image", "no") };
         for r in [ok, bad] {

@@ -4,7 +4,7 @@
 //! (durations in milliseconds), so a deployment hands its server a typed file
 //! rather than command-line flags.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use cvtk_http::is_loopback;
@@ -412,6 +412,30 @@ impl ServeConfig {
             return Err(Error::config("urls", "max_bytes and timeout must be more than zero"));
         }
         Ok(())
+    }
+}
+
+/// The environment variable holding service keys, comma-separated.
+pub const SERVICE_KEY_ENV: &str = "CVTK_SERVICE_KEY";
+
+/// The service keys in [`SERVICE_KEY_ENV`] (comma-separated, trimmed, empty
+/// ones dropped): every key a service accepts; a client sends the first.
+pub fn keys_from_env() -> Vec<String> {
+    std::env::var(SERVICE_KEY_ENV)
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The key a client sends: `key_file`'s first line, else the first key of
+/// [`SERVICE_KEY_ENV`]; None when neither gives one.
+pub fn client_key(key_file: Option<&Path>) -> Result<Option<String>> {
+    match key_file {
+        Some(file) => read_key_file(file).map(Some),
+        None => Ok(keys_from_env().into_iter().next()),
     }
 }
 

@@ -54,8 +54,8 @@ impl ServiceSpec {
     /// ([`crate::serve`]).
     pub fn run(&self) -> Result<()> {
         let config = self.serve.check()?;
-        let device =
-            cvtk_model::resolve_device(Some(&self.device)).map_err(|e| Error::config("device", e.to_string()))?;
+        let device: cvtk_model::DeviceChoice =
+            self.device.parse().map_err(|e: cvtk_model::Error| Error::config("device", e.to_string()))?;
         crate::serve(config, &self.model_dir, device, self.addr_file.clone())
     }
 }

@@ -43,8 +43,8 @@ mod server;
 
 pub use client::{score_existing_service_with_image, Client, ImageInput};
 pub use config::{
-    generate_key, is_loopback, model_name_of, model_version_of, read_key_file, ServeConfig, UrlPolicy,
-    ValidServeConfig, DECODE_BYTES_PER_PIXEL, DEFAULT_SERVE_MAX_PIXELS,
+    client_key, generate_key, is_loopback, keys_from_env, model_name_of, model_version_of, read_key_file, ServeConfig,
+    UrlPolicy, ValidServeConfig, DECODE_BYTES_PER_PIXEL, DEFAULT_SERVE_MAX_PIXELS,
 };
 pub use deployment::{
     check_name, delete_if_service_exist, get_deployment, is_existing_service, list_deployments, DeployConfig,

@@ -203,17 +203,12 @@ fn scoring_url(endpoint: &str) -> String {
     }
 }
 
-/// Reads up to `limit` image files (by extension) under `dir`, in path order.
+/// Reads up to `limit` image files under `dir`, in path order
+/// ([`cvtk_dataset::walk::image_files`]: links followed, hidden files skipped).
 pub fn read_images(dir: &Path, limit: usize) -> Result<Vec<(PathBuf, Vec<u8>)>> {
-    let mut paths: Vec<PathBuf> = walkdir::WalkDir::new(dir)
-        .follow_links(false)
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_file() && cvtk_dataset::decode::has_image_extension(e.path()))
-        .map(|e| e.into_path())
-        .collect();
-    paths.sort();
-    paths.truncate(limit);
+    // The walk every command shares (cvtk_dataset::walk): what `cvtk score`
+    // and `cvtk dataset create` would see in the same folder.
+    let paths: Vec<PathBuf> = cvtk_dataset::walk::image_files(dir).filter_map(|f| f.ok()).take(limit).collect();
     if paths.is_empty() {
         return Err(Error::config("images", format!("no image files under {}", dir.display())));
     }

@@ -118,18 +118,7 @@ impl Backbone {
     /// Checks that a loader's batch fits the network's input before an engine
     /// sees it (onnxruntime's graph has a fixed image size).
     pub fn check_batch(&self, images: &ImageBatch) -> Result<()> {
-        let [_, c, h, w] = images.shape();
-        let l = &self.loader;
-        if (c, h, w) != (l.color.channels(), l.height as usize, l.width as usize) {
-            return Err(Error::InvalidInput(format!(
-                "expected [N, {}, {}, {}] images for this model, got {:?}",
-                l.color.channels(),
-                l.height,
-                l.width,
-                images.shape()
-            )));
-        }
-        Ok(())
+        crate::scorer::check_batch(&self.loader, images)
     }
 
     /// What the weights are, for an export's `cvtk.source`: `FILE sha256:HEX`

@@ -245,11 +245,8 @@ impl BaseModel {
         for chunk in images.chunks(16) {
             for raw in model.score_images(&loader.load_batch(chunk)?)? {
                 let probs = crate::ScoreKind::LOGITS.probabilities(&raw);
-                let mut idx: Vec<usize> = (0..probs.len()).collect();
-                idx.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
-                let preds = idx
+                let preds = cvtk_dataset::top_k(&probs, top)
                     .into_iter()
-                    .take(top)
                     .map(|i| ImagenetPrediction {
                         index: i,
                         label: tch::vision::imagenet::CLASSES.get(i).copied().unwrap_or("?").to_string(),

@@ -68,7 +68,7 @@ pub use arch::{weights_search_dirs, Architecture, ARCHITECTURE_NAMES};
 pub use base::{resolve_device, BaseModel, DeviceChoice, ImagenetPrediction};
 pub use calibration::{fit_temperature, TemperatureFit};
 pub use classifier::Classifier;
-pub use cvtk_dataset::{first_max, ScoreKind, Scores};
+pub use cvtk_dataset::{first_max, top_k, Ranked, ScoreKind, Scores};
 pub use engine::{Engine, EngineChoice};
 pub use error::{Error, Result};
 pub use featurizer::Featurizer;

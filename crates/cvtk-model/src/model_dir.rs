@@ -358,11 +358,15 @@ pub fn load_classifier(dir: &Path, device: Device) -> Result<Box<dyn Classifier>
 /// when it loads and runs the model (the folder's `model.onnx`, made on first
 /// use), else libtorch; asking for onnxruntime where it cannot be loaded is an
 /// error that says how to install it.
+///
+/// The device is a [`crate::DeviceChoice`] (`Auto`, `Cpu`, `Cuda(n)`), so a
+/// program that only scores names no libtorch type.
 pub fn load_scorer(
     dir: &Path,
-    device: Device,
+    device: crate::DeviceChoice,
     engine: crate::EngineChoice,
 ) -> Result<crate::Compiled<Box<dyn Classifier>>> {
+    let device = device.resolve()?;
     engine.resolve(device)?;
     crate::compile(load_classifier(dir, device)?, engine)
 }

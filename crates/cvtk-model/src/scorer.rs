@@ -194,17 +194,7 @@ where
             return self.model.score_images(images);
         };
         // onnxruntime's graph has a fixed image size: check before it sees one.
-        let [_, c, h, w] = images.shape();
-        let l = self.model.loader_config();
-        if (c, h, w) != (l.color.channels(), l.height as usize, l.width as usize) {
-            return Err(Error::InvalidInput(format!(
-                "expected [N, {}, {}, {}] images for this model, got {:?}",
-                l.color.channels(),
-                l.height,
-                l.width,
-                images.shape()
-            )));
-        }
+        check_batch(&self.model.loader_config(), images)?;
         session.run(images)
     }
 
@@ -219,6 +209,23 @@ where
     fn describe(&self) -> String {
         self.model.describe()
     }
+}
+
+/// Checks that a loader's batch has the shape `loader` makes, before an
+/// engine sees it.
+pub(crate) fn check_batch(loader: &LoaderConfig, images: &ImageBatch) -> Result<()> {
+    let [_, c, h, w] = images.shape();
+    let l = loader;
+    if (c, h, w) != (l.color.channels(), l.height as usize, l.width as usize) {
+        return Err(Error::InvalidInput(format!(
+            "expected [N, {}, {}, {}] images for this model, got {:?}",
+            l.color.channels(),
+            l.height,
+            l.width,
+            images.shape()
+        )));
+    }
+    Ok(())
 }
 
 /// For each of `dataset`'s label indices, the index of the label with the same

@@ -58,7 +58,8 @@ fn the_imagenet_classifier_saves_loads_and_scores_as_predict_imagenet_does() {
     assert_eq!(labels[281], "tabby, tabby cat");
     let dir = tempfile::tempdir().unwrap();
     cvtk_model::Classifier::save(&model, dir.path()).unwrap();
-    let loaded = cvtk_model::load_scorer(dir.path(), Device::Cpu, cvtk_model::EngineChoice::Auto).unwrap();
+    let loaded =
+        cvtk_model::load_scorer(dir.path(), cvtk_model::DeviceChoice::Cpu, cvtk_model::EngineChoice::Auto).unwrap();
     assert_eq!(loaded.engine(), cvtk_model::Engine::Onnxruntime);
     assert_eq!(loaded.labels(), labels.as_slice());
     let loader = cvtk_dataset::ImageLoader::new(loaded.loader_config()).unwrap();

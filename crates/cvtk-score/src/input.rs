@@ -98,6 +98,27 @@ impl std::fmt::Display for Shard {
 }
 
 impl ScoreInput {
+    /// What `path` is, as `cvtk score INPUT` tells: a folder, a manifest (a
+    /// `.json` file; `part` picks a part of its split), or else a list file.
+    /// `part` for anything but a manifest is an error that says so.
+    pub fn from_path(path: &Path, part: Option<SplitPart>) -> Result<ScoreInput> {
+        let not_a_manifest =
+            |what: &str| Err(Error::Invalid(format!("--part is for a manifest; {} is {what}", path.display())));
+        if path.is_dir() {
+            return if part.is_some() { not_a_manifest("a folder") } else { Ok(ScoreInput::Folder(path.into())) };
+        }
+        if !path.is_file() {
+            return Err(Error::Invalid(format!("{} is neither a folder, a manifest nor a list file", path.display())));
+        }
+        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
+            return Ok(ScoreInput::Manifest { path: path.into(), part });
+        }
+        if part.is_some() {
+            return not_a_manifest("a list file");
+        }
+        Ok(ScoreInput::List(path.into()))
+    }
+
     /// The items, in the input's fixed order, only `shard`'s when given. A
     /// folder is walked and a list read as the stream is consumed: memory
     /// does not grow with the input (a manifest is read whole, as always).
@@ -196,24 +217,25 @@ impl ScoreInput {
     }
 }
 
-/// The images under `root`, recursively, in path order: `(path, path
-/// relative to root)`. Hidden files and folders (a name starting with `.`:
-/// macOS's `._` files, cvtk's own temporary files) are skipped, as the
-/// dataset scanner skips them.
+/// The images under `root` ([`cvtk_dataset::walk::image_files`]'s policy:
+/// links followed, path order, hidden files and folders skipped, by
+/// extension): `(path, path relative to root)`. Files of other types are
+/// left out as the dataset scanner leaves them out; an entry that cannot be
+/// read (or a link loop, or a name that is not UTF-8) is logged and left out
+/// too, so one bad entry does not stop a long run.
 fn walk(root: &Path) -> impl Iterator<Item = Result<(String, String)>> {
     let root = root.to_path_buf();
-    let walk = walkdir::WalkDir::new(&root)
-        .follow_links(true)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(|e| e.depth() == 0 || !cvtk_dataset::decode::is_hidden(e.file_name()));
-    walk.filter_map(move |e| match e {
-        Ok(e) if e.file_type().is_file() && cvtk_dataset::decode::has_image_extension(e.path()) => {
-            let key = e.path().strip_prefix(&root).unwrap_or(e.path()).to_string_lossy().into_owned();
-            Some(Ok((e.path().to_string_lossy().into_owned(), key)))
+    cvtk_dataset::walk::image_files(&root.clone()).filter_map(move |found| match found {
+        Ok(path) => {
+            let key = path.strip_prefix(&root).unwrap_or(&path).to_string_lossy().into_owned();
+            Some(Ok((path.to_string_lossy().into_owned(), key)))
         }
-        Ok(_) => None,
-        Err(err) => Some(Err(Error::Invalid(format!("cannot walk {}: {err}", root.display())))),
+        Err(s) => {
+            if !matches!(s.kind, cvtk_dataset::SkipKind::Hidden | cvtk_dataset::SkipKind::NotAnImage) {
+                tracing::warn!("skipped {}: {}", s.path, s.reason);
+            }
+            None
+        }
     })
 }
 

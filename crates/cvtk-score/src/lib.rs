@@ -17,8 +17,8 @@
 //!
 //! ```no_run
 //! use cvtk_score::{score_to_file, ScoreInput, ScoreOptions};
-//! use cvtk_model::{load_scorer, Device, EngineChoice};
-//! let model = load_scorer("model".as_ref(), Device::Cpu, EngineChoice::Auto)?;
+//! use cvtk_model::{load_scorer, DeviceChoice, EngineChoice};
+//! let model = load_scorer("model".as_ref(), DeviceChoice::Cpu, EngineChoice::Auto)?;
 //! let report = score_to_file(&model, &ScoreInput::Folder("photos".into()), "scores.jsonl".as_ref(), &ScoreOptions::default())?;
 //! println!("{} scored, {} failed", report.scored, report.failed);
 //! # Ok::<(), cvtk_score::Error>(())

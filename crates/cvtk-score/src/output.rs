@@ -78,24 +78,7 @@ impl std::str::FromStr for Format {
     }
 }
 
-/// A label and its probability.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Ranked {
-    /// The label.
-    pub label: String,
-    /// Its calibrated probability.
-    pub probability: f32,
-}
-
-impl Ranked {
-    /// The `k` most probable of `labels` (`probabilities` in label order),
-    /// best first; ties keep label order.
-    pub fn top(labels: &[String], probabilities: &[f32], k: usize) -> Vec<Ranked> {
-        let mut order: Vec<usize> = (0..probabilities.len().min(labels.len())).collect();
-        order.sort_by(|&a, &b| probabilities[b].total_cmp(&probabilities[a]).then(a.cmp(&b)));
-        order.into_iter().take(k).map(|i| Ranked { label: labels[i].clone(), probability: probabilities[i] }).collect()
-    }
-}
+pub use cvtk_dataset::Ranked;
 
 /// One image's result: its top labels, or why it could not be scored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

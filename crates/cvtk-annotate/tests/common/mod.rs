@@ -48,9 +48,9 @@ pub fn predictions(manifest: &Path) -> HashMap<u64, Prediction> {
         .map(|img| {
             let label = ds.labels()[img.label()].name.clone();
             let p = match img.id {
-                1 => Prediction { label: "plate".into(), score: 0.97 },
-                6 => Prediction { label, score: 0.41 },
-                id => Prediction { label, score: 0.9 + (id % 5) as f32 * 0.01 },
+                1 => Prediction { label: "plate".into(), probability: 0.97 },
+                6 => Prediction { label, probability: 0.41 },
+                id => Prediction { label, probability: 0.9 + (id % 5) as f32 * 0.01 },
             };
             (img.id, p)
         })

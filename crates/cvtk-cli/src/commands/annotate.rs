@@ -49,11 +49,11 @@ fn predictions(
     engine: EngineChoice,
     manifest: &Path,
 ) -> anyhow::Result<HashMap<u64, Prediction>> {
-    let model = load_scorer(model_dir, device.resolve()?, engine)?;
+    let model = load_scorer(model_dir, device, engine)?;
     let ds = ClassificationDataset::from_manifest(manifest)?;
     Ok(predict_dataset(&model, &ds, true, 32)?
         .into_iter()
-        .map(|(id, p)| (id, Prediction { label: p.label, score: p.probability }))
+        .map(|(id, p)| (id, Prediction { label: p.label, probability: p.probability }))
         .collect())
 }
 

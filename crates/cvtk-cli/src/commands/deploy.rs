@@ -499,7 +499,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             kserve,
             ..
         } => {
-            let key = match crate::secret::read(key_file.as_deref(), "CVTK_SERVICE_KEY")? {
+            let key = match cvtk_deploy::client_key(key_file.as_deref())? {
                 Some(k) => k,
                 None => match get_deployment(&home.storage(), &name) {
                     Ok(r) => r.key()?,

@@ -71,8 +71,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(_) => (ds.part(part)?, part.name()),
         None => (ds.clone(), "all"),
     };
-    let device = args.device.resolve()?;
-    let scorer = load_scorer(&args.model, device, args.engine.engine)?;
+    let scorer = load_scorer(&args.model, args.device, args.engine.engine)?;
     let scores = scorer.score_dataset(&test, args.mb_size)?;
     let model = scorer.model();
     let mut eval = ClassificationEvaluation::from_scores(&scores)?;

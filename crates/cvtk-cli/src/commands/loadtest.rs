@@ -67,7 +67,7 @@ pub struct Args {
 
 /// Runs `cvtk loadtest`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let given = crate::secret::read(args.key_file.as_deref(), "CVTK_SERVICE_KEY")?;
+    let given = cvtk_deploy::client_key(args.key_file.as_deref())?;
     let (endpoint, key) = match (&args.endpoint, &args.deployment) {
         (Some(e), _) => (e.clone(), given),
         (None, Some(name)) => {

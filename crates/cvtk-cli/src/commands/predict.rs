@@ -46,7 +46,8 @@ pub struct Args {
 /// One image's result, as `--json` prints it.
 #[derive(Serialize)]
 struct ImageResult {
-    image: String,
+    /// The image's path or URL, as `cvtk score`'s rows name it.
+    path: String,
     /// The best `--top` labels, best first (empty when the image failed).
     top: Vec<Ranked>,
     /// Why the image could not be classified.
@@ -68,9 +69,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.all && !args.json {
         bail!("--all adds every label's probability to the JSON output: use it with --json");
     }
-    let device = args.base.device()?;
     let model: Box<dyn Scorer> = match &args.model {
-        Some(dir) => Box::new(load_scorer(dir, device, args.engine.engine)?),
+        Some(dir) => Box::new(load_scorer(dir, args.base.device, args.engine.engine)?),
         None => Box::new(args.base.imagenet_classifier(args.engine)?.1),
     };
     let scorer = BatchScorer::new(
@@ -92,7 +92,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 Ok(raw) => {
                     let probabilities = kind.probabilities(&raw);
                     ImageResult {
-                        image: item.source.clone(),
+                        path: item.source.clone(),
                         top: Ranked::top(model.labels(), &probabilities, usize::from(args.top)),
                         error: None,
                         probabilities: args.all.then_some(probabilities),
@@ -101,7 +101,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     }
                 }
                 Err(e) => ImageResult {
-                    image: item.source.clone(),
+                    path: item.source.clone(),
                     top: Vec::new(),
                     error: Some(e),
                     probabilities: None,
@@ -115,7 +115,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         print_json(&results)?;
     } else {
         for r in &results {
-            println!("{}", r.image);
+            println!("{}", r.path);
             if let Some(e) = &r.error {
                 println!("  error: {e}");
             }
@@ -131,7 +131,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "{} of {} images could not be classified (the first: {}){others}",
             failed.len(),
             results.len(),
-            first.image
+            first.path
         );
     }
     Ok(())

@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::bail;
 use cvtk_model::{load_scorer, Scorer};
 use cvtk_score::{score_to_file, ScoreInput, ScoreOptions, Shard};
 
@@ -64,29 +63,14 @@ fn output_file(s: &str) -> Result<PathBuf, String> {
 
 /// Runs `cvtk score`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let input = if args.input.is_dir() {
-        if args.part.is_some() {
-            bail!("--part is for a manifest; {} is a folder", args.input.display());
-        }
-        ScoreInput::Folder(args.input.clone())
-    } else if !args.input.is_file() {
-        bail!("{} is neither a folder, a manifest nor a list file", args.input.display());
-    } else if args.input.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
-        ScoreInput::Manifest { path: args.input.clone(), part: args.part }
-    } else {
-        if args.part.is_some() {
-            bail!("--part is for a manifest; {} is a list file", args.input.display());
-        }
-        ScoreInput::List(args.input.clone())
-    };
-    let device = args.base.device()?;
+    let input = ScoreInput::from_path(&args.input, args.part)?;
     // Before the engine's session is built: it takes its threads then.
     if args.threads > 0 {
         cvtk_model::engine::set_threads(args.threads);
     }
     let (model, model_id): (Box<dyn Scorer>, String) = match &args.model {
         Some(dir) => (
-            Box::new(load_scorer(dir, device, args.engine.engine)?),
+            Box::new(load_scorer(dir, args.base.device, args.engine.engine)?),
             format!(
                 "{} (weights {})",
                 // Resolved, so that `model/`, `./model` and a link to it are one model.

@@ -27,14 +27,25 @@ pub struct Args {
     addr_file: Option<PathBuf>,
 }
 
+/// The library's defaults, which the flags below show and start from: each
+/// default is written once, on [`ServeConfig`].
+fn defaults() -> ServeConfig {
+    ServeConfig::default()
+}
+
+/// A duration in whole milliseconds, for a flag's default.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// The service's settings as flags; `cvtk deploy create NAME --model DIR -- FLAGS` takes them too.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServeSettings {
     /// Address to bind: 127.0.0.1 for this machine only, 0.0.0.0 for all.
-    #[arg(long, default_value = "127.0.0.1")]
+    #[arg(long, default_value_t = defaults().host)]
     pub host: String,
     /// Port to bind (0 picks a free one).
-    #[arg(long, default_value_t = 8080)]
+    #[arg(long, default_value_t = defaults().port)]
     pub port: u16,
     /// Retired: a key on the command line is visible in `ps`.
     #[arg(long = "key", hide = true, value_parser = crate::secret::refuse("--key-file", "CVTK_SERVICE_KEY"))]
@@ -48,59 +59,59 @@ pub struct ServeSettings {
     #[arg(long)]
     pub no_auth: bool,
     /// Dynamic batching: most images per forward pass.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = defaults().max_batch)]
     pub max_batch: usize,
     /// Dynamic batching: milliseconds to wait for more requests (0 = off).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = millis(defaults().max_delay))]
     pub max_delay_ms: u64,
     /// Requests decoded at the same time (0 = one per core); more wait their turn.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = defaults().decode_threads)]
     pub decode_threads: usize,
     /// Requests waiting for the model at most; more get 503.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = defaults().queue_capacity)]
     pub queue: usize,
     /// Seconds one request may take, waiting included; over it gets 504.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = defaults().request_timeout.as_secs())]
     pub timeout_s: u64,
     /// Largest request body, in MiB; larger gets 413.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = defaults().max_body_bytes >> 20)]
     pub max_body_mb: usize,
     /// Most images in one request.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = defaults().max_images_per_request)]
     pub max_images: usize,
     /// Allow `image_url` items from this host (repeat; `*.example.com` for sub-domains). Off by default.
     #[arg(long = "allow-url-host")]
     pub allow_url_hosts: Vec<String>,
     /// Largest image download for `image_url`, in MiB.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = defaults().urls.max_bytes >> 20)]
     pub url_max_mb: u64,
     /// Fetch `image_url`s from private, loopback and link-local addresses and any port too (by default only
     /// public addresses on ports 80 and 443, so an allowed name cannot point into this network).
     #[arg(long)]
     pub allow_private_urls: bool,
     /// Seconds allowed per `image_url` download.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = defaults().urls.timeout.as_secs())]
     pub url_timeout_s: u64,
     /// Memory all image decodings together may take, in MiB (an 8-bit RGBA image takes 11 bytes a pixel
     /// while it decodes); more wait for it. At least what the largest image allowed takes (64 Mi pixels:
     /// 704 MiB).
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = defaults().decode_memory_bytes >> 20)]
     pub decode_memory_mb: u64,
     /// Images waiting for or in the model at most, all requests together; more get 503.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = defaults().max_queued_images)]
     pub max_queued_images: usize,
     /// Connections open at once at most; at the limit a new one takes the slot of the oldest with no
     /// request in flight, and is closed at once only when every open one has a request in flight.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = defaults().max_connections)]
     pub max_connections: usize,
     /// Seconds a connection may go with no request in flight (sending half a request head, an HTTP/2
     /// preface, pings, or nothing) before it is closed: on opening and after each response.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = defaults().header_timeout.as_secs())]
     pub header_timeout_s: u64,
     /// Scoring engine: auto (onnxruntime on the CPU when its library loads,
     /// else torch), torch, or onnxruntime. If the one asked for cannot run,
     /// the service stays up and /ready answers 503 with the reason.
-    #[arg(long, default_value = "auto")]
+    #[arg(long, default_value_t = defaults().engine)]
     pub engine: cvtk_model::EngineChoice,
     /// The model's name in the Open Inference Protocol routes (/v2/models/NAME). The rule: a deployment's
     /// name (`cvtk deploy create NAME`, the image of `cvtk deploy docker NAME`, KServe's NAME), else the
@@ -118,13 +129,7 @@ impl ServeSettings {
         ServeConfig {
             host: self.host.clone(),
             port: self.port,
-            keys: std::env::var("CVTK_SERVICE_KEY")
-                .unwrap_or_default()
-                .split(',')
-                .map(str::trim)
-                .filter(|k| !k.is_empty())
-                .map(str::to_string)
-                .collect(),
+            keys: cvtk_deploy::keys_from_env(),
             key_file: self.key_file.clone(),
             auth_disabled: self.no_auth,
             max_body_bytes: self.max_body_mb.saturating_mul(1 << 20),

@@ -38,7 +38,7 @@ use cvtk_model::{first_max, Scorer};
 use subtle::ConstantTimeEq;
 use tokio::sync::oneshot;
 
-use crate::api::{ErrorDetail, ItemResult, ScoreKind, ScoreResponse, ScoreResult};
+use crate::api::{ErrorDetail, ItemResult, Ranked, ScoreKind, ScoreResponse, ScoreResult, TOP};
 use crate::{Error, Result, ValidServeConfig};
 use inputs::{Input, Source};
 use metrics::Metrics;
@@ -606,8 +606,9 @@ async fn score_request(state: &AppState, req: Request) -> std::result::Result<Js
             Err(error) => ItemResult::Failed { error },
             Ok(()) => {
                 let raw = rows.next().unwrap_or_default();
-                let (scores, score_kind) =
-                    if sm { (kind.probabilities(&raw), ScoreKind::Probabilities) } else { (raw, kind) };
+                let probabilities = kind.probabilities(&raw);
+                let top = Ranked::top(&labels, &probabilities, TOP);
+                let (scores, score_kind) = if sm { (probabilities, ScoreKind::Probabilities) } else { (raw, kind) };
                 let best = first_max(&scores);
                 ItemResult::Scored(ScoreResult {
                     label: labels.get(best).cloned().unwrap_or_default(),
@@ -615,6 +616,7 @@ async fn score_request(state: &AppState, req: Request) -> std::result::Result<Js
                     scores,
                     softmax: sm,
                     score_kind,
+                    top,
                 })
             }
         })
@@ -789,9 +791,11 @@ pub async fn serve_on(
 pub fn serve(
     config: ValidServeConfig,
     model_dir: &Path,
-    device: tch::Device,
+    device: cvtk_model::DeviceChoice,
     addr_file: Option<PathBuf>,
 ) -> Result<()> {
+    // A device this machine lacks fails now, not once the service listens.
+    device.resolve().map_err(|e| Error::config("device", e.to_string()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("cvtk-http")

@@ -559,9 +559,7 @@ fn answer(
             let top: Vec<&str> = scores
                 .iter()
                 .flat_map(|row| {
-                    let mut order: Vec<usize> = (0..row.len()).collect();
-                    order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
-                    order.into_iter().take(top_k).map(|i| model.labels[i].as_str()).collect::<Vec<_>>()
+                    cvtk_dataset::top_k(row, top_k).into_iter().map(|i| model.labels[i].as_str()).collect::<Vec<_>>()
                 })
                 .collect();
             let bytes = if as_binary {

@@ -3,15 +3,11 @@
 //! images as bytes, and a one-call router helper.
 #![allow(dead_code)]
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
-use cvtk_dataset::{ColorMode, ImageBatch, LoaderConfig, Normalization};
 use cvtk_deploy::ServeConfig;
-use cvtk_model::{Architecture, BaseModel, Device, Engine, ScoreKind, Scorer, TransferModel};
+use cvtk_model::{Architecture, BaseModel, Device, TransferModel};
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -31,63 +27,10 @@ pub fn tiny_model() -> TransferModel {
     TransferModel::new_seeded(vec!["a".into(), "b".into(), "c".into()], &base, None, Device::Cpu, 7).unwrap()
 }
 
-/// The calibration temperature [`Fake`] reports.
-pub const FAKE_TEMPERATURE: f32 = 2.0;
-
-/// A scorer that sleeps per batch and records batch sizes. Its logits are
-/// calibrated at [`FAKE_TEMPERATURE`].
-pub struct Fake {
-    pub delay: Duration,
-    /// Panic in `score_images` (as a tch call without `f_` does on CUDA out of memory).
-    pub panics: bool,
-    /// Panic with "CUDA out of memory" (tch's message) on a batch of more images than this.
-    pub memory_for: Option<usize>,
-    pub batches: Arc<Mutex<Vec<usize>>>,
-    labels: Vec<String>,
-}
-
-impl Fake {
-    pub fn new(delay: Duration) -> Self {
-        Fake { delay, panics: false, memory_for: None, batches: Arc::default(), labels: vec!["x".into(), "y".into()] }
-    }
-}
-
-impl Scorer for Fake {
-    fn labels(&self) -> &[String] {
-        &self.labels
-    }
-    fn loader_config(&self) -> LoaderConfig {
-        LoaderConfig { color: ColorMode::Gray, normalization: Normalization::UNIT, ..LoaderConfig::square(8) }
-    }
-    fn score_images(&self, images: &ImageBatch) -> cvtk_model::Result<Vec<Vec<f32>>> {
-        let n = images.len();
-        assert!(!self.panics, "simulated failure inside the model");
-        if self.memory_for.is_some_and(|most| n > most) {
-            panic!("Torch(\"CUDA out of memory. Tried to allocate 2.00 GiB\")");
-        }
-        self.batches.lock().unwrap().push(n);
-        std::thread::sleep(self.delay);
-        // Score = mean intensity for "x", its negation for "y".
-        let per = images.data().len() / n.max(1);
-        Ok(images
-            .data()
-            .chunks(per.max(1))
-            .map(|px| {
-                let m = px.iter().sum::<f32>() / px.len().max(1) as f32;
-                vec![m, -m]
-            })
-            .collect())
-    }
-    fn score_kind(&self) -> ScoreKind {
-        ScoreKind::Logits { temperature: FAKE_TEMPERATURE }
-    }
-    fn engine(&self) -> Engine {
-        Engine::Torch
-    }
-    fn describe(&self) -> String {
-        "fake".into()
-    }
-}
+/// The fake scorer (shared with cvtk-score's tests).
+#[path = "fake.rs"]
+mod fake;
+pub use fake::{Fake, FAKE_TEMPERATURE};
 
 fn gradient(w: u32, h: u32, seed: u8) -> image::RgbImage {
     image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7 + u32::from(seed)) as u8, (y * 5) as u8, seed]))
