@@ -84,6 +84,8 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter("warn").init();
+    // The deployment below starts this program again as its server: this call runs it there.
+    cvtk::deploy::serve_if_deployed();
     cvtk::dataset::progress::set_reporter(cvtk::dataset::progress::TerminalProgress);
     let args = Args::parse();
     let storage = StorageContext::under(&args.out);

@@ -30,12 +30,15 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    init_logging();
+    // A deployment's server: `cvtk deploy create` starts this program again
+    // to run the service (cvtk_deploy::Deployment::deploy).
+    cvtk_deploy::serve_if_deployed();
     let json = asked_for_json(std::env::args_os().skip(1));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return clap_error(&e, json),
     };
-    init_logging();
     // Long work shows indicatif bars on stderr (when it is a terminal).
     cvtk_dataset::progress::set_reporter(cvtk_dataset::progress::TerminalProgress);
     match commands::run(cli.command) {

@@ -1,4 +1,4 @@
-//! [`Deployment`]: runs `cvtk serve` as a background process and records it
+//! [`Deployment`]: runs a scoring server as a background process and records it
 //! under the storage context, the counterpart of the original's
 //! `AMLDeployment` (deploy, list_deployment, is_existing_service, delete,
 //! delete_if_service_exist, score_image).
@@ -6,8 +6,14 @@
 //! Each deployment has a folder `<persistent>/deployments/NAME/` holding
 //! `deployment.json` (the record), `serve.json` (the [`ServiceSpec`] its server
 //! runs), `key` (the service key, mode 0600) and `server.log` (the service's
-//! output). The server is the `cvtk` program (`cvtk serve --config serve.json`):
-//! the settings travel as that typed file, not as command-line flags.
+//! output). The settings travel as that typed file, not as command-line flags.
+//!
+//! The server is the deploying program itself when it calls
+//! [`serve_if_deployed`] first in `main` (the `cvtk` program does): `deploy`
+//! starts it again with `CVTK_SERVE_SPEC=serve.json`, and that call runs the
+//! service, so a program built on this crate deploys without the `cvtk`
+//! program installed. Otherwise (or with [`DeployConfig::server_exe`] or
+//! `$CVTK_EXE`) the server is `cvtk serve --config serve.json`.
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
@@ -60,13 +66,52 @@ impl ServiceSpec {
     }
 }
 
+/// The environment variable that hands a program started by
+/// [`Deployment::deploy`] the service file it is to run.
+pub const SERVE_SPEC_ENV: &str = "CVTK_SERVE_SPEC";
+
+/// Whether this program called [`serve_if_deployed`]: it can then be its own
+/// deployments' server.
+static ENTRY_POINT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The server entry point of a program that deploys: call it first in
+/// `main`. In a process [`Deployment::deploy`] started, it runs the service
+/// it was handed until SIGTERM or Ctrl-C and exits (status 1, the error on
+/// stderr, if the service cannot run); anywhere else it returns at once, and
+/// from then on `deploy` starts this very program as the server.
+///
+/// ```no_run
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     cvtk_deploy::serve_if_deployed();
+///     let config = cvtk_deploy::DeployConfig::default();
+///     let record = cvtk_deploy::Deployment::new("digits", "model", config)
+///         .deploy(&cvtk_dataset::StorageContext::default())?;
+///     println!("{}", record.url);
+///     Ok(())
+/// }
+/// ```
+pub fn serve_if_deployed() {
+    ENTRY_POINT.store(true, std::sync::atomic::Ordering::Relaxed);
+    let Some(spec) = std::env::var_os(SERVE_SPEC_ENV).filter(|s| !s.is_empty()) else { return };
+    let code = match ServiceSpec::read(Path::new(&spec)).and_then(|s| s.run()) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
 /// How a deployment is started.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DeployConfig {
     /// Device for the model (`cpu`, `cuda`, `cuda:N`, `auto`). By default, `auto`.
     pub device: String,
-    /// The `cvtk` program to run. By default, `$CVTK_EXE`, else a `cvtk` next
-    /// to (or one folder above) the running program, else `cvtk` on `PATH`.
+    /// The `cvtk` program to run as the server. By default, `$CVTK_EXE`; else
+    /// the deploying program itself when it called [`serve_if_deployed`];
+    /// else a `cvtk` next to (or one folder above) the running program, else
+    /// `cvtk` on `PATH`.
     pub server_exe: Option<PathBuf>,
     /// The service's settings: address (by default `127.0.0.1`, port 0 for a
     /// free one), limits and batching. The deployment makes its key.
@@ -256,7 +301,27 @@ impl Deployment {
                 _ => return Err(Error::AlreadyRunning { name: self.name.clone(), url: old.url }),
             }
         }
-        let exe = find_server_exe(self.config.server_exe.as_deref())?;
+        if std::env::var_os(SERVE_SPEC_ENV).is_some_and(|s| !s.is_empty()) {
+            return Err(Error::config(
+                "server_exe",
+                format!(
+                    "this process was started to serve a deployment ({SERVE_SPEC_ENV} is set) and deploys \
+                     instead: call cvtk_deploy::serve_if_deployed() first in main"
+                ),
+            ));
+        }
+        // This program is its own server when it has the entry point and
+        // nothing else was asked for.
+        let itself = self.config.server_exe.is_none()
+            && std::env::var_os("CVTK_EXE").is_none_or(|v| v.is_empty())
+            && ENTRY_POINT.load(std::sync::atomic::Ordering::Relaxed);
+        let exe = match itself {
+            true => std::env::current_exe().map_err(|e| Error::StartFailed {
+                name: self.name.clone(),
+                reason: format!("cannot tell which program this is: {e}"),
+            })?,
+            false => find_server_exe(self.config.server_exe.as_deref())?,
+        };
         let dir = record_dir(storage, &self.name);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
         let key_file = dir.join("key");
@@ -287,12 +352,12 @@ impl Deployment {
             .map_err(|e| Error::io("cannot open", &log_file, e))?;
         let log2 = log.try_clone().map_err(|e| Error::io("cannot open", &log_file, e))?;
         let mut cmd = Command::new(&exe);
-        cmd.arg("serve")
-            .arg("--config")
-            .arg(&spec_file)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log2));
+        if itself {
+            cmd.env(SERVE_SPEC_ENV, &spec_file);
+        } else {
+            cmd.arg("serve").arg("--config").arg(&spec_file).env_remove(SERVE_SPEC_ENV);
+        }
+        cmd.stdin(Stdio::null()).stdout(Stdio::from(log)).stderr(Stdio::from(log2));
         // Its own process group: a Ctrl-C in the deploying terminal leaves it running.
         #[cfg(unix)]
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);

@@ -47,8 +47,8 @@ pub use config::{
     UrlPolicy, ValidServeConfig, DECODE_BYTES_PER_PIXEL, DEFAULT_SERVE_MAX_PIXELS,
 };
 pub use deployment::{
-    check_name, delete_if_service_exist, get_deployment, is_existing_service, list_deployments, DeployConfig,
-    Deployment, DeploymentRecord, DeploymentStatus, ServiceSpec,
+    check_name, delete_if_service_exist, get_deployment, is_existing_service, list_deployments, serve_if_deployed,
+    DeployConfig, Deployment, DeploymentRecord, DeploymentStatus, ServiceSpec, SERVE_SPEC_ENV,
 };
 pub use error::{Error, Result};
 pub use server::{app, serve, serve_on, v2, AppState, LoadState, ScoringService, OPENAPI};
