@@ -149,4 +149,137 @@ mod tests {
             assert!(said, "--image-size's help does not give {} for {}: {help}", size, arch.name());
         }
     }
+
+    /// What `cvtk ARGS` exits with, run in this process (parsing, then the
+    /// command), and its error text.
+    fn outcome(args: &[&str]) -> (u8, String) {
+        let argv = std::iter::once("cvtk").chain(args.iter().copied());
+        match Cli::try_parse_from(argv) {
+            Err(e) => (u8::try_from(e.exit_code()).unwrap_or(2), e.to_string()),
+            Ok(cli) => match commands::run(cli.command) {
+                Ok(()) => (0, String::new()),
+                Err(e) => match e.downcast_ref::<clap::Error>() {
+                    Some(ce) => (u8::try_from(ce.exit_code()).unwrap_or(2), ce.to_string()),
+                    None => (1, error_message(&e)),
+                },
+            },
+        }
+    }
+
+    /// Every typed flag of every command refuses a bad value as a usage
+    /// error (exit 2) naming the flag or field, before any work: nothing is
+    /// written. In process, so the 48 cases take milliseconds;
+    /// `tests/usage.rs` checks the exit status and stdout of real runs.
+    #[test]
+    fn a_bad_value_of_every_typed_flag_of_every_command_is_a_usage_error_that_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+        let (data, manifest, out, model, home) = (p("data"), p("m.json"), p("out"), p("no-model"), p("home"));
+        let (jsonl, txt, onnx) = (p("out/s.jsonl"), p("out/scores.txt"), p("out/x.onnx"));
+        let (d, m, o, md, h) = (data.as_str(), manifest.as_str(), out.as_str(), model.as_str(), home.as_str());
+        let (jsonl, txt, onnx) = (jsonl.as_str(), txt.as_str(), onnx.as_str());
+        let batch = ["deploy", "k8s-batch", "job", "--out", o, "--claim", "c", "--output", "/data/out"];
+        let train = ["train", m, "--out", o];
+        let cases: Vec<(Vec<&str>, Vec<&str>, &str)> = vec![
+            // Devices, engines, base models: typed on every command that takes them.
+            (train.to_vec(), vec!["--device", "gpu"], "--device"),
+            (train.to_vec(), vec!["--base-model", "resnet9"], "--base-model"),
+            (train.to_vec(), vec!["--engine", "tensorrt"], "--engine"),
+            (train.to_vec(), vec!["--classifier", "knn"], "--classifier"),
+            (train.to_vec(), vec!["--lr-per-mb", "fast"], "--lr-per-mb"),
+            (train.to_vec(), vec!["--mb-size", "0"], "--mb-size"),
+            // Checked by the library's config, before any work.
+            (train.to_vec(), vec!["--momentum", "2"], "invalid momentum"),
+            (train.to_vec(), vec!["--calibrate", "--calibration-fraction", "0.9"], "calibration_holdout"),
+            (train.to_vec(), vec!["--classifier", "svm", "--c=-1"], "invalid c:"),
+            (train.to_vec(), vec!["--base-model", "small-cnn", "--image-size", "3"], "--image-size"),
+            (vec!["predict", d], vec!["--device", "cuda:x"], "--device"),
+            (vec!["predict", d], vec!["--base-model", "vgg16"], "--base-model"),
+            (vec!["predict", d], vec!["--engine", "tensorrt"], "--engine"),
+            (vec!["predict", d], vec!["--top", "0"], "--top"),
+            (vec!["evaluate", m, "--model", md], vec!["--split", "validation"], "--split"),
+            (vec!["evaluate", m, "--model", md], vec!["--device", "gpu"], "--device"),
+            (vec!["evaluate", m, "--model", md], vec!["--mb-size", "0"], "--mb-size"),
+            (vec!["score", m, "--out", jsonl], vec!["--part", "validation"], "--part"),
+            (vec!["score", m], vec!["--out", txt], "--out"),
+            (vec!["score", m, "--out", jsonl], vec!["--shard", "4/4"], "--shard"),
+            (vec!["score", m, "--out", jsonl], vec!["--batch", "0"], "--batch"),
+            (vec!["score", m, "--out", jsonl], vec!["--top", "0"], "--top"),
+            (vec!["score", m, "--out", jsonl], vec!["--device", "gpu"], "--device"),
+            (vec!["serve", "--model", md], vec!["--device", "gpu"], "--device"),
+            (vec!["serve", "--model", md], vec!["--engine", "tensorrt"], "--engine"),
+            (vec!["serve", "--model", md], vec!["--max-batch", "0"], "max_batch"),
+            (vec!["serve", "--model", md], vec!["--no-auth", "--host", "0.0.0.0"], "loopback"),
+            (vec!["annotate", m], vec!["--device", "gpu"], "--device"),
+            (vec!["annotate", m], vec!["--engine", "tensorrt"], "--engine"),
+            (vec!["export", "--out", onnx], vec!["--format", "tflite"], "--format"),
+            (vec!["export", "--out", onnx], vec!["--device", "gpu"], "--device"),
+            (vec!["augment", m, "--pipeline", "flip_crop", "--out", o], vec!["--part", "validation"], "--part"),
+            (vec!["dataset", "split", d, "--out", o], vec!["--train-size", "1.5"], "--train-size"),
+            (vec!["health", "http://127.0.0.1:9/health"], vec!["--timeout", "0"], "--timeout"),
+            (vec!["deploy", "create", "digits", "--model", md, "--home", h], vec!["--device", "gpu"], "--device"),
+            (vec!["deploy", "create", "Digits!", "--model", md, "--home", h], vec![], "invalid deployment name"),
+            // The service flags after `--` are `cvtk serve`'s, refused alike.
+            (
+                vec!["deploy", "create", "digits", "--model", md, "--home", h, "--"],
+                vec!["--max-batch", "0"],
+                "max_batch",
+            ),
+            (vec!["deploy", "create", "digits", "--model", md, "--home", h, "--"], vec!["--engine", "x"], "--engine"),
+            (vec!["deploy", "score", "digits", "a.png", "--home", h], vec!["--resize", "224"], "--resize"),
+            (vec!["deploy", "show", "--home", h], vec!["Digits!"], "invalid deployment name"),
+            (batch.to_vec(), vec!["--input", "/data/in", "--shards", "2", "--format", "xml"], "--format"),
+            (batch.to_vec(), vec!["--input", "/data/in", "--shards", "2", "--memory", "lots"], "--memory"),
+            (batch.to_vec(), vec!["--input", "/data/in", "--shards", "0"], "--shards"),
+            (batch.to_vec(), vec!["--input", "in", "--shards", "2"], "/data"),
+            (
+                vec!["deploy", "k8s", "digits", "--out", o, "--home", h],
+                vec!["--memory-limit", "lots"],
+                "--memory-limit",
+            ),
+            (
+                vec!["deploy", "k8s", "digits", "--out", o, "--home", h],
+                vec!["--min-replicas", "5", "--max-replicas", "2"],
+                "replicas",
+            ),
+            (vec!["deploy", "k8s", "digits", "--out", o, "--home", h], vec!["--cpu-limit", "0"], "--cpu-limit"),
+        ];
+        for (base, bad, says) in &cases {
+            let args: Vec<&str> = base.iter().chain(bad.iter()).copied().collect();
+            let (code, text) = outcome(&args);
+            assert_eq!(code, 2, "cvtk {}: {text}", args.join(" "));
+            assert!(text.contains(says), "cvtk {}: the error does not say '{says}': {text}", args.join(" "));
+        }
+        assert!(!dir.path().join("out").exists() && !dir.path().join("home").exists(), "a refused command wrote");
+    }
+
+    /// The leaf commands under `cmd`, with their paths (`deploy create`).
+    fn leaves(cmd: &clap::Command, path: &str, out: &mut Vec<(String, clap::Command)>) {
+        let subs: Vec<&clap::Command> = cmd.get_subcommands().filter(|c| c.get_name() != "help").collect();
+        if subs.is_empty() {
+            out.push((path.trim().to_string(), cmd.clone()));
+        }
+        for sub in subs {
+            leaves(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_command_but_serve_and_annotate_has_json_as_the_readme_says() {
+        use clap::CommandFactory;
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+        assert!(
+            readme.contains("all but `serve` and `annotate` (which run until\nstopped) have `--json`"),
+            "the README's claim changed: update this test with it"
+        );
+        let mut all = Vec::new();
+        leaves(&Cli::command(), "", &mut all);
+        assert!(all.len() >= 20, "{:?}", all.iter().map(|(p, _)| p).collect::<Vec<_>>());
+        let without: Vec<&str> = all
+            .iter()
+            .filter(|(_, c)| !c.get_arguments().any(|a| a.get_long() == Some("json")))
+            .map(|(p, _)| p.as_str())
+            .collect();
+        assert_eq!(without, ["annotate", "serve"], "commands without --json");
+    }
 }

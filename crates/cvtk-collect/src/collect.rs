@@ -275,17 +275,7 @@ fn search(
 /// every command shares ([`cvtk_dataset::walk::image_files`]); what it skips
 /// is logged unless hidden or not an image.
 fn image_files_under(dir: &Path) -> Vec<PathBuf> {
-    cvtk_dataset::walk::image_files(dir)
-        .filter_map(|found| match found {
-            Ok(p) => Some(std::path::absolute(&p).unwrap_or(p)),
-            Err(s) => {
-                if !matches!(s.kind, cvtk_dataset::SkipKind::Hidden | cvtk_dataset::SkipKind::NotAnImage) {
-                    tracing::warn!("skipped {}: {}", s.path, s.reason);
-                }
-                None
-            }
-        })
-        .collect()
+    cvtk_dataset::walk::image_files_logged(dir).map(|p| std::path::absolute(&p).unwrap_or(p)).collect()
 }
 
 /// One thing to fetch: a URL or a local file, under a label.

@@ -292,6 +292,13 @@ impl ClassificationDataset {
         for (label, dir) in &label_dirs {
             for found in crate::walk::image_files(dir) {
                 match found {
+                    // A manifest stores paths as text: a name that is not UTF-8 cannot be in one.
+                    Ok(path) if path.to_str().is_none() => skip(
+                        &mut skipped,
+                        &path,
+                        SkipKind::NonUtf8Name,
+                        "file name is not valid UTF-8; rename it".into(),
+                    ),
                     Ok(path) => candidates.push((label.clone(), path)),
                     Err(skipped_one) => skipped.push(skipped_one),
                 }

@@ -8,9 +8,11 @@
 //! each level); hidden files and folders (a name starting with `.`, such as
 //! macOS's `._` files and cvtk's own temporary files) are skipped and their
 //! folders not entered; a file is an image by its extension
-//! ([`crate::decode::has_image_extension`]); what cannot be read, a name that
-//! is not UTF-8 and a file of another type are reported as [`Skipped`], never
-//! silently lost, and never stop the walk.
+//! ([`crate::decode::has_image_extension`]) and only a regular file (not a
+//! FIFO, socket or device) is one; what cannot be read and a file of another
+//! type are reported as [`Skipped`], never silently lost, and never stop the
+//! walk. Names that are not UTF-8 are walked like any other (a manifest,
+//! which stores paths as text, refuses them itself).
 
 use std::path::{Path, PathBuf};
 
@@ -51,8 +53,9 @@ pub fn image_files(dir: &Path) -> impl Iterator<Item = Result<PathBuf, Skipped>>
             continue;
         }
         let path = entry.path();
-        if entry.file_name().to_str().is_none() || path.to_str().is_none() {
-            return Some(skipped(path, SkipKind::NonUtf8Name, "file name is not valid UTF-8; rename it".into()));
+        if !entry.file_type().is_file() {
+            let reason = "not a regular file (a FIFO, socket or device)".into();
+            return Some(skipped(path, SkipKind::Unreadable, reason));
         }
         if !has_image_extension(path) {
             return Some(skipped(path, SkipKind::NotAnImage, "not an image file (by its extension)".into()));
@@ -61,9 +64,25 @@ pub fn image_files(dir: &Path) -> impl Iterator<Item = Result<PathBuf, Skipped>>
     })
 }
 
+/// [`image_files`]' images, what it skipped logged as a warning unless it is
+/// hidden or not an image (what a command that takes a folder of images
+/// expects to be left out): for the commands that have no report of skips.
+pub fn image_files_logged(dir: &Path) -> impl Iterator<Item = PathBuf> {
+    image_files(dir).filter_map(|found| match found {
+        Ok(path) => Some(path),
+        Err(s) => {
+            if !matches!(s.kind, SkipKind::Hidden | SkipKind::NotAnImage) {
+                tracing::warn!("skipped {}: {}", s.path, s.reason);
+            }
+            None
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::ffi::OsStrExt;
 
     #[test]
     fn images_in_path_order_and_every_other_entry_reported_with_its_kind() {
@@ -75,6 +94,11 @@ mod tests {
             std::fs::write(path, b"x").unwrap();
         }
         std::os::unix::fs::symlink(root, root.join("b/loop")).unwrap();
+        // A FIFO named like an image is not one (reading it would block);
+        // a name that is not UTF-8 is walked like any other.
+        assert!(std::process::Command::new("mkfifo").arg(root.join("b/pipe.png")).status().unwrap().success());
+        let latin1 = std::ffi::OsStr::from_bytes(b"caf\xe9.png");
+        std::fs::write(root.join("b").join(latin1), b"x").unwrap();
         let (mut images, mut skipped) = (Vec::new(), Vec::new());
         for item in image_files(root) {
             match item {
@@ -84,7 +108,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(images, ["a/1.jpg", "b/2.png", "c.JPEG"]);
+        assert_eq!(images, ["a/1.jpg", "b/2.png", "b/caf\u{fffd}.png", "c.JPEG"]);
         skipped.sort_by_key(|(_, name)| name.clone());
         assert_eq!(
             skipped,
@@ -93,6 +117,7 @@ mod tests {
                 (SkipKind::Hidden, ".hidden.png".to_string()),
                 (SkipKind::SymlinkLoop, "loop".to_string()),
                 (SkipKind::NotAnImage, "notes.txt".to_string()),
+                (SkipKind::Unreadable, "pipe.png".to_string()),
             ]
         );
     }

@@ -75,7 +75,8 @@ pub const SERVE_SPEC_ENV: &str = "CVTK_SERVE_SPEC";
 static ENTRY_POINT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// The server entry point of a program that deploys: call it first in
-/// `main`. In a process [`Deployment::deploy`] started, it runs the service
+/// `main` (a plain `fn main`, before any async runtime starts: the service
+/// runs its own). In a process [`Deployment::deploy`] started, it runs the service
 /// it was handed until SIGTERM or Ctrl-C and exits (status 1, the error on
 /// stderr, if the service cannot run); anywhere else it returns at once, and
 /// from then on `deploy` starts this very program as the server.
@@ -93,6 +94,11 @@ static ENTRY_POINT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBoo
 pub fn serve_if_deployed() {
     ENTRY_POINT.store(true, std::sync::atomic::Ordering::Relaxed);
     let Some(spec) = std::env::var_os(SERVE_SPEC_ENV).filter(|s| !s.is_empty()) else { return };
+    // The service's warnings and errors go to its log (stderr), as `cvtk
+    // serve`'s do, unless the program set up its own logging already.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).try_init();
     let code = match ServiceSpec::read(Path::new(&spec)).and_then(|s| s.run()) {
         Ok(()) => 0,
         Err(e) => {
@@ -315,12 +321,12 @@ impl Deployment {
         let itself = self.config.server_exe.is_none()
             && std::env::var_os("CVTK_EXE").is_none_or(|v| v.is_empty())
             && ENTRY_POINT.load(std::sync::atomic::Ordering::Relaxed);
-        let exe = match itself {
-            true => std::env::current_exe().map_err(|e| Error::StartFailed {
-                name: self.name.clone(),
-                reason: format!("cannot tell which program this is: {e}"),
-            })?,
-            false => find_server_exe(self.config.server_exe.as_deref())?,
+        // A program replaced on disk since it started (rebuilt, upgraded)
+        // cannot be started again: then `cvtk` serves, as for any other.
+        let me = std::env::current_exe().ok().filter(|p| p.is_file());
+        let (exe, itself) = match me {
+            Some(me) if itself => (me, true),
+            _ => (find_server_exe(self.config.server_exe.as_deref())?, false),
         };
         let dir = record_dir(storage, &self.name);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;

@@ -10,8 +10,38 @@ use cvtk_deploy::api::ItemResult;
 use cvtk_deploy::{DeployConfig, Deployment, DeploymentStatus, ServeConfig};
 use cvtk_model::{Architecture, BaseModel, Classifier, Device, TransferModel};
 
+/// Removes the deployment (and stops its server) however the test ends.
+struct Cleanup<'a>(&'a cvtk_deploy::DeploymentRecord, &'a StorageContext);
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.delete(self.1);
+    }
+}
+
 fn main() {
     cvtk_deploy::serve_if_deployed();
+    // As a test binary: `--list` lists nothing to run alone, and a name
+    // filter other than this test's skips it (`--skip X` takes a value).
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {
+        println!("own_server: test");
+        return;
+    }
+    let mut filters = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--skip" => {
+                it.next();
+            }
+            a if a.starts_with('-') => {}
+            a => filters.push(a.to_string()),
+        }
+    }
+    if !filters.is_empty() && !filters.iter().any(|f| "own_server".contains(f.as_str())) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let model_dir = dir.path().join("model");
     let base = BaseModel::new(Architecture::SmallCnn, None);
@@ -28,6 +58,7 @@ fn main() {
         ..DeployConfig::default()
     };
     let record = Deployment::new("own", &model_dir, config).deploy(&storage).unwrap();
+    let cleanup = Cleanup(&record, &storage);
     assert_eq!(record.server_exe, std::env::current_exe().unwrap(), "this program serves");
     assert_eq!(record.status(), DeploymentStatus::Running);
     let png = {
@@ -41,7 +72,7 @@ fn main() {
     let ItemResult::Scored(result) = scored else { panic!("not scored: {scored:?}") };
     assert_eq!(result.scores.len(), 2);
     assert!((result.scores.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{result:?}");
-    record.delete(&storage).unwrap();
-    assert!(cvtk_deploy::list_deployments(&storage).unwrap().is_empty());
+    drop(cleanup);
+    assert!(cvtk_deploy::list_deployments(&storage).unwrap().is_empty(), "deleted");
     println!("own_server: a program with serve_if_deployed() served its own deployment");
 }

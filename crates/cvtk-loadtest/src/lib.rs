@@ -208,7 +208,7 @@ fn scoring_url(endpoint: &str) -> String {
 pub fn read_images(dir: &Path, limit: usize) -> Result<Vec<(PathBuf, Vec<u8>)>> {
     // The walk every command shares (cvtk_dataset::walk): what `cvtk score`
     // and `cvtk dataset create` would see in the same folder.
-    let paths: Vec<PathBuf> = cvtk_dataset::walk::image_files(dir).filter_map(|f| f.ok()).take(limit).collect();
+    let paths: Vec<PathBuf> = cvtk_dataset::walk::image_files_logged(dir).take(limit).collect();
     if paths.is_empty() {
         return Err(Error::config("images", format!("no image files under {}", dir.display())));
     }

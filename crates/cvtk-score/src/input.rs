@@ -225,17 +225,9 @@ impl ScoreInput {
 /// too, so one bad entry does not stop a long run.
 fn walk(root: &Path) -> impl Iterator<Item = Result<(String, String)>> {
     let root = root.to_path_buf();
-    cvtk_dataset::walk::image_files(&root.clone()).filter_map(move |found| match found {
-        Ok(path) => {
-            let key = path.strip_prefix(&root).unwrap_or(&path).to_string_lossy().into_owned();
-            Some(Ok((path.to_string_lossy().into_owned(), key)))
-        }
-        Err(s) => {
-            if !matches!(s.kind, cvtk_dataset::SkipKind::Hidden | cvtk_dataset::SkipKind::NotAnImage) {
-                tracing::warn!("skipped {}: {}", s.path, s.reason);
-            }
-            None
-        }
+    cvtk_dataset::walk::image_files_logged(&root.clone()).map(move |path| {
+        let key = path.strip_prefix(&root).unwrap_or(&path).to_string_lossy().into_owned();
+        Ok((path.to_string_lossy().into_owned(), key))
     })
 }
 

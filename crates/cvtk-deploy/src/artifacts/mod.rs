@@ -58,7 +58,8 @@ pub struct DockerOptions {
     /// Image tag. By default, `cvtk-NAME:latest`.
     pub image: Option<String>,
     /// The `cvtk` program copied into the image. By default, found as for
-    /// deployments (see [`crate::DeployConfig::server_exe`]).
+    /// deployments: `$CVTK_EXE`, else a `cvtk` beside (or one folder above)
+    /// the running program, else `cvtk` on `PATH`.
     pub server_exe: Option<PathBuf>,
     /// Base image: any Debian-like image whose glibc and libstdc++ are at
     /// least as new as the machine that built `cvtk` (Debian bookworm or
