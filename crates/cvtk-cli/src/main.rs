@@ -45,19 +45,19 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // Flags parsed by a command itself (`deploy create -- FLAGS`), or a
         // value the library's config refused: a usage error.
-        Err(e) if e.downcast_ref::<clap::Error>().is_some() => {
-            e.downcast_ref::<clap::Error>().map_or(ExitCode::from(2), |ce| clap_error(ce, json))
-        }
-        Err(e) if json => {
+        Err(e) => match e.downcast_ref::<clap::Error>() {
+            Some(usage) => clap_error(usage, json),
             // A program that asked for JSON gets its error as JSON too, on
             // stderr, so that stdout holds only what the command printed.
-            eprintln!("{}", serde_json::json!({ "error": error_message(&e) }));
-            ExitCode::from(1)
-        }
-        Err(e) => {
-            eprintln!("error: {}", error_message(&e));
-            ExitCode::from(1)
-        }
+            None if json => {
+                eprintln!("{}", serde_json::json!({ "error": error_message(&e) }));
+                ExitCode::from(1)
+            }
+            None => {
+                eprintln!("error: {}", error_message(&e));
+                ExitCode::from(1)
+            }
+        },
     }
 }
 

@@ -198,6 +198,42 @@ impl EngineChoice {
     }
 }
 
+impl EngineChoice {
+    /// The onnxruntime session this choice gives on `device` over the graph
+    /// `graph` makes (read at its output `output`), or None where libtorch
+    /// runs: for `Torch`, on CUDA, and under `Auto` when onnxruntime cannot be
+    /// loaded or cannot run the graph (then "`doing` with libtorch" is logged,
+    /// naming `what`). Asked for by name, a graph that cannot be made (a
+    /// weights file that cannot be read) is that error, and a session
+    /// onnxruntime refuses is an [`Error::Engine`]. What [`crate::compile`]
+    /// and [`crate::Featurizer::compile`] decide with, once.
+    pub(crate) fn session(
+        self,
+        device: Device,
+        output: &str,
+        doing: &str,
+        what: &str,
+        graph: impl FnOnce() -> Result<Vec<u8>>,
+    ) -> Result<Option<OrtSession>> {
+        if self.resolve(device)? == Engine::Torch {
+            return Ok(None);
+        }
+        let session = graph().and_then(|g| match OrtSession::new(&g, output) {
+            Err(Error::Engine(e)) => Err(Error::Engine(e)),
+            Err(e) => Err(Error::Engine(format!("onnxruntime cannot run {what}: {e}"))),
+            ok => ok,
+        });
+        match session {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if self == EngineChoice::Auto => {
+                tracing::warn!("{doing} with libtorch: onnxruntime cannot run {what}: {e}");
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
 /// Threads each engine may use for one batch; 0 (the default) means one per
 /// core. See [`set_threads`].
 static THREADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);

@@ -43,20 +43,10 @@ impl Featurizer {
     /// fall-back to libtorch. The SVM trained on it scores with libtorch
     /// until compiled itself.
     pub fn compile(mut self, choice: EngineChoice) -> Result<Self> {
-        self.session = None;
-        if choice.resolve(self.backbone.device())? == Engine::Torch {
-            return Ok(self);
-        }
         let b = &self.backbone;
-        let built = crate::onnx::build(b.arch, &b.vars(), &b.loader, Head::Features, None)
-            .and_then(|graph| OrtSession::new(&graph, FEATURES));
-        match built {
-            Ok(session) => self.session = Some(session),
-            Err(e) if choice == EngineChoice::Auto => {
-                tracing::warn!("featurizing with libtorch: onnxruntime cannot run {}: {e}", b.arch);
-            }
-            Err(e) => return Err(e),
-        }
+        self.session = choice.session(b.device(), FEATURES, "featurizing", &b.arch.to_string(), || {
+            crate::onnx::build(b.arch, &b.vars(), &b.loader, Head::Features, None)
+        })?;
         Ok(self)
     }
 

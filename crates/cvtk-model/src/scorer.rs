@@ -137,27 +137,10 @@ where
     M: Deref,
     M::Target: Classifier,
 {
-    let engine = choice.resolve(model.device())?;
-    if engine == Engine::Torch {
-        return Ok(Compiled { model, engine, session: None });
-    }
-    // Asked for by name, a graph that cannot be made (a weights file that
-    // cannot be read) is that error; only a session onnxruntime refuses is
-    // the engine's.
-    let session = match model.scores_graph() {
-        Ok(graph) => OrtSession::new(&graph, crate::onnx::SCORES),
-        Err(e) if choice == EngineChoice::Auto => Err(e),
-        Err(e) => return Err(e),
-    };
-    match session {
-        Ok(session) => Ok(Compiled { model, engine, session: Some(session) }),
-        Err(e) if choice == EngineChoice::Auto => {
-            tracing::warn!("scoring with libtorch: onnxruntime cannot run {}: {e}", model.describe());
-            Ok(Compiled { model, engine: Engine::Torch, session: None })
-        }
-        Err(Error::Engine(e)) => Err(Error::Engine(e)),
-        Err(e) => Err(Error::Engine(format!("onnxruntime cannot run {}: {e}", model.describe()))),
-    }
+    let session =
+        choice.session(model.device(), crate::onnx::SCORES, "scoring", &model.describe(), || model.scores_graph())?;
+    let engine = if session.is_some() { Engine::Onnxruntime } else { Engine::Torch };
+    Ok(Compiled { model, engine, session })
 }
 
 impl<M> Compiled<M>
