@@ -25,7 +25,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
-use cvtk::dataset::{ImageLoader, LoaderConfig, StorageContext};
+use cvtk::core::StorageContext;
+use cvtk::dataset::{ImageLoader, LoaderConfig};
 use cvtk::deploy::{DeployConfig, Deployment, ServeConfig};
 use cvtk::loadtest::{LoadTest, LoadTestReport, LoadTestStop, Payload};
 use cvtk::model::{compile, Architecture, BaseModel, Classifier, Device, EngineChoice, Scorer, TransferModel};

@@ -25,8 +25,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Parser;
 use cvtk::augment::{augment_dataset, Pipeline};
+use cvtk::core::StorageContext;
 use cvtk::dataset::sample::{write_label_tree, SampleSource};
-use cvtk::dataset::{ClassificationDataset, StorageContext};
+use cvtk::dataset::ClassificationDataset;
 use cvtk::deploy::api::ItemResult;
 use cvtk::deploy::{DeployConfig, Deployment};
 use cvtk::eval::{write_report, ClassificationEvaluation, EvaluationSummary, ReportImage, ReportOptions};
@@ -86,7 +87,7 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter("warn").init();
     // The deployment below starts this program again as its server: this call runs it there.
     cvtk::deploy::serve_if_deployed();
-    cvtk::dataset::progress::set_reporter(cvtk::dataset::progress::TerminalProgress);
+    cvtk::core::progress::set_reporter(cvtk::core::progress::TerminalProgress);
     let args = Args::parse();
     let storage = StorageContext::under(&args.out);
     std::fs::create_dir_all(&args.out)?;

@@ -19,13 +19,15 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Parser;
+use cvtk::core::ScoreKind;
+use cvtk::core::StorageContext;
 use cvtk::dataset::sample::{write_label_tree, SampleSource};
-use cvtk::dataset::{ClassificationDataset, ScanOptions, StorageContext};
+use cvtk::dataset::{ClassificationDataset, ScanOptions};
 use cvtk::deploy::api::ItemResult;
 use cvtk::deploy::{DeployConfig, Deployment};
 use cvtk::eval::{ClassificationEvaluation, EvaluationSummary};
 use cvtk::model::{
-    resolve_device, Architecture, BaseModel, Classifier, EpochCallback, EpochStats, LrSchedule, ScoreKind, TrainConfig,
+    resolve_device, Architecture, BaseModel, Classifier, EpochCallback, EpochStats, LrSchedule, TrainConfig,
     TrainHooks, TransferModel,
 };
 
@@ -54,7 +56,7 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter("warn").init();
     // The deployment below starts this program again as its server: this call runs it there.
     cvtk::deploy::serve_if_deployed();
-    cvtk::dataset::progress::set_reporter(cvtk::dataset::progress::TerminalProgress);
+    cvtk::core::progress::set_reporter(cvtk::core::progress::TerminalProgress);
     let args = Args::parse();
     let started = Instant::now();
     let storage = StorageContext::under(&args.out);
@@ -141,7 +143,7 @@ fn score_test_set(
 ) -> anyhow::Result<Scored> {
     let client = service.client()?;
     let (mut y_true, mut scores) = (Vec::new(), Vec::new());
-    let bar = cvtk::dataset::progress::Progress::start(images.len() as u64, "scoring over HTTP");
+    let bar = cvtk::core::progress::Progress::start(images.len() as u64, "scoring over HTTP");
     let t = Instant::now();
     for chunk in images.chunks(batch.max(1)) {
         let rows: Vec<Vec<f64>> =

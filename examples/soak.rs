@@ -134,7 +134,7 @@ impl Drop for Server {
 fn start_server(model: &Path, dir: &Path, args: &Args) -> anyhow::Result<Server> {
     let key = cvtk::deploy::generate_key();
     let key_file = dir.join("key");
-    cvtk::dataset::write_atomic_private(&key_file, key.as_bytes())?;
+    cvtk::core::write_atomic_private(&key_file, key.as_bytes())?;
     let addr_file = dir.join("addr");
     let child = Command::new(cvtk_exe()?)
         .args(["serve", "--model"])
@@ -442,7 +442,7 @@ fn main() -> anyhow::Result<()> {
         report.server_rss_before_mib, report.server_peak_mib
     );
     if let Some(path) = &args.json {
-        cvtk::dataset::write_json_atomic(path, &report)?;
+        cvtk::core::write_json_atomic(path, &report)?;
     }
     let abuse_failed =
         [&report.declared_oversize, &report.amplifying_json, &report.bombs, &report.v2_outputs, &report.v2_parameters]

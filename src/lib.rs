@@ -19,6 +19,7 @@
 pub use cvtk_annotate as annotate;
 pub use cvtk_augment as augment;
 pub use cvtk_collect as collect;
+pub use cvtk_core as core;
 pub use cvtk_dataset as dataset;
 pub use cvtk_deploy as deploy;
 pub use cvtk_eval as eval;

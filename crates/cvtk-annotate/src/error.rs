@@ -9,6 +9,9 @@ pub enum Error {
     /// Reading, checking or writing the dataset or its manifest failed.
     #[error(transparent)]
     Dataset(#[from] cvtk_dataset::Error),
+    /// A file operation failed (the manifest's lock, its folder).
+    #[error(transparent)]
+    Io(#[from] cvtk_core::IoError),
     /// The manifest cannot be written: the file is read-only.
     #[error("manifest {path} is read-only, so the change was not saved (nothing else changed); make it writable (chmod u+w) and try again")]
     ReadOnly {
@@ -45,6 +48,12 @@ pub enum Error {
     /// Binding beyond loopback without saying so.
     #[error("refusing to serve on {0}: the annotation page lets anyone who reaches it edit the dataset; bind to 127.0.0.1, or allow other hosts explicitly (--allow-remote)")]
     NotLoopback(String),
+}
+
+impl Error {
+    pub(crate) fn io(action: &'static str, path: impl Into<std::path::PathBuf>, source: std::io::Error) -> Self {
+        Error::Io(cvtk_core::IoError::new(action, path, source))
+    }
 }
 
 /// `Result` with this crate's [`Error`].

@@ -45,11 +45,8 @@ pub fn manifest_for(dataset: &Path, manifest: Option<&Path>) -> Result<ManifestC
     let path = match manifest {
         Some(m) => m.to_path_buf(),
         None => {
-            let folder = std::fs::canonicalize(dataset).map_err(|e| cvtk_dataset::Error::Io {
-                action: "cannot resolve",
-                path: dataset.to_path_buf(),
-                source: e,
-            })?;
+            let folder = std::fs::canonicalize(dataset)
+                .map_err(|e| cvtk_core::IoError::new("cannot resolve", dataset.to_path_buf(), e))?;
             folder.with_file_name(format!("{}.json", ClassificationDataset::name_of_folder(&folder)))
         }
     };

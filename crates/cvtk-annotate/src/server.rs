@@ -19,13 +19,13 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
-use cvtk_http::{host_is_loopback, ApiError};
+use cvtk_http::{host_is_loopback, ApiError, ErrorCode};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -72,25 +72,25 @@ fn lock(m: &Mutex<Store>) -> MutexGuard<'_, Store> {
 }
 
 fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such page or image")
+    ApiError::new(ErrorCode::NotFound, "no such page or image")
 }
 
 /// The answer to a store error: its status and code, with the image's current
 /// state when the page should show it.
 fn from_error(e: Error, image: Option<ImageView>) -> ApiError {
-    let (status, code) = match &e {
-        Error::NoSuchImage { .. } => (StatusCode::NOT_FOUND, "not_found"),
-        Error::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
-        Error::NothingToUndo => (StatusCode::CONFLICT, "nothing_to_undo"),
-        Error::UnknownLabel(_) => (StatusCode::BAD_REQUEST, "unknown_label"),
-        Error::ReadOnly { .. } => (StatusCode::FORBIDDEN, "manifest_read_only"),
-        Error::Dataset(cvtk_dataset::Error::InvalidConfig { .. }) => (StatusCode::BAD_REQUEST, "invalid"),
-        _ => (StatusCode::INTERNAL_SERVER_ERROR, "cannot_save"),
+    let code = match &e {
+        Error::NoSuchImage { .. } => ErrorCode::NotFound,
+        Error::Conflict { .. } => ErrorCode::Conflict,
+        Error::NothingToUndo => ErrorCode::NothingToUndo,
+        Error::UnknownLabel(_) => ErrorCode::UnknownLabel,
+        Error::ReadOnly { .. } => ErrorCode::ManifestReadOnly,
+        Error::Dataset(cvtk_dataset::Error::InvalidConfig { .. }) => ErrorCode::Invalid,
+        _ => ErrorCode::CannotSave,
     };
-    if status.is_server_error() {
+    let error = ApiError::new(code, e.to_string());
+    if error.status.is_server_error() {
         tracing::error!("{e}");
     }
-    let error = ApiError::new(status, code, e.to_string());
     match image {
         Some(image) => error.with("image", image),
         None => error,
@@ -98,7 +98,7 @@ fn from_error(e: Error, image: Option<ImageView>) -> ApiError {
 }
 
 fn bad_json(e: JsonRejection) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("{}: {}", e.status(), e.body_text()))
+    ApiError::new(ErrorCode::BadRequest, format!("{}: {}", e.status(), e.body_text()))
 }
 
 /// Ids come in as text and anything that is not a known id is a 404, so
@@ -115,7 +115,7 @@ async fn with_store<T: Send + 'static>(
     let state = state.clone();
     tokio::task::spawn_blocking(move || f(&mut lock(&state.store)))
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))
 }
 
 async fn page() -> Response {
@@ -232,12 +232,8 @@ async fn check_host(State(state): State<AppState>, req: Request, next: Next) -> 
     if state.loopback_only {
         if let Some(host) = req.headers().get(header::HOST).map(HeaderValue::to_str) {
             if !host.is_ok_and(host_is_loopback) {
-                return ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "host_not_allowed",
-                    "this page answers only to 127.0.0.1 or localhost",
-                )
-                .into_response();
+                return ApiError::new(ErrorCode::HostNotAllowed, "this page answers only to 127.0.0.1 or localhost")
+                    .into_response();
             }
         }
     }

@@ -1,7 +1,7 @@
 //! [`Store`]: the dataset being annotated, its manifest on disk, and the undo
 //! history. Every edit is checked against the state the page saw, applied to a
 //! copy of the dataset, written atomically to the manifest, and only then kept.
-//! Each edit holds the manifest's [`ManifestLock`] from re-reading the
+//! Each edit holds the manifest's [`FileLock`] from re-reading the
 //! manifest (when another program, or another `cvtk annotate`, changed it) to
 //! writing it back, so edits of different images never overwrite each other
 //! and edits of the same image are refused as conflicts. The baseline kept
@@ -10,15 +10,16 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use cvtk_dataset::{ClassificationDataset, ImageInfo, ManifestLock};
+use cvtk_core::FileLock;
+use cvtk_dataset::{ClassificationDataset, ImageInfo};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
 /// A model's prediction for one image, shown beside it: its best label and
 /// that label's calibrated probability, as `{"label", "probability"}`, the
-/// shape of every prediction cvtk writes ([`cvtk_dataset::Ranked`]).
-pub type Prediction = cvtk_dataset::Ranked;
+/// shape of every prediction cvtk writes ([`cvtk_core::Ranked`]).
+pub type Prediction = cvtk_core::Ranked;
 
 /// The part of an image a person edits: its label and whether it is excluded.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,9 +106,7 @@ pub struct Store {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| {
-        Error::Dataset(cvtk_dataset::Error::Io { action: "cannot read manifest", path: path.to_path_buf(), source: e })
-    })
+    std::fs::read(path).map_err(|e| Error::io("cannot read manifest", path.to_path_buf(), e))
 }
 
 impl Store {
@@ -222,15 +221,15 @@ impl Store {
 
     /// Locks the manifest and brings the dataset up to date with it: the
     /// start of every change.
-    fn lock(&mut self) -> Result<ManifestLock> {
-        let lock = ManifestLock::acquire(&self.manifest)?;
+    fn lock(&mut self) -> Result<FileLock> {
+        let lock = FileLock::acquire(&self.manifest)?;
         self.refresh()?;
         Ok(lock)
     }
 
     /// Writes `dataset` to the manifest (whose lock the caller holds) and
     /// keeps it; on failure nothing changes.
-    fn save(&mut self, dataset: ClassificationDataset, lock: &ManifestLock) -> Result<()> {
+    fn save(&mut self, dataset: ClassificationDataset, lock: &FileLock) -> Result<()> {
         // An atomic rename would replace even a read-only file: honour the mode.
         if std::fs::metadata(&self.manifest).is_ok_and(|m| m.permissions().readonly()) {
             return Err(Error::ReadOnly { path: self.manifest.clone() });

@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use cvtk_dataset::{ClassificationDataset, ImageInfo, Split, StorageContext};
+use cvtk_core::StorageContext;
+use cvtk_dataset::{ClassificationDataset, ImageInfo, Split};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
@@ -38,7 +39,7 @@ pub fn augment_dataset_into(
     let names = dataset.label_names();
     for name in &names {
         let dir = out.join(sanitize(name));
-        std::fs::create_dir_all(&dir).map_err(|source| Error::Io { action: "cannot create", path: dir, source })?;
+        std::fs::create_dir_all(&dir).map_err(|source| Error::io("cannot create", dir, source))?;
     }
     let next_id = dataset.images().iter().chain(dataset.excluded()).map(|i| i.id).max().map_or(0, |m| m + 1);
     // With a split, the training images only.
@@ -47,7 +48,7 @@ pub fn augment_dataset_into(
         dataset.images().iter().filter(|img| train.as_ref().is_none_or(|t| t.contains(&img.id))).collect();
     let jobs: Vec<(usize, &ImageInfo)> =
         (0..pipelines.len()).flat_map(|k| sources.iter().map(move |img| (k, *img))).collect();
-    let bar = cvtk_dataset::progress::Progress::start(jobs.len() as u64, "augmenting");
+    let bar = cvtk_core::progress::Progress::start(jobs.len() as u64, "augmenting");
     let copies: Vec<ImageInfo> = jobs
         .par_iter()
         .enumerate()
@@ -62,7 +63,7 @@ pub fn augment_dataset_into(
             augmented
                 .write_to(&mut bytes, image::ImageFormat::Png)
                 .map_err(|e| Error::Image { path: path.clone(), reason: e.to_string() })?;
-            cvtk_dataset::write_atomic(&path, bytes.get_ref())?;
+            cvtk_core::write_atomic(&path, bytes.get_ref())?;
             bar.inc(1);
             Ok(ImageInfo {
                 id: next_id + n as u64,

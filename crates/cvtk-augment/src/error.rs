@@ -25,17 +25,9 @@ pub enum Error {
         /// What the parser said.
         reason: String,
     },
-    /// An I/O error on a named path.
-    #[error("{action} {path}: {source}")]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The path involved.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
-    },
+    /// A file operation failed.
+    #[error(transparent)]
+    Io(#[from] cvtk_core::IoError),
     /// An image could not be read or written.
     #[error("image {path}: {reason}")]
     Image {
@@ -47,6 +39,12 @@ pub enum Error {
     /// An error from the dataset crate.
     #[error(transparent)]
     Dataset(#[from] cvtk_dataset::Error),
+}
+
+impl Error {
+    pub(crate) fn io(action: &'static str, path: impl Into<std::path::PathBuf>, source: std::io::Error) -> Self {
+        Error::Io(cvtk_core::IoError::new(action, path, source))
+    }
 }
 
 /// The crate's result type.

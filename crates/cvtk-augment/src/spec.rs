@@ -116,11 +116,7 @@ impl Pipeline {
 
     /// Reads a pipeline file: `.toml` as TOML, anything else as JSON.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            action: "cannot read",
-            path: path.into(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|source| Error::io("cannot read", path, source))?;
         let named = |e: Error| match e {
             Error::Parse { reason, .. } => Error::Parse { source_name: path.display().to_string(), reason },
             other => other,

@@ -3,7 +3,8 @@
 
 use crate::images;
 use cvtk_augment::{augment_dataset, Crop, Fliplr, Pipeline, Sequential};
-use cvtk_dataset::{ClassificationDataset, StorageContext};
+use cvtk_core::StorageContext;
+use cvtk_dataset::ClassificationDataset;
 
 fn pipeline() -> Pipeline {
     Pipeline::new(

@@ -40,7 +40,7 @@ fn main() -> ExitCode {
         Err(e) => return clap_error(&e, json),
     };
     // Long work shows indicatif bars on stderr (when it is a terminal).
-    cvtk_dataset::progress::set_reporter(cvtk_dataset::progress::TerminalProgress);
+    cvtk_core::progress::set_reporter(cvtk_core::progress::TerminalProgress);
     match commands::run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         // Flags parsed by a command itself (`deploy create -- FLAGS`), or a

@@ -79,7 +79,7 @@ fn deploy_score_in_every_form_list_loadtest_and_delete() {
         &["deploy", "create", "tiny", "--model", model.to_str().unwrap(), "--device", "cpu", "--json"],
     ));
     let pid = created["pid"].as_u64().unwrap();
-    let storage = cvtk_dataset::StorageContext::new().with_persistent(&home);
+    let storage = cvtk_core::StorageContext::new().with_persistent(&home);
     let record = cvtk_deploy::get_deployment(&storage, "tiny").unwrap();
     assert_eq!(record.url, created["url"].as_str().unwrap());
     assert!(cvtk_deploy::is_existing_service(&storage, "tiny"));

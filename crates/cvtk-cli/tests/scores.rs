@@ -8,9 +8,10 @@
 use std::path::Path;
 
 use crate::common::*;
+use cvtk_core::ScoreKind;
 use cvtk_dataset::ClassificationDataset;
 use cvtk_eval::{write_report, ClassificationEvaluation, ReportImage, ReportOptions};
-use cvtk_model::{load_classifier, Device, ScoreKind};
+use cvtk_model::{load_classifier, Device};
 use serde_json::Value;
 
 /// The rows the report embeds for its results viewer: (file name, probabilities).

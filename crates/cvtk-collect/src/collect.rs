@@ -4,9 +4,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use cvtk_core::progress::Progress;
+use cvtk_core::{write_atomic, write_json_atomic, StorageContext};
 use cvtk_dataset::decode::{self, has_image_extension, DEFAULT_MAX_PIXELS};
-use cvtk_dataset::progress::Progress;
-use cvtk_dataset::{write_atomic, write_json_atomic, ClassificationDataset, StorageContext};
+use cvtk_dataset::ClassificationDataset;
 use cvtk_http::{FetchError, FetchPolicy, Fetcher};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};

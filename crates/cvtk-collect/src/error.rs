@@ -39,14 +39,17 @@ pub enum Error {
         /// Why.
         reason: String,
     },
-    /// Reading or writing files, or scanning the collected folder.
+    /// Scanning the collected folder.
     #[error(transparent)]
     Dataset(#[from] cvtk_dataset::Error),
+    /// A file operation failed.
+    #[error(transparent)]
+    Io(#[from] cvtk_core::IoError),
 }
 
 impl Error {
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Dataset(cvtk_dataset::Error::Io { action, path: path.into(), source })
+        Error::Io(cvtk_core::IoError::new(action, path, source))
     }
 }
 

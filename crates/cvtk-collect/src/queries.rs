@@ -106,13 +106,8 @@ impl Queries {
     pub fn from_file(path: impl AsRef<Path>, default_search_count: usize) -> Result<Self> {
         let path = path.as_ref();
         let bad = |reason: String| Error::Queries { path: path.to_path_buf(), reason };
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::Dataset(cvtk_dataset::Error::Io {
-                action: "cannot read query file",
-                path: path.to_path_buf(),
-                source: e,
-            })
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| Error::io("cannot read query file", path.to_path_buf(), e))?;
         let raw: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).map_err(|e| {
             bad(format!("{e}; expected a JSON object mapping each label to a list of folders, URLs or search texts"))
         })?;

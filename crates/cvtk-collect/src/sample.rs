@@ -38,7 +38,7 @@ pub fn fetch_sample(download: &Download, data_dir: &Path, policy: FetchPolicy) -
     let mut written = Vec::with_capacity(members.len());
     for (dest, content) in members {
         let path = data_dir.join(dest);
-        cvtk_dataset::write_atomic(&path, &content)?;
+        cvtk_core::write_atomic(&path, &content)?;
         written.push(path);
     }
     Ok(written)

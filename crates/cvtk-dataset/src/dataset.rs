@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::decode::{self, is_hidden, DEFAULT_MAX_PIXELS};
 use crate::split::Split;
-use crate::{progress, Error, Result};
+use crate::{Error, Result};
+use cvtk_core::progress;
 
 /// A class label. Labels are kept sorted by name, so a label's index is
 /// deterministic for a given set of names.
@@ -319,7 +320,7 @@ impl ClassificationDataset {
                 result.err().map(|e| {
                     let kind = match &e {
                         Error::TooLarge { .. } => SkipKind::TooLarge,
-                        Error::Io { .. } => SkipKind::Unreadable,
+                        Error::Io(_) => SkipKind::Unreadable,
                         Error::Decode { reason, .. } if reason.contains("empty") => SkipKind::Empty,
                         _ => SkipKind::Corrupt,
                     };

@@ -47,17 +47,9 @@ pub enum Error {
         /// The configured limit.
         max_pixels: u64,
     },
-    /// An I/O error on a named path.
-    #[error("{action} {path}: {source}")]
-    Io {
-        /// What was being done ("cannot read", "cannot write", ...).
-        action: &'static str,
-        /// The path involved.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
-    },
+    /// A file operation failed.
+    #[error(transparent)]
+    Io(#[from] cvtk_core::IoError),
     /// A manifest file is not valid.
     #[error("manifest {path} is not valid: {reason}")]
     Manifest {
@@ -98,7 +90,7 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { action, path: path.into(), source }
+        Error::Io(cvtk_core::IoError::new(action, path, source))
     }
 }
 

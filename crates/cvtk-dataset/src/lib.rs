@@ -1,21 +1,18 @@
 //! Datasets for cvtk: images in a folder per label, stratified train/test
-//! splits, JSON manifests, storage paths, the image loader that turns images
-//! into normalised `[N, C, H, W]` batches, and the vocabulary of scores that
-//! the crates above share. No libtorch and no HTTP stack: every cvtk crate
-//! builds on this one.
+//! splits, JSON manifests, the walk of an image folder, and the image loader
+//! that turns images into normalised `[N, C, H, W]` batches. No libtorch and
+//! no HTTP stack; what is not about images (atomic files, locks, progress,
+//! scores, storage folders) is in `cvtk-core`, below it.
 //!
 //! Main types:
 //! - [`ClassificationDataset`] (the original package's `ClassificationDataset`):
 //!   made by [`ClassificationDataset::create_from_dir`], split by
 //!   [`ClassificationDataset::split`] (its `Splitter`), saved and loaded with
 //!   [`ClassificationDataset::to_manifest`] / [`ClassificationDataset::from_manifest`].
-//! - [`StorageContext`] (its `StorageContext`): outputs, persistent and temp
-//!   folders, and the image-search endpoint.
 //! - [`ImageLoader`]: decode, orient, convert, resize, normalise and batch into
 //!   [`ImageBatch`]es, in parallel.
-//! - [`Scores`] and [`ScoreKind`]: what a classifier says about the images.
 //! - [`DatasetSummary`]: counts per label and split part, and the skipped files.
-//! - [`progress`]: long work reports its progress to what the program installed.
+//! - [`walk`]: the image files under a folder, as every command sees them.
 //! - [`sample`]: real MNIST / Fashion-MNIST data from package registries.
 //!
 //! ```
@@ -46,15 +43,10 @@
 mod dataset;
 pub mod decode;
 mod error;
-mod fsutil;
 mod loader;
-mod lock;
 mod manifest;
-pub mod progress;
 pub mod sample;
-pub mod scores;
 mod split;
-mod storage;
 mod summary;
 pub mod walk;
 
@@ -62,13 +54,9 @@ pub use dataset::{
     check_label_name, ClassificationDataset, ImageInfo, KeptFixes, Label, ScanOptions, SkipKind, Skipped,
 };
 pub use error::{Error, Result};
-pub use fsutil::{paths_overlap, sync_dir, sync_file, write_atomic, write_atomic_private, write_json_atomic};
 pub use loader::{
     mix_seed, Batch, Batches, ColorMode, ImageBatch, ImageLoader, ImageTransform, LoaderConfig, Normalization,
     ResizeMode,
 };
-pub use lock::{ManifestLock, LOCK_WAIT};
-pub use scores::{first_max, top_k, Ranked, ScoreKind, Scores};
 pub use split::{Split, SplitPart};
-pub use storage::StorageContext;
 pub use summary::{DatasetSummary, LabelCount, SplitSummary};

@@ -20,10 +20,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::{ImageInfo, Label, Skipped};
-use crate::fsutil::write_json_atomic_bytes;
-use crate::lock::ManifestLock;
 use crate::split::Split;
 use crate::{ClassificationDataset, Error, Result};
+use cvtk_core::fs::write_json_atomic_bytes;
+use cvtk_core::FileLock;
 
 const FORMAT: &str = "cvtk-dataset";
 const VERSION: u32 = 1;
@@ -148,7 +148,7 @@ impl ClassificationDataset {
     /// atomically: an interrupted write leaves any previous manifest intact.
     pub fn to_manifest(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        let lock = ManifestLock::acquire(path)?;
+        let lock = FileLock::acquire(path)?;
         self.to_manifest_locked(&lock).map(|_| ())
     }
 
@@ -164,17 +164,17 @@ impl ClassificationDataset {
         path: &Path,
         keep: impl FnOnce(&mut Self, &Self) -> std::result::Result<T, E>,
     ) -> std::result::Result<T, E> {
-        let lock = ManifestLock::acquire(path)?;
+        let lock = FileLock::acquire(path).map_err(Error::from)?;
         let kept = if path.exists() { keep(self, &Self::from_manifest(path)?)? } else { T::default() };
         self.to_manifest_locked(&lock)?;
         Ok(kept)
     }
 
-    /// Writes the manifest that `lock` holds (see [`ManifestLock`]: take it
+    /// Writes the manifest that `lock` holds (see [`FileLock`]: take it
     /// before reading, to make a read-modify-write safe against other
     /// writers), and returns the bytes written.
-    pub fn to_manifest_locked(&self, lock: &ManifestLock) -> Result<Vec<u8>> {
-        let path = lock.manifest();
+    pub fn to_manifest_locked(&self, lock: &FileLock) -> Result<Vec<u8>> {
+        let path = lock.file();
         let manifest_dir = absolute(path.parent().unwrap_or(Path::new(".")));
         let root = self.root.as_deref().map(absolute);
         // Image paths are relative to the root when under it, else to the manifest.
@@ -208,7 +208,7 @@ impl ClassificationDataset {
             skipped: self.skipped.clone(),
             split: self.split.clone(),
         };
-        write_json_atomic_bytes(path, &file)
+        Ok(write_json_atomic_bytes(path, &file)?)
     }
 
     /// Reads a dataset (and its split, if any) from a manifest written by

@@ -22,13 +22,13 @@
 //! gets a 4xx whose body is an [`ErrorResponse`] holding the same entries.
 
 use base64::Engine;
+use cvtk_core::{Ranked, ScoreKind};
 /// What went wrong, with a stable code: `bad_json`, `bad_request`,
 /// `bad_base64`, `bad_image`, `image_too_large`, `bad_pixels`,
 /// `url_not_allowed`, `url_fetch_failed`, `empty`, `too_many_images`,
 /// `body_too_large`, `unsupported_media_type`, `unauthorized`, `overloaded`,
 /// `timeout`, `not_ready`, `internal`.
-pub use cvtk_http::ErrorDetail;
-pub use cvtk_model::{Ranked, ScoreKind};
+pub use cvtk_http::{ErrorCode, ErrorDetail};
 use serde::{Deserialize, Serialize};
 
 /// Scoring options of one item (the original's `parameters`).
@@ -165,7 +165,7 @@ pub fn decode_base64(s: &str) -> Result<Vec<u8>, ErrorDetail> {
     // Python's base64.encodebytes breaks lines, and its repr shows them as "\n".
     let cleaned: String = s.replace("\\n", "").chars().filter(|c| !c.is_ascii_whitespace()).collect();
     if cleaned.is_empty() {
-        return Err(ErrorDetail::new("bad_base64", "image_in_base64 is empty"));
+        return Err(ErrorDetail::new(ErrorCode::BadBase64, "image_in_base64 is empty"));
     }
     let engine = base64::engine::GeneralPurpose::new(
         &base64::alphabet::STANDARD,
@@ -174,7 +174,7 @@ pub fn decode_base64(s: &str) -> Result<Vec<u8>, ErrorDetail> {
     );
     engine.decode(cleaned.as_bytes()).map_err(|e| {
         ErrorDetail::new(
-            "bad_base64",
+            ErrorCode::BadBase64,
             format!("image_in_base64 is not valid base64 ({e}); send the file's bytes base64-encoded"),
         )
     })
@@ -197,8 +197,8 @@ mod tests {
 
     #[test]
     fn base64_errors_have_codes() {
-        assert_eq!(decode_base64("not base64!").unwrap_err().code, "bad_base64");
-        assert_eq!(decode_base64("b''").unwrap_err().code, "bad_base64");
+        assert_eq!(decode_base64("not base64!").unwrap_err().code, ErrorCode::BadBase64);
+        assert_eq!(decode_base64("b''").unwrap_err().code, ErrorCode::BadBase64);
     }
 
     #[test]
@@ -211,7 +211,7 @@ mod tests {
             score_kind: ScoreKind::Probabilities,
             top: vec![Ranked { label: "a".into(), probability: 0.5 }],
         });
-        let bad = ItemResult::Failed { error: ErrorDetail::new("bad_image", "no") };
+        let bad = ItemResult::Failed { error: ErrorDetail::new(ErrorCode::BadImage, "no") };
         for r in [ok, bad] {
             let json = serde_json::to_string(&r).unwrap();
             assert_eq!(serde_json::from_str::<ItemResult>(&json).unwrap(), r, "{json}");

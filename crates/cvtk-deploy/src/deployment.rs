@@ -21,7 +21,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use cvtk_dataset::StorageContext;
+use cvtk_core::StorageContext;
 use serde::{Deserialize, Serialize};
 
 use crate::api::{ItemResult, Parameters};
@@ -53,7 +53,7 @@ impl ServiceSpec {
 
     /// Writes it atomically.
     pub fn write(&self, path: &Path) -> Result<()> {
-        Ok(cvtk_dataset::write_json_atomic(path, self)?)
+        Ok(cvtk_core::write_json_atomic(path, self)?)
     }
 
     /// Checks the settings and runs the service until SIGTERM or Ctrl-C
@@ -86,7 +86,7 @@ static ENTRY_POINT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBoo
 ///     cvtk_deploy::serve_if_deployed();
 ///     let config = cvtk_deploy::DeployConfig::default();
 ///     let record = cvtk_deploy::Deployment::new("digits", "model", config)
-///         .deploy(&cvtk_dataset::StorageContext::default())?;
+///         .deploy(&cvtk_core::StorageContext::default())?;
 ///     println!("{}", record.url);
 ///     Ok(())
 /// }
@@ -331,7 +331,7 @@ impl Deployment {
         let dir = record_dir(storage, &self.name);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
         let key_file = dir.join("key");
-        cvtk_dataset::write_atomic_private(&key_file, generate_key().as_bytes())?;
+        cvtk_core::write_atomic_private(&key_file, generate_key().as_bytes())?;
         let addr_file = dir.join("address");
         let _ = std::fs::remove_file(&addr_file);
         let spec = ServiceSpec {
@@ -413,7 +413,7 @@ impl Deployment {
             model_name: spec.serve.model_name.clone(),
         };
         let path = record_path(storage, &self.name);
-        if let Err(e) = cvtk_dataset::write_json_atomic(&path, &record) {
+        if let Err(e) = cvtk_core::write_json_atomic(&path, &record) {
             return Err(fail(&mut child, e.to_string()));
         }
         if let Ok(mut children) = CHILDREN.lock() {
@@ -702,7 +702,7 @@ mod tests {
     fn private_files_are_owner_only() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("key");
-        cvtk_dataset::write_atomic_private(&p, b"secret").unwrap();
+        cvtk_core::write_atomic_private(&p, b"secret").unwrap();
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -714,7 +714,7 @@ mod tests {
         {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-            cvtk_dataset::write_atomic_private(&p, b"new").unwrap();
+            cvtk_core::write_atomic_private(&p, b"new").unwrap();
             assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
         }
     }

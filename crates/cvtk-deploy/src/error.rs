@@ -71,17 +71,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// An I/O error on a named path.
-    #[error("{action} {path}: {source}")]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The path involved.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
-    },
+    /// A file operation failed.
+    #[error(transparent)]
+    Io(#[from] cvtk_core::IoError),
     /// A container image that was asked for could not be built.
     #[error("image {image} not built: {reason}")]
     ImageBuild {
@@ -123,7 +115,7 @@ pub(crate) fn listen_hint(e: &std::io::Error) -> &'static str {
 
 impl Error {
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { action, path: path.into(), source }
+        Error::Io(cvtk_core::IoError::new(action, path, source))
     }
 
     pub(crate) fn config(field: &'static str, reason: impl Into<String>) -> Self {

@@ -10,7 +10,7 @@
 //! - [`ServeConfig`]: the service's settings, checked once into a
 //!   [`ValidServeConfig`]; a deployment writes them to a file its server reads.
 //! - [`Deployment`]: starts the service as a background process, records it
-//!   under the [`cvtk_dataset::StorageContext`], lists, scores and deletes it.
+//!   under the [`cvtk_core::StorageContext`], lists, scores and deletes it.
 //! - [`artifacts`]: a container image (context, libraries, build) and Kubernetes manifests.
 //!
 //! Load tests are `cvtk-loadtest`'s; the HTTP pieces shared with the
@@ -19,7 +19,7 @@
 //!
 //! ```no_run
 //! use cvtk_deploy::{Deployment, DeployConfig};
-//! use cvtk_dataset::StorageContext;
+//! use cvtk_core::StorageContext;
 //!
 //! # fn main() -> cvtk_deploy::Result<()> {
 //! let storage = StorageContext::new();

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use cvtk_dataset::StorageContext;
+use cvtk_core::StorageContext;
 use cvtk_deploy::api::ItemResult;
 use cvtk_deploy::{DeployConfig, Deployment, DeploymentStatus, ServeConfig};
 use cvtk_model::{Architecture, BaseModel, Classifier, Device, TransferModel};

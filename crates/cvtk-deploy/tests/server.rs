@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::common::*;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use cvtk_deploy::api::ErrorCode;
 use cvtk_deploy::{ScoringService, ServeConfig, UrlPolicy};
 use serde_json::{json, Value};
 
@@ -392,10 +393,24 @@ async fn openapi_document_describes_the_endpoints() {
     for path in ["/score", "/health", "/ready", "/metrics", "/v2", "/v2/models/{name}", "/v2/models/{name}/infer"] {
         assert!(v["paths"][path].is_object(), "{path}");
     }
-    // Every error code the server can send is listed.
-    let codes = v["components"]["schemas"]["ErrorDetail"]["properties"]["code"]["enum"].to_string();
+    // Every error code the server can send is listed, and nothing else.
+    let listed: Vec<ErrorCode> =
+        serde_json::from_value(v["components"]["schemas"]["ErrorDetail"]["properties"]["code"]["enum"].clone())
+            .unwrap();
+    assert!(!listed.contains(&ErrorCode::Unknown), "a code the service does not know is listed: {listed:?}");
     for (name, _, _, code) in bad_requests() {
-        assert!(codes.contains(code), "{name}: {code} not in {codes}");
+        assert!(listed.iter().any(|c| c.name() == code), "{name}: {code} not in {listed:?}");
+    }
+    let annotation_page_only = [
+        ErrorCode::UnknownLabel,
+        ErrorCode::Invalid,
+        ErrorCode::ManifestReadOnly,
+        ErrorCode::Conflict,
+        ErrorCode::NothingToUndo,
+        ErrorCode::CannotSave,
+    ];
+    for code in ErrorCode::ALL.iter().filter(|c| !annotation_page_only.contains(c)) {
+        assert!(listed.contains(code), "the service can send {code}, openapi.json does not list it");
     }
 }
 

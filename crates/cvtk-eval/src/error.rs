@@ -1,7 +1,5 @@
 //! The crate's error type.
 
-use std::path::PathBuf;
-
 /// Everything that can go wrong in `cvtk-eval`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -12,20 +10,18 @@ pub enum Error {
     /// A plot could not be drawn.
     #[error("cannot draw plot: {0}")]
     Plot(String),
-    /// An I/O error on a path.
-    #[error("{action} {path}: {source}")]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The path.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
+    /// A file operation failed.
+    #[error(transparent)]
+    Io(#[from] cvtk_core::IoError),
     /// A dataset error.
     #[error(transparent)]
     Dataset(#[from] cvtk_dataset::Error),
+}
+
+impl Error {
+    pub(crate) fn io(action: &'static str, path: impl Into<std::path::PathBuf>, source: std::io::Error) -> Self {
+        Error::Io(cvtk_core::IoError::new(action, path, source))
+    }
 }
 
 /// `Result` with this crate's [`Error`].

@@ -7,14 +7,14 @@
 //!   with AP and AUC, per label and micro/macro averaged; definitions match
 //!   scikit-learn's and are cross-checked against it. Calibration: the
 //!   expected calibration error, the Brier score and a reliability diagram,
-//!   on the probabilities the scores' [`cvtk_dataset::ScoreKind`] gives.
+//!   on the probabilities the scores' [`cvtk_core::ScoreKind`] gives.
 //! - [`plots`]: the curves, the confusion matrix and training curves as PNG or SVG.
 //! - [`write_report`]: one self-contained HTML page with all of it and a results viewer.
 //! - [`EvaluationSummary`]: every metric as one JSON-serialisable value.
 //!
 //! ```
 //! use cvtk_eval::ClassificationEvaluation;
-//! use cvtk_dataset::ScoreKind;
+//! use cvtk_core::ScoreKind;
 //! let labels = vec!["cat".to_string(), "dog".to_string()];
 //! let scores = vec![vec![2.0, 1.0], vec![0.1, 0.3], vec![0.0, 1.0]];
 //! let e = ClassificationEvaluation::new(labels, vec![0, 0, 1], scores, ScoreKind::LOGITS)?;
@@ -41,10 +41,10 @@ pub use report::{write_report, ReportFiles, ReportImage, ReportOptions};
 pub use summary::{CalibrationFigures, ClassSummary, ConfusionSummary, EvaluationSummary, LabelCurves};
 
 impl ClassificationEvaluation {
-    /// An evaluation of a classifier's [`cvtk_dataset::Scores`] on a dataset,
+    /// An evaluation of a classifier's [`cvtk_core::Scores`] on a dataset,
     /// of whatever kind they are (raw scores keep their ranking for the curves
     /// and are converted to probabilities once, through their kind).
-    pub fn from_scores(scores: &cvtk_dataset::Scores) -> Result<Self> {
+    pub fn from_scores(scores: &cvtk_core::Scores) -> Result<Self> {
         ClassificationEvaluation::new(
             scores.labels.clone(),
             scores.true_labels.clone(),

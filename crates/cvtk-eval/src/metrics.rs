@@ -29,8 +29,8 @@
 
 use serde::Serialize;
 
-use cvtk_dataset::first_max as argmax;
-use cvtk_dataset::ScoreKind;
+use cvtk_core::first_max as argmax;
+use cvtk_core::ScoreKind;
 
 use crate::{Error, Result};
 

@@ -49,7 +49,7 @@ macro_rules! render {
             }
             Target::File(path) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(|e| Error::Io { action: "cannot create folder", path: dir.to_path_buf(), source: e })?;
+                    std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create folder", dir.to_path_buf(), e))?;
                 }
                 match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
                     Some("svg") => {
@@ -504,7 +504,7 @@ pub fn graph_training_curves(train: &[f64], test: &[f64], target: Target<'_>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cvtk_dataset::ScoreKind;
+    use cvtk_core::ScoreKind;
 
     /// A `<rect>` of an SVG plotters wrote: its box, its fill (`None` for an
     /// outline) and its opacity.

@@ -81,11 +81,7 @@ fn html_escape(s: &str) -> String {
 /// `.svg`) into `dir`. The confidences shown are the evaluation's
 /// probabilities ([`ClassificationEvaluation::probabilities`]).
 pub fn write_report(dir: &Path, e: &ClassificationEvaluation, options: &ReportOptions) -> Result<ReportFiles> {
-    std::fs::create_dir_all(dir).map_err(|err| Error::Io {
-        action: "cannot create folder",
-        path: dir.to_path_buf(),
-        source: err,
-    })?;
+    std::fs::create_dir_all(dir).map_err(|err| Error::io("cannot create folder", dir.to_path_buf(), err))?;
     if !options.images.is_empty() && options.images.len() != e.y_true().len() {
         return Err(Error::Invalid(format!(
             "{} report images for {} evaluated rows",
@@ -181,7 +177,7 @@ pub fn write_report(dir: &Path, e: &ClassificationEvaluation, options: &ReportOp
         .replace("{{FIGURES}}", &figures)
         .replace("{{DATA}}", &data_json);
     let html_path = dir.join("report.html");
-    cvtk_dataset::write_atomic(&html_path, html.as_bytes())?;
+    cvtk_core::write_atomic(&html_path, html.as_bytes())?;
     Ok(ReportFiles { html: html_path, plots })
 }
 
@@ -198,18 +194,18 @@ fn trained_on_warning(e: &ClassificationEvaluation) -> String {
 }
 
 /// How the report's confidences were obtained, for a person.
-fn kind_sentence(kind: cvtk_dataset::ScoreKind) -> String {
+fn kind_sentence(kind: cvtk_core::ScoreKind) -> String {
     match kind {
-        cvtk_dataset::ScoreKind::Logits { temperature: 1.0 } => {
+        cvtk_core::ScoreKind::Logits { temperature: 1.0 } => {
             "the softmax of the network's logits (not calibrated)".into()
         }
-        cvtk_dataset::ScoreKind::Logits { temperature } => {
+        cvtk_core::ScoreKind::Logits { temperature } => {
             format!("the softmax of the network's logits divided by the calibration temperature {temperature:.3}")
         }
-        cvtk_dataset::ScoreKind::Decision { temperature } => {
+        cvtk_core::ScoreKind::Decision { temperature } => {
             format!("the softmax of the SVM's decision values divided by the calibration temperature {temperature:.4}")
         }
-        cvtk_dataset::ScoreKind::Probabilities => "as the classifier gave them".into(),
+        cvtk_core::ScoreKind::Probabilities => "as the classifier gave them".into(),
     }
 }
 

@@ -27,7 +27,7 @@
 
 use serde::Serialize;
 
-use cvtk_dataset::ScoreKind;
+use cvtk_core::ScoreKind;
 
 use crate::metrics::{ClassificationEvaluation, PrCurve, Reliability, RocCurve, CALIBRATION_BINS};
 

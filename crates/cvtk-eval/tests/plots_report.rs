@@ -18,7 +18,7 @@ fn evaluation() -> ClassificationEvaluation {
         y.push(t);
         s.push(row);
     }
-    ClassificationEvaluation::new(labels, y, s, cvtk_dataset::ScoreKind::LOGITS).unwrap()
+    ClassificationEvaluation::new(labels, y, s, cvtk_core::ScoreKind::LOGITS).unwrap()
 }
 
 #[test]

@@ -7,7 +7,7 @@
 //! loudly without them.
 
 use crate::browser::run_browser_test;
-use cvtk_dataset::ScoreKind;
+use cvtk_core::ScoreKind;
 use cvtk_eval::{write_report, ClassificationEvaluation, ReportImage, ReportOptions};
 use serde_json::json;
 

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use cvtk_dataset::ScoreKind;
+use cvtk_core::ScoreKind;
 use cvtk_eval::{ClassificationEvaluation, PrCurve, RocCurve};
 use serde_json::Value;
 

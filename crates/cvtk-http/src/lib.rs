@@ -1,15 +1,19 @@
 //! The HTTP pieces cvtk's servers (the scoring service, the annotation page)
 //! and fetchers (`image_url` items, dataset collection) share, so each
-//! mechanism exists once:
+//! mechanism exists once. A crate takes the side it needs: feature `server`
+//! (axum) or `client` (reqwest), so a client-only crate links no server.
 //!
-//! - [`ApiError`] and [`ErrorDetail`]: every error answer is JSON
-//!   `{"error": {"code", "message"}, ...}` with a stable code;
-//! - [`shutdown_signal`]: resolves on SIGTERM or Ctrl-C;
+//! - [`ErrorCode`] and [`ErrorDetail`]: every error answer carries one stable
+//!   code, and the code decides the HTTP status;
 //! - [`is_loopback`] and [`host_is_loopback`]: whether an address, or a `Host`
-//!   header, names this machine only;
-//! - [`Fetcher`]: one bounded GET (size and time limits, one redirect policy,
-//!   an optional host allow-list, and optionally public addresses only) for
-//!   every download; [`is_public`] is its test of an address.
+//!   header, names this machine only; [`is_public`]: whether an address is on
+//!   the public internet;
+//! - `server`: [`ApiError`], every error answer as JSON
+//!   `{"error": {"code", "message"}, ...}`, and [`shutdown_signal`], which
+//!   resolves on SIGTERM or Ctrl-C;
+//! - `client`: [`Fetcher`], one bounded GET (size and time limits, one
+//!   redirect policy, an optional host allow-list, and optionally public
+//!   addresses only) for every download.
 //!
 //! ```
 //! use cvtk_http::{host_is_loopback, is_loopback};
@@ -20,9 +24,15 @@
 #![warn(clippy::unwrap_used)]
 
 mod error;
+#[cfg(feature = "client")]
 mod fetch;
 mod net;
+#[cfg(feature = "server")]
+mod server;
 
-pub use error::{ApiError, ErrorDetail};
+pub use error::{ErrorCode, ErrorDetail};
+#[cfg(feature = "client")]
 pub use fetch::{FetchError, FetchPolicy, Fetched, Fetcher, HostFilter};
-pub use net::{host_is_loopback, is_loopback, is_public, shutdown_signal};
+pub use net::{host_is_loopback, is_loopback, is_public};
+#[cfg(feature = "server")]
+pub use server::{shutdown_signal, ApiError};

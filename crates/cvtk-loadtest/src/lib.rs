@@ -34,7 +34,7 @@ use base64::Engine;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use cvtk_dataset::progress::Progress;
+use cvtk_core::progress::Progress;
 
 /// What can go wrong setting up or running a load test.
 #[derive(Debug, thiserror::Error)]
@@ -48,17 +48,9 @@ pub enum Error {
         /// Why it is rejected.
         reason: String,
     },
-    /// A file could not be read or written.
-    #[error("{action} {path}: {source}")]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The path.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
-    },
+    /// A file operation failed.
+    #[error(transparent)]
+    Io(#[from] cvtk_core::IoError),
     /// The HTTP client could not be set up.
     #[error("HTTP client for {url}: {reason}")]
     Http {
@@ -75,7 +67,7 @@ impl Error {
     }
 
     fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { action, path: path.into(), source }
+        Error::Io(cvtk_core::IoError::new(action, path, source))
     }
 }
 

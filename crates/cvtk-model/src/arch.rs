@@ -201,7 +201,7 @@ pub fn weights_search_dirs() -> Vec<PathBuf> {
         dirs.push(PathBuf::from(d));
     }
     dirs.push(PathBuf::from("weights"));
-    dirs.push(cvtk_dataset::StorageContext::default().weights_dir());
+    dirs.push(cvtk_core::StorageContext::default().weights_dir());
     dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../weights"));
     dirs
 }

@@ -129,11 +129,7 @@ impl Backbone {
             Some((dir, file, v)) if *v == self.version() => {
                 use sha2::Digest;
                 let path = dir.join(file);
-                let bytes = std::fs::read(&path).map_err(|e| Error::Io {
-                    action: "cannot read",
-                    path: path.clone(),
-                    source: e,
-                })?;
+                let bytes = std::fs::read(&path).map_err(|e| Error::io("cannot read", path.clone(), e))?;
                 let hex: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
                 Ok(format!("{file} sha256:{hex}"))
             }
@@ -147,7 +143,7 @@ impl Backbone {
         &self,
         labels: &[String],
         model_kind: crate::ModelKind,
-        score_kind: cvtk_dataset::ScoreKind,
+        score_kind: cvtk_core::ScoreKind,
         w: Tensor,
         b: Tensor,
     ) -> Result<OnnxModel> {

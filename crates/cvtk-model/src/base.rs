@@ -159,7 +159,7 @@ impl BaseModel {
         let dest = dir.join(name);
         let bytes =
             std::fs::read(file).map_err(|e| Error::Weights { path: file.to_path_buf(), reason: e.to_string() })?;
-        cvtk_dataset::write_atomic(&dest, &bytes)?;
+        cvtk_core::write_atomic(&dest, &bytes)?;
         Ok((arch, dest))
     }
 
@@ -244,8 +244,8 @@ impl BaseModel {
         let mut out = Vec::new();
         for chunk in images.chunks(16) {
             for raw in model.score_images(&loader.load_batch(chunk)?)? {
-                let probs = crate::ScoreKind::LOGITS.probabilities(&raw);
-                let preds = cvtk_dataset::top_k(&probs, top)
+                let probs = cvtk_core::ScoreKind::LOGITS.probabilities(&raw);
+                let preds = cvtk_core::top_k(&probs, top)
                     .into_iter()
                     .map(|i| ImagenetPrediction {
                         index: i,

@@ -1,5 +1,5 @@
 //! Confidences that mean what they say: [`fit_temperature`] finds the
-//! temperature that a classifier's [`ScoreKind`] then carries.
+//! temperature that a classifier's [`ScoreKind`](cvtk_core::ScoreKind) then carries.
 //!
 //! - [`fit_temperature`]: temperature scaling (Guo et al., 2017, "On
 //!   Calibration of Modern Neural Networks", <https://arxiv.org/abs/1706.04599>):
@@ -7,7 +7,6 @@
 //!   `softmax(scores / T)` on held-out images. Dividing by `T` never changes
 //!   which label scores highest, only how sure the model says it is.
 
-pub use cvtk_dataset::ScoreKind;
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
@@ -94,7 +93,7 @@ pub fn fit_temperature(values: &[Vec<f32>], labels: &[usize]) -> Result<Temperat
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cvtk_dataset::scores::softmax;
+    use cvtk_core::scores::softmax;
     use rand::{Rng, SeedableRng};
 
     /// Labels drawn from softmax(z / 2): the fitted temperature is close to 2.

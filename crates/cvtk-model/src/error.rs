@@ -53,17 +53,9 @@ pub enum Error {
     /// A dataset error (loading images, labels).
     #[error(transparent)]
     Dataset(#[from] cvtk_dataset::Error),
-    /// An I/O error on a path.
-    #[error("{action} {path}: {source}")]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The path.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
+    /// A file operation failed.
+    #[error(transparent)]
+    Io(#[from] cvtk_core::IoError),
     /// A libtorch error (first line of its message).
     #[error("libtorch: {0}")]
     Torch(String),
@@ -94,6 +86,12 @@ pub enum Error {
 impl From<tch::TchError> for Error {
     fn from(e: tch::TchError) -> Self {
         Error::Torch(e.to_string().lines().next().unwrap_or_default().to_string())
+    }
+}
+
+impl Error {
+    pub(crate) fn io(action: &'static str, path: impl Into<std::path::PathBuf>, source: std::io::Error) -> Self {
+        Error::Io(cvtk_core::IoError::new(action, path, source))
     }
 }
 

@@ -1,7 +1,7 @@
 //! [`Featurizer`]: a pretrained backbone without its head: images in,
 //! features out, for the SVM.
 
-use cvtk_dataset::progress::Progress;
+use cvtk_core::progress::Progress;
 use cvtk_dataset::{ClassificationDataset, ImageBatch, ImageLoader, LoaderConfig};
 use ndarray::Array2;
 use tch::{Device, Tensor};

@@ -19,7 +19,7 @@
 //!   and their kind), with no libtorch type in it; a classifier is one on
 //!   libtorch, and [`compile`] (or [`load_scorer`]) makes one for the engine
 //!   chosen, once ([`engine`]).
-//! - [`calibration`]: temperature scaling behind the scores' [`ScoreKind`].
+//! - [`calibration`]: temperature scaling behind the scores' [`ScoreKind`](cvtk_core::ScoreKind).
 //! - [`TrainingImages`]: the images a model was trained on, recorded in its
 //!   folder, so an evaluation on them can say it is not a test accuracy.
 //! - [`weights::read_state_dict`]: PyTorch `.pth` / `.pt` (zip and legacy) and
@@ -68,7 +68,6 @@ pub use arch::{weights_search_dirs, Architecture, ARCHITECTURE_NAMES};
 pub use base::{resolve_device, BaseModel, DeviceChoice, ImagenetPrediction};
 pub use calibration::{fit_temperature, TemperatureFit};
 pub use classifier::Classifier;
-pub use cvtk_dataset::{first_max, top_k, Ranked, ScoreKind, Scores};
 pub use engine::{Engine, EngineChoice};
 pub use error::{Error, Result};
 pub use featurizer::Featurizer;

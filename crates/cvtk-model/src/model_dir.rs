@@ -14,7 +14,8 @@
 
 use std::path::{Path, PathBuf};
 
-use cvtk_dataset::{write_json_atomic, LoaderConfig};
+use cvtk_core::write_json_atomic;
+use cvtk_dataset::LoaderConfig;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 
@@ -198,16 +199,8 @@ const SAVE_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 /// file is left in the model folder), held until dropped; waits up to
 /// [`SAVE_WAIT`] for another save.
 fn lock_folder(dir: &Path) -> Result<std::fs::File> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::Io {
-        action: "cannot create folder",
-        path: dir.to_path_buf(),
-        source: e,
-    })?;
-    let folder = std::fs::File::open(dir).map_err(|e| Error::Io {
-        action: "cannot open",
-        path: dir.to_path_buf(),
-        source: e,
-    })?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create folder", dir.to_path_buf(), e))?;
+    let folder = std::fs::File::open(dir).map_err(|e| Error::io("cannot open", dir.to_path_buf(), e))?;
     let deadline = std::time::Instant::now() + SAVE_WAIT;
     loop {
         match folder.try_lock() {
@@ -224,9 +217,7 @@ fn lock_folder(dir: &Path) -> Result<std::fs::File> {
                 ),
                 ))
             }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(Error::Io { action: "cannot lock", path: dir.to_path_buf(), source: e })
-            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("cannot lock", dir.to_path_buf(), e)),
         }
     }
 }
@@ -234,11 +225,7 @@ fn lock_folder(dir: &Path) -> Result<std::fs::File> {
 /// Writes a fresh `weights-<stamp>.safetensors` (temp file, synced, then
 /// renamed, the folder synced) and returns its name.
 pub(crate) fn write_weights(dir: &Path, tensors: &[(String, Tensor)]) -> Result<String> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::Io {
-        action: "cannot create folder",
-        path: dir.to_path_buf(),
-        source: e,
-    })?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create folder", dir.to_path_buf(), e))?;
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
     let name = format!("weights-{stamp:x}-{}.safetensors", std::process::id());
     let tmp = dir.join(format!(".{name}.tmp"));
@@ -249,10 +236,10 @@ pub(crate) fn write_weights(dir: &Path, tensors: &[(String, Tensor)]) -> Result<
     Tensor::write_safetensors(&cpu, &tmp).map_err(|e| model_err(&tmp, format!("cannot write weights: {e}")))?;
     // On disk before model.json names them and the old ones go: a crash at
     // any point leaves the old weights or the new ones, never neither.
-    cvtk_dataset::sync_file(&tmp)?;
+    cvtk_core::sync_file(&tmp)?;
     let final_path = dir.join(&name);
-    std::fs::rename(&tmp, &final_path).map_err(|e| Error::Io { action: "cannot rename", path: tmp, source: e })?;
-    cvtk_dataset::sync_dir(dir)?;
+    std::fs::rename(&tmp, &final_path).map_err(|e| Error::io("cannot rename", tmp, e))?;
+    cvtk_core::sync_dir(dir)?;
     Ok(name)
 }
 

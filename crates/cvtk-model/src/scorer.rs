@@ -13,9 +13,10 @@
 use std::ops::Deref;
 use std::path::Path;
 
-use cvtk_dataset::progress::Progress;
-use cvtk_dataset::{first_max, ClassificationDataset, ImageBatch, ImageInfo, ImageLoader, Label, LoaderConfig};
-use cvtk_dataset::{ScoreKind, Scores};
+use cvtk_core::first_max;
+use cvtk_core::progress::Progress;
+use cvtk_core::{ScoreKind, Scores};
+use cvtk_dataset::{ClassificationDataset, ImageBatch, ImageInfo, ImageLoader, Label, LoaderConfig};
 use serde::Serialize;
 
 use crate::engine::{Engine, EngineChoice, OrtSession};

@@ -46,15 +46,10 @@ pub struct EventWriter {
 impl EventWriter {
     /// Creates `logdir` if needed and a new event file in it.
     pub fn create(logdir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(logdir).map_err(|e| Error::Io {
-            action: "cannot create folder",
-            path: logdir.to_path_buf(),
-            source: e,
-        })?;
+        std::fs::create_dir_all(logdir).map_err(|e| Error::io("cannot create folder", logdir.to_path_buf(), e))?;
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let path = logdir.join(format!("events.out.tfevents.{}.cvtk.{}", now.as_secs(), std::process::id()));
-        let file =
-            File::create(&path).map_err(|e| Error::Io { action: "cannot create", path: path.clone(), source: e })?;
+        let file = File::create(&path).map_err(|e| Error::io("cannot create", path.clone(), e))?;
         let mut w = EventWriter { out: BufWriter::new(file), path };
         let mut ev = Vec::new();
         Self::wall_time(&mut ev);
@@ -76,7 +71,7 @@ impl EventWriter {
 
     fn record(&mut self, data: &[u8]) -> Result<()> {
         let len = (data.len() as u64).to_le_bytes();
-        let io = |e| Error::Io { action: "cannot write", path: self.path.clone(), source: e };
+        let io = |e| Error::io("cannot write", self.path.clone(), e);
         let mut buf = Vec::with_capacity(data.len() + 16);
         buf.extend_from_slice(&len);
         buf.extend_from_slice(&masked_crc(&len).to_le_bytes());
@@ -102,7 +97,7 @@ impl EventWriter {
         len_delimited(5, &summary, &mut ev);
         self.record(&ev)?;
         let path = self.path.clone();
-        self.out.flush().map_err(|e| Error::Io { action: "cannot write", path, source: e })
+        self.out.flush().map_err(|e| Error::io("cannot write", path, e))
     }
 }
 

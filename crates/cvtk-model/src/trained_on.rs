@@ -163,7 +163,7 @@ impl TrainingImages {
         };
         let bytes = serde_json::to_vec(&file)
             .map_err(|e| Error::ModelFile { path: path.to_path_buf(), reason: format!("cannot serialise: {e}") })?;
-        Ok(cvtk_dataset::write_atomic(path, &bytes)?)
+        Ok(cvtk_core::write_atomic(path, &bytes)?)
     }
 
     /// Reads a record written by [`Self::write`].

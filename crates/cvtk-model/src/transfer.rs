@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use cvtk_dataset::progress::Progress;
+use cvtk_core::progress::Progress;
 use cvtk_dataset::{ClassificationDataset, ImageBatch, ImageLoader, ImageTransform, LoaderConfig};
 use serde::{Deserialize, Serialize};
 use tch::nn::OptimizerConfig;
@@ -14,7 +14,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::backbone::Backbone;
 use crate::base::BaseModel;
-use crate::calibration::{fit_temperature, ScoreKind, TemperatureFit};
+use crate::calibration::{fit_temperature, TemperatureFit};
 use crate::classifier::Classifier;
 use crate::engine::Engine;
 use crate::model_dir::{read_model_dir_of_kind, save_model_dir, ModelKind, ModelMeta, Training};
@@ -24,6 +24,7 @@ use crate::tensor::{images_tensor, labels_tensor};
 use crate::tensorboard::EventWriter;
 use crate::trained_on::{Record, TrainingImages};
 use crate::{Architecture, Error, LrSchedule, Result};
+use cvtk_core::ScoreKind;
 
 /// A function called after each epoch with its statistics and the epoch count.
 pub type EpochCallback = Arc<dyn Fn(&EpochStats, usize) + Send + Sync>;
@@ -31,7 +32,7 @@ pub type EpochCallback = Arc<dyn Fn(&EpochStats, usize) + Send + Sync>;
 /// How [`TransferModel::train`] trains: the hyperparameters of the original's
 /// `CNTKTLModel.train`, and cvtk's additions. What training reports to (a
 /// callback, TensorBoard) is [`TrainHooks`]; its progress goes to the
-/// installed [`cvtk_dataset::progress`] reporter.
+/// installed [`cvtk_core::progress`] reporter.
 #[derive(Clone)]
 pub struct TrainConfig {
     /// Learning rate of each epoch; its length is the number of epochs. By

@@ -43,7 +43,7 @@ fn max_abs(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
 }
 
 fn top1(rows: &[Vec<f32>]) -> Vec<usize> {
-    rows.iter().map(|r| cvtk_model::first_max(r)).collect()
+    rows.iter().map(|r| cvtk_core::first_max(r)).collect()
 }
 
 /// 1e-4 relative to the largest logit, and at least 4e-4 absolute: the

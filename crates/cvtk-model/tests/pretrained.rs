@@ -70,5 +70,5 @@ fn the_imagenet_classifier_saves_loads_and_scores_as_predict_imagenet_does() {
         // expectation with libtorch.
         assert!(diff < 1e-4, "the saved ImageNet classifier's logits differ by {diff}");
     }
-    assert_eq!(cvtk_model::first_max(&scores[0]), expected[0].0[0].index);
+    assert_eq!(cvtk_core::first_max(&scores[0]), expected[0].0[0].index);
 }

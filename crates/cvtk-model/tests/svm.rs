@@ -4,9 +4,10 @@
 
 use crate::common;
 use crate::common::colour_dataset;
+use cvtk_core::ScoreKind;
 use cvtk_model::{
     decision_accuracy, fit_linear_svm, load_classifier, Architecture, BaseModel, Classifier, Device, Engine,
-    EngineChoice, Featurizer, ModelKind, ScoreKind, Scorer, SvmClassifier, SvmParams, SvmSolver,
+    EngineChoice, Featurizer, ModelKind, Scorer, SvmClassifier, SvmParams, SvmSolver,
 };
 use ndarray::Array2;
 

@@ -4,9 +4,10 @@
 
 use crate::common;
 use crate::common::colour_dataset;
+use cvtk_core::ScoreKind;
 use cvtk_model::{
-    load_classifier, Architecture, BaseModel, Classifier, Device, Error, LrSchedule, ScoreKind, Scorer, TrainConfig,
-    TrainHooks, TransferModel,
+    load_classifier, Architecture, BaseModel, Classifier, Device, Error, LrSchedule, Scorer, TrainConfig, TrainHooks,
+    TransferModel,
 };
 
 fn small_model(labels: Vec<String>) -> TransferModel {

@@ -6,16 +6,9 @@ use std::path::PathBuf;
 /// error, never one of these).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Reading or writing a file failed.
-    #[error("{action} {}: {source}", path.display())]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
+    /// A file operation failed.
+    #[error(transparent)]
+    Io(#[from] cvtk_core::IoError),
     /// An option or an input is unusable; the message says what to do.
     #[error("{0}")]
     Invalid(String),
@@ -45,7 +38,7 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { action, path: path.into(), source }
+        Error::Io(cvtk_core::IoError::new(action, path, source))
     }
 }
 

@@ -40,7 +40,7 @@ use serde::Serialize;
 
 pub use error::{Error, Result};
 pub use input::{Item, ScoreInput, Shard};
-pub use output::{Format, Ranked, Row};
+pub use output::{Format, Row};
 
 /// How a batch run scores.
 #[derive(Clone, Debug)]
@@ -169,7 +169,7 @@ impl<'a> BatchScorer<'a> {
             .zip(self.score_raw(items)?)
             .map(|(item, raw)| {
                 let (top, error) = match raw {
-                    Ok(raw) => (Ranked::top(labels, &kind.probabilities(&raw), self.options.top), None),
+                    Ok(raw) => (cvtk_core::Ranked::top(labels, &kind.probabilities(&raw), self.options.top), None),
                     Err(e) => (Vec::new(), Some(e)),
                 };
                 Row { index: item.index, id: item.id, path: item.source.clone(), top, error }
@@ -288,7 +288,7 @@ pub fn score_to_file(
     if let Some(d) = &done {
         tracing::info!(out = %out.display(), "continuing: {} rows already there, up to image {}", d.rows, d.last_index);
     }
-    let bar = cvtk_dataset::progress::Progress::start(images, "scoring");
+    let bar = cvtk_core::progress::Progress::start(images, "scoring");
     bar.inc(already_done.min(images));
     // Skip what the output already holds: its rows are a prefix of the
     // input's order, ending at `last_index`, whose path must still match.

@@ -78,7 +78,7 @@ impl std::str::FromStr for Format {
     }
 }
 
-pub use cvtk_dataset::Ranked;
+use cvtk_core::Ranked;
 
 /// One image's result: its top labels, or why it could not be scored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -202,7 +202,7 @@ pub(crate) fn check_run(out: &Path, format: Format, run: &RunRecord, restart: bo
         return Ok(());
     }
     let bytes = serde_json::to_vec_pretty(run).map_err(|e| Error::Invalid(e.to_string()))?;
-    Ok(cvtk_dataset::write_atomic(&record, &bytes)?)
+    Ok(cvtk_core::write_atomic(&record, &bytes)?)
 }
 
 /// Where rows are written, resumably: the output itself (JSON Lines, CSV) or
@@ -538,7 +538,7 @@ fn write_parquet(journal: &Path, out: &Path, top: usize) -> Result<()> {
     let file = writer.into_inner().map_err(perr)?;
     file.sync_all().map_err(|e| Error::io("cannot sync", &tmp, e))?;
     std::fs::rename(&tmp, out).map_err(|e| Error::io("cannot rename into", out, e))?;
-    cvtk_dataset::sync_dir(dir)?;
+    cvtk_core::sync_dir(dir)?;
     Ok(())
 }
 

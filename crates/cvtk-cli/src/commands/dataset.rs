@@ -209,7 +209,7 @@ fn info(a: InfoArgs) -> anyhow::Result<()> {
 fn split(a: SplitArgs) -> anyhow::Result<()> {
     // Held from reading to writing: when --out is the manifest being split
     // (or one `cvtk annotate` edits), no other writer's change is lost.
-    let lock = cvtk_dataset::ManifestLock::acquire(&a.out)?;
+    let lock = cvtk_core::FileLock::acquire(&a.out)?;
     let same_file = match (std::fs::canonicalize(&a.dataset), std::fs::canonicalize(&a.out)) {
         (Ok(d), Ok(o)) => d == o,
         _ => false,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use cvtk_dataset::StorageContext;
+use cvtk_core::StorageContext;
 use cvtk_deploy::api::{ItemResult, Parameters};
 use cvtk_deploy::artifacts::{
     build_docker_image, write_k8s_batch_job, write_k8s_manifests, BatchOptions, DockerOptions, K8sOptions,

@@ -4,8 +4,10 @@
 use std::path::PathBuf;
 
 use anyhow::bail;
-use cvtk_model::{load_scorer, ScoreKind, Scorer};
-use cvtk_score::{BatchScorer, Ranked, ScoreInput, ScoreOptions};
+use cvtk_core::Ranked;
+use cvtk_core::ScoreKind;
+use cvtk_model::{load_scorer, Scorer};
+use cvtk_score::{BatchScorer, ScoreInput, ScoreOptions};
 use serde::Serialize;
 
 use super::train::{BaseModelArgs, EngineArgs};

@@ -195,7 +195,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                         );
                     }
                 }
-                cvtk_dataset::write_atomic_private(&file, generate_key().as_bytes())?;
+                cvtk_core::write_atomic_private(&file, generate_key().as_bytes())?;
                 eprintln!(
                     "cvtk serve: no key given; generated one in {} (send it as 'Authorization: Bearer KEY')",
                     file.display()

@@ -173,7 +173,7 @@ struct Summary {
     train_accuracy: f64,
     eval_accuracy: Option<f64>,
     /// What the model's raw scores are and the temperature that calibrates them.
-    score_kind: cvtk_model::ScoreKind,
+    score_kind: cvtk_core::ScoreKind,
     calibration: Option<cvtk_model::TemperatureFit>,
 }
 

@@ -66,7 +66,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             );
         }
         Command::Install { files, dir, json } => {
-            let dir = dir.unwrap_or_else(|| cvtk_dataset::StorageContext::default().weights_dir());
+            let dir = dir.unwrap_or_else(|| cvtk_core::StorageContext::default().weights_dir());
             let mut installed = Vec::new();
             for file in files {
                 let (arch, dest) = BaseModel::install_weights(&file, &dir)?;

@@ -23,7 +23,8 @@ use serde::Serialize;
 
 pub use self::csv::read_pixel_csv;
 pub use self::idx::{parse_idx, read_idx, IdxArray};
-use crate::{progress, Error, Result};
+use crate::{Error, Result};
+use cvtk_core::progress;
 
 /// Fashion-MNIST class names, by label value (folder-safe spellings).
 pub const FASHION_MNIST_CLASSES: [&str; 10] =
@@ -242,7 +243,7 @@ pub fn sample_data_dirs() -> Vec<PathBuf> {
 /// Where a missing sample source is downloaded: `$CVTK_HOME/data`, else
 /// `~/.cvtk/data`.
 pub fn home_data_dir() -> PathBuf {
-    crate::StorageContext::default().persistent().join("data")
+    cvtk_core::StorageContext::default().persistent().join("data")
 }
 
 /// What [`write_label_tree`] wrote.

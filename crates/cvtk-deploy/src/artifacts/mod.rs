@@ -142,7 +142,7 @@ fn link_or_copy(src: &Path, dst: &Path) -> Result<()> {
 }
 
 fn write(path: &Path, text: &str) -> Result<()> {
-    Ok(cvtk_dataset::write_atomic(path, text.as_bytes())?)
+    Ok(cvtk_core::write_atomic(path, text.as_bytes())?)
 }
 
 /// The Dockerfile for a context holding `cvtk`, `lib/` and `model/`, for
@@ -230,7 +230,7 @@ pub fn build_docker_image(name: &str, model_dir: &Path, out: &Path, options: &Do
     }
     // The context's model/ is replaced: an --out that is (or holds, or is
     // inside) the model folder would delete the trained model.
-    if cvtk_dataset::paths_overlap(model_dir, out) {
+    if cvtk_core::paths_overlap(model_dir, out) {
         return Err(Error::config(
             "out",
             format!(
@@ -779,7 +779,7 @@ pub fn write_k8s_manifests(name: &str, out: &Path, options: &K8sOptions) -> Resu
             format!("# {file} for cvtk deployment {name}; apply with: kubectl apply -f {}\n{yaml}", out.display());
         let path = out.join(file);
         if file == "secret.yaml" {
-            cvtk_dataset::write_atomic_private(&path, text.as_bytes())?;
+            cvtk_core::write_atomic_private(&path, text.as_bytes())?;
         } else {
             write(&path, &text)?;
         }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use cvtk_http::{FetchError, FetchPolicy, Fetcher};
 
-use crate::api::ErrorDetail;
+use crate::api::{ErrorCode, ErrorDetail};
 use crate::{Error, Result, UrlPolicy};
 
 /// The fetcher for `policy`, or None when URLs are off.
@@ -35,14 +35,12 @@ pub(crate) async fn fetch(
     budget: &mut u64,
 ) -> std::result::Result<Vec<u8>, ErrorDetail> {
     let Some(fetcher) = fetcher else {
-        return Err(ErrorDetail::new(
-            "url_not_allowed",
+        return Err(ErrorDetail::new(ErrorCode::UrlNotAllowed,
             "this service does not fetch image URLs; send the image in image_in_base64, or start the service with --allow-url-host HOST",
         ));
     };
     if *budget == 0 {
-        return Err(ErrorDetail::new(
-            "url_fetch_failed",
+        return Err(ErrorDetail::new(ErrorCode::UrlFetchFailed,
             "the request's download budget is spent (the URLs of one request together may fetch at most the body limit); send fewer URLs per request",
         ));
     }
@@ -52,12 +50,12 @@ pub(crate) async fn fetch(
             Ok(f.bytes)
         }
         Err(FetchError::TooLarge { limit }) if limit == *budget => Err(ErrorDetail::new(
-            "url_fetch_failed",
+            ErrorCode::UrlFetchFailed,
             format!("cannot fetch {url}: larger than the {limit} bytes left of this request's download budget"),
         )),
         Err(FetchError::NotAllowed(why)) => {
-            Err(ErrorDetail::new("url_not_allowed", why.replace("the allow-list", "this service's allow-list")))
+            Err(ErrorDetail::new(ErrorCode::UrlNotAllowed, why.replace("the allow-list", "this service's allow-list")))
         }
-        Err(e) => Err(ErrorDetail::new("url_fetch_failed", format!("cannot fetch {url}: {e}"))),
+        Err(e) => Err(ErrorDetail::new(ErrorCode::UrlFetchFailed, format!("cannot fetch {url}: {e}"))),
     }
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::ApiError;
-use crate::api::{decode_base64, ErrorDetail, ImageItem, Parameters};
+use crate::api::{decode_base64, ErrorCode, ErrorDetail, ImageItem, Parameters};
 
 /// Where one input's pixels come from.
 pub(crate) enum Source {
@@ -41,8 +41,8 @@ type Overflow = Cell<Option<ApiError>>;
 
 /// The answer to a body holding more than `max` images.
 pub(crate) fn too_many(max: usize) -> ApiError {
-    ApiError::bad_request(
-        "too_many_images",
+    ApiError::new(
+        ErrorCode::TooManyImages,
         format!("more than {max} images in one request; this service takes at most {max}"),
     )
 }
@@ -54,7 +54,7 @@ pub(crate) fn too_many(max: usize) -> ApiError {
 pub(crate) fn from_json(body: &[u8], softmax: bool, limits: JsonLimits) -> Result<Vec<Input>, ApiError> {
     let overflow = Overflow::new(None);
     let bad_json = |e: serde_json::Error, overflow: &Overflow| {
-        overflow.take().unwrap_or_else(|| ApiError::bad_request("bad_json", format!("the body is not valid JSON: {e}")))
+        overflow.take().unwrap_or_else(|| ApiError::new(ErrorCode::BadJson, format!("the body is not valid JSON: {e}")))
     };
     match body.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'[') => {
@@ -67,8 +67,8 @@ pub(crate) fn from_json(body: &[u8], softmax: bool, limits: JsonLimits) -> Resul
         Some(b'{') => {
             let envelope: Envelope = serde_json::from_slice(body).map_err(|e| {
                 if e.is_data() {
-                    ApiError::bad_request(
-                        "bad_request",
+                    ApiError::new(
+                        ErrorCode::BadRequest,
                         format!("{e}; expected {{\"data\": [[pixel, ...], ...]}} or {{\"image_in_base64\": \"...\"}}"),
                     )
                 } else {
@@ -79,18 +79,18 @@ pub(crate) fn from_json(body: &[u8], softmax: bool, limits: JsonLimits) -> Resul
                 if envelope.image_in_base64.is_some() || envelope.image_url.is_some() {
                     return Ok(vec![item(serde_json::from_slice(body).map_err(|e| bad_json(e, &overflow))?, softmax)]);
                 }
-                return Err(ApiError::bad_request(
-                    "bad_request",
+                return Err(ApiError::new(
+                    ErrorCode::BadRequest,
                     "expected a list of {\"image_in_base64\": ...} objects, or {\"data\": [[pixel, ...], ...]}",
                 ));
             };
             if envelope.image_in_base64.is_some() || envelope.image_url.is_some() {
-                return Err(ApiError::bad_request("bad_request", "give data or an image, not both"));
+                return Err(ApiError::new(ErrorCode::BadRequest, "give data or an image, not both"));
             }
             let max_value = envelope.max_value.unwrap_or(255.0);
             if !(max_value.is_finite() && max_value > 0.0) {
-                return Err(ApiError::bad_request(
-                    "bad_request",
+                return Err(ApiError::new(
+                    ErrorCode::BadRequest,
                     format!("max_value must be positive, not {max_value}"),
                 ));
             }
@@ -98,7 +98,7 @@ pub(crate) fn from_json(body: &[u8], softmax: bool, limits: JsonLimits) -> Resul
             let mut de = serde_json::Deserializer::from_str(data.get());
             let rows = seed.deserialize(&mut de).map_err(|e| {
                 overflow.take().unwrap_or_else(|| {
-                    ApiError::bad_request("bad_request", format!("{e}; expected {{\"data\": [[pixel, ...], ...]}}"))
+                    ApiError::new(ErrorCode::BadRequest, format!("{e}; expected {{\"data\": [[pixel, ...], ...]}}"))
                 })
             })?;
             let softmax = envelope.parameters.map_or(softmax, |p| p.add_softmax);
@@ -106,8 +106,8 @@ pub(crate) fn from_json(body: &[u8], softmax: bool, limits: JsonLimits) -> Resul
         }
         _ => match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
             Err(e) => Err(bad_json(e, &overflow)),
-            Ok(_) => Err(ApiError::bad_request(
-                "bad_request",
+            Ok(_) => Err(ApiError::new(
+                ErrorCode::BadRequest,
                 "expected a list of {\"image_in_base64\": ...} objects, or {\"data\": [[pixel, ...], ...]}",
             )),
         },
@@ -216,8 +216,8 @@ impl<'de> Visitor<'de> for Row<'_> {
         let mut out = Vec::new();
         while let Some(v) = seq.next_element::<f64>()? {
             if out.len() == self.max {
-                self.overflow.set(Some(ApiError::bad_request(
-                    "bad_pixels",
+                self.overflow.set(Some(ApiError::new(
+                    ErrorCode::BadPixels,
                     format!("a row of more than {} values; this model takes at most {} per image", self.max, self.max),
                 )));
                 return Err(A::Error::custom("row too long"));
@@ -233,7 +233,7 @@ fn item(raw: &RawValue, softmax: bool) -> Input {
     match parsed {
         Err(e) => Input {
             source: Err(ErrorDetail::new(
-                "bad_request",
+                ErrorCode::BadRequest,
                 format!(
                     "{e}; each item is {{\"image_in_base64\": \"...\", \"parameters\": {{\"add_softmax\": true}}}}"
                 ),
@@ -246,10 +246,10 @@ fn item(raw: &RawValue, softmax: bool) -> Input {
                 (Some(b), None) => decode_base64(&b).map(Source::Bytes),
                 (None, Some(u)) => Ok(Source::Url(u)),
                 (Some(_), Some(_)) => {
-                    Err(ErrorDetail::new("bad_request", "give image_in_base64 or image_url, not both"))
+                    Err(ErrorDetail::new(ErrorCode::BadRequest, "give image_in_base64 or image_url, not both"))
                 }
                 (None, None) => {
-                    Err(ErrorDetail::new("bad_request", "the item has neither image_in_base64 nor image_url"))
+                    Err(ErrorDetail::new(ErrorCode::BadRequest, "the item has neither image_in_base64 nor image_url"))
                 }
             };
             Input { source, softmax }
@@ -263,14 +263,14 @@ fn item(raw: &RawValue, softmax: bool) -> Input {
 pub(crate) fn decode(loader: &ImageLoader, index: usize, source: Source) -> Result<RgbImage, ErrorDetail> {
     match source {
         Source::Bytes(bytes) => loader.load_image_bytes(&bytes, &request_image_name(index)).map_err(|e| match e {
-            cvtk_dataset::Error::TooLarge { .. } => ErrorDetail::new("image_too_large", e.to_string()),
-            _ => ErrorDetail::new("bad_image", format!("{e}; send a JPEG, PNG, GIF, BMP, TIFF or WebP file")),
+            cvtk_dataset::Error::TooLarge { .. } => ErrorDetail::new(ErrorCode::ImageTooLarge, e.to_string()),
+            _ => ErrorDetail::new(ErrorCode::BadImage, format!("{e}; send a JPEG, PNG, GIF, BMP, TIFF or WebP file")),
         }),
         Source::Pixels { row, max_value } => {
             let img = pixels(loader, &row, max_value)?;
-            loader.resize(&img).map_err(|e| ErrorDetail::new("bad_pixels", e.to_string()))
+            loader.resize(&img).map_err(|e| ErrorDetail::new(ErrorCode::BadPixels, e.to_string()))
         }
-        Source::Url(_) => Err(ErrorDetail::new("internal", "URL was not fetched")),
+        Source::Url(_) => Err(ErrorDetail::new(ErrorCode::Internal, "URL was not fetched")),
     }
 }
 
@@ -292,12 +292,15 @@ fn pixels(loader: &ImageLoader, row: &[f64], max_value: f64) -> Result<RgbImage,
                 ColorMode::Gray => format!("{plane} gray values ({w}x{h})"),
                 ColorMode::Rgb => format!("{plane} gray values or {} interleaved RGB values ({w}x{h})", plane * 3),
             };
-            return Err(ErrorDetail::new("bad_pixels", format!("a row of {n} values; this model takes {hint}")));
+            return Err(ErrorDetail::new(
+                ErrorCode::BadPixels,
+                format!("a row of {n} values; this model takes {hint}"),
+            ));
         }
     };
     if let Some(v) = row.iter().find(|v| !(v.is_finite() && **v >= 0.0 && **v <= max_value)) {
         return Err(ErrorDetail::new(
-            "bad_pixels",
+            ErrorCode::BadPixels,
             format!("value {v} is outside 0..={max_value} (set max_value if your scale differs)"),
         ));
     }
@@ -307,5 +310,5 @@ fn pixels(loader: &ImageLoader, row: &[f64], max_value: f64) -> Result<RgbImage,
     } else {
         row.iter().map(|&v| to_u8(v)).collect()
     };
-    RgbImage::from_raw(w, h, data).ok_or_else(|| ErrorDetail::new("internal", "pixel buffer size"))
+    RgbImage::from_raw(w, h, data).ok_or_else(|| ErrorDetail::new(ErrorCode::Internal, "pixel buffer size"))
 }

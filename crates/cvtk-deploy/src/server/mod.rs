@@ -32,14 +32,16 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use cvtk_core::first_max;
 use cvtk_dataset::{ImageBatch, ImageLoader, LoaderConfig};
-use cvtk_http::ApiError;
-use cvtk_model::{first_max, Scorer};
+use cvtk_http::{ApiError, ErrorCode};
+use cvtk_model::Scorer;
 use subtle::ConstantTimeEq;
 use tokio::sync::oneshot;
 
-use crate::api::{ErrorDetail, ItemResult, Ranked, ScoreKind, ScoreResponse, ScoreResult, TOP};
+use crate::api::{ErrorDetail, ItemResult, ScoreResponse, ScoreResult, TOP};
 use crate::{Error, Result, ValidServeConfig};
+use cvtk_core::{Ranked, ScoreKind};
 use inputs::{Input, Source};
 use metrics::Metrics;
 use worker::{Job, Queue, Refused};
@@ -54,17 +56,6 @@ struct CancelOnDrop(Arc<AtomicBool>);
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         self.0.store(true, Ordering::Relaxed);
-    }
-}
-
-/// The status that fits an input error's code.
-fn status_for(code: &str) -> StatusCode {
-    match code {
-        "bad_image" => StatusCode::UNPROCESSABLE_ENTITY,
-        "image_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
-        "url_fetch_failed" => StatusCode::BAD_GATEWAY,
-        "internal" => StatusCode::INTERNAL_SERVER_ERROR,
-        _ => StatusCode::BAD_REQUEST,
     }
 }
 
@@ -316,8 +307,7 @@ async fn refuse_declared_oversize(State(state): State<AppState>, req: Request, n
     let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
     match declared {
         Some(n) if n > limit as u64 => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
+            ErrorCode::TooLarge,
             format!("the body is {n} bytes; this service takes at most {limit} (--max-body-mb)"),
         )
         .into_response(),
@@ -346,8 +336,7 @@ async fn require_key(State(state): State<AppState>, headers: HeaderMap, req: Req
         let host = headers.get(header::HOST).map(|v| v.to_str());
         if host.is_some_and(|h| !h.is_ok_and(cvtk_http::host_is_loopback)) {
             return ApiError::new(
-                StatusCode::FORBIDDEN,
-                "host_not_allowed",
+                ErrorCode::HostNotAllowed,
                 "this service runs with --no-auth and answers only requests addressed to 127.0.0.1 or localhost",
             )
             .into_response();
@@ -361,8 +350,7 @@ async fn require_key(State(state): State<AppState>, headers: HeaderMap, req: Req
         .map(str::trim);
     let Some(given) = given else {
         return ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "missing service key; send the header 'Authorization: Bearer KEY' (`cvtk deploy show NAME` prints it)",
         )
         .into_response();
@@ -372,7 +360,7 @@ async fn require_key(State(state): State<AppState>, headers: HeaderMap, req: Req
     if bool::from(ok) {
         next.run(req).await
     } else {
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "wrong service key").into_response()
+        ApiError::new(ErrorCode::Unauthorized, "wrong service key").into_response()
     }
 }
 
@@ -386,11 +374,9 @@ async fn ready(State(state): State<AppState>) -> Response {
             let engine = state.0.model.get().map(|m| m.engine.to_string());
             Json(serde_json::json!({ "status": "ready", "engine": engine })).into_response()
         }
-        LoadState::Loading => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the model is still loading").into_response()
-        }
-        LoadState::Failed(e) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e).into_response(),
-        LoadState::Unready(e) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e).into_response(),
+        LoadState::Loading => ApiError::new(ErrorCode::NotReady, "the model is still loading").into_response(),
+        LoadState::Failed(e) => ApiError::new(ErrorCode::NotReady, e).into_response(),
+        LoadState::Unready(e) => ApiError::new(ErrorCode::NotReady, e).into_response(),
     }
 }
 
@@ -415,15 +401,12 @@ fn is_v2(uri: &axum::http::Uri) -> bool {
 
 async fn not_found(uri: axum::http::Uri) -> Response {
     if is_v2(&uri) {
-        return v2::V2Error::not_found(format!(
+        return v2::in_protocol_shape(ApiError::new(ErrorCode::NotFound, format!(
             "no such endpoint: {}; the protocol's routes are /v2, /v2/health/{{live,ready}} and /v2/models/NAME[/versions/V][/ready|/infer]",
             uri.path()
-        ))
-        .into_response();
+        )));
     }
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
+    ApiError::new(ErrorCode::NotFound,
         "no such endpoint; see /openapi.json (POST /score, GET /health, /ready, /metrics, and the Open Inference Protocol under /v2)",
     )
     .into_response()
@@ -431,14 +414,12 @@ async fn not_found(uri: axum::http::Uri) -> Response {
 
 async fn method_not_allowed(uri: axum::http::Uri) -> Response {
     if is_v2(&uri) {
-        return v2::V2Error::new(
-            StatusCode::METHOD_NOT_ALLOWED,
+        return v2::in_protocol_shape(ApiError::new(
+            ErrorCode::MethodNotAllowed,
             "wrong method; /v2/models/NAME/infer takes POST, the rest of /v2 GET",
-        )
-        .into_response();
+        ));
     }
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "wrong method; /score takes POST, the rest GET")
-        .into_response()
+    ApiError::new(ErrorCode::MethodNotAllowed, "wrong method; /score takes POST, the rest GET").into_response()
 }
 
 async fn score(State(state): State<AppState>, req: Request) -> Response {
@@ -448,8 +429,7 @@ async fn score(State(state): State<AppState>, req: Request) -> Response {
         Ok(Ok(r)) => r.into_response(),
         Ok(Err(e)) => e.into_response(),
         Err(_) => ApiError::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            "timeout",
+            ErrorCode::Timeout,
             format!("not scored within {timeout:?}; send fewer images per request or retry later"),
         )
         .into_response(),
@@ -467,8 +447,8 @@ fn query_softmax(query: Option<&str>) -> std::result::Result<bool, ApiError> {
             ("add_softmax", "true" | "1" | "") => softmax = true,
             ("add_softmax", "false" | "0") => softmax = false,
             ("add_softmax", other) => {
-                return Err(ApiError::bad_request(
-                    "bad_request",
+                return Err(ApiError::new(
+                    ErrorCode::BadRequest,
                     format!("add_softmax must be true or false, not '{other}'"),
                 ))
             }
@@ -476,6 +456,19 @@ fn query_softmax(query: Option<&str>) -> std::result::Result<bool, ApiError> {
         }
     }
     Ok(softmax)
+}
+
+/// The answer to a body the HTTP stack refused to read: over the limit (413,
+/// `body_too_large`), or malformed (its status, `bad_request`).
+fn rejection(status: StatusCode, text: String) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            ErrorCode::BodyTooLarge,
+            "the request body is over this service's limit; send fewer or smaller images per request",
+        )
+    } else {
+        ApiError::new(ErrorCode::BadRequest, text).with_status(status)
+    }
 }
 
 async fn read_inputs(
@@ -488,39 +481,26 @@ async fn read_inputs(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
-    let too_large = |status: StatusCode, text: String| {
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                status,
-                "body_too_large",
-                "the request body is over this service's limit; send fewer or smaller images per request",
-            )
-        } else {
-            ApiError::new(status, "bad_request", text)
-        }
-    };
     if content_type.as_deref() == Some("multipart/form-data") {
         let mut multipart =
-            Multipart::from_request(req, &()).await.map_err(|e| too_large(e.status(), e.body_text()))?;
+            Multipart::from_request(req, &()).await.map_err(|e| rejection(e.status(), e.body_text()))?;
         let mut inputs = Vec::new();
-        while let Some(field) = multipart.next_field().await.map_err(|e| too_large(e.status(), e.body_text()))? {
+        while let Some(field) = multipart.next_field().await.map_err(|e| rejection(e.status(), e.body_text()))? {
             if inputs.len() == limits.max_images {
                 return Err(inputs::too_many(limits.max_images));
             }
-            let bytes = field.bytes().await.map_err(|e| too_large(e.status(), e.body_text()))?;
+            let bytes = field.bytes().await.map_err(|e| rejection(e.status(), e.body_text()))?;
             inputs.push(Input { source: Ok(Source::Bytes(bytes.to_vec())), softmax: default_softmax });
         }
         return Ok(inputs);
     }
-    let body = Bytes::from_request(req, &()).await.map_err(|e| too_large(e.status(), e.body_text()))?;
+    let body = Bytes::from_request(req, &()).await.map_err(|e| rejection(e.status(), e.body_text()))?;
     let is_json = match content_type.as_deref() {
         Some(t) if t == "application/json" || t.ends_with("+json") => true,
         Some(t) if t.starts_with("image/") || t == "application/octet-stream" => false,
         None => body.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| *b == b'[' || *b == b'{'),
         Some(t) => {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+            return Err(ApiError::new(ErrorCode::UnsupportedMediaType,
                 format!("content type {t} is not accepted; use application/json, image/*, application/octet-stream or multipart/form-data"),
             ))
         }
@@ -529,7 +509,7 @@ async fn read_inputs(
         // Parsing a large body takes a while: off the async threads.
         tokio::task::spawn_blocking(move || inputs::from_json(&body, default_softmax, limits))
             .await
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("parsing failed: {e}")))?
+            .map_err(|e| ApiError::new(ErrorCode::Internal, format!("parsing failed: {e}")))?
     } else {
         Ok(vec![Input { source: Ok(Source::Bytes(body.to_vec())), softmax: default_softmax }])
     }
@@ -544,23 +524,17 @@ async fn score_request(state: &AppState, req: Request) -> std::result::Result<Js
             let c = model.loader.config();
             (c.width as usize) * (c.height as usize) * 3
         }
-        (LoadState::Unready(e), _) => return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e)),
-        _ => {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not_ready",
-                "the model is not loaded yet; retry",
-            ))
-        }
+        (LoadState::Unready(e), _) => return Err(ApiError::new(ErrorCode::NotReady, e)),
+        _ => return Err(ApiError::new(ErrorCode::NotReady, "the model is not loaded yet; retry")),
     };
     let max = inner.config.max_images_per_request;
     let mut inputs = read_inputs(req, default_softmax, inputs::JsonLimits { max_images: max, max_row }).await?;
     if inputs.is_empty() {
-        return Err(ApiError::bad_request("empty", "the request holds no image; send at least one"));
+        return Err(ApiError::new(ErrorCode::Empty, "the request holds no image; send at least one"));
     }
     if inputs.len() > max {
-        return Err(ApiError::bad_request(
-            "too_many_images",
+        return Err(ApiError::new(
+            ErrorCode::TooManyImages,
             format!("{} images in one request; this service takes at most {max}", inputs.len()),
         ));
     }
@@ -578,18 +552,17 @@ async fn score_request(state: &AppState, req: Request) -> std::result::Result<Js
             decoded.into_iter().filter_map(|d| d.err()).map(|error| ItemResult::Failed { error }).collect();
         let first = match results.first() {
             Some(ItemResult::Failed { error }) => error.clone(),
-            _ => ErrorDetail::new("bad_request", "no usable image"),
+            _ => ErrorDetail::new(ErrorCode::BadRequest, "no usable image"),
         };
-        let status = status_for(&first.code);
         let detail = if results.len() == 1 {
             first
         } else {
             ErrorDetail::new(
-                &first.code,
+                first.code,
                 format!("none of the {} images could be scored; the first: {}", results.len(), first.message),
             )
         };
-        return Err(ApiError::new(status, &detail.code, detail.message).with("results", results));
+        return Err(ApiError::from(detail).with("results", results));
     };
 
     let rows = run_model(state, images).await?;
@@ -597,7 +570,7 @@ async fn score_request(state: &AppState, req: Request) -> std::result::Result<Js
         .model
         .get()
         .map(|m| (m.labels.clone(), m.kind))
-        .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the model is not loaded"))?;
+        .ok_or_else(|| ApiError::new(ErrorCode::NotReady, "the model is not loaded"))?;
     let mut rows = rows.into_iter();
     let results = decoded
         .into_iter()
@@ -639,7 +612,7 @@ async fn decode_all(
         .clone()
         .acquire_owned()
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
     // When this request is dropped (its time limit passed, or its client
     // left), the guard tells the decoder to stop after the current image.
     let cancel = CancelOnDrop(Arc::new(AtomicBool::new(false)));
@@ -647,14 +620,14 @@ async fn decode_all(
     let result = tokio::task::spawn_blocking(move || {
         let _slot = slot;
         let Some(model) = decoder.0.model.get() else {
-            return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the model is not loaded"));
+            return Err(ApiError::new(ErrorCode::NotReady, "the model is not loaded"));
         };
         let mut ok_images = Vec::new();
         let mut decoded: Vec<std::result::Result<(), ErrorDetail>> = Vec::with_capacity(sources.len());
         for (i, source) in sources.into_iter().enumerate() {
             if cancelled.load(Ordering::Relaxed) {
                 decoder.0.metrics.decodes_cancelled.inc();
-                return Err(ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", "cancelled"));
+                return Err(ApiError::new(ErrorCode::Timeout, "cancelled"));
             }
             // The image's share of the decoding memory, held while it decodes.
             let _memory = match &source {
@@ -664,7 +637,7 @@ async fn decode_all(
             // Waiting for memory may have outlived the request.
             if cancelled.load(Ordering::Relaxed) {
                 decoder.0.metrics.decodes_cancelled.inc();
-                return Err(ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", "cancelled"));
+                return Err(ApiError::new(ErrorCode::Timeout, "cancelled"));
             }
             let img = source.and_then(|source| inputs::decode(&model.loader, i, source));
             decoder.0.metrics.decoded.inc();
@@ -673,17 +646,12 @@ async fn decode_all(
         let batch = if ok_images.is_empty() {
             None
         } else {
-            Some(
-                model
-                    .loader
-                    .to_batch(&ok_images)
-                    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?,
-            )
+            Some(model.loader.to_batch(&ok_images).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?)
         };
         Ok((decoded, batch))
     })
     .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("decoding failed: {e}")))?;
+    .map_err(|e| ApiError::new(ErrorCode::Internal, format!("decoding failed: {e}")))?;
     drop(cancel);
     result
 }
@@ -722,26 +690,19 @@ impl AppState {
 async fn run_model(state: &AppState, images: ImageBatch) -> std::result::Result<Vec<Vec<f32>>, ApiError> {
     let (tx, rx) = oneshot::channel();
     state.0.queue.try_send(Job::new(images, tx)).map_err(|e| match e {
-        Refused::Full => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
-            "the service is at capacity; retry after a second",
-        ),
-        Refused::Stopped => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the model worker has stopped"),
+        Refused::Full => ApiError::new(ErrorCode::Overloaded, "the service is at capacity; retry after a second"),
+        Refused::Stopped => ApiError::new(ErrorCode::NotReady, "the model worker has stopped"),
     })?;
-    rx.await
-        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the model worker has stopped"))?
-        .map_err(|e| {
-            if e.out_of_memory {
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "out_of_memory",
-                    "the model ran out of memory scoring this request; retry later, or with fewer images",
-                )
-            } else {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "scoring failed; see the service log")
-            }
-        })
+    rx.await.map_err(|_| ApiError::new(ErrorCode::NotReady, "the model worker has stopped"))?.map_err(|e| {
+        if e.out_of_memory {
+            ApiError::new(
+                ErrorCode::OutOfMemory,
+                "the model ran out of memory scoring this request; retry later, or with fewer images",
+            )
+        } else {
+            ApiError::new(ErrorCode::Internal, "scoring failed; see the service log")
+        }
+    })
 }
 
 /// Serves `service` on `listener` until `shutdown` resolves, the model fails
@@ -815,7 +776,7 @@ pub fn serve(
         let bound: SocketAddr = listener.local_addr().map_err(|e| Error::io("cannot read the address of", &addr, e))?;
         let url = format!("http://{bound}");
         if let Some(f) = &addr_file {
-            cvtk_dataset::write_atomic(f, url.as_bytes())?;
+            cvtk_core::write_atomic(f, url.as_bytes())?;
         }
         eprintln!("cvtk serve: listening on {url} (model {}); Ctrl-C or SIGTERM stops", model_dir.display());
         serve_on(listener, &service, async {

@@ -30,14 +30,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use cvtk_dataset::{ColorMode, ImageBatch};
-use cvtk_http::ApiError;
+use cvtk_http::{ApiError, ErrorCode, ErrorDetail};
 use serde::de::{DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::inputs::Source;
-use super::{decode_all, refuse_declared_oversize, require_key, run_model, status_for, AppState, LoadState};
+use super::{decode_all, refuse_declared_oversize, rejection, require_key, run_model, AppState, LoadState};
 use crate::api::decode_base64;
 
 /// The encoded-images input.
@@ -51,41 +51,9 @@ pub const LABEL_OUTPUT: &str = "label";
 /// The header that splits a body into its JSON part and its binary part.
 const HEADER_LENGTH: &str = "inference-header-content-length";
 
-/// An error in the protocol's shape: `{"error": "..."}`.
-pub(crate) struct V2Error {
-    status: StatusCode,
-    message: String,
-}
-
-impl V2Error {
-    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        V2Error { status, message: message.into() }
-    }
-    fn bad(message: impl Into<String>) -> Self {
-        V2Error { status: StatusCode::BAD_REQUEST, message: message.into() }
-    }
-    pub(crate) fn not_found(message: impl Into<String>) -> Self {
-        V2Error { status: StatusCode::NOT_FOUND, message: message.into() }
-    }
-}
-
-impl From<ApiError> for V2Error {
-    fn from(e: ApiError) -> Self {
-        V2Error { status: e.status, message: e.detail.message }
-    }
-}
-
-impl IntoResponse for V2Error {
-    fn into_response(self) -> Response {
-        let mut response = (self.status, Json(json!({ "error": self.message }))).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        response
-    }
-}
-
-type V2Result<T> = std::result::Result<T, V2Error>;
+/// A `/v2` route's result: its errors are [`ApiError`]s, as everywhere in
+/// the service, written in the protocol's shape by [`protocol_errors`].
+type V2Result<T> = std::result::Result<T, ApiError>;
 
 /// The protocol's routes over `state`.
 pub(crate) fn routes(state: AppState) -> Router<AppState> {
@@ -109,41 +77,39 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
         .layer(middleware::map_response(protocol_errors))
 }
 
-/// Errors from the layers shared with `/score` (the key check, the body
-/// limits) come in cvtk's shape, `{"error": {"code", "message"}}`: on these
-/// routes they are rewritten to the protocol's `{"error": "message"}`, with
-/// the same status and headers.
+/// Every error answer of these routes, the shared layers' (the key check,
+/// the body limits) included, is an [`ApiError`], which leaves its
+/// [`ErrorDetail`] in the response's extensions: written here in the
+/// protocol's shape `{"error": "message"}`, with the same status and headers.
 async fn protocol_errors(response: Response) -> Response {
-    if !(response.status().is_client_error() || response.status().is_server_error()) {
+    in_protocol_shape(response)
+}
+
+/// An error answer in the protocol's shape (see [`protocol_errors`]);
+/// any other answer as it is.
+pub(crate) fn in_protocol_shape(response: impl IntoResponse) -> Response {
+    let response = response.into_response();
+    let Some(message) = response.extensions().get::<ErrorDetail>().map(|d| d.message.clone()) else {
         return response;
-    }
-    let (parts, body) = response.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
-        return Response::from_parts(parts, Body::empty());
     };
-    let message = serde_json::from_slice::<Value>(&bytes)
-        .ok()
-        .and_then(|v| v.get("error").and_then(|e| e.get("message")).and_then(Value::as_str).map(str::to_string));
-    match message {
-        Some(message) => {
-            let mut response = Response::from_parts(parts, Body::from(json!({ "error": message }).to_string()));
-            response.headers_mut().remove(header::CONTENT_LENGTH);
-            response
-        }
-        None => Response::from_parts(parts, Body::from(bytes)),
-    }
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(json!({ "error": message }).to_string()))
 }
 
 async fn server_metadata() -> Json<Value> {
     Json(json!({ "name": "cvtk", "version": env!("CARGO_PKG_VERSION"), "extensions": ["binary_tensor_data"] }))
 }
 
-fn not_ready(state: &AppState) -> Option<V2Error> {
-    match state.load_state() {
-        LoadState::Ready => None,
-        LoadState::Loading => Some(V2Error::bad("the model is still loading")),
-        LoadState::Failed(e) | LoadState::Unready(e) => Some(V2Error::bad(e)),
-    }
+/// Why the model cannot answer yet, if it cannot: the protocol's readiness
+/// routes say so with a 400, inference with a 503 (retry later).
+fn not_ready(state: &AppState) -> Option<ApiError> {
+    let why = match state.load_state() {
+        LoadState::Ready => return None,
+        LoadState::Loading => "the model is still loading".to_string(),
+        LoadState::Failed(e) | LoadState::Unready(e) => e,
+    };
+    Some(ApiError::new(ErrorCode::NotReady, why).with_status(StatusCode::BAD_REQUEST))
 }
 
 async fn server_ready(State(state): State<AppState>) -> Response {
@@ -163,15 +129,19 @@ fn identity(state: &AppState) -> (&str, &str) {
 fn check_model(state: &AppState, name: &str, version: Option<&str>) -> V2Result<()> {
     let (served, served_version) = identity(state);
     if name != served {
-        return Err(V2Error::not_found(format!(
-            "unknown model '{name}'; this service serves '{served}' (GET /v2/models/{served})"
-        )));
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("unknown model '{name}'; this service serves '{served}' (GET /v2/models/{served})"),
+        ));
     }
     if version.is_some_and(|v| v != served_version) {
-        return Err(V2Error::not_found(format!(
-            "model '{served}' has no version '{}'; it serves version '{served_version}'",
-            version.unwrap_or_default()
-        )));
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!(
+                "model '{served}' has no version '{}'; it serves version '{served_version}'",
+                version.unwrap_or_default()
+            ),
+        ));
     }
     Ok(())
 }
@@ -190,7 +160,7 @@ async fn model_metadata_versioned(
 fn metadata(state: &AppState, name: &str, version: Option<&str>) -> V2Result<Json<Value>> {
     check_model(state, name, version)?;
     let Some(model) = state.0.model.get() else {
-        return Err(not_ready(state).unwrap_or_else(|| V2Error::bad("the model is not loaded")));
+        return Err(not_ready(state).unwrap_or_else(|| ApiError::new(ErrorCode::BadRequest, "the model is not loaded")));
     };
     let (served, served_version) = identity(state);
     let c = model.loader.config();
@@ -259,10 +229,10 @@ async fn infer(State(state): State<AppState>, req: Request) -> Response {
     let response = match tokio::time::timeout(timeout, infer_request(&state, req)).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => e.into_response(),
-        Err(_) => V2Error {
-            status: StatusCode::GATEWAY_TIMEOUT,
-            message: format!("not answered within {timeout:?}; send fewer images per request or retry later"),
-        }
+        Err(_) => ApiError::new(
+            ErrorCode::Timeout,
+            format!("not answered within {timeout:?}; send fewer images per request or retry later"),
+        )
         .into_response(),
     };
     state.0.metrics.latency.observe(started.elapsed().as_secs_f64());
@@ -471,12 +441,12 @@ fn split_body<'b>(headers: &HeaderMap, body: &'b [u8]) -> V2Result<(&'b [u8], &'
         .to_str()
         .ok()
         .and_then(|s| s.trim().parse().ok())
-        .ok_or_else(|| V2Error::bad("Inference-Header-Content-Length is not a number"))?;
+        .ok_or_else(|| ApiError::new(ErrorCode::BadRequest, "Inference-Header-Content-Length is not a number"))?;
     if n > body.len() {
-        return Err(V2Error::bad(format!(
-            "Inference-Header-Content-Length is {n} but the body has only {} bytes",
-            body.len()
-        )));
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("Inference-Header-Content-Length is {n} but the body has only {} bytes", body.len()),
+        ));
     }
     Ok(body.split_at(n))
 }
@@ -486,7 +456,9 @@ fn flag(param: Option<&Param>, key: &str) -> V2Result<Option<bool>> {
     match param {
         None => Ok(None),
         Some(Param::Bool(b)) => Ok(Some(*b)),
-        Some(other) => Err(V2Error::bad(format!("parameter '{key}' must be true or false, not {other}"))),
+        Some(other) => {
+            Err(ApiError::new(ErrorCode::BadRequest, format!("parameter '{key}' must be true or false, not {other}")))
+        }
     }
 }
 
@@ -499,29 +471,26 @@ async fn infer_request(state: &AppState, req: Request) -> V2Result<Response> {
     };
     check_model(state, &name, version.as_deref())?;
     if let Some(e) = not_ready(state) {
-        return Err(V2Error { status: StatusCode::SERVICE_UNAVAILABLE, message: e.message });
+        return Err(e.with_status(StatusCode::SERVICE_UNAVAILABLE));
     }
     let body = Bytes::from_request(Request::from_parts(parts.clone(), Body::new(body)), &())
         .await
-        .map_err(|e| V2Error { status: e.status(), message: e.body_text() })?;
+        .map_err(|e| rejection(e.status(), e.body_text()))?;
     let state_in = state.clone();
     let headers = parts.headers.clone();
     // Parsing a large body takes a while: off the async threads.
-    let parsed = tokio::task::spawn_blocking(move || parse(&state_in, &headers, &body)).await.map_err(|e| {
-        V2Error { status: StatusCode::INTERNAL_SERVER_ERROR, message: format!("parsing failed: {e}") }
-    })??;
+    let parsed = tokio::task::spawn_blocking(move || parse(&state_in, &headers, &body))
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("parsing failed: {e}")))??;
     let Parsed { id, tensor, softmax, top_k, outputs } = parsed;
     let raw = match tensor {
         Tensor::Images(bytes) => {
             let sources = bytes.into_iter().map(|b| Ok(Source::Bytes(b))).collect();
             let (decoded, batch) = decode_all(state, sources).await?;
             if let Some((i, e)) = decoded.iter().enumerate().find_map(|(i, d)| d.as_ref().err().map(|e| (i, e))) {
-                return Err(V2Error {
-                    status: status_for(&e.code),
-                    message: format!("input '{IMAGE_INPUT}' element {i}: {}", e.message),
-                });
+                return Err(ApiError::new(e.code, format!("input '{IMAGE_INPUT}' element {i}: {}", e.message)));
             }
-            let batch = batch.ok_or_else(|| V2Error::bad("no image in the request"))?;
+            let batch = batch.ok_or_else(|| ApiError::new(ErrorCode::BadRequest, "no image in the request"))?;
             run_model(state, batch).await?
         }
         Tensor::Preprocessed(batch) => run_model(state, batch).await?,
@@ -529,9 +498,9 @@ async fn infer_request(state: &AppState, req: Request) -> V2Result<Response> {
     // Building the answer (a JSON array of every score) is CPU work: off the
     // async threads, as parsing is.
     let state_in = state.clone();
-    tokio::task::spawn_blocking(move || answer(&state_in, id, raw, softmax, top_k, outputs)).await.map_err(|e| {
-        V2Error { status: StatusCode::INTERNAL_SERVER_ERROR, message: format!("building the answer failed: {e}") }
-    })?
+    tokio::task::spawn_blocking(move || answer(&state_in, id, raw, softmax, top_k, outputs))
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("building the answer failed: {e}")))?
 }
 
 /// The response: each requested output built once, JSON or binary.
@@ -543,7 +512,7 @@ fn answer(
     top_k: usize,
     outputs: Vec<(&'static str, bool)>,
 ) -> V2Result<Response> {
-    let model = state.0.model.get().ok_or_else(|| V2Error::bad("the model is not loaded"))?;
+    let model = state.0.model.get().ok_or_else(|| ApiError::new(ErrorCode::BadRequest, "the model is not loaded"))?;
     let n = raw.len();
     let scores: Vec<Vec<f32>> =
         raw.into_iter().map(|r| if softmax { model.kind.probabilities(&r) } else { r }).collect();
@@ -559,7 +528,7 @@ fn answer(
             let top: Vec<&str> = scores
                 .iter()
                 .flat_map(|row| {
-                    cvtk_dataset::top_k(row, top_k).into_iter().map(|i| model.labels[i].as_str()).collect::<Vec<_>>()
+                    cvtk_core::top_k(row, top_k).into_iter().map(|i| model.labels[i].as_str()).collect::<Vec<_>>()
                 })
                 .collect();
             let bytes = if as_binary {
@@ -586,8 +555,7 @@ fn answer(
     if !any_binary {
         return Ok(Json(answer).into_response());
     }
-    let head = serde_json::to_vec(&answer)
-        .map_err(|e| V2Error { status: StatusCode::INTERNAL_SERVER_ERROR, message: e.to_string() })?;
+    let head = serde_json::to_vec(&answer).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
     let length = head.len().to_string();
     let mut body = head;
     body.extend_from_slice(&binary);
@@ -616,12 +584,12 @@ struct Parsed {
 }
 
 fn parse(state: &AppState, headers: &HeaderMap, body: &[u8]) -> V2Result<Parsed> {
-    let model = state.0.model.get().ok_or_else(|| V2Error::bad("the model is not loaded"))?;
+    let model = state.0.model.get().ok_or_else(|| ApiError::new(ErrorCode::BadRequest, "the model is not loaded"))?;
     let max_images = state.0.config.max_images_per_request;
     let (head, mut binary) = split_body(headers, body)?;
     let request: InferRequest = serde_json::from_slice(head).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => V2Error::bad(format!("not a valid inference request: {e}")),
-        _ => V2Error::bad(format!(
+        serde_json::error::Category::Data => ApiError::new(ErrorCode::BadRequest, format!("not a valid inference request: {e}")),
+        _ => ApiError::new(ErrorCode::BadRequest, format!(
             "the request is not an inference request: {e}; expected {{\"inputs\": [{{\"name\", \"shape\", \"datatype\", \"data\"}}]}}"
         )),
     })?;
@@ -633,7 +601,10 @@ fn parse(state: &AppState, headers: &HeaderMap, body: &[u8]) -> V2Result<Parsed>
         None => 1,
         Some(Param::Int(k)) if *k >= 1 && *k <= labels as i128 => *k as usize,
         Some(v) => {
-            return Err(V2Error::bad(format!("parameter 'top_k' must be an integer from 1 to {labels}, not {v}")))
+            return Err(ApiError::new(
+                ErrorCode::BadRequest,
+                format!("parameter 'top_k' must be an integer from 1 to {labels}, not {v}"),
+            ))
         }
     };
     let outputs = match &request.outputs {
@@ -645,13 +616,19 @@ fn parse(state: &AppState, headers: &HeaderMap, body: &[u8]) -> V2Result<Parsed>
                     PROBABILITIES_OUTPUT => PROBABILITIES_OUTPUT,
                     LABEL_OUTPUT => LABEL_OUTPUT,
                     other => {
-                        return Err(V2Error::bad(format!(
+                        return Err(ApiError::new(
+                            ErrorCode::BadRequest,
+                            format!(
                             "unknown output '{other}'; this model has '{PROBABILITIES_OUTPUT}' and '{LABEL_OUTPUT}'"
-                        )))
+                        ),
+                        ))
                     }
                 };
                 if out.iter().any(|(n, _)| *n == name) {
-                    return Err(V2Error::bad(format!("output '{name}' is asked for twice; name each output once")));
+                    return Err(ApiError::new(
+                        ErrorCode::BadRequest,
+                        format!("output '{name}' is asked for twice; name each output once"),
+                    ));
                 }
                 let binary = o.parameters.as_ref().and_then(|p| p.binary_data.as_ref());
                 out.push((name, flag(binary, "binary_data")?.unwrap_or(all_binary)));
@@ -660,7 +637,7 @@ fn parse(state: &AppState, headers: &HeaderMap, body: &[u8]) -> V2Result<Parsed>
         }
     };
     let [input] = request.inputs.as_slice() else {
-        return Err(V2Error::bad(format!(
+        return Err(ApiError::new(ErrorCode::BadRequest, format!(
             "{} inputs; send exactly one: '{IMAGE_INPUT}' (BYTES, encoded images) or '{TENSOR_INPUT}' (FP32, preprocessed)",
             request.inputs.len()
         )));
@@ -668,32 +645,46 @@ fn parse(state: &AppState, headers: &HeaderMap, body: &[u8]) -> V2Result<Parsed>
     let n = match input.shape.first() {
         Some(&n) if n >= 1 => n as usize,
         _ => {
-            return Err(V2Error::bad(format!(
-                "input '{}' has shape {:?}; its first dimension is the image count, at least 1",
-                input.name, input.shape
-            )))
+            return Err(ApiError::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "input '{}' has shape {:?}; its first dimension is the image count, at least 1",
+                    input.name, input.shape
+                ),
+            ))
         }
     };
     if input.shape.iter().any(|&d| d < 0) {
-        return Err(V2Error::bad(format!("input '{}' has a negative dimension in {:?}", input.name, input.shape)));
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("input '{}' has a negative dimension in {:?}", input.name, input.shape),
+        ));
     }
     if n > max_images {
-        return Err(V2Error::bad(format!("{n} images in one request; this service takes at most {max_images}")));
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("{n} images in one request; this service takes at most {max_images}"),
+        ));
     }
     // This input's binary data, taken from the binary part in order.
     let binary_size = match input.parameters.as_ref().and_then(|p| p.binary_data_size.as_ref()) {
         None => None,
         Some(Param::Int(n)) if *n >= 0 => Some(usize::try_from(*n).unwrap_or(usize::MAX)),
-        Some(v) => return Err(V2Error::bad(format!("binary_data_size must be a byte count, not {v}"))),
+        Some(v) => {
+            return Err(ApiError::new(ErrorCode::BadRequest, format!("binary_data_size must be a byte count, not {v}")))
+        }
     };
     let own_binary = match binary_size {
         Some(size) => {
             if size > binary.len() {
-                return Err(V2Error::bad(format!(
-                    "input '{}' says binary_data_size {size} but only {} bytes follow the JSON header",
-                    input.name,
-                    binary.len()
-                )));
+                return Err(ApiError::new(
+                    ErrorCode::BadRequest,
+                    format!(
+                        "input '{}' says binary_data_size {size} but only {} bytes follow the JSON header",
+                        input.name,
+                        binary.len()
+                    ),
+                ));
             }
             let (mine, rest) = binary.split_at(size);
             binary = rest;
@@ -702,18 +693,24 @@ fn parse(state: &AppState, headers: &HeaderMap, body: &[u8]) -> V2Result<Parsed>
         None => None,
     };
     if !binary.is_empty() {
-        return Err(V2Error::bad(format!("{} bytes after the inputs' binary data belong to no input", binary.len())));
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("{} bytes after the inputs' binary data belong to no input", binary.len()),
+        ));
     }
     if own_binary.is_some() == input.data.is_some() {
-        return Err(V2Error::bad(format!(
-            "input '{}' needs its data either in \"data\" or as binary data (binary_data_size), one of the two",
-            input.name
-        )));
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!(
+                "input '{}' needs its data either in \"data\" or as binary data (binary_data_size), one of the two",
+                input.name
+            ),
+        ));
     }
     let tensor = match (input.name.as_str(), input.datatype.as_str()) {
         (IMAGE_INPUT, "BYTES") => {
             if !(input.shape.len() == 1 || (input.shape.len() == 2 && input.shape[1] == 1)) {
-                return Err(V2Error::bad(format!(
+                return Err(ApiError::new(ErrorCode::BadRequest, format!(
                     "input '{IMAGE_INPUT}' has shape {:?}; it is [N] (or [N, 1]) encoded images",
                     input.shape
                 )));
@@ -727,7 +724,7 @@ fn parse(state: &AppState, headers: &HeaderMap, body: &[u8]) -> V2Result<Parsed>
                         .enumerate()
                         .map(|(i, s)| {
                             decode_base64(s).map_err(|e| {
-                                V2Error::bad(format!(
+                                ApiError::new(ErrorCode::BadRequest, format!(
                                     "input '{IMAGE_INPUT}' element {i} is not base64 of an image: {}",
                                     e.message
                                 ))
@@ -735,10 +732,10 @@ fn parse(state: &AppState, headers: &HeaderMap, body: &[u8]) -> V2Result<Parsed>
                         })
                         .collect::<V2Result<Vec<_>>>()?
                 }
-                (None, None) => return Err(V2Error::bad(format!("input '{IMAGE_INPUT}' has no data"))),
+                (None, None) => return Err(ApiError::new(ErrorCode::BadRequest, format!("input '{IMAGE_INPUT}' has no data"))),
             };
             if images.len() != n {
-                return Err(V2Error::bad(format!(
+                return Err(ApiError::new(ErrorCode::BadRequest, format!(
                     "input '{IMAGE_INPUT}' has shape {:?} but holds {} elements",
                     input.shape,
                     images.len()
@@ -751,7 +748,7 @@ fn parse(state: &AppState, headers: &HeaderMap, body: &[u8]) -> V2Result<Parsed>
             let want = [n, c.color.channels(), c.height as usize, c.width as usize];
             let given: Vec<usize> = input.shape.iter().map(|&d| d as usize).collect();
             if given != want {
-                return Err(V2Error::bad(format!(
+                return Err(ApiError::new(ErrorCode::BadRequest, format!(
                     "input '{TENSOR_INPUT}' has shape {:?}; this model takes [N, {}, {}, {}] (see GET /v2/models/NAME)",
                     input.shape, want[1], want[2], want[3]
                 )));
@@ -760,7 +757,7 @@ fn parse(state: &AppState, headers: &HeaderMap, body: &[u8]) -> V2Result<Parsed>
             let values = match (own_binary, input.data) {
                 (Some(bytes), _) => {
                     if bytes.len() != count * 4 {
-                        return Err(V2Error::bad(format!(
+                        return Err(ApiError::new(ErrorCode::BadRequest, format!(
                             "input '{TENSOR_INPUT}' has {} bytes of binary data; shape {:?} needs {} (FP32, little-endian)",
                             bytes.len(),
                             input.shape,
@@ -770,26 +767,26 @@ fn parse(state: &AppState, headers: &HeaderMap, body: &[u8]) -> V2Result<Parsed>
                     bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
                 }
                 (None, Some(data)) => flat_numbers(data.get(), count)?,
-                (None, None) => return Err(V2Error::bad(format!("input '{TENSOR_INPUT}' has no data"))),
+                (None, None) => return Err(ApiError::new(ErrorCode::BadRequest, format!("input '{TENSOR_INPUT}' has no data"))),
             };
             if values.len() != count {
-                return Err(V2Error::bad(format!(
+                return Err(ApiError::new(ErrorCode::BadRequest, format!(
                     "input '{TENSOR_INPUT}' has shape {:?} ({count} values) but holds {}",
                     input.shape,
                     values.len()
                 )));
             }
             if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-                return Err(V2Error::bad(format!("input '{TENSOR_INPUT}' value {i} is not a finite number")));
+                return Err(ApiError::new(ErrorCode::BadRequest, format!("input '{TENSOR_INPUT}' value {i} is not a finite number")));
             }
-            Tensor::Preprocessed(ImageBatch::new(values, want).map_err(|e| V2Error::bad(e.to_string()))?)
+            Tensor::Preprocessed(ImageBatch::new(values, want).map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string()))?)
         }
         (IMAGE_INPUT | TENSOR_INPUT, other) => {
             let want = if input.name == IMAGE_INPUT { "BYTES" } else { "FP32" };
-            return Err(V2Error::bad(format!("input '{}' has datatype {other}; it takes {want}", input.name)));
+            return Err(ApiError::new(ErrorCode::BadRequest, format!("input '{}' has datatype {other}; it takes {want}", input.name)));
         }
         (other, _) => {
-            return Err(V2Error::bad(format!(
+            return Err(ApiError::new(ErrorCode::BadRequest, format!(
                 "unknown input '{other}'; this model takes '{IMAGE_INPUT}' (BYTES, encoded images) or '{TENSOR_INPUT}' (FP32, preprocessed)"
             )))
         }
@@ -803,18 +800,23 @@ fn split_bytes_elements(mut bytes: &[u8], max: usize) -> V2Result<Vec<Vec<u8>>> 
     let mut out = Vec::new();
     while !bytes.is_empty() {
         if out.len() == max {
-            return Err(V2Error::bad(format!("input '{IMAGE_INPUT}' holds more elements than its shape says ({max})")));
+            return Err(ApiError::new(
+                ErrorCode::BadRequest,
+                format!("input '{IMAGE_INPUT}' holds more elements than its shape says ({max})"),
+            ));
         }
         let (len, rest) = bytes.split_first_chunk::<4>().ok_or_else(|| {
-            V2Error::bad(format!("input '{IMAGE_INPUT}': a BYTES element's 4-byte length is cut short"))
+            ApiError::new(
+                ErrorCode::BadRequest,
+                format!("input '{IMAGE_INPUT}': a BYTES element's 4-byte length is cut short"),
+            )
         })?;
         let len = u32::from_le_bytes(*len) as usize;
         if len > rest.len() {
-            return Err(V2Error::bad(format!(
-                "input '{IMAGE_INPUT}' element {} says {len} bytes but only {} follow",
-                out.len(),
-                rest.len()
-            )));
+            return Err(ApiError::new(
+                ErrorCode::BadRequest,
+                format!("input '{IMAGE_INPUT}' element {} says {len} bytes but only {} follow", out.len(), rest.len()),
+            ));
         }
         let (element, rest) = rest.split_at(len);
         out.push(element.to_vec());
@@ -830,9 +832,15 @@ fn flat_strings(data: &str, max: usize) -> V2Result<Vec<String>> {
     let mut de = serde_json::Deserializer::from_str(data);
     Flat { out: &mut out, max, depth: 0, over: &over }.deserialize(&mut de).map_err(|e| {
         if over.get() {
-            V2Error::bad(format!("input '{IMAGE_INPUT}' holds more elements than its shape says ({max})"))
+            ApiError::new(
+                ErrorCode::BadRequest,
+                format!("input '{IMAGE_INPUT}' holds more elements than its shape says ({max})"),
+            )
         } else {
-            V2Error::bad(format!("input '{IMAGE_INPUT}' data must be a list of base64 strings: {e}"))
+            ApiError::new(
+                ErrorCode::BadRequest,
+                format!("input '{IMAGE_INPUT}' data must be a list of base64 strings: {e}"),
+            )
         }
     })?;
     Ok(out)
@@ -845,9 +853,12 @@ fn flat_numbers(data: &str, max: usize) -> V2Result<Vec<f32>> {
     let mut de = serde_json::Deserializer::from_str(data);
     Flat { out: &mut out, max, depth: 0, over: &over }.deserialize(&mut de).map_err(|e| {
         if over.get() {
-            V2Error::bad(format!("input '{TENSOR_INPUT}' holds more values than its shape says ({max})"))
+            ApiError::new(
+                ErrorCode::BadRequest,
+                format!("input '{TENSOR_INPUT}' holds more values than its shape says ({max})"),
+            )
         } else {
-            V2Error::bad(format!("input '{TENSOR_INPUT}' data must be a list of numbers: {e}"))
+            ApiError::new(ErrorCode::BadRequest, format!("input '{TENSOR_INPUT}' data must be a list of numbers: {e}"))
         }
     })?;
     Ok(out)

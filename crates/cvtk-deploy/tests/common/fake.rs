@@ -7,8 +7,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use cvtk_core::ScoreKind;
 use cvtk_dataset::{ColorMode, ImageBatch, LoaderConfig, Normalization};
-use cvtk_model::{Engine, ScoreKind, Scorer};
+use cvtk_model::{Engine, Scorer};
 
 /// The calibration temperature [`Fake`] reports.
 pub const FAKE_TEMPERATURE: f32 = 2.0;

@@ -25,7 +25,8 @@ pub mod proto;
 
 use std::path::Path;
 
-use cvtk_dataset::{ColorMode, LoaderConfig, Normalization, ResizeMode, ScoreKind};
+use cvtk_core::ScoreKind;
+use cvtk_dataset::{ColorMode, LoaderConfig, Normalization, ResizeMode};
 use prost::Message;
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
@@ -233,17 +234,13 @@ impl OnnxModel {
     /// Writes the graph to `path` atomically (a temporary file renamed over
     /// it), so an interrupted export leaves what was there before.
     pub fn write(&self, path: &Path) -> Result<()> {
-        Ok(cvtk_dataset::write_atomic(path, &self.bytes)?)
+        Ok(cvtk_core::write_atomic(path, &self.bytes)?)
     }
 
     /// Reads a graph cvtk exported; anything else (not ONNX, truncated, no or
     /// broken `cvtk.*` metadata) is an error that says so.
     pub fn read(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::Io {
-            action: "cannot read",
-            path: path.to_path_buf(),
-            source: e,
-        })?;
+        let bytes = std::fs::read(path).map_err(|e| Error::io("cannot read", path.to_path_buf(), e))?;
         let model = ModelProto::decode(bytes.as_slice())
             .map_err(|e| onnx_err(path, format!("not an ONNX model ({e}); the file is corrupt")))?;
         let get = |key: &str| {

@@ -12,13 +12,14 @@ use ndarray::{Array1, Array2, Axis};
 use tch::{Device, Tensor};
 
 use crate::backbone::Backbone;
-use crate::calibration::{fit_temperature, ScoreKind, TemperatureFit};
+use crate::calibration::{fit_temperature, TemperatureFit};
 use crate::engine::Engine;
 use crate::model_dir::{read_model_dir_of_kind, save_model_dir, ModelKind, ModelMeta, Training};
 use crate::onnx::OnnxModel;
 use crate::scorer::Scorer;
 use crate::trained_on::{Record, TrainingImages};
 use crate::{Classifier, Error, Featurizer, Result};
+use cvtk_core::ScoreKind;
 pub use solver::{decision_accuracy, fit_linear_svm, LinearModel, SvmParams, SvmSolver, ValidSvmParams};
 
 /// Folds of the cross-fitting that calibrates an SVM's decision values.

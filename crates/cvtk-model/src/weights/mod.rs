@@ -40,8 +40,7 @@ pub fn read_state_dict(path: &Path) -> Result<Vec<(String, Tensor)>> {
     if path.extension().and_then(|e| e.to_str()) == Some("safetensors") {
         return Tensor::read_safetensors(path).map_err(|e| bad(path, first_line(&e.to_string())));
     }
-    let data =
-        std::fs::read(path).map_err(|e| Error::Io { action: "cannot read", path: path.to_path_buf(), source: e })?;
+    let data = std::fs::read(path).map_err(|e| Error::io("cannot read", path.to_path_buf(), e))?;
     if data.starts_with(b"PK\x03\x04") {
         read_zip(path, &data)
     } else if data.starts_with(&[0x80, 0x02, 0x8a, 0x0a]) {

@@ -5,41 +5,41 @@
 use std::io::Write;
 use std::path::Path;
 
-use crate::{Error, Result};
+use crate::{IoError, IoResult};
 
 /// Writes `bytes` to `path` atomically (temp file in the same folder, fsync,
 /// rename). Creates the parent folder if needed. Keeps the replaced file's
 /// permissions, or gives a new file what the process's umask gives any new
 /// file (0644 with the usual 022, 0600 with 077).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> IoResult<()> {
     let perms = std::fs::metadata(path).ok().map(|m| m.permissions()).or_else(default_permissions);
     write_atomic_with(path, bytes, perms)
 }
 
 /// Like [`write_atomic`], but the file is readable and writable by its owner
 /// only (0600 on Unix), whatever it was before: for secrets such as service keys.
-pub fn write_atomic_private(path: &Path, bytes: &[u8]) -> Result<()> {
+pub fn write_atomic_private(path: &Path, bytes: &[u8]) -> IoResult<()> {
     write_atomic_with(path, bytes, private_permissions())
 }
 
-fn write_atomic_with(path: &Path, bytes: &[u8], perms: Option<std::fs::Permissions>) -> Result<()> {
+fn write_atomic_with(path: &Path, bytes: &[u8], perms: Option<std::fs::Permissions>) -> IoResult<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create folder", dir, e))?;
+    std::fs::create_dir_all(dir).map_err(|e| IoError::new("cannot create folder", dir, e))?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".cvtk-tmp-")
         .tempfile_in(dir)
-        .map_err(|e| Error::io("cannot create a temporary file in", dir, e))?;
-    tmp.write_all(bytes).map_err(|e| Error::io("cannot write", tmp.path().to_path_buf(), e))?;
+        .map_err(|e| IoError::new("cannot create a temporary file in", dir, e))?;
+    tmp.write_all(bytes).map_err(|e| IoError::new("cannot write", tmp.path().to_path_buf(), e))?;
     if let Some(perms) = perms {
         tmp.as_file()
             .set_permissions(perms)
-            .map_err(|e| Error::io("cannot set permissions of", tmp.path().to_path_buf(), e))?;
+            .map_err(|e| IoError::new("cannot set permissions of", tmp.path().to_path_buf(), e))?;
     }
-    tmp.as_file().sync_all().map_err(|e| Error::io("cannot sync", tmp.path().to_path_buf(), e))?;
-    tmp.persist(path).map_err(|e| Error::io("cannot replace", path, e.error))?;
+    tmp.as_file().sync_all().map_err(|e| IoError::new("cannot sync", tmp.path().to_path_buf(), e))?;
+    tmp.persist(path).map_err(|e| IoError::new("cannot replace", path, e.error))?;
     // The rename is durable only once the folder's entry is on disk too.
     sync_dir(dir)
 }
@@ -75,15 +75,15 @@ fn resolve(path: &Path) -> std::path::PathBuf {
 
 /// Flushes a file written by other means (a library that writes to a path)
 /// to disk, before it is renamed into place.
-pub fn sync_file(path: &Path) -> Result<()> {
-    std::fs::File::open(path).and_then(|f| f.sync_all()).map_err(|e| Error::io("cannot sync", path, e))
+pub fn sync_file(path: &Path) -> IoResult<()> {
+    std::fs::File::open(path).and_then(|f| f.sync_all()).map_err(|e| IoError::new("cannot sync", path, e))
 }
 
 /// Flushes a folder's entries (a rename or a new file in it) to disk. A
 /// no-op where folders cannot be opened (Windows).
-pub fn sync_dir(dir: &Path) -> Result<()> {
+pub fn sync_dir(dir: &Path) -> IoResult<()> {
     #[cfg(unix)]
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("cannot sync the folder", dir, e))?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| IoError::new("cannot sync the folder", dir, e))?;
     #[cfg(not(unix))]
     let _ = dir;
     Ok(())
@@ -125,14 +125,14 @@ fn private_permissions() -> Option<std::fs::Permissions> {
 }
 
 /// Serialises `value` as pretty JSON and writes it atomically to `path`.
-pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> IoResult<()> {
     write_json_atomic_bytes(path, value).map(|_| ())
 }
 
 /// [`write_json_atomic`], returning the bytes written.
-pub(crate) fn write_json_atomic_bytes<T: serde::Serialize>(path: &Path, value: &T) -> Result<Vec<u8>> {
+pub fn write_json_atomic_bytes<T: serde::Serialize>(path: &Path, value: &T) -> IoResult<Vec<u8>> {
     let mut bytes = serde_json::to_vec_pretty(value)
-        .map_err(|e| Error::Manifest { path: path.to_path_buf(), reason: format!("cannot serialise: {e}") })?;
+        .map_err(|e| IoError::new("cannot serialise", path, std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
     bytes.push(b'\n');
     write_atomic(path, &bytes)?;
     Ok(bytes)
@@ -188,7 +188,7 @@ mod tests {
             return;
         }
         let exe = std::env::current_exe().unwrap();
-        let name = "fsutil::tests::new_files_get_the_mode_the_umask_gives_and_replaced_files_keep_theirs";
+        let name = "fs::tests::new_files_get_the_mode_the_umask_gives_and_replaced_files_keep_theirs";
         let out = std::process::Command::new("sh")
             .args(["-c", "umask 077 && exec \"$0\" --exact \"$1\" --nocapture", exe.to_str().unwrap(), name])
             .env("CVTK_UMASK_CHILD", "1")

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{Error, Result};
+use crate::{IoError, IoResult};
 
 /// Folders cvtk reads and writes, with defaults that can be overridden.
 ///
@@ -91,9 +91,9 @@ impl StorageContext {
     }
 
     /// Creates the three folders if they do not exist.
-    pub fn ensure(&self) -> Result<()> {
+    pub fn ensure(&self) -> IoResult<()> {
         for dir in [&self.outputs, &self.persistent, &self.temp] {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create folder", dir, e))?;
+            std::fs::create_dir_all(dir).map_err(|e| IoError::new("cannot create folder", dir, e))?;
         }
         Ok(())
     }

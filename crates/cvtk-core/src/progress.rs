@@ -8,7 +8,7 @@
 //! shown with [`set_reporter`]:
 //!
 //! ```
-//! use cvtk_dataset::progress::{self, Progress, ProgressReporter, ProgressTask};
+//! use cvtk_core::progress::{self, Progress, ProgressReporter, ProgressTask};
 //! use std::sync::atomic::{AtomicU64, Ordering};
 //! use std::sync::Arc;
 //!
