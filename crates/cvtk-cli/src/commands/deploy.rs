@@ -57,16 +57,16 @@ pub enum Command {
         #[arg(long)]
         model: PathBuf,
         /// Address to bind.
-        #[arg(long, default_value = "127.0.0.1")]
+        #[arg(long, default_value_t = deploy_defaults().serve.host)]
         host: String,
         /// Port (0 picks a free one).
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = deploy_defaults().serve.port)]
         port: u16,
         /// Device for the model: auto, cpu, cuda, cuda:N.
         #[arg(long, default_value = "auto")]
         device: cvtk_model::DeviceChoice,
         /// Seconds to wait for the model to load.
-        #[arg(long, default_value_t = 120)]
+        #[arg(long, default_value_t = deploy_defaults().ready_timeout.as_secs())]
         ready_timeout_s: u64,
         /// More `cvtk serve` flags, after `--` (e.g. -- --max-batch 16).
         #[arg(last = true)]
@@ -187,13 +187,13 @@ pub enum Command {
         #[arg(long)]
         image: Option<String>,
         /// CPUs (and scoring threads) per pod.
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        #[arg(long, default_value_t = BatchOptions::default().cpu, value_parser = clap::value_parser!(u32).range(1..))]
         cpu: u32,
         /// Memory per pod (a Kubernetes quantity).
-        #[arg(long, default_value = "2Gi", value_parser = cvtk_deploy::artifacts::check_memory_quantity)]
+        #[arg(long, default_value_t = BatchOptions::default().memory, value_parser = cvtk_deploy::artifacts::check_memory_quantity)]
         memory: String,
         /// Labels kept per image.
-        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+        #[arg(long, default_value_t = BatchOptions::default().top, value_parser = clap::value_parser!(u32).range(1..))]
         top: u32,
         /// Print JSON: the job file written and where the outputs go.
         #[arg(long)]
@@ -222,22 +222,22 @@ pub enum Command {
         #[arg(long)]
         kserve: bool,
         /// Fewest replicas.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = K8sOptions::default().min_replicas)]
         min_replicas: u32,
         /// Most replicas.
-        #[arg(long, default_value_t = 4)]
+        #[arg(long, default_value_t = K8sOptions::default().max_replicas)]
         max_replicas: u32,
         /// Average CPU use (percent) the autoscaler aims at.
-        #[arg(long, default_value_t = 70)]
+        #[arg(long, default_value_t = K8sOptions::default().cpu_target_percent)]
         cpu_target: u32,
         /// CPU limit per replica, in cores; also the service's decoding threads.
-        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+        #[arg(long, default_value_t = K8sOptions::default().cpu_limit, value_parser = clap::value_parser!(u32).range(1..))]
         cpu_limit: u32,
         /// Memory limit per replica (a Kubernetes quantity); at least twice the decoding memory.
-        #[arg(long, default_value = "4Gi", value_parser = cvtk_deploy::artifacts::check_memory_quantity)]
+        #[arg(long, default_value_t = K8sOptions::default().memory_limit, value_parser = cvtk_deploy::artifacts::check_memory_quantity)]
         memory_limit: String,
         /// Memory all image decodings of a replica may take together, in MiB (at least 704).
-        #[arg(long, default_value_t = 1024)]
+        #[arg(long, default_value_t = K8sOptions::default().decode_memory_mb)]
         decode_memory_mb: u64,
         #[command(flatten)]
         home: Home,
@@ -254,6 +254,12 @@ struct Listed {
     pid: u32,
     status: DeploymentStatus,
     model_dir: PathBuf,
+}
+
+/// The library's defaults of a local deployment, which `deploy create`'s
+/// flags show and start from.
+fn deploy_defaults() -> DeployConfig {
+    DeployConfig::default()
 }
 
 /// `--resize WIDTHxHEIGHT`, each at least 1.
