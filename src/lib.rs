@@ -5,7 +5,8 @@
 //!
 //! | module | crate | owns |
 //! |---|---|---|
-//! | [`dataset`] | `cvtk-dataset` | images on disk, labels, splits, manifests, storage paths, the image loader (to f32 batches), scores and their kind, progress reporting |
+//! | [`core`] | `cvtk-core` | what every crate shares: atomic writes, file locks, progress reporting, scores and their kind, storage paths, the I/O error |
+//! | [`dataset`] | `cvtk-dataset` | images on disk, labels, splits, manifests, the folder walk, the image loader (to f32 batches) |
 //! | [`collect`] | `cvtk-collect` | a dataset from folders, image URLs and image searches |
 //! | [`annotate`] | `cvtk-annotate` | the browser page to look at images and correct labels |
 //! | [`augment`] | `cvtk-augment` | image-to-image transforms and pipelines |
@@ -14,9 +15,11 @@
 //! | [`deploy`] | `cvtk-deploy` | the REST scoring service, its client, deployments, Docker/Kubernetes artifacts |
 //! | [`loadtest`] | `cvtk-loadtest` | load tests of a scoring service |
 //! | [`score`] | `cvtk-score` | batch scoring to JSON Lines, CSV or Parquet: streaming, resumable, sharded |
-//! | [`http`] | `cvtk-http` | HTTP pieces the servers and fetchers share |
+//! | [`http`] | `cvtk-http` | HTTP pieces the servers and fetchers share: error codes, the JSON error body, one bounded GET |
+//! | [`audit`] | `cvtk-audit` | the data audit: label issues by confident learning (more to come) |
 
 pub use cvtk_annotate as annotate;
+pub use cvtk_audit as audit;
 pub use cvtk_augment as augment;
 pub use cvtk_collect as collect;
 pub use cvtk_core as core;

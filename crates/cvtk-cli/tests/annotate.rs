@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use crate::browser::{repo, run_browser_test};
+use crate::browser::run_browser_test;
 use crate::common;
 use crate::common::{cvtk, json, train_small_cnn};
 use cvtk_dataset::ClassificationDataset;
@@ -44,25 +44,7 @@ fn annotate(args: &[&str]) -> (Server, String) {
 
 /// 3 digits x 20 real MNIST images, with 3 images moved into a wrong label.
 fn digits_with_label_errors(dir: &Path) -> PathBuf {
-    let data_dir = repo().join("sample_data/downloads");
-    assert!(
-        data_dir.join("mnist_5k.csv.gz").is_file(),
-        "sample_data/downloads/mnist_5k.csv.gz missing: run `make test-setup`"
-    );
-    let digits = dir.join("digits");
-    json(&cvtk(&[
-        "sample-data",
-        "mnist-5k",
-        "--data-dir",
-        data_dir.to_str().unwrap(),
-        "--out",
-        digits.to_str().unwrap(),
-        "--classes",
-        "0,1,7",
-        "--per-class",
-        "20",
-        "--json",
-    ]));
+    let digits = common::mnist_digits(dir, "0,1,7", 20);
     for (from, to) in [("7/7_00003.png", "1"), ("1/1_00005.png", "0"), ("0/0_00008.png", "7")] {
         let name = Path::new(from).file_name().unwrap();
         std::fs::rename(digits.join(from), digits.join(to).join(name)).unwrap();

@@ -7,6 +7,7 @@ mod browser;
 mod common;
 
 mod annotate;
+mod audit;
 mod cli;
 mod container;
 mod deploy;

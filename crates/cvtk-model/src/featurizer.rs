@@ -50,6 +50,34 @@ impl Featurizer {
         Ok(self)
     }
 
+    /// What decides the features this featurizer gives, as 64 hex digits
+    /// (SHA-256): the architecture, the loader's settings (image size,
+    /// resizing, normalisation, colour), the engine, the device, and the
+    /// weights' values. Two
+    /// featurizers with the same fingerprint give the same features for the
+    /// same image file, so features can be cached under it.
+    pub fn fingerprint(&self) -> Result<String> {
+        use sha2::Digest;
+        let b = &self.backbone;
+        let mut hash = sha2::Sha256::new();
+        // The device too: CUDA's kernels round differently from the CPU's.
+        hash.update(format!("cvtk features 1\n{}\n{:?}\n{:?}\n", b.arch, self.engine(), b.device()).as_bytes());
+        // What the loader does to pixels; not its threads or size limit.
+        let l = &b.loader;
+        let input = (l.width, l.height, &l.resize, &l.normalization, &l.color);
+        hash.update(serde_json::to_vec(&input).map_err(|e| Error::InvalidInput(e.to_string()))?);
+        let mut vars: Vec<(String, Tensor)> = b.vars().into_iter().collect();
+        vars.sort_by(|x, y| x.0.cmp(&y.0));
+        for (name, t) in vars {
+            hash.update(name.as_bytes());
+            let t = t.f_to_kind(tch::Kind::Float)?.f_to_device(Device::Cpu)?.f_contiguous()?;
+            let values = Vec::<f32>::try_from(&t.f_flatten(0, -1)?)?;
+            let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            hash.update(&bytes);
+        }
+        Ok(hash.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    }
+
     /// The engine that featurizes.
     pub fn engine(&self) -> Engine {
         if self.session.is_some() {

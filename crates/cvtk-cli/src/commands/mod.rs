@@ -1,6 +1,7 @@
 //! The subcommands, one module each.
 
 mod annotate;
+mod audit;
 mod augment;
 mod dataset;
 mod deploy;
@@ -27,6 +28,8 @@ pub enum Command {
     Dataset(dataset::Command),
     /// Look at a dataset's images and correct their labels in the browser (saved to its manifest).
     Annotate(annotate::Args),
+    /// Find the images whose labels are likely wrong (confident learning on out-of-sample probabilities).
+    Audit(audit::Args),
     /// Write augmented copies of a dataset's images (imgaug-style pipelines in JSON or TOML).
     Augment(augment::Args),
     /// Train a classifier: fine-tune a network, or a linear SVM on its features.
@@ -59,6 +62,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::SampleData(args) => sample_data::run(args),
         Command::Dataset(cmd) => dataset::run(cmd),
         Command::Annotate(args) => annotate::run(args),
+        Command::Audit(args) => audit::run(args),
         Command::Augment(args) => augment::run(args),
         Command::Train(args) => train::run(args),
         Command::Predict(args) => predict::run(args),

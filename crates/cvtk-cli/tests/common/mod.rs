@@ -21,6 +21,21 @@ pub fn skimage_photo(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// Real MNIST digits of `classes` ("0,1,7"), `per_class` of each, as a
+/// folder per label at `dir/digits`, from the checkout's mnist-5k download.
+pub fn mnist_digits(dir: &Path, classes: &str, per_class: usize) -> PathBuf {
+    let data_dir = crate::browser::repo().join("sample_data/downloads");
+    assert!(
+        data_dir.join("mnist_5k.csv.gz").is_file(),
+        "sample_data/downloads/mnist_5k.csv.gz missing: run `make test-setup`"
+    );
+    let digits = dir.join("digits");
+    let per_class = per_class.to_string();
+    let args = ["sample-data", "mnist-5k", "--data-dir", data_dir.to_str().unwrap(), "--out", digits.to_str().unwrap()];
+    json(&cvtk(&[&args[..], &["--classes", classes, "--per-class", &per_class, "--json"]].concat()));
+    digits
+}
+
 /// Runs `cvtk` with `args`, logs quiet.
 pub fn cvtk(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cvtk")).args(args).env("RUST_LOG", "error").output().unwrap()

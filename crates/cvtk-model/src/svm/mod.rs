@@ -51,8 +51,30 @@ pub fn cross_fit_temperature(
             f
         })
         .collect();
-    let (mut values, mut labels) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    for f in 0..CALIBRATION_FOLDS {
+    let values = out_of_fold_decisions(x, y, k, &fold, params)?;
+    fit_temperature(&values, y).map(Some)
+}
+
+/// Each row's decision values from an SVM fitted on the rows of the other
+/// folds (`fold[i]` is row `i`'s fold): out-of-sample scores for every row,
+/// in row order. A fold of no rows is skipped.
+pub fn out_of_fold_decisions(
+    x: &Array2<f32>,
+    y: &[usize],
+    k: usize,
+    fold: &[usize],
+    params: &ValidSvmParams,
+) -> Result<Vec<Vec<f32>>> {
+    let n = x.nrows();
+    if y.len() != n || fold.len() != n {
+        return Err(Error::InvalidInput(format!(
+            "{n} rows of features, {} labels and {} folds: give one of each per row",
+            y.len(),
+            fold.len()
+        )));
+    }
+    let mut values = vec![Vec::new(); n];
+    for f in 0..fold.iter().max().map_or(0, |m| m + 1) {
         let (fit_rows, held): (Vec<usize>, Vec<usize>) = (0..n).partition(|&i| fold[i] != f);
         if held.is_empty() {
             continue;
@@ -61,11 +83,10 @@ pub fn cross_fit_temperature(
         let model = fit_linear_svm(&x.select(Axis(0), &fit_rows), &fit_y, k, params)?;
         let d = model.decision(&x.select(Axis(0), &held));
         for (row, &i) in d.outer_iter().zip(&held) {
-            values.push(row.iter().map(|&v| v as f32).collect::<Vec<f32>>());
-            labels.push(y[i]);
+            values[i] = row.iter().map(|&v| v as f32).collect();
         }
     }
-    fit_temperature(&values, &labels).map(Some)
+    Ok(values)
 }
 
 /// A linear SVM on a featurizer's output, one-vs-rest over the user's labels.

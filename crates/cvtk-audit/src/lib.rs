@@ -1,0 +1,46 @@
+//! The data audit: which images of a dataset a person should look at, and why.
+//!
+//! [`DatasetAudit::run`] features every image with a pretrained network,
+//! scores each with a linear model fitted on the other folds
+//! ([`crossfit`]: out-of-sample probabilities), and reports per-label counts
+//! and the images whose labels are likely wrong. `cvtk audit` prints it.
+//!
+//! This first part finds **label issues** by confident learning (Northcutt,
+//! Jiang and Chuang, "Confident Learning: Estimating Uncertainty in Dataset
+//! Labels", JAIR 2021) from out-of-sample predicted probabilities: per-class
+//! self-confidence thresholds, the confident joint of given and likely true
+//! labels, calibrated to the label counts, and pruning by noise rate. On the
+//! same probabilities it flags the same images as cleanlab's
+//! `find_label_issues` with its default filter (ties broken in image order), and ranks them by the same
+//! label-quality scores as `get_label_quality_scores` (a test runs cleanlab
+//! and compares).
+//!
+//! ```
+//! use cvtk_audit::label_issues;
+//! # fn main() -> Result<(), cvtk_audit::Error> {
+//! // Three images labelled 0 and three labelled 1; the model is sure the
+//! // last "0" is a 1.
+//! let labels = [0, 0, 0, 1, 1, 1];
+//! let probs = [
+//!     vec![0.9, 0.1], vec![0.8, 0.2], vec![0.05, 0.95],
+//!     vec![0.1, 0.9], vec![0.2, 0.8], vec![0.15, 0.85],
+//! ];
+//! let issues = label_issues(&labels, &probs)?;
+//! assert_eq!(issues.len(), 1);
+//! assert_eq!((issues[0].index, issues[0].given, issues[0].suggested), (2, 0, 1));
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+// No unwrap on anything a user can influence (tests may: see clippy.toml).
+#![warn(clippy::unwrap_used)]
+
+mod audit;
+mod cache;
+pub mod crossfit;
+mod error;
+pub mod label_issues;
+
+pub use audit::{AuditOptions, DatasetAudit, ImageLabelIssue, LabelCount};
+pub use cache::{CacheUse, FeatureCache};
+pub use error::{Error, Result};
+pub use label_issues::{find_label_issues, label_issues, label_quality_scores, LabelIssue};

@@ -1,0 +1,2 @@
+//! cvtk-audit's integration tests, one binary.
+mod cleanlab;
