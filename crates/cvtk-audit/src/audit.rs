@@ -7,7 +7,7 @@ use cvtk_dataset::ClassificationDataset;
 use cvtk_model::{Featurizer, SvmParams};
 use serde::Serialize;
 
-use crate::crossfit::out_of_sample_probabilities;
+use crate::crossfit::{check_folds, out_of_sample_probabilities};
 use crate::{label_issues, CacheUse, Error, FeatureCache, Result};
 
 /// How an audit is run.
@@ -91,22 +91,9 @@ impl DatasetAudit {
                 names.len()
             )));
         }
-        if options.folds < 2 {
-            return Err(Error::Invalid(format!("{} folds; cross-fitting needs at least 2", options.folds)));
-        }
+        check_folds(dataset.len(), options.folds)?;
         let params = options.svm.check()?;
         let labels: Vec<usize> = dataset.images().iter().map(|i| i.label()).collect();
-        let mut labels_count = vec![0usize; names.len()];
-        for &l in &labels {
-            labels_count[l] += 1;
-        }
-        if dataset.len() < options.folds {
-            return Err(Error::Invalid(format!(
-                "{} images are too few for {} folds; an audit needs at least as many images as folds (--folds)",
-                dataset.len(),
-                options.folds
-            )));
-        }
         let (features, cache_use) = match &options.cache {
             Some(cache) => cache.features(featurizer, dataset, options.batch_size)?,
             None => {
@@ -136,7 +123,7 @@ impl DatasetAudit {
             features: cache_use,
             labels: names
                 .iter()
-                .zip(&labels_count)
+                .zip(&dataset.counts_per_label())
                 .map(|(label, &images)| LabelCount { label: label.clone(), images, too_few: images < options.folds })
                 .collect(),
             label_issues: issues,

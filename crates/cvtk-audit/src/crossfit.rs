@@ -29,6 +29,20 @@ pub fn stratified_folds(labels: &[usize], classes: usize, folds: usize, seed: u6
     fold
 }
 
+/// Whether `images` can be dealt into `folds` folds: at least 2 folds, and
+/// no more folds than images. Checked before any featurizing, too.
+pub fn check_folds(images: usize, folds: usize) -> Result<()> {
+    if folds < 2 {
+        return Err(Error::Invalid(format!("{folds} folds; cross-fitting needs at least 2")));
+    }
+    if images < folds {
+        return Err(Error::Invalid(format!(
+            "{images} images are too few for {folds} folds; an audit needs at least as many images as folds (--folds)"
+        )));
+    }
+    Ok(())
+}
+
 /// Each row of `features` (label `labels[i]`, one of `classes`) scored by an
 /// SVM fitted on the other `folds - 1` folds, as calibrated probabilities:
 /// one row of `classes` probabilities per image, and the temperature.
@@ -44,14 +58,7 @@ pub fn out_of_sample_probabilities(
     if labels.len() != n {
         return Err(Error::Invalid(format!("{n} rows of features but {} labels", labels.len())));
     }
-    if folds < 2 {
-        return Err(Error::Invalid(format!("{folds} folds; cross-fitting needs at least 2")));
-    }
-    if n < folds {
-        return Err(Error::Invalid(format!(
-            "{n} images are too few for {folds} folds; an audit needs at least as many images as folds"
-        )));
-    }
+    check_folds(n, folds)?;
     let fold = stratified_folds(labels, classes, folds, seed);
     let decisions = out_of_fold_decisions(features, labels, classes, &fold, params)?;
     let temperature = cvtk_model::fit_temperature(&decisions, labels)?.temperature;
