@@ -1,13 +1,19 @@
 //! [`DatasetAudit`]: the findings on a dataset's images, as one library call
 //! (what `cvtk audit` prints).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
-use cvtk_dataset::ClassificationDataset;
+use cvtk_dataset::{ClassificationDataset, Skipped, SplitPart};
 use cvtk_model::{Featurizer, SvmParams};
 use serde::Serialize;
 
 use crate::crossfit::{check_folds, out_of_sample_probabilities};
+use crate::duplicates::{duplicate_sets, FEATURE_SIMILARITY};
+use crate::neighbours::search;
+use crate::outliers::{neighbour_votes, outlier_scores};
+use crate::pixels::pixel_facts;
+use crate::quality::{judge, ImageStats, QualityIssue, QualityScores};
 use crate::{label_issues, CacheUse, Error, FeatureCache, Result};
 
 /// How an audit is run.
@@ -24,12 +30,25 @@ pub struct AuditOptions {
     /// Where features are kept between audits; by default none (every audit
     /// featurizes). `cvtk audit` keeps them in [`FeatureCache::in_storage`].
     pub cache: Option<FeatureCache>,
+    /// Nearest neighbours per image for the outlier and neighbour checks. By default 10 (cleanlab's).
+    pub neighbours: usize,
 }
 
 impl Default for AuditOptions {
     fn default() -> Self {
-        AuditOptions { folds: 5, svm: SvmParams::default(), seed: 0, batch_size: 32, cache: None }
+        AuditOptions { folds: 5, svm: SvmParams::default(), seed: 0, batch_size: 32, cache: None, neighbours: 10 }
     }
+}
+
+/// An image, as findings name it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ImageRef {
+    /// The image's id in the manifest.
+    pub id: u64,
+    /// The image file.
+    pub path: PathBuf,
+    /// Its label.
+    pub label: String,
 }
 
 /// One image whose label is likely wrong.
@@ -41,11 +60,11 @@ pub struct ImageLabelIssue {
     pub path: PathBuf,
     /// The label it has.
     pub given: String,
-    /// The label the out-of-sample model finds most probable.
+    /// The label the out-of-sample model (or the neighbours' vote) finds most probable.
     pub suggested: String,
-    /// That label's probability.
+    /// That label's probability (or share of the neighbours).
     pub suggested_probability: f64,
-    /// The given label's probability (lower is worse).
+    /// The given label's probability (or share of the neighbours; lower is worse).
     pub quality: f64,
 }
 
@@ -60,6 +79,73 @@ pub struct LabelCount {
     /// Fewer images than folds: some folds fit without it, so its images
     /// cannot all be judged.
     pub too_few: bool,
+    /// Too small to learn or to evaluate well: under [`SMALL_LABEL`] images,
+    /// or under a tenth of the median label's.
+    pub small: bool,
+}
+
+/// Labels with fewer images than this are small (a test part of a fifth of
+/// them would hold one or two).
+pub const SMALL_LABEL: usize = 10;
+
+/// An image far from every other image in feature space.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Outlier {
+    /// The image.
+    #[serde(flatten)]
+    pub image: ImageRef,
+    /// cleanlab's out-of-distribution score, in (0, 1]: `exp(-d / median d)`,
+    /// `d` the mean cosine distance to its nearest neighbours (lower is farther).
+    pub score: f64,
+    /// That mean distance.
+    pub mean_distance: f64,
+}
+
+/// A set of images that are the same picture.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DuplicateSet {
+    /// Every member has the same pixels.
+    pub exact: bool,
+    /// The least feature similarity that joined the set (1 for exact copies).
+    pub similarity: f32,
+    /// Members on both sides of the dataset's split: a leak.
+    pub leak: bool,
+    /// The members, in dataset order.
+    pub images: Vec<DuplicateMember>,
+}
+
+/// A member of a [`DuplicateSet`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DuplicateMember {
+    /// The image.
+    #[serde(flatten)]
+    pub image: ImageRef,
+    /// Its side of the split, when the dataset has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub part: Option<SplitPart>,
+}
+
+/// An image that fails one or more quality checks.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct QualityFinding {
+    /// The image.
+    #[serde(flatten)]
+    pub image: ImageRef,
+    /// The checks it fails.
+    pub issues: Vec<QualityIssue>,
+    /// Every check's score (an issue is a score under the check's threshold).
+    pub scores: QualityScores,
+    /// The statistics the scores come from.
+    pub stats: ImageStats,
+}
+
+/// A quality check and how many images fail it.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct QualityCount {
+    /// The check.
+    pub issue: QualityIssue,
+    /// Images that fail it.
+    pub images: usize,
 }
 
 /// What an audit found.
@@ -75,14 +161,32 @@ pub struct DatasetAudit {
     pub features: CacheUse,
     /// Images per label.
     pub labels: Vec<LabelCount>,
-    /// Images whose labels are likely wrong, worst first.
+    /// Images whose labels are likely wrong, by the out-of-sample model, worst first.
     pub label_issues: Vec<ImageLabelIssue>,
+    /// Images whose nearest neighbours carry another label (confident
+    /// learning on the neighbours' vote), worst first.
+    pub neighbour_issues: Vec<ImageLabelIssue>,
+    /// Images far from all others, farthest first.
+    pub outliers: Vec<Outlier>,
+    /// Sets of exact and near duplicates, in dataset order; leaks are those with `leak`.
+    pub duplicates: Vec<DuplicateSet>,
+    /// Images that fail quality checks, in dataset order (but for the
+    /// checks in `common_quality`).
+    pub quality: Vec<QualityFinding>,
+    /// Quality checks that most images fail: a trait of the whole dataset
+    /// (all of MNIST is "low information"), so not listed per image.
+    pub common_quality: Vec<QualityCount>,
+    /// Files of the dataset's folder that are not in it because they could
+    /// not be read (found when the dataset was made).
+    pub unreadable: Vec<Skipped>,
 }
 
 impl DatasetAudit {
     /// Audits every image of `dataset`: features from `featurizer`,
-    /// out-of-sample probabilities by cross-fitting a linear SVM on them, then
-    /// confident learning.
+    /// out-of-sample probabilities by cross-fitting a linear SVM on them and
+    /// confident learning (label issues); the features' nearest neighbours
+    /// (outliers, neighbours that disagree, near duplicates); every image's
+    /// pixels (exact duplicates, quality).
     pub fn run(dataset: &ClassificationDataset, featurizer: &Featurizer, options: &AuditOptions) -> Result<Self> {
         let names = dataset.label_names();
         if names.len() < 2 {
@@ -94,6 +198,7 @@ impl DatasetAudit {
         check_folds(dataset.len(), options.folds)?;
         let params = options.svm.check()?;
         let labels: Vec<usize> = dataset.images().iter().map(|i| i.label()).collect();
+        let facts = pixel_facts(dataset, featurizer.loader_config().max_pixels)?;
         let (features, cache_use) = match &options.cache {
             Some(cache) => cache.features(featurizer, dataset, options.batch_size)?,
             None => {
@@ -102,20 +207,91 @@ impl DatasetAudit {
         };
         let (probs, temperature) =
             out_of_sample_probabilities(&features, &labels, names.len(), options.folds, &params, options.seed)?;
-        let issues = label_issues(&labels, &probs)?
+        let image_ref = |i: usize| {
+            let image = &dataset.images()[i];
+            ImageRef { id: image.id, path: image.path.clone(), label: names[image.label()].clone() }
+        };
+        let named = |issue: crate::LabelIssue| {
+            let image = &dataset.images()[issue.index];
+            ImageLabelIssue {
+                id: image.id,
+                path: image.path.clone(),
+                given: names[issue.given].clone(),
+                suggested: names[issue.suggested].clone(),
+                suggested_probability: issue.suggested_probability,
+                quality: issue.quality,
+            }
+        };
+        let label_issues_found = label_issues(&labels, &probs)?.into_iter().map(named).collect();
+
+        let (neighbours, pairs) = search(features.view(), options.neighbours.max(1), FEATURE_SIMILARITY);
+        let neighbour_issues = label_issues(&labels, &neighbour_votes(&neighbours, &labels, names.len()))?
             .into_iter()
-            .map(|issue| {
-                let image = &dataset.images()[issue.index];
-                ImageLabelIssue {
-                    id: image.id,
-                    path: image.path.clone(),
-                    given: names[issue.given].clone(),
-                    suggested: names[issue.suggested].clone(),
-                    suggested_probability: issue.suggested_probability,
-                    quality: issue.quality,
+            .map(named)
+            .collect();
+        let scores = outlier_scores(&neighbours);
+        let mut outliers: Vec<Outlier> = (0..dataset.len())
+            .filter(|&i| scores.is_outlier(i))
+            .map(|i| Outlier { image: image_ref(i), score: scores.scores[i], mean_distance: scores.mean_distances[i] })
+            .collect();
+        outliers.sort_by(|a, b| a.score.total_cmp(&b.score));
+
+        let parts: HashMap<u64, SplitPart> = dataset
+            .split_info()
+            .map(|s| {
+                let train = s.train.iter().map(|&id| (id, SplitPart::Train));
+                train.chain(s.test.iter().map(|&id| (id, SplitPart::Test))).collect()
+            })
+            .unwrap_or_default();
+        let duplicates = duplicate_sets(&facts, &pairs)
+            .into_iter()
+            .map(|set| {
+                let images: Vec<DuplicateMember> = set
+                    .members
+                    .iter()
+                    .map(|&i| DuplicateMember {
+                        image: image_ref(i),
+                        part: parts.get(&dataset.images()[i].id).copied(),
+                    })
+                    .collect();
+                let on = |p| images.iter().any(|m| m.part == Some(p));
+                DuplicateSet {
+                    exact: set.exact,
+                    similarity: set.similarity,
+                    leak: on(SplitPart::Train) && on(SplitPart::Test),
+                    images,
                 }
             })
             .collect();
+
+        let stats: Vec<ImageStats> = facts.into_iter().map(|f| f.stats).collect();
+        let mut judged = judge(&stats);
+        // A check that most images fail describes the dataset (MNIST's
+        // digits are all nearly blank by CleanVision's measure), not an
+        // image to look at: counted once, not listed per image.
+        let common: Vec<QualityCount> = QualityIssue::ALL
+            .iter()
+            .map(|&issue| QualityCount { issue, images: judged.iter().filter(|j| j.issues.contains(&issue)).count() })
+            .filter(|c| c.images * 2 > dataset.len())
+            .collect();
+        for j in &mut judged {
+            j.issues.retain(|issue| !common.iter().any(|c| c.issue == *issue));
+        }
+        let quality = judged
+            .into_iter()
+            .zip(stats)
+            .enumerate()
+            .filter(|(_, (judged, _))| !judged.issues.is_empty())
+            .map(|(i, (judged, stats))| QualityFinding {
+                image: image_ref(i),
+                issues: judged.issues,
+                scores: judged.scores,
+                stats,
+            })
+            .collect();
+
+        let counts = dataset.counts_per_label();
+        let median_count = crate::stats::median(&counts.iter().map(|&c| c as f64).collect::<Vec<_>>());
         Ok(DatasetAudit {
             images: dataset.len(),
             folds: options.folds,
@@ -123,10 +299,34 @@ impl DatasetAudit {
             features: cache_use,
             labels: names
                 .iter()
-                .zip(&dataset.counts_per_label())
-                .map(|(label, &images)| LabelCount { label: label.clone(), images, too_few: images < options.folds })
+                .zip(&counts)
+                .map(|(label, &images)| LabelCount {
+                    label: label.clone(),
+                    images,
+                    too_few: images < options.folds,
+                    small: images < SMALL_LABEL || (images as f64) * 10.0 < median_count,
+                })
                 .collect(),
-            label_issues: issues,
+            label_issues: label_issues_found,
+            neighbour_issues,
+            outliers,
+            duplicates,
+            quality,
+            common_quality: common,
+            unreadable: dataset.skipped().to_vec(),
         })
+    }
+
+    /// The duplicate sets that leak across the split.
+    pub fn leaks(&self) -> impl Iterator<Item = &DuplicateSet> {
+        self.duplicates.iter().filter(|s| s.leak)
+    }
+
+    /// Images with each quality issue.
+    pub fn quality_counts(&self) -> Vec<(QualityIssue, usize)> {
+        QualityIssue::ALL
+            .iter()
+            .map(|&issue| (issue, self.quality.iter().filter(|f| f.issues.contains(&issue)).count()))
+            .collect()
     }
 }

@@ -37,10 +37,20 @@
 mod audit;
 mod cache;
 pub mod crossfit;
+pub mod duplicates;
 mod error;
 pub mod label_issues;
+pub mod neighbours;
+pub mod outliers;
+pub mod pil;
+pub mod pixels;
+pub mod quality;
+mod stats;
 
-pub use audit::{AuditOptions, DatasetAudit, ImageLabelIssue, LabelCount};
+pub use audit::{
+    AuditOptions, DatasetAudit, DuplicateMember, DuplicateSet, ImageLabelIssue, ImageRef, LabelCount, Outlier,
+    QualityCount, QualityFinding, SMALL_LABEL,
+};
 pub use cache::{CacheUse, FeatureCache};
 pub use error::{Error, Result};
 pub use label_issues::{find_label_issues, label_issues, label_quality_scores, LabelIssue};

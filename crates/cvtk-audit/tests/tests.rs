@@ -1,2 +1,4 @@
 //! cvtk-audit's integration tests, one binary.
 mod cleanlab;
+mod cleanlab_outliers;
+mod cleanvision;

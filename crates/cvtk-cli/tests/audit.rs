@@ -1,12 +1,16 @@
-//! `cvtk audit` end to end on real MNIST digits with planted label errors:
-//! pretrained EfficientNet-Lite0 features, cross-fitted linear models,
-//! confident learning. The planted errors are found, with their true labels
-//! suggested, and a folder of one label or too few images is a clear error.
-//! Needs `make test-setup` (the mnist-5k sample data and the Lite0 weights).
+//! `cvtk audit` end to end on real MNIST digits with planted problems:
+//! label errors (pretrained EfficientNet-Lite0 features, cross-fitted linear
+//! models, confident learning) are found with their true labels suggested;
+//! an exact copy across the split is a leak, a resized JPEG copy a near
+//! duplicate, a photo among the digits an outlier, a darkened digit dark; a
+//! folder of one label or too few images is a clear error. Needs `make
+//! test-setup` (the mnist-5k sample data and the Lite0 weights).
 
 use std::path::Path;
 
-use crate::common::{cvtk_in, json, mnist_digits};
+use serde_json::Value;
+
+use crate::common::{cvtk, cvtk_in, json, mnist_digits, skimage_photo};
 
 #[test]
 fn planted_label_errors_in_real_digits_are_found_with_their_true_labels() {
@@ -99,4 +103,86 @@ fn planted_label_errors_in_real_digits_are_found_with_their_true_labels() {
     let e = cvtk_in(&home, &["audit", small.to_str().unwrap(), "--device", "cpu"]);
     assert_eq!(e.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&e.stderr).contains("two or more"), "{e:?}");
+}
+
+/// The file names of a finding's images.
+fn names(images: &[Value]) -> Vec<String> {
+    images
+        .iter()
+        .map(|i| Path::new(i["path"].as_str().unwrap()).file_name().unwrap().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn copies_leaks_outliers_and_dark_images_among_real_digits_are_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let digits = mnist_digits(dir.path(), "0,1,3,7", 40);
+    // An exact copy under another name, a copy resized to 40 pixels and
+    // re-encoded as JPEG, a digit at a fifth of its brightness, a photo.
+    std::fs::copy(digits.join("0/0_00005.png"), digits.join("0/copy_of_0_00005.png")).unwrap();
+    let three = image::open(digits.join("3/3_00008.png")).unwrap().to_rgb8();
+    image::imageops::resize(&three, 40, 40, image::imageops::FilterType::Triangle)
+        .save(digits.join("3/resized_3_00008.jpg"))
+        .unwrap();
+    let mut dark = image::open(digits.join("7/7_00003.png")).unwrap().to_luma8();
+    dark.pixels_mut().for_each(|p| p.0[0] /= 5);
+    dark.save(digits.join("7/dark_7_00003.png")).unwrap();
+    let photo = skimage_photo("astronaut.png").expect("scikit-image's photos: run `make test-setup`");
+    image::open(photo)
+        .unwrap()
+        .resize_exact(28, 28, image::imageops::FilterType::Triangle)
+        .save(digits.join("1/astronaut.png"))
+        .unwrap();
+
+    // A split, then the exact copy moved to the other side of its original.
+    let manifest = dir.path().join("digits.json");
+    let m = manifest.to_str().unwrap();
+    let split = cvtk(&["dataset", "split", digits.to_str().unwrap(), "--stratify", "--out", m, "--json"]);
+    assert!(split.status.success(), "{}", String::from_utf8_lossy(&split.stderr));
+    let mut doc: Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    let id = |name: &str| doc["images"].as_array().unwrap().iter().find(|i| i["name"] == name).unwrap()["id"].clone();
+    let (original, copy) = (id("0_00005.png"), id("copy_of_0_00005.png"));
+    for (part, keep, other) in [("train", &original, &copy), ("test", &copy, &original)] {
+        let ids = doc["split"][part].as_array_mut().unwrap();
+        ids.retain(|i| i != other);
+        if !ids.contains(keep) {
+            ids.push(keep.clone());
+        }
+    }
+    std::fs::write(&manifest, serde_json::to_vec(&doc).unwrap()).unwrap();
+
+    let home = dir.path().join("home");
+    let out = json(&cvtk_in(&home, &["audit", m, "--device", "cpu", "--json"]));
+    assert_eq!(out["images"], 164);
+    let sets = out["duplicates"].as_array().unwrap();
+    let with = |name: &str| sets.iter().find(|s| names(s["images"].as_array().unwrap()).contains(&name.to_string()));
+    let exact = with("copy_of_0_00005.png").expect("the exact copy is in no duplicate set");
+    assert!(names(exact["images"].as_array().unwrap()).contains(&"0_00005.png".to_string()), "{exact}");
+    assert_eq!(exact["leak"], true, "an original in train and its copy in test: {exact}");
+    let parts: Vec<&str> = exact["images"].as_array().unwrap().iter().map(|i| i["part"].as_str().unwrap()).collect();
+    assert!(parts.contains(&"train") && parts.contains(&"test"), "{parts:?}");
+    let near = with("resized_3_00008.jpg").expect("the resized JPEG copy is in no duplicate set");
+    assert!(names(near["images"].as_array().unwrap()).contains(&"3_00008.png".to_string()), "{near}");
+    assert_eq!(near["exact"], false);
+    // Lookalike digits may form sets too, but few: most digits are in none.
+    let in_sets: usize = sets.iter().map(|s| s["images"].as_array().unwrap().len()).sum();
+    assert!(in_sets <= 12, "{in_sets} of 164 digits in duplicate sets: {sets:?}");
+
+    let outliers = names(out["outliers"].as_array().unwrap());
+    assert_eq!(outliers.first().map(String::as_str), Some("astronaut.png"), "the photo is the farthest: {outliers:?}");
+    assert!(outliers.len() <= 12, "{outliers:?}");
+
+    let quality = out["quality"].as_array().unwrap();
+    let dark = quality.iter().find(|q| q["path"].as_str().unwrap().ends_with("dark_7_00003.png")).expect("not dark");
+    assert!(dark["issues"].as_array().unwrap().contains(&Value::from("dark")), "{dark}");
+    assert!(dark["scores"]["dark"].as_f64().unwrap() < 0.32);
+    // Every MNIST digit is "low information" by CleanVision's measure: a trait
+    // of the dataset, counted once.
+    let common = out["common_quality"].as_array().unwrap();
+    assert!(common.iter().any(|c| c["issue"] == "low_information" && c["images"].as_u64().unwrap() > 82), "{common:?}");
+    assert!(!quality.iter().any(|q| q["issues"].as_array().unwrap().contains(&Value::from("low_information"))));
+
+    let text = cvtk_in(&home, &["audit", m, "--device", "cpu", "--show", "50"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("LEAK (train and test)") && text.contains("astronaut.png"), "{text}");
 }

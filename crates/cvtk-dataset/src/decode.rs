@@ -88,6 +88,18 @@ pub fn decode_rgb_bytes(bytes: &[u8], path: &Path, max_pixels: u64) -> Result<Rg
     })
 }
 
+/// Reads and decodes an image file as it is stored: its own pixel layout
+/// (gray, gray with alpha, RGB, RGBA; 8 or 16 bits) and orientation (EXIF
+/// not applied), the way Pillow's `Image.open` gives it. For statistics that
+/// depend on how an image is stored; [`decode_rgb`] is what a network sees.
+pub fn decode_stored(path: &Path, max_pixels: u64) -> Result<DynamicImage> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?;
+    let reader = reader_for(&bytes, path, max_pixels)?;
+    let decoder = reader.into_decoder().map_err(|e| decode_error(path, e))?;
+    check_size(path, decoder.dimensions(), max_pixels)?;
+    DynamicImage::from_decoder(decoder).map_err(|e| decode_error(path, e))
+}
+
 /// Reads and decodes an image file to upright 8-bit RGB.
 pub fn decode_rgb(path: &Path, max_pixels: u64) -> Result<RgbImage> {
     let bytes = std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?;

@@ -1,9 +1,12 @@
-//! `cvtk audit`: the images of a dataset whose labels are likely wrong, found
-//! by confident learning on out-of-sample probabilities (a linear model on a
-//! pretrained network's features, cross-fitted), and the images per label.
+//! `cvtk audit`: the images of a dataset a person should look at, and why:
+//! likely wrong labels (confident learning on out-of-sample probabilities
+//! from a linear model on a pretrained network's features, cross-fitted),
+//! neighbours that disagree, outliers, exact and near duplicates and the
+//! leaks among them, image quality, and the images per label.
 
 use std::path::PathBuf;
 
+use cvtk_audit::quality::QualityIssue;
 use cvtk_audit::{AuditOptions, DatasetAudit, FeatureCache};
 use cvtk_core::StorageContext;
 use cvtk_dataset::ClassificationDataset;
@@ -35,7 +38,7 @@ pub struct Args {
     /// ($CVTK_HOME/cache/features, keyed by the network, its input size and weights, and each file's content).
     #[arg(long)]
     no_cache: bool,
-    /// Label issues printed (all are in --json).
+    /// Findings printed of each kind (all are in --json).
     #[arg(long, default_value_t = 20)]
     show: usize,
     /// Print the findings as JSON (schema: cvtk_audit::DatasetAudit).
@@ -86,29 +89,163 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         audit.folds
     );
     for label in &audit.labels {
-        let note = if label.too_few { "  (fewer images than folds: too few to judge all of them)" } else { "" };
+        let note = match (label.too_few, label.small) {
+            (true, _) => "  (fewer images than folds: too few to judge all of them)",
+            (false, true) => "  (small: too few to learn or evaluate well)",
+            _ => "",
+        };
         println!("  {:<24} {:>7} images{note}", label.label, label.images);
     }
+    let pct = |n: usize| 100.0 * n as f64 / audit.images.max(1) as f64;
+    let leaks = audit.leaks().count();
+    let exact = audit.duplicates.iter().filter(|d| d.exact).count();
+    println!("\nFindings:");
     println!(
-        "\n{} label issues ({:.1}% of the images), worst first:",
+        "  {:<22} {:>6}  ({:.1}%; the out-of-sample model finds another label likelier)",
+        "label issues",
         audit.label_issues.len(),
-        100.0 * audit.label_issues.len() as f64 / audit.images.max(1) as f64
+        pct(audit.label_issues.len())
     );
-    for issue in audit.label_issues.iter().take(args.show) {
+    println!(
+        "  {:<22} {:>6}  (the nearest images carry another label)",
+        "neighbours disagree",
+        audit.neighbour_issues.len()
+    );
+    println!("  {:<22} {:>6}  (far from every other image)", "outliers", audit.outliers.len());
+    println!(
+        "  {:<22} {:>6}  ({exact} exact, {} near; {leaks} across the train/test split)",
+        "duplicate sets",
+        audit.duplicates.len(),
+        audit.duplicates.len() - exact
+    );
+    let quality: Vec<String> =
+        audit.quality_counts().iter().filter(|(_, n)| *n > 0).map(|(q, n)| format!("{n} {}", q.name())).collect();
+    println!(
+        "  {:<22} {:>6}  ({})",
+        "quality",
+        audit.quality.len(),
+        if quality.is_empty() {
+            "none dark, light, blurry, blank, oddly shaped or sized".to_string()
+        } else {
+            quality.join(", ")
+        }
+    );
+    for common in &audit.common_quality {
         println!(
-            "  {}  labelled {}, looks like {} ({:.0}%; {:.0}% for its label)",
-            issue.path.display(),
-            issue.given,
-            issue.suggested,
-            100.0 * issue.suggested_probability,
-            100.0 * issue.quality
+            "  {:<22} {:>6}  images are {}: most of the dataset, so a trait of it, not listed per image",
+            "",
+            common.images,
+            common.issue.name().replace('_', " ")
         );
     }
-    if audit.label_issues.len() > args.show {
-        println!("  ... {} more (--show N, or --json for all)", audit.label_issues.len() - args.show);
+    if !audit.unreadable.is_empty() {
+        println!(
+            "  {:<22} {:>6}  (left out of the dataset when it was made)",
+            "unreadable files",
+            audit.unreadable.len()
+        );
     }
+    let more = |n: usize| {
+        if n > args.show {
+            println!("  ... {} more (--show N, or --json for all)", n - args.show);
+        }
+    };
     if !audit.label_issues.is_empty() {
+        println!("\nLabel issues, worst first:");
+        for issue in audit.label_issues.iter().take(args.show) {
+            println!(
+                "  {}  labelled {}, looks like {} ({:.0}%; {:.0}% for its label)",
+                issue.path.display(),
+                issue.given,
+                issue.suggested,
+                100.0 * issue.suggested_probability,
+                100.0 * issue.quality
+            );
+        }
+        more(audit.label_issues.len());
+    }
+    if !audit.neighbour_issues.is_empty() {
+        println!("\nNeighbours disagree, worst first:");
+        for issue in audit.neighbour_issues.iter().take(args.show) {
+            println!(
+                "  {}  labelled {}, {:.0}% of its nearest images are {} ({:.0}% {})",
+                issue.path.display(),
+                issue.given,
+                100.0 * issue.suggested_probability,
+                issue.suggested,
+                100.0 * issue.quality,
+                issue.given
+            );
+        }
+        more(audit.neighbour_issues.len());
+    }
+    if !audit.outliers.is_empty() {
+        println!("\nOutliers, farthest first:");
+        for o in audit.outliers.iter().take(args.show) {
+            println!(
+                "  {}  ({}) score {:.3}, mean distance to its neighbours {:.3}",
+                o.image.path.display(),
+                o.image.label,
+                o.score,
+                o.mean_distance
+            );
+        }
+        more(audit.outliers.len());
+    }
+    if !audit.duplicates.is_empty() {
+        println!("\nDuplicate sets{}:", if leaks > 0 { ", leaks first" } else { "" });
+        let mut sets: Vec<_> = audit.duplicates.iter().collect();
+        sets.sort_by_key(|s| !s.leak);
+        for set in sets.iter().take(args.show) {
+            let kind = match (set.exact, set.leak) {
+                (true, true) => "exact copies, LEAK (train and test)".to_string(),
+                (true, false) => "exact copies".to_string(),
+                (false, leak) => format!(
+                    "near duplicates (similarity {:.2}){}",
+                    set.similarity,
+                    if leak { ", LEAK (train and test)" } else { "" }
+                ),
+            };
+            println!("  {} images, {kind}:", set.images.len());
+            for m in &set.images {
+                let part = m.part.map(|p| format!(" [{p}]")).unwrap_or_default();
+                println!("    {}  ({}){part}", m.image.path.display(), m.image.label);
+            }
+        }
+        more(audit.duplicates.len());
+    }
+    if !audit.quality.is_empty() {
+        println!("\nImage quality:");
+        for q in audit.quality.iter().take(args.show) {
+            let what: Vec<String> = q.issues.iter().map(|i| describe(*i, q)).collect();
+            println!("  {}  {}", q.image.path.display(), what.join("; "));
+        }
+        more(audit.quality.len());
+    }
+    for file in &audit.unreadable {
+        println!("\nUnreadable: {}  ({})", file.path, file.reason);
+    }
+    if !audit.label_issues.is_empty() || !audit.neighbour_issues.is_empty() || !audit.duplicates.is_empty() {
         println!("\nLook at them and fix the labels with: cvtk annotate {}", args.dataset.display());
     }
     Ok(())
+}
+
+/// One quality issue of an image, with the score that made it one.
+fn describe(issue: QualityIssue, q: &cvtk_audit::QualityFinding) -> String {
+    use cvtk_audit::quality::thresholds as t;
+    let s = &q.scores;
+    match issue {
+        QualityIssue::Dark => format!(
+            "dark (99% of pixels under {:.0}% brightness; under {:.0}% is dark)",
+            100.0 * s.dark,
+            100.0 * t::DARK
+        ),
+        QualityIssue::Light => format!("light (95% of pixels over {:.0}% brightness)", 100.0 * (1.0 - s.light)),
+        QualityIssue::Blurry => format!("blurry (score {:.2} < {})", s.blurry, t::BLURRY),
+        QualityIssue::LowInformation => format!("nearly blank ({:.1} bits of entropy)", q.stats.entropy),
+        QualityIssue::OddAspectRatio => format!("odd aspect ratio ({}x{})", q.stats.width, q.stats.height),
+        QualityIssue::OddSize => format!("odd size ({}x{} among the dataset's sizes)", q.stats.width, q.stats.height),
+        QualityIssue::Grayscale => "grayscale among colour images".to_string(),
+    }
 }
