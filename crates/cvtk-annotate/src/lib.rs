@@ -5,7 +5,11 @@
 //! The page shows the images in a paged grid with their labels, filters by
 //! label, opens an image large, changes a label, excludes an image or adds a
 //! label, with keyboard shortcuts. Given a model's [`Prediction`]s it shows them
-//! and orders the most doubtful images first. Every change is written to the
+//! and orders the most doubtful images first. When the manifest holds the
+//! findings of `cvtk audit`, it filters by them, shows each image's (the
+//! suggested label, the duplicate set, the quality issues), accepts a
+//! suggestion with one key and excludes a set's extra copies with another.
+//! Every change is written to the
 //! dataset manifest at once (atomically), and the last changes can be undone;
 //! see [`Store`] for how two tabs or programs editing the same manifest keep
 //! each other's changes. [`ClassificationDataset::from_manifest`] then sees the
@@ -32,4 +36,4 @@ mod store;
 pub use error::{Error, Result};
 pub use manifest::{manifest_for, ManifestChoice};
 pub use server::{app, serve, AnnotateConfig};
-pub use store::{DatasetView, Edit, ImageState, ImageView, Prediction, Store};
+pub use store::{AuditView, DatasetView, Edit, ImageState, ImageView, Prediction, Store};

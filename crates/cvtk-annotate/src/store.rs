@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use cvtk_core::FileLock;
-use cvtk_dataset::{ClassificationDataset, ImageInfo};
+use cvtk_dataset::{ClassificationDataset, DuplicateIds, Finding, ImageInfo};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
@@ -50,6 +50,19 @@ pub struct ImageView {
     /// prediction disagrees with the label (a confident disagreement first),
     /// else `1 - score`. "Most doubtful first" sorts by this, highest first.
     pub doubt: Option<f32>,
+    /// What the last `cvtk audit` found about it (none without an audit).
+    pub findings: Vec<Finding>,
+}
+
+/// The last audit, as the page shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditView {
+    /// Images it looked at.
+    pub audited_images: usize,
+    /// The network whose features it used.
+    pub base_model: String,
+    /// Its duplicate sets (the images' `duplicate` findings index them).
+    pub duplicate_sets: Vec<DuplicateIds>,
 }
 
 /// The whole dataset as the page shows it.
@@ -71,6 +84,8 @@ pub struct DatasetView {
     pub can_undo: bool,
     /// Every image, excluded ones too, in id order.
     pub images: Vec<ImageView>,
+    /// The last `cvtk audit`'s findings, when the manifest holds them.
+    pub audit: Option<AuditView>,
 }
 
 /// A change to one image, as asked for by the page: the state it saw (`expect`)
@@ -167,6 +182,7 @@ impl Store {
             part: parts.get(&img.id).copied(),
             prediction,
             doubt,
+            findings: self.dataset.findings().and_then(|f| f.images.get(&img.id)).cloned().unwrap_or_default(),
         }
     }
 
@@ -206,6 +222,11 @@ impl Store {
             has_model: !self.predictions.is_empty(),
             can_undo: !self.undo.is_empty(),
             images,
+            audit: self.dataset.findings().map(|f| AuditView {
+                audited_images: f.audited_images,
+                base_model: f.base_model.clone(),
+                duplicate_sets: f.duplicate_sets.clone(),
+            }),
         })
     }
 

@@ -1,10 +1,10 @@
 //! [`DatasetAudit`]: the findings on a dataset's images, as one library call
 //! (what `cvtk audit` prints).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-use cvtk_dataset::{ClassificationDataset, Skipped, SplitPart};
+use cvtk_dataset::{ClassificationDataset, DuplicateIds, Finding, Findings, Skipped, SplitPart};
 use cvtk_model::{Featurizer, SvmParams};
 use serde::Serialize;
 
@@ -315,6 +315,41 @@ impl DatasetAudit {
             common_quality: common,
             unreadable: dataset.skipped().to_vec(),
         })
+    }
+
+    /// The findings as the manifest keeps them ([`Findings`]), for `cvtk
+    /// annotate` and `cvtk dataset split --keep-duplicates-together`.
+    /// `base_model` names the network whose features were used.
+    pub fn findings(&self, base_model: &str) -> Findings {
+        let mut images: BTreeMap<u64, Vec<Finding>> = BTreeMap::new();
+        let mut add = |id: u64, f: Finding| images.entry(id).or_default().push(f);
+        for i in &self.label_issues {
+            add(i.id, Finding::LabelIssue { suggested: i.suggested.clone(), probability: i.suggested_probability });
+        }
+        for i in &self.neighbour_issues {
+            add(i.id, Finding::NeighboursDisagree { suggested: i.suggested.clone(), share: i.suggested_probability });
+        }
+        for o in &self.outliers {
+            add(o.image.id, Finding::Outlier { score: o.score });
+        }
+        for (set, d) in self.duplicates.iter().enumerate() {
+            for m in &d.images {
+                add(m.image.id, Finding::Duplicate { set });
+            }
+        }
+        for q in &self.quality {
+            add(q.image.id, Finding::Quality { issues: q.issues.iter().map(|i| i.name().to_string()).collect() });
+        }
+        Findings {
+            audited_images: self.images,
+            base_model: base_model.to_string(),
+            images,
+            duplicate_sets: self
+                .duplicates
+                .iter()
+                .map(|d| DuplicateIds { ids: d.images.iter().map(|m| m.image.id).collect(), exact: d.exact })
+                .collect(),
+        }
     }
 
     /// The duplicate sets that leak across the split.

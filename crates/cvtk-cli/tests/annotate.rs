@@ -15,7 +15,7 @@ use crate::common::{cvtk, json, train_small_cnn};
 use cvtk_dataset::ClassificationDataset;
 
 /// Kills the server when the test ends, passed or not.
-struct Server(Child);
+pub struct Server(Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -25,7 +25,7 @@ impl Drop for Server {
 }
 
 /// Starts `cvtk annotate ARGS --port 0`; returns it and the URL it printed.
-fn annotate(args: &[&str]) -> (Server, String) {
+pub fn annotate(args: &[&str]) -> (Server, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_cvtk"))
         .arg("annotate")
         .args(args)

@@ -10,7 +10,9 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use crate::browser::run_browser_test;
 use crate::common::{cvtk, cvtk_in, json, mnist_digits, skimage_photo};
+use cvtk_dataset::ClassificationDataset;
 
 #[test]
 fn planted_label_errors_in_real_digits_are_found_with_their_true_labels() {
@@ -127,6 +129,8 @@ fn copies_leaks_outliers_and_dark_images_among_real_digits_are_found() {
     let mut dark = image::open(digits.join("7/7_00003.png")).unwrap().to_luma8();
     dark.pixels_mut().for_each(|p| p.0[0] /= 5);
     dark.save(digits.join("7/dark_7_00003.png")).unwrap();
+    // And a planted label error, for the page to fix.
+    std::fs::rename(digits.join("7/7_00009.png"), digits.join("1/7_00009.png")).unwrap();
     let photo = skimage_photo("astronaut.png").expect("scikit-image's photos: run `make test-setup`");
     image::open(photo)
         .unwrap()
@@ -185,4 +189,67 @@ fn copies_leaks_outliers_and_dark_images_among_real_digits_are_found() {
     let text = cvtk_in(&home, &["audit", m, "--device", "cpu", "--show", "50"]);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("LEAK (train and test)") && text.contains("astronaut.png"), "{text}");
+    assert!(text.contains("--keep-duplicates-together"), "no hint to fix the leak: {text}");
+
+    // The findings are in the manifest, labels untouched.
+    let ds = ClassificationDataset::from_manifest(&manifest).unwrap();
+    let findings = ds.findings().expect("no findings recorded in the manifest");
+    assert_eq!(findings.audited_images, 164);
+    assert_eq!(findings.duplicate_sets.len(), sets.len());
+    let planted = ds.images().iter().find(|i| i.name == "7_00009.png").unwrap();
+    assert_eq!(ds.labels()[planted.label()].name, "1", "the audit changed a label");
+
+    // A split that keeps every duplicate set on one side, sizes kept.
+    let resplit = dir.path().join("resplit.json");
+    let r = json(&cvtk(&[
+        "dataset",
+        "split",
+        m,
+        "--out",
+        resplit.to_str().unwrap(),
+        "--stratify",
+        "--keep-duplicates-together",
+        "--json",
+    ]));
+    assert!(r["duplicate_sets_kept_together"]["moved"].as_u64().unwrap() >= 1, "{r}");
+    let again = ClassificationDataset::from_manifest(&resplit).unwrap();
+    let split = again.split_info().unwrap();
+    assert_eq!(split.train.len(), ds.split(0.66, true, 0).unwrap().train.len(), "the sizes of the parts changed");
+    for set in &again.findings().unwrap().duplicate_sets {
+        let train = set.ids.iter().filter(|id| split.train.contains(id)).count();
+        assert!(train == 0 || train == set.ids.len(), "set {:?} is on both sides", set.ids);
+    }
+    let e = cvtk(&[
+        "dataset",
+        "split",
+        digits.to_str().unwrap(),
+        "--out",
+        dir.path().join("x.json").to_str().unwrap(),
+        "--keep-duplicates-together",
+    ]);
+    assert_eq!(e.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&e.stderr).contains("run `cvtk audit"), "{e:?}");
+
+    // The fix loop in the annotation page: a suggestion accepted, extra copies excluded.
+    let (_server, url) = crate::annotate::annotate(&[m]);
+    let (log, shot) = run_browser_test(
+        "audit_fixes.test.mjs",
+        "audit_fixes.png",
+        &[("CVTK_ANNOTATE_URL", url.as_ref()), ("CVTK_MANIFEST", manifest.as_os_str())],
+    );
+    assert!(shot.is_file());
+    let line = log.lines().find_map(|l| l.trim().strip_prefix("RESULT ")).expect("the browser test prints RESULT");
+    let r: Value = serde_json::from_str(line).unwrap();
+    let ds = ClassificationDataset::from_manifest(&manifest).unwrap();
+    let accepted = ds.any_image(r["accepted"]["id"].as_u64().unwrap()).unwrap();
+    assert_eq!(ds.labels()[accepted.label()].name, r["accepted"]["label"].as_str().unwrap());
+    for id in r["excluded"].as_array().unwrap() {
+        assert_eq!(ds.is_excluded(id.as_u64().unwrap()), Some(true), "{r}");
+    }
+    assert_eq!(ds.is_excluded(r["kept"].as_u64().unwrap()), Some(false));
+    // Audited again, the accepted image is no label issue and the excluded copies are not audited.
+    let after = json(&cvtk_in(&home, &["audit", m, "--device", "cpu", "--json"]));
+    let excluded = r["excluded"].as_array().unwrap().len() as u64;
+    assert_eq!(after["images"].as_u64().unwrap(), 164 - excluded);
+    assert!(!after["label_issues"].as_array().unwrap().iter().any(|i| i["id"] == r["accepted"]["id"]), "{after}");
 }

@@ -151,6 +151,8 @@ pub struct ClassificationDataset {
     /// Images a person excluded (in `cvtk annotate`): kept in the manifest with
     /// their labels, left out of [`images`](Self::images) and of every split part.
     pub(crate) excluded: Vec<ImageInfo>,
+    /// What the last `cvtk audit` found (see [`Findings`](crate::Findings)).
+    pub(crate) findings: Option<crate::Findings>,
 }
 
 fn lossy(p: &Path) -> String {
@@ -169,6 +171,7 @@ impl ClassificationDataset {
             skipped: Vec::new(),
             split: None,
             excluded: Vec::new(),
+            findings: None,
         };
         ds.validate()?;
         Ok(ds)
@@ -375,6 +378,7 @@ impl ClassificationDataset {
             skipped,
             split: None,
             excluded: Vec::new(),
+            findings: None,
         })
     }
 
@@ -475,6 +479,7 @@ impl ClassificationDataset {
             skipped: Vec::new(),
             split: None,
             excluded: Vec::new(),
+            findings: None,
         })
     }
 
@@ -499,6 +504,7 @@ impl ClassificationDataset {
             skipped: Vec::new(),
             split: None,
             excluded: Vec::new(),
+            findings: None,
         })
     }
 }
@@ -593,6 +599,11 @@ impl ClassificationDataset {
                 self.set_excluded(id, true)?;
                 kept.excluded += 1;
             }
+        }
+        // The last audit's findings too, on the same images.
+        if let (None, Some(findings)) = (&self.findings, earlier.findings()) {
+            let map = self.same_images_in(earlier).into_iter().map(|(id, img, _)| (img.id, id)).collect();
+            self.findings = Some(findings.remapped(&map));
         }
         Ok(kept)
     }

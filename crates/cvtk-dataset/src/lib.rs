@@ -43,6 +43,7 @@
 mod dataset;
 pub mod decode;
 mod error;
+mod findings;
 mod loader;
 mod manifest;
 pub mod sample;
@@ -54,6 +55,7 @@ pub use dataset::{
     check_label_name, ClassificationDataset, ImageInfo, KeptFixes, Label, ScanOptions, SkipKind, Skipped,
 };
 pub use error::{Error, Result};
+pub use findings::{DuplicateIds, Finding, Findings};
 pub use loader::{
     mix_seed, Batch, Batches, ColorMode, ImageBatch, ImageLoader, ImageTransform, LoaderConfig, Normalization,
     ResizeMode,

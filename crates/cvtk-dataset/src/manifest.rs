@@ -11,7 +11,8 @@
 //!   "images": [{ "id": 0, "name": "a.jpg", "path": "bowl/a.jpg", "labels": ["bowl"] },
 //!              { "id": 1, "name": "b.jpg", "path": "bowl/b.jpg", "labels": ["cup"], "excluded": true }],
 //!   "skipped": [{ "path": "...", "kind": "corrupt", "reason": "..." }],
-//!   "split": { "train_size": 0.66, "stratify": true, "seed": 0, "train": [0], "test": [] } }
+//!   "split": { "train_size": 0.66, "stratify": true, "seed": 0, "train": [0], "test": [] },
+//!   "findings": { "audited_images": 2, "images": { "1": [{ "kind": "outlier", "score": 0.05 }] } } }
 //! ```
 
 use std::collections::HashMap;
@@ -20,6 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::{ImageInfo, Label, Skipped};
+use crate::findings::Findings;
 use crate::split::Split;
 use crate::{ClassificationDataset, Error, Result};
 use cvtk_core::fs::write_json_atomic_bytes;
@@ -42,6 +44,9 @@ struct ManifestFile {
     skipped: Vec<Skipped>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     split: Option<Split>,
+    /// The last `cvtk audit`'s findings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    findings: Option<Findings>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -207,6 +212,7 @@ impl ClassificationDataset {
             },
             skipped: self.skipped.clone(),
             split: self.split.clone(),
+            findings: self.findings.clone(),
         };
         Ok(write_json_atomic_bytes(path, &file)?)
     }
@@ -269,10 +275,14 @@ impl ClassificationDataset {
             skipped: file.skipped,
             split: None,
             excluded,
+            findings: None,
         };
         ds.validate().map_err(|e| bad(e.to_string()))?;
         if let Some(split) = file.split {
             ds.set_split(split).map_err(|e| bad(e.to_string()))?;
+        }
+        if let Some(findings) = file.findings {
+            ds.set_findings(findings).map_err(|e| bad(e.to_string()))?;
         }
         Ok(ds)
     }

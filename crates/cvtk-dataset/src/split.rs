@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::{ClassificationDataset, Error, Result};
 
 /// Which part of a split.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SplitPart {
     /// The training part.
@@ -209,6 +209,53 @@ impl ClassificationDataset {
         Ok(Split { train_size, stratify, seed, train, test })
     }
 
+    /// [`split`](Self::split), then each of `sets` (ids of images that must
+    /// not be on both sides, such as the duplicate sets of an audit) moved
+    /// whole to the side that holds most of it (train on a tie); for each
+    /// image moved, an image of the same label in no set goes the other way,
+    /// so each side keeps its size and label counts wherever such an image
+    /// exists. Returns the split and how many images were moved.
+    pub fn split_keeping_together(
+        &self,
+        train_size: f64,
+        stratify: bool,
+        seed: u64,
+        sets: &[Vec<u64>],
+    ) -> Result<(Split, usize)> {
+        use std::collections::{HashMap, HashSet};
+        let mut split = self.split(train_size, stratify, seed)?;
+        let mut side: HashMap<u64, SplitPart> = split.train.iter().map(|&id| (id, SplitPart::Train)).collect();
+        side.extend(split.test.iter().map(|&id| (id, SplitPart::Test)));
+        let in_sets: HashSet<u64> = sets.iter().flatten().copied().collect();
+        let label: HashMap<u64, usize> = self.images.iter().map(|i| (i.id, i.label())).collect();
+        // Images in no set, per (side, label), in the split's order: the swaps.
+        let mut free: HashMap<(SplitPart, usize), Vec<u64>> = HashMap::new();
+        for id in split.train.iter().chain(&split.test) {
+            if !in_sets.contains(id) {
+                free.entry((side[id], label[id])).or_default().push(*id);
+            }
+        }
+        let mut moved = 0;
+        for set in sets {
+            let members: Vec<u64> = set.iter().copied().filter(|id| side.contains_key(id)).collect();
+            let train = members.iter().filter(|id| side[*id] == SplitPart::Train).count();
+            let to = if 2 * train >= members.len() { SplitPart::Train } else { SplitPart::Test };
+            let from = if to == SplitPart::Train { SplitPart::Test } else { SplitPart::Train };
+            let away: Vec<u64> = members.into_iter().filter(|id| side[id] != to).collect();
+            for id in away {
+                side.insert(id, to);
+                moved += 1;
+                if let Some(swap) = free.get_mut(&(to, label[&id])).and_then(Vec::pop) {
+                    side.insert(swap, from);
+                }
+            }
+        }
+        let order: Vec<u64> = split.train.iter().chain(&split.test).copied().collect();
+        split.train = order.iter().copied().filter(|id| side[id] == SplitPart::Train).collect();
+        split.test = order.iter().copied().filter(|id| side[id] == SplitPart::Test).collect();
+        Ok((split, moved))
+    }
+
     /// Attaches `split` to the dataset, so manifests carry it. Ids not in the
     /// dataset (excluded images count as in it) are an error.
     pub fn set_split(&mut self, split: Split) -> Result<()> {
@@ -259,6 +306,40 @@ mod tests {
         assert_eq!(approximate_mode(&[21, 21, 21], 41), vec![14, 14, 13]);
         assert_eq!(approximate_mode(&[10, 0, 5], 6), vec![4, 0, 2]);
         assert_eq!(approximate_mode(&[3, 3], 6), vec![3, 3]);
+    }
+
+    #[test]
+    fn sets_stay_on_one_side_and_the_counts_are_kept() {
+        use crate::{ImageInfo, Label};
+        let labels = vec![Label { name: "a".into() }, Label { name: "b".into() }];
+        let images = (0..40u64)
+            .map(|id| ImageInfo {
+                id,
+                name: format!("{id}.png"),
+                path: format!("{id}.png").into(),
+                labels: vec![(id % 2) as usize],
+            })
+            .collect();
+        let ds = ClassificationDataset::from_parts("d", labels, images).unwrap();
+        let plain = ds.split(0.75, true, 3).unwrap();
+        // Sets that straddle the plain split: a train image with a test image of each label.
+        let sets: Vec<Vec<u64>> = (0..2)
+            .map(|l| {
+                let of = |ids: &[u64]| ids.iter().copied().find(|id| id % 2 == l).unwrap();
+                vec![of(&plain.train), of(&plain.test)]
+            })
+            .collect();
+        let (kept, moved) = ds.split_keeping_together(0.75, true, 3, &sets).unwrap();
+        assert_eq!(moved, 2);
+        for set in &sets {
+            let train = set.iter().filter(|id| kept.train.contains(id)).count();
+            assert!(train == 0 || train == set.len(), "{set:?} is split: {kept:?}");
+        }
+        assert_eq!((kept.train.len(), kept.test.len()), (plain.train.len(), plain.test.len()));
+        let count = |ids: &[u64], l: u64| ids.iter().filter(|id| *id % 2 == l).count();
+        for l in 0..2 {
+            assert_eq!(count(&kept.train, l), count(&plain.train, l));
+        }
     }
 
     #[test]

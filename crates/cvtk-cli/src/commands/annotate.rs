@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use cvtk_annotate::{manifest_for, AnnotateConfig, ManifestChoice, Prediction, Store};
+use cvtk_annotate::{manifest_for, AnnotateConfig, Prediction, Store};
 use cvtk_dataset::ClassificationDataset;
 use cvtk_model::{load_scorer, predict_dataset, EngineChoice};
 
@@ -59,18 +59,11 @@ fn predictions(
 
 /// Runs `cvtk annotate` until Ctrl-C.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let manifest = match manifest_for(&args.dataset, args.manifest.as_deref())? {
-        ManifestChoice::Existing(m) => {
-            if m != args.dataset {
-                eprintln!("using the existing manifest {} (delete it to scan the folder again)", m.display());
-            }
-            m
-        }
-        ManifestChoice::Created(m, n) => {
-            eprintln!("wrote the manifest {} ({n} images)", m.display());
-            m
-        }
-    };
+    let choice = manifest_for(&args.dataset, args.manifest.as_deref())?;
+    if let Some(what) = choice.describe(&args.dataset) {
+        eprintln!("{what}");
+    }
+    let manifest = choice.path().to_path_buf();
     let predictions = match &args.model {
         Some(dir) => {
             predictions(dir, args.device, args.engine.engine, &manifest).context("scoring the images with --model")?

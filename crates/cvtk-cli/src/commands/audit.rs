@@ -4,8 +4,9 @@
 //! neighbours that disagree, outliers, exact and near duplicates and the
 //! leaks among them, image quality, and the images per label.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use cvtk_annotate::manifest_for;
 use cvtk_audit::quality::QualityIssue;
 use cvtk_audit::{AuditOptions, DatasetAudit, FeatureCache};
 use cvtk_core::StorageContext;
@@ -19,7 +20,9 @@ use crate::output::print_json;
 /// Arguments of `cvtk audit`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// A dataset folder (one sub-folder per label) or its manifest; every image not excluded is audited.
+    /// A dataset folder (one sub-folder per label) or its manifest; every image not excluded is
+    /// audited. The findings are recorded in the manifest (for a folder, FOLDER.json beside it, made
+    /// on the first run as `cvtk annotate` makes it), where `cvtk annotate` shows them.
     dataset: PathBuf,
     #[command(flatten)]
     base: BaseModelArgs,
@@ -54,9 +57,29 @@ fn folds(s: &str) -> Result<usize, String> {
     }
 }
 
+/// Writes `findings` into the manifest at `path`, under its lock, over a
+/// fresh read (a person may have fixed labels in `cvtk annotate` meanwhile),
+/// atomically: an interrupted audit leaves the manifest as it was.
+fn record(path: &Path, findings: cvtk_dataset::Findings) -> anyhow::Result<()> {
+    let lock = cvtk_core::FileLock::acquire(path)?;
+    let mut now = ClassificationDataset::from_manifest(path)?;
+    // Only images still in it (one may have been removed meanwhile).
+    let keep = findings
+        .images
+        .keys()
+        .chain(findings.duplicate_sets.iter().flat_map(|s| &s.ids))
+        .filter(|id| now.any_image(**id).is_some())
+        .map(|&id| (id, id))
+        .collect();
+    now.set_findings(findings.remapped(&keep))?;
+    now.to_manifest_locked(&lock)?;
+    Ok(())
+}
+
 #[derive(Serialize)]
 struct Output<'a> {
     dataset: &'a PathBuf,
+    manifest: &'a Path,
     base_model: String,
     #[serde(flatten)]
     audit: &'a DatasetAudit,
@@ -64,15 +87,23 @@ struct Output<'a> {
 
 /// Runs `cvtk audit`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let dataset = ClassificationDataset::open(&args.dataset)?;
+    // The manifest the findings are recorded in, where `cvtk annotate` finds
+    // them: the one given, or the folder's (made beside it on the first run).
+    let manifest = manifest_for(&args.dataset, None)?;
+    if let Some(what) = manifest.describe(&args.dataset) {
+        eprintln!("{what}");
+    }
+    let dataset = ClassificationDataset::from_manifest(manifest.path())?;
     let base = args.base.base_model()?;
     let featurizer = Featurizer::new(&base, args.image_size, args.base.device()?)?.compile(args.engine.engine)?;
     let cache = (!args.no_cache).then(|| FeatureCache::in_storage(&StorageContext::default()));
     let options = AuditOptions { folds: args.folds, seed: args.seed, cache, ..AuditOptions::default() };
     let audit = DatasetAudit::run(&dataset, &featurizer, &options)?;
+    record(manifest.path(), audit.findings(&args.base.base_model.to_string()))?;
     if args.json {
         return print_json(&Output {
             dataset: &args.dataset,
+            manifest: manifest.path(),
             base_model: args.base.base_model.to_string(),
             audit: &audit,
         });
@@ -225,8 +256,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for file in &audit.unreadable {
         println!("\nUnreadable: {}  ({})", file.path, file.reason);
     }
+    println!("\nRecorded in {}.", manifest.path().display());
     if !audit.label_issues.is_empty() || !audit.neighbour_issues.is_empty() || !audit.duplicates.is_empty() {
-        println!("\nLook at them and fix the labels with: cvtk annotate {}", args.dataset.display());
+        println!(
+            "Look at them, accept suggested labels, exclude extra copies: cvtk annotate {}",
+            manifest.path().display()
+        );
+    }
+    if let (Some(split), true) = (dataset.split_info(), audit.leaks().next().is_some()) {
+        println!(
+            "Keep each duplicate set on one side of the split: cvtk dataset split {0} --out {0} --train-size {1} \
+             --seed {2}{3} --keep-duplicates-together",
+            manifest.path().display(),
+            split.train_size,
+            split.seed,
+            if split.stratify { " --stratify" } else { "" }
+        );
     }
     Ok(())
 }

@@ -103,6 +103,11 @@ pub struct SplitArgs {
     /// Seed of the shuffle; the same seed gives the same split.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Keep each set of duplicates the last `cvtk audit` of the manifest found on one side, so
+    /// the test part holds no copy of a training image (moved images are swapped for others of
+    /// the same label, keeping the sizes of both parts).
+    #[arg(long)]
+    keep_duplicates_together: bool,
     /// Manifest to write (JSON), holding the dataset and its split. When it is the manifest being
     /// split, its labels and exclusions (fixes made in `cvtk annotate`) are kept and only the split
     /// changes.
@@ -224,14 +229,34 @@ fn split(a: SplitArgs) -> anyhow::Result<()> {
         );
     }
     let mut ds = open(&a.dataset, a.quick)?;
-    let split = ds.split(a.train_size, a.stratify, a.seed)?;
+    let (split, together) = if a.keep_duplicates_together {
+        let Some(findings) = ds.findings() else {
+            anyhow::bail!(
+                "{} records no audit, so no duplicate sets to keep together: run `cvtk audit {0}` first (it records \
+                 what it finds in the manifest), then this again",
+                a.dataset.display()
+            );
+        };
+        let sets: Vec<Vec<u64>> = findings.duplicate_sets.iter().map(|s| s.ids.clone()).collect();
+        let (split, moved) = ds.split_keeping_together(a.train_size, a.stratify, a.seed, &sets)?;
+        (split, Some((sets.len(), moved)))
+    } else {
+        (ds.split(a.train_size, a.stratify, a.seed)?, None)
+    };
     ds.set_split(split)?;
     ds.to_manifest_locked(&lock)?;
     let s = ds.summary();
     if a.json {
-        print_json(&s)
+        let mut out = serde_json::to_value(&s)?;
+        if let Some((sets, moved)) = together {
+            out["duplicate_sets_kept_together"] = serde_json::json!({ "sets": sets, "moved": moved });
+        }
+        print_json(&out)
     } else {
         print_summary(&s);
+        if let Some((sets, moved)) = together {
+            println!("  kept {sets} duplicate sets each on one side ({moved} images moved to their set's side)");
+        }
         println!("wrote {}", a.out.display());
         Ok(())
     }
