@@ -45,6 +45,7 @@ pub mod outliers;
 pub mod pil;
 pub mod pixels;
 pub mod quality;
+mod report;
 mod stats;
 
 pub use audit::{
@@ -54,3 +55,4 @@ pub use audit::{
 pub use cache::{CacheUse, FeatureCache};
 pub use error::{Error, Result};
 pub use label_issues::{find_label_issues, label_issues, label_quality_scores, LabelIssue};
+pub use report::{write_report, MAX_THUMBNAILS};

@@ -156,8 +156,10 @@ fn copies_leaks_outliers_and_dark_images_among_real_digits_are_found() {
     std::fs::write(&manifest, serde_json::to_vec(&doc).unwrap()).unwrap();
 
     let home = dir.path().join("home");
-    let out = json(&cvtk_in(&home, &["audit", m, "--device", "cpu", "--json"]));
+    let report = dir.path().join("report");
+    let out = json(&cvtk_in(&home, &["audit", m, "--device", "cpu", "--json", "--report", report.to_str().unwrap()]));
     assert_eq!(out["images"], 164);
+    assert_eq!(out["report"], report.join("audit.html").to_str().unwrap());
     let sets = out["duplicates"].as_array().unwrap();
     let with = |name: &str| sets.iter().find(|s| names(s["images"].as_array().unwrap()).contains(&name.to_string()));
     let exact = with("copy_of_0_00005.png").expect("the exact copy is in no duplicate set");
@@ -190,6 +192,17 @@ fn copies_leaks_outliers_and_dark_images_among_real_digits_are_found() {
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("LEAK (train and test)") && text.contains("astronaut.png"), "{text}");
     assert!(text.contains("--keep-duplicates-together"), "no hint to fix the leak: {text}");
+
+    // The report in a browser: the same counts as --json.
+    let expect = dir.path().join("audit.json");
+    std::fs::write(&expect, serde_json::to_vec(&out).unwrap()).unwrap();
+    let page = report.join("audit.html");
+    let (_, shot) = run_browser_test(
+        "audit_report.test.mjs",
+        "audit_report.png",
+        &[("CVTK_REPORT", page.as_os_str()), ("CVTK_EXPECT", expect.as_os_str())],
+    );
+    assert!(shot.is_file());
 
     // The findings are in the manifest, labels untouched.
     let ds = ClassificationDataset::from_manifest(&manifest).unwrap();

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use cvtk_annotate::manifest_for;
 use cvtk_audit::quality::QualityIssue;
-use cvtk_audit::{AuditOptions, DatasetAudit, FeatureCache};
+use cvtk_audit::{write_report, AuditOptions, DatasetAudit, FeatureCache};
 use cvtk_core::StorageContext;
 use cvtk_dataset::ClassificationDataset;
 use cvtk_model::Featurizer;
@@ -44,6 +44,10 @@ pub struct Args {
     /// Findings printed of each kind (all are in --json).
     #[arg(long, default_value_t = 20)]
     show: usize,
+    /// Also write the findings as one self-contained page, DIR/audit.html: counts, images per label,
+    /// a gallery per kind of finding (thumbnails, suggested labels, duplicate sets side by side).
+    #[arg(long, value_name = "DIR")]
+    report: Option<PathBuf>,
     /// Print the findings as JSON (schema: cvtk_audit::DatasetAudit).
     #[arg(long)]
     json: bool,
@@ -80,6 +84,8 @@ fn record(path: &Path, findings: cvtk_dataset::Findings) -> anyhow::Result<()> {
 struct Output<'a> {
     dataset: &'a PathBuf,
     manifest: &'a Path,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    report: Option<&'a Path>,
     base_model: String,
     #[serde(flatten)]
     audit: &'a DatasetAudit,
@@ -99,12 +105,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let cache = (!args.no_cache).then(|| FeatureCache::in_storage(&StorageContext::default()));
     let options = AuditOptions { folds: args.folds, seed: args.seed, cache, ..AuditOptions::default() };
     let audit = DatasetAudit::run(&dataset, &featurizer, &options)?;
-    record(manifest.path(), audit.findings(&args.base.base_model.to_string()))?;
+    let base_model = args.base.base_model.to_string();
+    record(manifest.path(), audit.findings(&base_model))?;
+    let report = match &args.report {
+        Some(dir) => {
+            let command = std::env::args().collect::<Vec<_>>().join(" ");
+            let dataset = args.dataset.display().to_string();
+            Some(write_report(dir, &audit, &dataset, &base_model, &command)?)
+        }
+        None => None,
+    };
     if args.json {
         return print_json(&Output {
             dataset: &args.dataset,
             manifest: manifest.path(),
-            base_model: args.base.base_model.to_string(),
+            report: report.as_deref(),
+            base_model: base_model.clone(),
             audit: &audit,
         });
     }
@@ -257,6 +273,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("\nUnreadable: {}  ({})", file.path, file.reason);
     }
     println!("\nRecorded in {}.", manifest.path().display());
+    if let Some(report) = &report {
+        println!("Report: {}", report.display());
+    }
     if !audit.label_issues.is_empty() || !audit.neighbour_issues.is_empty() || !audit.duplicates.is_empty() {
         println!(
             "Look at them, accept suggested labels, exclude extra copies: cvtk annotate {}",
