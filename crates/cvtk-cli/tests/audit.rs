@@ -11,7 +11,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::browser::run_browser_test;
-use crate::common::{cvtk, cvtk_in, json, mnist_digits, skimage_photo};
+use crate::common::{cvtk, cvtk_in, json, mnist_digits, skimage_photo, train_small_cnn};
 use cvtk_dataset::ClassificationDataset;
 
 #[test]
@@ -265,4 +265,21 @@ fn copies_leaks_outliers_and_dark_images_among_real_digits_are_found() {
     let excluded = r["excluded"].as_array().unwrap().len() as u64;
     assert_eq!(after["images"].as_u64().unwrap(), 164 - excluded);
     assert!(!after["label_issues"].as_array().unwrap().iter().any(|i| i["id"] == r["accepted"]["id"]), "{after}");
+
+    // With --model, the features are those of a trained model's network (another cache entry).
+    let model = dir.path().join("cnn");
+    train_small_cnn(&manifest, &model, 2, &[]);
+    let with_model =
+        json(&cvtk_in(&home, &["audit", m, "--device", "cpu", "--json", "--model", model.to_str().unwrap()]));
+    assert!(
+        with_model["base_model"].as_str().unwrap().starts_with("the small-cnn of "),
+        "{}",
+        with_model["base_model"]
+    );
+    assert_eq!(
+        with_model["features"]["computed"], with_model["images"],
+        "a trained network's features came from the cache"
+    );
+    let e = cvtk_in(&home, &["audit", m, "--model", model.to_str().unwrap(), "--base-model", "resnet18"]);
+    assert_eq!(e.status.code(), Some(2), "{e:?}");
 }

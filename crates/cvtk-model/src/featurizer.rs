@@ -31,6 +31,22 @@ impl Featurizer {
         Ok(Self::from_backbone(backbone))
     }
 
+    /// The network of the model saved in `dir`, without its head: a
+    /// fine-tuned network's backbone (features it learned on the model's
+    /// labels), or the featurizer an SVM was trained on. It featurizes with
+    /// libtorch until [`Self::compile`]d.
+    pub fn of_model(dir: impl AsRef<std::path::Path>, device: Device) -> Result<Self> {
+        let dir = dir.as_ref();
+        let (meta, tensors) = crate::model_dir::read_model_dir(dir)?;
+        let head = match meta.kind() {
+            crate::ModelKind::Svm => "svm.".to_string(),
+            crate::ModelKind::Dnn => format!("{}.", meta.arch.head_name()),
+        };
+        let mut backbone = Backbone::from_parts(dir, &meta, tensors, device, None, &[head.as_str()])?;
+        backbone.vs.freeze();
+        Ok(Self::from_backbone(backbone))
+    }
+
     /// A featurizer over a frozen backbone, on libtorch.
     pub(crate) fn from_backbone(backbone: Backbone) -> Self {
         Featurizer { backbone, session: None }
@@ -85,6 +101,11 @@ impl Featurizer {
         } else {
             Engine::Torch
         }
+    }
+
+    /// The network's architecture.
+    pub fn arch(&self) -> crate::Architecture {
+        self.backbone.arch
     }
 
     /// Feature size.

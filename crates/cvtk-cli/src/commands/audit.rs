@@ -26,6 +26,10 @@ pub struct Args {
     dataset: PathBuf,
     #[command(flatten)]
     base: BaseModelArgs,
+    /// Featurize with the network of a model cvtk trained (MODEL_DIR: a fine-tuned network's
+    /// backbone, or the network an SVM was trained on) instead of the pretrained base network.
+    #[arg(long, value_name = "MODEL_DIR", conflicts_with_all = ["base_model", "weights", "random_init", "image_size"])]
+    model: Option<PathBuf>,
     /// Input size of the network, in pixels (default: the network's own).
     #[arg(long)]
     image_size: Option<u32>,
@@ -100,12 +104,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         eprintln!("{what}");
     }
     let dataset = ClassificationDataset::from_manifest(manifest.path())?;
-    let base = args.base.base_model()?;
-    let featurizer = Featurizer::new(&base, args.image_size, args.base.device()?)?.compile(args.engine.engine)?;
+    let (featurizer, base_model) = match &args.model {
+        Some(dir) => {
+            let featurizer = Featurizer::of_model(dir, args.base.device()?)?;
+            let name = format!("the {} of {}", featurizer.arch(), dir.display());
+            (featurizer, name)
+        }
+        None => (
+            Featurizer::new(&args.base.base_model()?, args.image_size, args.base.device()?)?,
+            args.base.base_model.to_string(),
+        ),
+    };
+    let featurizer = featurizer.compile(args.engine.engine)?;
     let cache = (!args.no_cache).then(|| FeatureCache::in_storage(&StorageContext::default()));
     let options = AuditOptions { folds: args.folds, seed: args.seed, cache, ..AuditOptions::default() };
     let audit = DatasetAudit::run(&dataset, &featurizer, &options)?;
-    let base_model = args.base.base_model.to_string();
     record(manifest.path(), audit.findings(&base_model))?;
     let report = match &args.report {
         Some(dir) => {
@@ -125,11 +138,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         });
     }
     println!(
-        "{} images, {} labels; features from {} ({} featurized, {} from the cache), each image judged by a linear \
+        "{} images, {} labels; features of {} ({} featurized, {} from the cache), each image judged by a linear \
          model fitted on the other {} of {} folds",
         audit.images,
         audit.labels.len(),
-        args.base.base_model,
+        base_model,
         audit.features.computed,
         audit.features.reused,
         audit.folds - 1,
