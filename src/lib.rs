@@ -16,7 +16,7 @@
 //! | [`loadtest`] | `cvtk-loadtest` | load tests of a scoring service |
 //! | [`score`] | `cvtk-score` | batch scoring to JSON Lines, CSV or Parquet: streaming, resumable, sharded |
 //! | [`http`] | `cvtk-http` | HTTP pieces the servers and fetchers share: error codes, the JSON error body, one bounded GET |
-//! | [`audit`] | `cvtk-audit` | the data audit: label issues by confident learning (more to come) |
+//! | [`audit`] | `cvtk-audit` | the data audit: label issues, neighbours, outliers, duplicates and leaks, image quality, the report |
 
 pub use cvtk_annotate as annotate;
 pub use cvtk_audit as audit;
