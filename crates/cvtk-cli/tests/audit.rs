@@ -283,3 +283,57 @@ fn copies_leaks_outliers_and_dark_images_among_real_digits_are_found() {
     let e = cvtk_in(&home, &["audit", m, "--model", model.to_str().unwrap(), "--base-model", "resnet18"]);
     assert_eq!(e.status.code(), Some(2), "{e:?}");
 }
+
+#[test]
+fn identical_images_a_label_of_one_image_and_a_kill_give_findings_or_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    // Twelve identical images under two labels.
+    let same = dir.path().join("same");
+    for (label, n) in [("a", 6), ("b", 6)] {
+        std::fs::create_dir_all(same.join(label)).unwrap();
+        for i in 0..n {
+            image::RgbImage::from_pixel(32, 32, image::Rgb([90, 120, 150]))
+                .save(same.join(label).join(format!("{i}.png")))
+                .unwrap();
+        }
+    }
+    let out = cvtk_in(&home, &["audit", same.to_str().unwrap(), "--device", "cpu", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = json(&out);
+    let sets = out["duplicates"].as_array().unwrap();
+    assert_eq!(sets.len(), 1, "one set of twelve exact copies: {sets:?}");
+    assert_eq!((sets[0]["exact"].clone(), sets[0]["images"].as_array().unwrap().len()), (Value::from(true), 12));
+    assert_eq!(out["outliers"].as_array().unwrap().len(), 0, "no image is farther than the others");
+
+    // A label of one image among real digits: flagged too few, the rest audited.
+    let digits = mnist_digits(dir.path(), "0,1", 12);
+    std::fs::create_dir_all(digits.join("7")).unwrap();
+    std::fs::rename(digits.join("1/1_00003.png"), digits.join("7/1_00003.png")).unwrap();
+    let out = json(&cvtk_in(&home, &["audit", digits.to_str().unwrap(), "--device", "cpu", "--json"]));
+    let seven = out["labels"].as_array().unwrap().iter().find(|l| l["label"] == "7").unwrap().clone();
+    assert_eq!(
+        (seven["images"].clone(), seven["too_few"].clone(), seven["small"].clone()),
+        (Value::from(1), Value::from(true), Value::from(true))
+    );
+
+    // Killed at any moment, an audit leaves a whole manifest, its labels as they were.
+    let manifest = dir.path().join("digits.json");
+    let labels =
+        |ds: &ClassificationDataset| -> Vec<(u64, usize)> { ds.images().iter().map(|i| (i.id, i.label())).collect() };
+    let before = labels(&ClassificationDataset::from_manifest(&manifest).unwrap());
+    for delay_ms in [50, 400, 1500] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cvtk"))
+            .args(["audit", manifest.to_str().unwrap(), "--device", "cpu", "--no-cache"])
+            .env("CVTK_HOME", &home)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        let ds = ClassificationDataset::from_manifest(&manifest).expect("a killed audit left a broken manifest");
+        assert_eq!(labels(&ds), before, "after {delay_ms} ms");
+    }
+}
