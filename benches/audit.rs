@@ -190,7 +190,7 @@ fn main() -> anyhow::Result<()> {
         let _ = label_issues(&y, &probs)?;
         let fit = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let (nb, _) = search(x.view(), 10, 0.85);
+        let (nb, _) = search(x.view(), 10, 0.85, |_, _, _| false);
         let _ = outlier_scores(&nb);
         let _ = label_issues(&y, &neighbour_votes(&nb, &y, k))?;
         let knn = t.elapsed().as_secs_f64();

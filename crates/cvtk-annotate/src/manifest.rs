@@ -1,9 +1,9 @@
 //! [`manifest_for`]: which manifest `cvtk annotate` edits for a dataset.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use cvtk_dataset::ClassificationDataset;
+use cvtk_dataset::{ClassificationDataset, ScanOptions};
 
 use crate::{Error, Result};
 
@@ -25,6 +25,8 @@ pub enum ManifestChoice {
         added: usize,
         /// Images gone from it.
         removed: usize,
+        /// Images in neither part of the manifest's split (the new ones).
+        unsplit: usize,
     },
 }
 
@@ -38,9 +40,18 @@ impl ManifestChoice {
                 m.display()
             )),
             ManifestChoice::Created(m, n) => Some(format!("wrote the manifest {} ({n} images)", m.display())),
-            ManifestChoice::Updated { path, added, removed } => Some(format!(
-                "updated the manifest {} to the folder's files ({added} new, {removed} gone), keeping your fixes",
-                path.display()
+            ManifestChoice::Updated { path, added, removed, unsplit } => Some(format!(
+                "updated the manifest {} to the folder's files ({added} new, {removed} gone), keeping your fixes{}",
+                path.display(),
+                if *unsplit > 0 {
+                    format!(
+                        "; {unsplit} images are in neither part of its split: re-split with cvtk dataset split {0} \
+                         --out {0}",
+                        path.display()
+                    )
+                } else {
+                    String::new()
+                }
             )),
         }
     }
@@ -71,40 +82,54 @@ pub fn manifest_for(dataset: &Path, manifest: Option<&Path>) -> Result<ManifestC
     if !dataset.is_dir() {
         return Err(invalid(format!("{} is neither a dataset folder nor a manifest", dataset.display())));
     }
-    let path = match manifest {
-        Some(m) => m.to_path_buf(),
+    let (path, automatic) = match manifest {
+        Some(m) => (m.to_path_buf(), false),
         None => {
             let folder = std::fs::canonicalize(dataset)
                 .map_err(|e| cvtk_core::IoError::new("cannot resolve", dataset.to_path_buf(), e))?;
-            folder.with_file_name(format!("{}.json", ClassificationDataset::name_of_folder(&folder)))
+            (folder.with_file_name(format!("{}.json", ClassificationDataset::name_of_folder(&folder))), true)
         }
     };
-    let mut ds = ClassificationDataset::open(dataset)?;
+    // Held from looking at the manifest to writing it: two first runs, or a
+    // run beside `cvtk annotate`, never overwrite each other's.
+    let lock = cvtk_core::FileLock::acquire(&path)?;
     if !path.is_file() {
-        ds.to_manifest(&path)?;
+        let ds = ClassificationDataset::open(dataset)?;
+        ds.to_manifest_locked(&lock)?;
         return Ok(ManifestChoice::Created(path, ds.len()));
     }
-    // Made on an earlier run: brought up to date with the folder if files
-    // came or went since, keeping what was done on it (labels fixed, images
-    // excluded, the audit's findings, the split of the images still there).
-    let lock = cvtk_core::FileLock::acquire(&path)?;
-    let earlier = ClassificationDataset::from_manifest(&path)?;
-    let same = ds.same_images_in(&earlier);
-    let (before, now) = (earlier.len() + earlier.excluded().len(), ds.len() + ds.excluded().len());
-    if same.len() == before && same.len() == now {
+    if !automatic {
+        // A manifest named with --manifest is the user's: used as it is.
         return Ok(ManifestChoice::Existing(path));
     }
-    let ids: HashMap<u64, u64> = same.iter().map(|(id, img, _)| (img.id, *id)).collect();
+    // Made on an earlier run: brought up to date with the folder if files
+    // came or went since (file names compared, no image decoded), keeping
+    // what was done on it: ids, labels fixed, labels added, images excluded,
+    // the audit's findings, the split of the images still there.
+    let earlier = ClassificationDataset::from_manifest(&path)?;
+    let quick = ClassificationDataset::open_with(dataset, &ScanOptions::default().verify(false))?;
+    let listed = |ds: &ClassificationDataset| ds.len() + ds.excluded().len();
+    let kept = quick.same_images_in(&earlier).len();
+    if kept == listed(&earlier) && kept == listed(&quick) {
+        return Ok(ManifestChoice::Existing(path));
+    }
+    let mut ds = ClassificationDataset::open(dataset)?;
+    ds.keep_ids_from(&earlier);
+    let same = ds.same_images_in(&earlier).len();
     ds.keep_fixes_from(&earlier)?;
+    let (before, now) = (earlier.len() + earlier.excluded().len(), ds.len() + ds.excluded().len());
+    let mut unsplit = 0;
     if let Some(split) = earlier.split_info() {
         let mut split = split.clone();
-        for ids_of_part in [&mut split.train, &mut split.test] {
-            *ids_of_part = ids_of_part.iter().filter_map(|id| ids.get(id).copied()).collect();
+        let here: HashSet<u64> = ds.images().iter().chain(ds.excluded()).map(|i| i.id).collect();
+        for ids in [&mut split.train, &mut split.test] {
+            ids.retain(|id| here.contains(id));
         }
+        unsplit = ds.images().iter().filter(|i| !split.train.contains(&i.id) && !split.test.contains(&i.id)).count();
         ds.set_split(split)?;
     }
     ds.to_manifest_locked(&lock)?;
-    Ok(ManifestChoice::Updated { path, added: now - same.len(), removed: before - same.len() })
+    Ok(ManifestChoice::Updated { path, added: now - same, removed: before - same, unsplit })
 }
 
 #[cfg(test)]
@@ -132,11 +157,12 @@ mod tests {
         image::RgbImage::new(4, 4).save(data.join("cup").join("b.png")).unwrap();
         std::fs::remove_file(data.join("bowl").join("a.png")).unwrap();
         let updated = manifest_for(&data, None).unwrap();
-        assert_eq!(updated, ManifestChoice::Updated { path: beside.clone(), added: 1, removed: 1 });
+        assert_eq!(updated, ManifestChoice::Updated { path: beside.clone(), added: 1, removed: 1, unsplit: 0 });
         let now = ClassificationDataset::from_manifest(&beside).unwrap();
         assert_eq!(now.len(), 2);
         let fixed = now.images().iter().find(|i| i.path.ends_with("cup/a.png")).unwrap();
         assert_eq!(now.labels()[fixed.label()].name, "bowl", "the fix was lost");
+        assert_eq!(fixed.id, cup, "a rescan renumbered the images");
         assert!(manifest_for(&beside, Some(&beside)).unwrap_err().to_string().contains("already a manifest"));
         assert!(manifest_for(&dir.path().join("nope"), None).unwrap_err().to_string().contains("neither"));
     }

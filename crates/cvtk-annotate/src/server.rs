@@ -149,15 +149,7 @@ async fn image_file(State(state): State<AppState>, Path(raw): Path<String>) -> s
 }
 
 fn make_thumb(path: &std::path::Path) -> Option<Bytes> {
-    let img = cvtk_dataset::decode::decode_rgb(path, cvtk_dataset::decode::DEFAULT_MAX_PIXELS).ok()?;
-    // Fit in a THUMB_SIZE box, keeping the aspect ratio; never enlarge.
-    let (w, h) = (img.width() as f64, img.height() as f64);
-    let scale = (THUMB_SIZE as f64 / w.max(h)).min(1.0);
-    let (tw, th) = (((w * scale).round() as u32).max(1), ((h * scale).round() as u32).max(1));
-    let small = image::imageops::thumbnail(&img, tw, th);
-    let mut out = std::io::Cursor::new(Vec::new());
-    image::DynamicImage::ImageRgb8(small).write_to(&mut out, image::ImageFormat::Jpeg).ok()?;
-    Some(Bytes::from(out.into_inner()))
+    cvtk_dataset::decode::thumbnail_jpeg(path, THUMB_SIZE, 75).map(Bytes::from)
 }
 
 async fn image_thumb(

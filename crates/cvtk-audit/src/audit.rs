@@ -9,7 +9,7 @@ use cvtk_model::{Featurizer, SvmParams};
 use serde::Serialize;
 
 use crate::crossfit::{check_folds, out_of_sample_probabilities};
-use crate::duplicates::{duplicate_sets, FEATURE_SIMILARITY};
+use crate::duplicates::{duplicate_sets, near_pair, FEATURE_SIMILARITY};
 use crate::neighbours::search;
 use crate::outliers::{neighbour_votes, outlier_scores};
 use crate::pixels::pixel_facts;
@@ -189,10 +189,10 @@ impl DatasetAudit {
     /// pixels (exact duplicates, quality).
     pub fn run(dataset: &ClassificationDataset, featurizer: &Featurizer, options: &AuditOptions) -> Result<Self> {
         let names = dataset.label_names();
-        if names.len() < 2 {
+        let used = dataset.counts_per_label().iter().filter(|&&c| c > 0).count();
+        if used < 2 {
             return Err(Error::Invalid(format!(
-                "the dataset has {} label; an audit of labels needs two or more",
-                names.len()
+                "the dataset's images carry {used} label; an audit of labels needs two or more"
             )));
         }
         check_folds(dataset.len(), options.folds)?;
@@ -224,7 +224,12 @@ impl DatasetAudit {
         };
         let label_issues_found = label_issues(&labels, &probs)?.into_iter().map(named).collect();
 
-        let (neighbours, pairs) = search(features.view(), options.neighbours.max(1), FEATURE_SIMILARITY);
+        // Only near-duplicate pairs are kept from the search: similar pairs
+        // alone can number in the millions (all the 1s of MNIST).
+        let (neighbours, pairs) =
+            search(features.view(), options.neighbours.max(1), FEATURE_SIMILARITY, |i, j, sim| {
+                near_pair(&facts, i, j, sim)
+            });
         let neighbour_issues = label_issues(&labels, &neighbour_votes(&neighbours, &labels, names.len()))?
             .into_iter()
             .map(named)

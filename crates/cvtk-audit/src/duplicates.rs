@@ -26,6 +26,14 @@ pub const FEATURE_SIMILARITY: f32 = 0.85;
 /// Near duplicates' least correlation of gray thumbnails.
 pub const LAYOUT_SIMILARITY: f32 = 0.97;
 
+/// Whether images `i` and `j`, whose features have cosine `similarity`, are
+/// near duplicates (not exact copies: those are found by their digests).
+pub fn near_pair(facts: &[PixelFacts], i: usize, j: usize, similarity: f32) -> bool {
+    similarity >= FEATURE_SIMILARITY
+        && facts[i].digest != facts[j].digest
+        && layout_similarity(&facts[i], &facts[j]) >= LAYOUT_SIMILARITY
+}
+
 /// A set of images that are the same picture, by index.
 #[derive(Clone, Debug, PartialEq)]
 pub struct IndexSet {
@@ -56,10 +64,7 @@ pub fn duplicate_sets(facts: &[PixelFacts], feature_pairs: &[(usize, usize, f32)
     }
     let mut near = Vec::new();
     for &(i, j, similarity) in feature_pairs {
-        if similarity >= FEATURE_SIMILARITY
-            && facts[i].digest != facts[j].digest
-            && layout_similarity(&facts[i], &facts[j]) >= LAYOUT_SIMILARITY
-        {
+        if near_pair(facts, i, j, similarity) {
             sets.join(i, j);
             near.push((i, j, similarity));
         }

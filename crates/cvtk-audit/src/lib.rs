@@ -1,19 +1,27 @@
 //! The data audit: which images of a dataset a person should look at, and why.
 //!
-//! [`DatasetAudit::run`] features every image with a pretrained network,
-//! scores each with a linear model fitted on the other folds
-//! ([`crossfit`]: out-of-sample probabilities), and reports per-label counts
-//! and the images whose labels are likely wrong. `cvtk audit` prints it.
+//! [`DatasetAudit::run`] features every image with a pretrained network (or
+//! a trained model's, [`cvtk_model::Featurizer::of_model`]) and decodes it
+//! once more for its pixels, then finds:
 //!
-//! This first part finds **label issues** by confident learning (Northcutt,
-//! Jiang and Chuang, "Confident Learning: Estimating Uncertainty in Dataset
-//! Labels", JAIR 2021) from out-of-sample predicted probabilities: per-class
-//! self-confidence thresholds, the confident joint of given and likely true
-//! labels, calibrated to the label counts, and pruning by noise rate. On the
-//! same probabilities it flags the same images as cleanlab's
-//! `find_label_issues` with its default filter (ties broken in image order), and ranks them by the same
-//! label-quality scores as `get_label_quality_scores` (a test runs cleanlab
-//! and compares).
+//! - **label issues** by confident learning (Northcutt, Jiang and Chuang,
+//!   "Confident Learning: Estimating Uncertainty in Dataset Labels", JAIR
+//!   2021) on out-of-sample probabilities from a linear model fitted on the
+//!   other folds ([`crossfit`]); on the same probabilities it flags the same
+//!   images as cleanlab's `find_label_issues` with its default filter (ties
+//!   broken in image order) and ranks them by the same label-quality scores
+//!   as `get_label_quality_scores` (a test runs cleanlab and compares);
+//! - images whose nearest neighbours carry another label, and **outliers**
+//!   ([`neighbours`], [`outliers`]: cleanlab's score and Datalab's fence);
+//! - **exact and near duplicates**, and the sets that leak across the split
+//!   ([`duplicates`], [`pixels`]);
+//! - **image quality**: CleanVision's checks on the same statistics of the
+//!   same pixels ([`quality`], on ports of Pillow's operations in [`pil`]);
+//! - the images per label, and the small labels.
+//!
+//! [`DatasetAudit::findings`] is what the manifest keeps for `cvtk annotate`
+//! and `cvtk dataset split --keep-duplicates-together`; [`write_report`]
+//! writes the findings as one page. `cvtk audit` prints them.
 //!
 //! ```
 //! use cvtk_audit::label_issues;
@@ -55,4 +63,4 @@ pub use audit::{
 pub use cache::{CacheUse, FeatureCache};
 pub use error::{Error, Result};
 pub use label_issues::{find_label_issues, label_issues, label_quality_scores, LabelIssue};
-pub use report::{write_report, MAX_THUMBNAILS};
+pub use report::{write_report, SHOWN};

@@ -1,8 +1,8 @@
 //! Nearest neighbours in feature space, by cosine distance (`1 - cos`), as
 //! scikit-learn's `NearestNeighbors(metric="cosine")` finds them and cleanlab
 //! uses them: every image's `k` nearest other images, and, in the same pass,
-//! every pair of images more similar than a threshold (the near-duplicate
-//! candidates).
+//! the pairs of images that a test keeps (the near duplicates), so that only
+//! those are ever held, not every similar pair.
 //!
 //! The search is exact: one matrix product per block of rows against all
 //! rows, blocks in parallel. Its time grows with the square of the images
@@ -18,6 +18,7 @@ const BLOCK: usize = 64;
 /// Each image's nearest other images, nearest first.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Neighbours {
+    n: usize,
     k: usize,
     /// `k` neighbour indices per image, row after row.
     index: Vec<u32>,
@@ -33,12 +34,12 @@ impl Neighbours {
 
     /// Images.
     pub fn len(&self) -> usize {
-        self.index.len().checked_div(self.k).unwrap_or(0)
+        self.n
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.n == 0
     }
 
     /// Image `i`'s neighbours, nearest first: (index, cosine distance).
@@ -54,13 +55,16 @@ impl Neighbours {
     }
 }
 
-/// Rows scaled to unit length (a zero row stays zero: similar to nothing).
+/// Rows scaled to unit length (a zero row stays zero, similar to nothing;
+/// so does a row with a value that is not finite).
 pub fn unit_rows(features: ArrayView2<'_, f32>) -> Array2<f32> {
     let mut out = features.to_owned();
     for mut row in out.axis_iter_mut(Axis(0)) {
         let norm = row.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt();
-        if norm > 0.0 {
+        if norm > 0.0 && norm.is_finite() {
             row.mapv_inplace(|v| (f64::from(v) / norm) as f32);
+        } else {
+            row.fill(0.0);
         }
     }
     out
@@ -68,8 +72,14 @@ pub fn unit_rows(features: ArrayView2<'_, f32>) -> Array2<f32> {
 
 /// The `k` nearest other rows of every row of `features` (cosine distance;
 /// ties to the lower index), and every pair `(i, j, similarity)`, `i < j`,
-/// whose cosine similarity is at least `pair_similarity`.
-pub fn search(features: ArrayView2<'_, f32>, k: usize, pair_similarity: f32) -> (Neighbours, Vec<(usize, usize, f32)>) {
+/// whose cosine similarity is at least `pair_similarity` and that `keep`
+/// keeps (called in parallel, on those pairs only).
+pub fn search(
+    features: ArrayView2<'_, f32>,
+    k: usize,
+    pair_similarity: f32,
+    keep: impl Fn(usize, usize, f32) -> bool + Sync,
+) -> (Neighbours, Vec<(usize, usize, f32)>) {
     let n = features.nrows();
     let k = k.min(n.saturating_sub(1));
     let unit = unit_rows(features);
@@ -92,7 +102,7 @@ pub fn search(features: ArrayView2<'_, f32>, k: usize, pair_similarity: f32) -> 
                     if j == i {
                         continue;
                     }
-                    if j > i && sim >= pair_similarity {
+                    if j > i && sim >= pair_similarity && keep(i, j, sim) {
                         pairs.push((i, j, sim));
                     }
                     let d = 1.0 - sim;
@@ -112,7 +122,7 @@ pub fn search(features: ArrayView2<'_, f32>, k: usize, pair_similarity: f32) -> 
             (index, distance, pairs)
         })
         .collect();
-    let mut neighbours = Neighbours { k, index: Vec::with_capacity(n * k), distance: Vec::with_capacity(n * k) };
+    let mut neighbours = Neighbours { n, k, index: Vec::with_capacity(n * k), distance: Vec::with_capacity(n * k) };
     let mut pairs = Vec::new();
     for (index, distance, p) in blocks {
         neighbours.index.extend(index);
@@ -130,7 +140,7 @@ mod tests {
     #[test]
     fn nearest_others_in_order_and_pairs_above_the_threshold() {
         let x = array![[1.0f32, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [2.0, 0.0]];
-        let (nb, pairs) = search(x.view(), 2, 0.99);
+        let (nb, pairs) = search(x.view(), 2, 0.99, |_, _, _| true);
         assert_eq!(nb.len(), 5);
         // Row 0 is the same direction as row 4 (distance 0), then row 1.
         let first: Vec<usize> = nb.of(0).map(|(j, _)| j).collect();
@@ -144,11 +154,15 @@ mod tests {
     #[test]
     fn fewer_images_than_k_and_a_zero_row_do_not_panic() {
         let x = array![[0.0f32, 0.0], [1.0, 1.0]];
-        let (nb, pairs) = search(x.view(), 10, 0.9);
+        let (nb, pairs) = search(x.view(), 10, 0.9, |_, _, _| true);
         assert_eq!(nb.k(), 1);
         assert_eq!(nb.of(0).next().unwrap(), (1, 1.0));
         assert!(pairs.is_empty());
-        let (nb, _) = search(Array2::<f32>::zeros((1, 3)).view(), 10, 0.9);
-        assert_eq!((nb.k(), nb.len()), (0, 0));
+        let (nb, _) = search(Array2::<f32>::zeros((1, 3)).view(), 10, 0.9, |_, _, _| true);
+        assert_eq!((nb.k(), nb.len()), (0, 1));
+        // A row that is not finite is similar to nothing, not everyone's nearest.
+        let x = array![[f32::NAN, 1.0], [1.0, 0.0], [0.9, 0.1]];
+        let (nb, _) = search(x.view(), 1, 0.9, |_, _, _| true);
+        assert_eq!(nb.of(1).next().unwrap().0, 2);
     }
 }

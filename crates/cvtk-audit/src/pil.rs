@@ -28,6 +28,7 @@ impl Planes {
     /// colour (alpha ignored), the first band of gray with alpha.
     pub fn to_gray(&self) -> Planes {
         let data = match self.bands {
+            0 => vec![0; self.width * self.height],
             1 => self.data.clone(),
             2 => self.data.chunks_exact(2).map(|p| p[0]).collect(),
             _ => self
@@ -45,7 +46,7 @@ impl Planes {
     /// `histogram()`: 256 counts per band, band after band.
     pub fn histogram(&self) -> Vec<u64> {
         let mut h = vec![0u64; 256 * self.bands];
-        for pixel in self.data.chunks_exact(self.bands) {
+        for pixel in self.data.chunks_exact(self.bands.max(1)) {
             for (b, &v) in pixel.iter().enumerate() {
                 h[b * 256 + usize::from(v)] += 1;
             }
@@ -57,6 +58,9 @@ impl Planes {
     pub fn entropy(&self) -> f64 {
         let h = self.histogram();
         let sum = h.iter().sum::<u64>() as f64;
+        if sum == 0.0 {
+            return 0.0;
+        }
         let mut e = 0.0;
         for &count in &h {
             let p = count as f64 / sum;
@@ -72,6 +76,10 @@ impl Planes {
     pub fn resize(&self, width: usize, height: usize) -> Planes {
         if (width, height) == (self.width, self.height) {
             return self.clone();
+        }
+        if [width, height, self.width, self.height, self.bands].contains(&0) {
+            // Nothing to sample from, or no room: a blank image of the size.
+            return Planes { width, height, bands: self.bands, data: vec![0; width * height * self.bands] };
         }
         let alpha = matches!(self.bands, 2 | 4);
         let mut img = if alpha { self.premultiplied() } else { self.clone() };
@@ -239,6 +247,11 @@ mod tests {
         assert_eq!(e.data[7], 0); // next to the peak: 80 - (50 + 7*10) < 0
         assert_eq!(e.data[0], 10); // border copied
         assert_eq!(gray(2, 2, vec![1, 2, 3, 4]).find_edges().data, vec![1, 2, 3, 4]);
+        // No pixels, no bands: no panic.
+        let empty = Planes { width: 0, height: 0, bands: 0, data: vec![] };
+        assert_eq!(empty.resize(4, 2).data.len(), 0);
+        assert_eq!(empty.entropy(), 0.0);
+        assert_eq!(crate::quality::measure(&gray(0, 3, vec![])).entropy, 0.0);
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub const THUMBNAIL_SIDE: usize = 32;
 pub struct PixelFacts {
     /// Quality statistics.
     pub stats: ImageStats,
-    /// SHA-256 of the size, bands and pixel values.
+    /// SHA-256 of the size, pixel layout and pixel values.
     pub digest: [u8; 32],
     /// The image in gray at 32 x 32, minus its mean, scaled to unit length
     /// (all zero for a flat image): the dot product of two is the
@@ -37,7 +37,13 @@ pub fn pixel_facts(dataset: &ClassificationDataset, max_pixels: u64) -> Result<V
         .par_iter()
         .map(|image| {
             let decoded = cvtk_dataset::decode::decode_stored(&image.path, max_pixels)?;
-            let facts = facts_of(&planes(&decoded));
+            let mut facts = facts_of(&planes(&decoded));
+            // The digest of the values as decoded: two 16-bit images that
+            // differ only below 8 bits are not the same picture.
+            let mut hash = sha2::Sha256::new();
+            hash.update(format!("{}x{} {:?}\n", decoded.width(), decoded.height(), decoded.color()).as_bytes());
+            hash.update(decoded.as_bytes());
+            facts.digest = hash.finalize().into();
             progress.inc(1);
             Ok(facts)
         })

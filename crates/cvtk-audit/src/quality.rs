@@ -16,7 +16,7 @@
 //!
 //! Brightness is `sqrt(0.241 R² + 0.691 G² + 0.068 B²) / 255` per pixel. An
 //! image is judged as it is stored (no EXIF rotation; 16-bit images at 8
-//! bits), as CleanVision does.
+//! bits, see [`planes`]), as CleanVision does.
 
 use std::path::Path;
 
@@ -132,8 +132,9 @@ impl QualityIssue {
     }
 }
 
-/// An 8-bit [`Planes`] of an image as stored: 16-bit values keep their high
-/// byte, as Pillow keeps them for display.
+/// An 8-bit [`Planes`] of an image as stored. 16-bit images are scaled to 8
+/// bits (the `image` crate's rounding, not Pillow's: CleanVision's numbers
+/// are matched on 8-bit images only), other layouts become RGB or RGBA.
 pub fn planes(image: &DynamicImage) -> Planes {
     let (width, height) = (image.width() as usize, image.height() as usize);
     let (bands, data) = match image {
@@ -226,6 +227,9 @@ fn brightness_percentiles(img: &Planes) -> (f64, f64) {
 
 /// numpy's linear percentile of `n` values, given the `k`-th smallest.
 fn percentile_of(n: usize, q: f64, nth: impl Fn(usize) -> f64) -> f64 {
+    if n == 0 {
+        return 0.0;
+    }
     let h = (n - 1) as f64 * (q / 100.0);
     let lo = h.floor() as usize;
     let g = h - lo as f64;

@@ -5,7 +5,7 @@
 //! failed. The page draws everything from the same JSON `--json` prints,
 //! embedded in it, so its figures are those.
 
-use std::io::Cursor;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
@@ -16,9 +16,9 @@ use crate::{DatasetAudit, Error, Result};
 
 const TEMPLATE: &str = include_str!("report.html");
 
-/// Most thumbnails a report embeds (about 4 KB each): images beyond are
-/// listed without a picture.
-pub const MAX_THUMBNAILS: usize = 3000;
+/// Tiles (or duplicate sets) per gallery of the page, with their thumbnails;
+/// the rest are counted (and all are in `--json`).
+pub const SHOWN: usize = 200;
 
 #[derive(Serialize)]
 struct Data<'a> {
@@ -27,15 +27,16 @@ struct Data<'a> {
     command: &'a str,
     audit: &'a DatasetAudit,
     thumbnails: std::collections::BTreeMap<u64, String>,
+    /// [`SHOWN`].
+    shown: usize,
+    /// Each quality check's threshold, as the page explains them.
+    thresholds: BTreeMap<&'static str, f64>,
 }
 
 /// A small JPEG of the image at `path` as a data URL; none if it cannot be read.
 fn thumbnail(path: &Path) -> Option<String> {
-    let img = cvtk_dataset::decode::decode_rgb(path, cvtk_dataset::decode::DEFAULT_MAX_PIXELS).ok()?;
-    let thumb = image::DynamicImage::ImageRgb8(img).thumbnail(112, 112).to_rgb8();
-    let mut buf = Cursor::new(Vec::new());
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, 80).encode_image(&thumb).ok()?;
-    Some(format!("data:image/jpeg;base64,{}", base64::engine::general_purpose::STANDARD.encode(buf.into_inner())))
+    let jpeg = cvtk_dataset::decode::thumbnail_jpeg(path, 112, 80)?;
+    Some(format!("data:image/jpeg;base64,{}", base64::engine::general_purpose::STANDARD.encode(jpeg)))
 }
 
 /// Writes the report of `audit` (of `dataset`, with features of
@@ -49,22 +50,34 @@ pub fn write_report(
     command: &str,
 ) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).map_err(|e| cvtk_core::IoError::new("cannot create folder", dir, e))?;
-    // Every image a finding names, once, in the order the page shows them.
+    use crate::quality::thresholds as t;
+    let thresholds = BTreeMap::from([
+        ("dark", t::DARK),
+        ("light", t::LIGHT),
+        ("blurry", t::BLURRY),
+        ("low_information", t::LOW_INFORMATION),
+        ("odd_aspect_ratio", t::ODD_ASPECT_RATIO),
+    ]);
+    // The images the page shows: the first SHOWN of each gallery, in its
+    // order (duplicate sets leaks first), each once.
+    let mut sets: Vec<&crate::DuplicateSet> = audit.duplicates.iter().collect();
+    sets.sort_by_key(|d| !d.leak);
     let named = audit
         .label_issues
         .iter()
-        .chain(&audit.neighbour_issues)
+        .take(SHOWN)
+        .chain(audit.neighbour_issues.iter().take(SHOWN))
         .map(|i| (i.id, i.path.as_path()))
-        .chain(audit.outliers.iter().map(|o| (o.image.id, o.image.path.as_path())))
-        .chain(audit.duplicates.iter().flat_map(|d| d.images.iter().map(|m| (m.image.id, m.image.path.as_path()))))
-        .chain(audit.quality.iter().map(|q| (q.image.id, q.image.path.as_path())));
+        .chain(audit.outliers.iter().take(SHOWN).map(|o| (o.image.id, o.image.path.as_path())))
+        .chain(sets.iter().take(SHOWN).flat_map(|d| d.images.iter().map(|m| (m.image.id, m.image.path.as_path()))))
+        .chain(audit.quality.iter().take(SHOWN).map(|q| (q.image.id, q.image.path.as_path())));
     let mut seen = std::collections::HashSet::new();
     let shown: Vec<(u64, &Path)> = named.filter(|(id, _)| seen.insert(*id)).collect();
-    let thumbnails =
-        shown.par_iter().take(MAX_THUMBNAILS).filter_map(|(id, path)| thumbnail(path).map(|t| (*id, t))).collect();
-    let data = Data { dataset: dataset.to_string(), base_model, command, audit, thumbnails };
-    // `</` would end the script element the data sits in.
-    let json = serde_json::to_string(&data).map_err(|e| Error::Invalid(e.to_string()))?.replace("</", "<\\/");
+    let thumbnails = shown.par_iter().filter_map(|(id, path)| thumbnail(path).map(|t| (*id, t))).collect();
+    let data = Data { dataset: dataset.to_string(), base_model, command, audit, thumbnails, shown: SHOWN, thresholds };
+    // No `<` at all in the script element the data sits in: `</script>` or
+    // `<!--` in a file name would end or derail it.
+    let json = serde_json::to_string(&data).map_err(|e| Error::Invalid(e.to_string()))?.replace('<', "\\u003c");
     let path = dir.join("audit.html");
     cvtk_core::write_atomic(&path, TEMPLATE.replace("{{DATA}}", &json).as_bytes())?;
     Ok(path)

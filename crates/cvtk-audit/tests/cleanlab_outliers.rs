@@ -59,7 +59,7 @@ fn the_same_neighbours_scores_and_outliers_as_cleanlab() {
     let theirs: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     let mut outliers = 0;
     for ((name, x), reference) in cases.iter().zip(&theirs) {
-        let (neighbours, _) = search(x.view(), 10, 1.0);
+        let (neighbours, _) = search(x.view(), 10, 1.0, |_, _, _| false);
         let ours = outlier_scores(&neighbours);
         let column = |key: &str| -> Vec<Value> { reference[key].as_array().unwrap().clone() };
         for (i, (row, dist)) in column("neighbours").iter().zip(column("distances")).enumerate() {

@@ -579,6 +579,26 @@ impl ClassificationDataset {
         all.filter_map(|(img, excluded)| ids.get(&key(&img.path)).map(|&id| (id, img, excluded))).collect()
     }
 
+    /// Gives each image that `earlier` (a manifest of some of the same
+    /// files) holds too its id there, and every other image a new id above
+    /// all of `earlier`'s: ids stay the same across rescans of a folder, so
+    /// a page, a split or findings naming an image keep naming it.
+    pub fn keep_ids_from(&mut self, earlier: &ClassificationDataset) {
+        let key = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let old: std::collections::HashMap<PathBuf, u64> =
+            earlier.images.iter().chain(&earlier.excluded).map(|i| (key(&i.path), i.id)).collect();
+        let mut next = old.values().max().map_or(0, |m| m + 1);
+        for img in self.images.iter_mut().chain(self.excluded.iter_mut()) {
+            img.id = match old.get(&key(&img.path)) {
+                Some(&id) => id,
+                None => {
+                    next += 1;
+                    next - 1
+                }
+            };
+        }
+    }
+
     /// Carries the fixes a person made in `earlier` (a manifest of the same
     /// images, edited in `cvtk annotate`) over to this dataset: each image
     /// both hold (by resolved path) gets `earlier`'s label, labels it added
@@ -587,6 +607,10 @@ impl ClassificationDataset {
     pub fn keep_fixes_from(&mut self, earlier: &ClassificationDataset) -> Result<KeptFixes> {
         let names = earlier.label_names();
         let mut kept = KeptFixes::default();
+        // Labels added in `cvtk annotate` that no image has yet, too.
+        for name in &names {
+            self.add_label(name)?;
+        }
         for (id, img, excluded) in self.same_images_in(earlier) {
             if let Some(name) = names.get(img.label()) {
                 let label = self.add_label(name)?;

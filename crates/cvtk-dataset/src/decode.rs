@@ -106,6 +106,20 @@ pub fn decode_rgb(path: &Path, max_pixels: u64) -> Result<RgbImage> {
     decode_rgb_bytes(&bytes, path, max_pixels)
 }
 
+/// A JPEG (quality `quality`) of the image at `path`, upright, fitting in a
+/// `side` x `side` box with its aspect ratio kept and never enlarged: the
+/// thumbnails of the pages cvtk writes and serves. None if it cannot be read.
+pub fn thumbnail_jpeg(path: &Path, side: u32, quality: u8) -> Option<Vec<u8>> {
+    let img = decode_rgb(path, DEFAULT_MAX_PIXELS).ok()?;
+    let (w, h) = (f64::from(img.width()), f64::from(img.height()));
+    let scale = (f64::from(side) / w.max(h)).min(1.0);
+    let (tw, th) = (((w * scale).round() as u32).max(1), ((h * scale).round() as u32).max(1));
+    let small = image::imageops::thumbnail(&img, tw, th);
+    let mut out = Cursor::new(Vec::new());
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality).encode_image(&small).ok()?;
+    Some(out.into_inner())
+}
+
 /// Reads only the header: checks that the file is an image of a supported
 /// format within the size limit, and returns its (width, height).
 pub fn probe(path: &Path, max_pixels: u64) -> Result<(u32, u32)> {

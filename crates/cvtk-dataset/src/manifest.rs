@@ -6,7 +6,7 @@
 //! a dataset folder and its manifest can move together.
 //!
 //! ```json
-//! { "format": "cvtk-dataset", "version": 1, "name": "dishes", "root": "dishes",
+//! { "format": "cvtk-dataset", "version": 2, "name": "dishes", "root": "dishes",
 //!   "labels": ["bowl", "cup"],
 //!   "images": [{ "id": 0, "name": "a.jpg", "path": "bowl/a.jpg", "labels": ["bowl"] },
 //!              { "id": 1, "name": "b.jpg", "path": "bowl/b.jpg", "labels": ["cup"], "excluded": true }],
@@ -28,7 +28,10 @@ use cvtk_core::fs::write_json_atomic_bytes;
 use cvtk_core::FileLock;
 
 const FORMAT: &str = "cvtk-dataset";
-const VERSION: u32 = 1;
+/// The newest format this cvtk reads. Version 2 added `findings`; a
+/// manifest without them is still written as version 1, so an older cvtk
+/// reads it.
+const VERSION: u32 = 2;
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -186,7 +189,7 @@ impl ClassificationDataset {
         let image_base = root.clone().unwrap_or_else(|| manifest_dir.clone());
         let file = ManifestFile {
             format: FORMAT.into(),
-            version: VERSION,
+            version: if self.findings.is_some() { 2 } else { 1 },
             name: self.name.clone(),
             root: root.as_deref().map(|r| {
                 let rel = relative_to(r, &manifest_dir);
@@ -227,13 +230,14 @@ impl ClassificationDataset {
         if value.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
             return Err(bad(format!("not a cvtk dataset manifest (no \"format\": \"{FORMAT}\")")));
         }
-        let file: ManifestFile = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
-        if file.version > VERSION {
+        // The version first: a newer manifest may hold fields this cvtk does not know.
+        let version = value.get("version").and_then(|v| v.as_u64()).unwrap_or(0);
+        if version > u64::from(VERSION) {
             return Err(bad(format!(
-                "manifest version {} is newer than this cvtk supports ({VERSION}); upgrade cvtk",
-                file.version
+                "manifest version {version} is newer than this cvtk supports ({VERSION}); upgrade cvtk"
             )));
         }
+        let file: ManifestFile = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
         let manifest_dir = absolute(path.parent().unwrap_or(Path::new(".")));
         let root = file.root.as_deref().map(|r| manifest_dir.join(r));
         let mut paths = ImagePaths { base: root.clone().unwrap_or_else(|| manifest_dir.clone()), resolved_base: None };

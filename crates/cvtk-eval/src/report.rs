@@ -7,7 +7,6 @@
 //! calibration of the confidences (ECE, Brier score, reliability diagram). Counterpart of the original's results viewer and
 //! precision/recall widgets. Also writes every plot as PNG and SVG beside it.
 
-use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
@@ -65,11 +64,8 @@ struct Row {
 }
 
 fn thumbnail(path: &Path) -> Option<String> {
-    let img = cvtk_dataset::decode::decode_rgb(path, cvtk_dataset::decode::DEFAULT_MAX_PIXELS).ok()?;
-    let thumb = image::DynamicImage::ImageRgb8(img).thumbnail(112, 112).to_rgb8();
-    let mut buf = Cursor::new(Vec::new());
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, 82).encode_image(&thumb).ok()?;
-    Some(format!("data:image/jpeg;base64,{}", base64::engine::general_purpose::STANDARD.encode(buf.into_inner())))
+    let jpeg = cvtk_dataset::decode::thumbnail_jpeg(path, 112, 82)?;
+    Some(format!("data:image/jpeg;base64,{}", base64::engine::general_purpose::STANDARD.encode(jpeg)))
 }
 
 fn html_escape(s: &str) -> String {

@@ -26,6 +26,10 @@ pub struct Args {
     dataset: PathBuf,
     #[command(flatten)]
     base: BaseModelArgs,
+    /// For a folder: the manifest to record the findings in (as `cvtk annotate --manifest`);
+    /// default FOLDER.json beside the folder.
+    #[arg(long)]
+    manifest: Option<PathBuf>,
     /// Featurize with the network of a model cvtk trained (MODEL_DIR: a fine-tuned network's
     /// backbone, or the network an SVM was trained on) instead of the pretrained base network.
     #[arg(long, value_name = "MODEL_DIR", conflicts_with_all = ["base_model", "weights", "random_init", "image_size"])]
@@ -68,18 +72,16 @@ fn folds(s: &str) -> Result<usize, String> {
 /// Writes `findings` into the manifest at `path`, under its lock, over a
 /// fresh read (a person may have fixed labels in `cvtk annotate` meanwhile),
 /// atomically: an interrupted audit leaves the manifest as it was.
-fn record(path: &Path, findings: cvtk_dataset::Findings) -> anyhow::Result<()> {
+fn record(path: &Path, audited: &ClassificationDataset, findings: cvtk_dataset::Findings) -> anyhow::Result<()> {
     let lock = cvtk_core::FileLock::acquire(path)?;
+    // An atomic rename would replace even a read-only file: honour the mode.
+    if std::fs::metadata(path).is_ok_and(|m| m.permissions().readonly()) {
+        anyhow::bail!("{} is read-only", path.display());
+    }
     let mut now = ClassificationDataset::from_manifest(path)?;
-    // Only images still in it (one may have been removed meanwhile).
-    let keep = findings
-        .images
-        .keys()
-        .chain(findings.duplicate_sets.iter().flat_map(|s| &s.ids))
-        .filter(|id| now.any_image(**id).is_some())
-        .map(|&id| (id, id))
-        .collect();
-    now.set_findings(findings.remapped(&keep))?;
+    // The same files, matched by path: an image removed meanwhile loses its findings.
+    let ids = now.same_images_in(audited).into_iter().map(|(id, img, _)| (img.id, id)).collect();
+    now.set_findings(findings.remapped(&ids))?;
     now.to_manifest_locked(&lock)?;
     Ok(())
 }
@@ -88,6 +90,8 @@ fn record(path: &Path, findings: cvtk_dataset::Findings) -> anyhow::Result<()> {
 struct Output<'a> {
     dataset: &'a PathBuf,
     manifest: &'a Path,
+    /// Whether the findings were written into the manifest.
+    recorded: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     report: Option<&'a Path>,
     base_model: String,
@@ -99,7 +103,7 @@ struct Output<'a> {
 pub fn run(args: Args) -> anyhow::Result<()> {
     // The manifest the findings are recorded in, where `cvtk annotate` finds
     // them: the one given, or the folder's (made beside it on the first run).
-    let manifest = manifest_for(&args.dataset, None)?;
+    let manifest = manifest_for(&args.dataset, args.manifest.as_deref())?;
     if let Some(what) = manifest.describe(&args.dataset) {
         eprintln!("{what}");
     }
@@ -119,7 +123,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let cache = (!args.no_cache).then(|| FeatureCache::in_storage(&StorageContext::default()));
     let options = AuditOptions { folds: args.folds, seed: args.seed, cache, ..AuditOptions::default() };
     let audit = DatasetAudit::run(&dataset, &featurizer, &options)?;
-    record(manifest.path(), audit.findings(&base_model))?;
+    // Not recording loses nothing printed or written: a warning, and on.
+    let recorded = match record(manifest.path(), &dataset, audit.findings(&base_model)) {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("warning: the findings are not recorded in {}: {e:#}", manifest.path().display());
+            false
+        }
+    };
     let report = match &args.report {
         Some(dir) => {
             let command = std::env::args().collect::<Vec<_>>().join(" ");
@@ -132,6 +143,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return print_json(&Output {
             dataset: &args.dataset,
             manifest: manifest.path(),
+            recorded,
             report: report.as_deref(),
             base_model: base_model.clone(),
             audit: &audit,
@@ -285,7 +297,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for file in &audit.unreadable {
         println!("\nUnreadable: {}  ({})", file.path, file.reason);
     }
-    println!("\nRecorded in {}.", manifest.path().display());
+    if recorded {
+        println!("\nRecorded in {}.", manifest.path().display());
+    }
     if let Some(report) = &report {
         println!("Report: {}", report.display());
     }

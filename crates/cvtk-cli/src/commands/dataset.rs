@@ -231,6 +231,14 @@ fn split(a: SplitArgs) -> anyhow::Result<()> {
     let mut ds = open(&a.dataset, a.quick)?;
     let (split, together) = if a.keep_duplicates_together {
         let Some(findings) = ds.findings() else {
+            if a.dataset.is_dir() {
+                anyhow::bail!(
+                    "a folder records no audit, so no duplicate sets to keep together: run `cvtk audit {0}` (it \
+                     records what it finds in a manifest beside the folder, and prints its name), then split that \
+                     manifest: cvtk dataset split MANIFEST --out MANIFEST --keep-duplicates-together",
+                    a.dataset.display()
+                );
+            }
             anyhow::bail!(
                 "{} records no audit, so no duplicate sets to keep together: run `cvtk audit {0}` first (it records \
                  what it finds in the manifest), then this again",
