@@ -120,14 +120,13 @@ impl DisjointSets {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pil::Planes;
     use crate::pixels::facts_of;
 
     fn picture(seed: u8, shift: u8) -> PixelFacts {
         use rand::{Rng, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(u64::from(seed));
         let data = (0..64 * 64).map(|_| rng.random_range(0..128u8) + shift).collect();
-        facts_of(&Planes { width: 64, height: 64, bands: 1, data })
+        facts_of(&image::DynamicImage::ImageLuma8(image::GrayImage::from_raw(64, 64, data).unwrap()))
     }
 
     #[test]

@@ -6,10 +6,10 @@
 
 use cvtk_core::progress::Progress;
 use cvtk_dataset::ClassificationDataset;
+use image::DynamicImage;
 use rayon::prelude::*;
 use sha2::Digest as _;
 
-use crate::pil::Planes;
 use crate::quality::{measure, planes, ImageStats};
 use crate::Result;
 
@@ -37,13 +37,7 @@ pub fn pixel_facts(dataset: &ClassificationDataset, max_pixels: u64) -> Result<V
         .par_iter()
         .map(|image| {
             let decoded = cvtk_dataset::decode::decode_stored(&image.path, max_pixels)?;
-            let mut facts = facts_of(&planes(&decoded));
-            // The digest of the values as decoded: two 16-bit images that
-            // differ only below 8 bits are not the same picture.
-            let mut hash = sha2::Sha256::new();
-            hash.update(format!("{}x{} {:?}\n", decoded.width(), decoded.height(), decoded.color()).as_bytes());
-            hash.update(decoded.as_bytes());
-            facts.digest = hash.finalize().into();
+            let facts = facts_of(&decoded);
             progress.inc(1);
             Ok(facts)
         })
@@ -52,20 +46,20 @@ pub fn pixel_facts(dataset: &ClassificationDataset, max_pixels: u64) -> Result<V
     facts
 }
 
-/// The facts of one decoded image.
-pub fn facts_of(img: &Planes) -> PixelFacts {
+/// The facts of one decoded image. The digest is of the values as decoded:
+/// two 16-bit images that differ only below 8 bits are not the same picture.
+pub fn facts_of(image: &DynamicImage) -> PixelFacts {
     let mut hash = sha2::Sha256::new();
-    for n in [img.width, img.height, img.bands] {
-        hash.update((n as u64).to_le_bytes());
-    }
-    hash.update(&img.data);
+    hash.update(format!("{}x{} {:?}\n", image.width(), image.height(), image.color()).as_bytes());
+    hash.update(image.as_bytes());
+    let img = planes(image);
     let small = img.to_gray().resize(THUMBNAIL_SIDE, THUMBNAIL_SIDE);
     let values: Vec<f64> = small.data.iter().map(|&v| f64::from(v)).collect();
     let mean = values.iter().sum::<f64>() / values.len().max(1) as f64;
     let norm = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>().sqrt();
     let thumbnail =
         values.iter().map(|v| if norm > 0.0 { ((v - mean) / norm) as f32 } else { 0.0 }).collect::<Vec<f32>>();
-    PixelFacts { stats: measure(img), digest: hash.finalize().into(), thumbnail }
+    PixelFacts { stats: measure(&img), digest: hash.finalize().into(), thumbnail }
 }
 
 /// The correlation of two thumbnails, -1..1 (0 when either is flat).
