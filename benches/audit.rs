@@ -6,7 +6,7 @@
 //! copied in again resized to 40 pixels and re-encoded as JPEG.
 //!
 //! - cvtk: `DatasetAudit::run` (EfficientNet-Lite0 features on the default
-//!   engine, 5-fold cross-fitted linear SVM, confident learning; outliers,
+//!   engine, 5-fold cross-fitted logistic regression, confident learning; outliers,
 //!   duplicates, quality too), timed featurizing included and again with
 //!   every feature cached.
 //! - the peer: cleanlab 2.9's `find_label_issues` (default filter) on
@@ -31,13 +31,13 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use cvtk::audit::crossfit::out_of_sample_probabilities;
+use cvtk::audit::crossfit::{out_of_sample_probabilities, LogisticParams};
 use cvtk::audit::neighbours::search;
 use cvtk::audit::outliers::{neighbour_votes, outlier_scores};
 use cvtk::audit::{label_issues, AuditOptions, DatasetAudit, FeatureCache};
 use cvtk::dataset::sample::SampleSource;
 use cvtk::dataset::ClassificationDataset;
-use cvtk::model::{Architecture, BaseModel, EngineChoice, Featurizer, SvmParams};
+use cvtk::model::{Architecture, BaseModel, EngineChoice, Featurizer};
 use ndarray::Array2;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -58,7 +58,10 @@ fn write_digits(root: &Path, dir: &Path, per_class: usize, copies: usize) -> any
             continue;
         }
         seen[label as usize] += 1;
-        let name = format!("{label}_{i:05}.png");
+        // Named by position alone: a name that began with the true label
+        // would sort each folder's flipped digits together, and a peer that
+        // folds the images in order would hold them out together.
+        let name = format!("{i:05}.png");
         let given = if rng.random_bool(0.1) {
             flipped.insert(name.clone());
             (label + rng.random_range(1..10)) % 10
@@ -186,7 +189,7 @@ fn main() -> anyhow::Result<()> {
             (centres[[y[i], j]] + 2.0 * rng.sample::<f32, _>(rand_distr::StandardNormal)).max(0.0)
         });
         let t = Instant::now();
-        let (probs, _) = out_of_sample_probabilities(&x, &y, k, 5, &SvmParams::default().check()?, 0)?;
+        let (probs, _) = out_of_sample_probabilities(&x, &y, k, 5, &LogisticParams::default(), 0)?;
         let _ = label_issues(&y, &probs)?;
         let fit = t.elapsed().as_secs_f64();
         let t = Instant::now();

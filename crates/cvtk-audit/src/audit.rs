@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use cvtk_dataset::{ClassificationDataset, DuplicateIds, Finding, Findings, Skipped, SplitPart};
-use cvtk_model::{Featurizer, SvmParams};
+use cvtk_model::Featurizer;
 use serde::Serialize;
 
-use crate::crossfit::{check_folds, out_of_sample_probabilities};
+use crate::crossfit::{check_folds, out_of_sample_probabilities, LogisticParams};
 use crate::duplicates::{duplicate_sets, near_pair, FEATURE_SIMILARITY};
 use crate::neighbours::search;
 use crate::outliers::{neighbour_votes, outlier_scores};
@@ -21,8 +21,8 @@ use crate::{label_issues, CacheUse, Error, FeatureCache, Result};
 pub struct AuditOptions {
     /// Folds of the cross-fitting (at least 2). By default 5.
     pub folds: usize,
-    /// The linear model fitted on each fold's features.
-    pub svm: SvmParams,
+    /// The model fitted on each fold's features.
+    pub model: LogisticParams,
     /// Seeds the folds.
     pub seed: u64,
     /// Images per featurizing batch. By default 32.
@@ -36,7 +36,14 @@ pub struct AuditOptions {
 
 impl Default for AuditOptions {
     fn default() -> Self {
-        AuditOptions { folds: 5, svm: SvmParams::default(), seed: 0, batch_size: 32, cache: None, neighbours: 10 }
+        AuditOptions {
+            folds: 5,
+            model: LogisticParams::default(),
+            seed: 0,
+            batch_size: 32,
+            cache: None,
+            neighbours: 10,
+        }
     }
 }
 
@@ -155,7 +162,7 @@ pub struct DatasetAudit {
     pub images: usize,
     /// Folds of the cross-fitting.
     pub folds: usize,
-    /// The temperature that turned the out-of-fold decision values into probabilities.
+    /// The temperature that turned the out-of-fold logits into probabilities.
     pub temperature: f32,
     /// How many images' features came from the cache (none without one).
     pub features: CacheUse,
@@ -183,7 +190,7 @@ pub struct DatasetAudit {
 
 impl DatasetAudit {
     /// Audits every image of `dataset`: features from `featurizer`,
-    /// out-of-sample probabilities by cross-fitting a linear SVM on them and
+    /// out-of-sample probabilities by cross-fitting a logistic regression on them and
     /// confident learning (label issues); the features' nearest neighbours
     /// (outliers, neighbours that disagree, near duplicates); every image's
     /// pixels (exact duplicates, quality).
@@ -196,7 +203,7 @@ impl DatasetAudit {
             )));
         }
         check_folds(dataset.len(), options.folds)?;
-        let params = options.svm.check()?;
+        let params = options.model.check()?;
         let labels: Vec<usize> = dataset.images().iter().map(|i| i.label()).collect();
         let facts = pixel_facts(dataset, featurizer.loader_config().max_pixels)?;
         let (features, cache_use) = match &options.cache {
@@ -206,7 +213,7 @@ impl DatasetAudit {
             }
         };
         let (probs, temperature) =
-            out_of_sample_probabilities(&features, &labels, names.len(), options.folds, &params, options.seed)?;
+            out_of_sample_probabilities(&features, &labels, names.len(), options.folds, params, options.seed)?;
         let image_ref = |i: usize| {
             let image = &dataset.images()[i];
             ImageRef { id: image.id, path: image.path.clone(), label: names[image.label()].clone() }

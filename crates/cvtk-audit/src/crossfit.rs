@@ -1,17 +1,63 @@
 //! Out-of-sample probabilities by K-fold cross-fitting: every image is
-//! scored by a linear SVM fitted on the other folds' features, never on its
-//! own, and the decision values become probabilities through one temperature
-//! fitted on all of them. This is what confident learning needs: a model
-//! scoring its own training images agrees with every label it memorised.
+//! scored by a multinomial logistic regression fitted on the other folds'
+//! features, never on its own, and the logits become probabilities through
+//! one temperature fitted on all of them. This is what confident learning
+//! needs: a model scoring its own training images agrees with every label it
+//! memorised.
+//!
+//! The model is scikit-learn's `LogisticRegression` with its defaults
+//! ([`crate::logistic`]), so the audit's label issues are those of cleanlab
+//! fed `cross_val_predict(LogisticRegression(), ...)` on the same features
+//! (`cargo bench --bench audit` compares them).
 
 use cvtk_core::ScoreKind;
-use cvtk_model::svm::{out_of_fold_decisions, ValidSvmParams};
-use ndarray::Array2;
+use ndarray::{Array2, Axis};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
-use crate::{Error, Result};
+use crate::{logistic, Error, Result};
+
+/// The logit a label gets where the folds a model was fitted on had no image
+/// of it, below the row's lowest: the model cannot predict what it never
+/// saw, so its probability is about `e^-20` of the least likely label's.
+const UNSEEN_LABEL_MARGIN: f32 = 20.0;
+
+/// The model fitted on each fold's features.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogisticParams {
+    /// The inverse of the L2 penalty's weight, as scikit-learn's `C`: the
+    /// objective is the log-loss summed over images plus `‖W‖² / 2C`.
+    /// By default 1 (scikit-learn's default).
+    pub c: f32,
+    /// L-BFGS iterations at most per fold. By default 100 (scikit-learn's
+    /// default too): the flagged images barely change past it, and each
+    /// iteration costs a pass over the features.
+    pub max_iterations: usize,
+}
+
+impl Default for LogisticParams {
+    fn default() -> Self {
+        LogisticParams { c: 1.0, max_iterations: 100 }
+    }
+}
+
+impl LogisticParams {
+    /// The parameters, or what is wrong with them.
+    pub fn check(&self) -> Result<&Self> {
+        if !(self.c.is_finite() && self.c > 0.0) {
+            return Err(Error::Invalid(format!(
+                "C = {}; the logistic regression's C must be a positive number",
+                self.c
+            )));
+        }
+        if self.max_iterations == 0 {
+            return Err(Error::Invalid("0 iterations; the logistic regression needs at least 1".into()));
+        }
+        Ok(self)
+    }
+}
 
 /// The fold of each image: within each label, the images in a seeded random
 /// order dealt to folds in turn, so every fold holds about `1 / folds` of
@@ -43,27 +89,125 @@ pub fn check_folds(images: usize, folds: usize) -> Result<()> {
     Ok(())
 }
 
-/// Each row of `features` (label `labels[i]`, one of `classes`) scored by an
-/// SVM fitted on the other `folds - 1` folds, as calibrated probabilities:
-/// one row of `classes` probabilities per image, and the temperature.
+/// Each row of `features` (label `labels[i]`, one of `classes`) scored by a
+/// logistic regression fitted on the other `folds - 1` folds, as calibrated
+/// probabilities: one row of `classes` probabilities per image, and the
+/// temperature.
 pub fn out_of_sample_probabilities(
     features: &Array2<f32>,
     labels: &[usize],
     classes: usize,
     folds: usize,
-    params: &ValidSvmParams,
+    params: &LogisticParams,
     seed: u64,
 ) -> Result<(Vec<Vec<f64>>, f32)> {
     let n = features.nrows();
     if labels.len() != n {
         return Err(Error::Invalid(format!("{n} rows of features but {} labels", labels.len())));
     }
+    if let Some(&label) = labels.iter().find(|&&l| l >= classes) {
+        return Err(Error::Invalid(format!("label index {label} among {classes} labels")));
+    }
     check_folds(n, folds)?;
     let fold = stratified_folds(labels, classes, folds, seed);
-    let decisions = out_of_fold_decisions(features, labels, classes, &fold, params)?;
-    let temperature = cvtk_model::fit_temperature(&decisions, labels)?.temperature;
-    let kind = ScoreKind::Decision { temperature };
-    Ok((decisions.iter().map(|row| kind.probabilities_f64(row)).collect(), temperature))
+    let logits = out_of_fold_logits(features, labels, classes, &fold, params)?;
+    let temperature = cvtk_model::fit_temperature(&logits, labels)?.temperature;
+    let kind = ScoreKind::Logits { temperature };
+    Ok((logits.iter().map(|row| kind.probabilities_f64(row)).collect(), temperature))
+}
+
+/// Each row's logits (`classes` of them) from a logistic regression fitted
+/// on the rows of the other folds (`fold[i]` is row `i`'s fold). The folds
+/// are fitted in parallel.
+pub fn out_of_fold_logits(
+    features: &Array2<f32>,
+    labels: &[usize],
+    classes: usize,
+    fold: &[usize],
+    params: &LogisticParams,
+) -> Result<Vec<Vec<f32>>> {
+    params.check()?;
+    let n = features.nrows();
+    if labels.len() != n || fold.len() != n {
+        return Err(Error::Invalid(format!(
+            "{n} rows of features, {} labels and {} folds: give one of each per row",
+            labels.len(),
+            fold.len()
+        )));
+    }
+    if let Some(i) = features.outer_iter().position(|row| row.iter().any(|v| !v.is_finite())) {
+        return Err(Error::Invalid(format!(
+            "image {i}'s features are not finite numbers; featurize it again (--no-cache)"
+        )));
+    }
+    let folds = fold.iter().max().map_or(0, |m| m + 1);
+    let scored: Vec<Vec<(usize, Vec<f32>)>> = (0..folds)
+        .into_par_iter()
+        .map(|f| {
+            let (fit, held): (Vec<usize>, Vec<usize>) = (0..n).partition(|&i| fold[i] != f);
+            if held.is_empty() {
+                return Vec::new();
+            }
+            let rows = fit_and_score(features, labels, classes, &fit, &held, params);
+            held.into_iter().zip(rows).collect()
+        })
+        .collect();
+    let mut logits = vec![Vec::new(); n];
+    for part in scored {
+        for (i, row) in part {
+            logits[i] = row;
+        }
+    }
+    Ok(logits)
+}
+
+/// The logits of the `held` rows by a model fitted on the `fit` rows. A
+/// label with no image among them gets a logit [`UNSEEN_LABEL_MARGIN`] below
+/// the row's lowest (or 0); with one label alone there is nothing to fit, and every
+/// seen label's logit is 0.
+fn fit_and_score(
+    features: &Array2<f32>,
+    labels: &[usize],
+    classes: usize,
+    fit: &[usize],
+    held: &[usize],
+    params: &LogisticParams,
+) -> Vec<Vec<f32>> {
+    let y: Vec<usize> = fit.iter().map(|&i| labels[i]).collect();
+    let mut seen = y.clone();
+    seen.sort_unstable();
+    seen.dedup();
+    let x_held = features.select(Axis(0), held);
+    let known = if seen.len() < 2 {
+        Array2::zeros((held.len(), seen.len()))
+    } else {
+        // The model's labels are the seen ones, renumbered in order.
+        let dense: Vec<usize> = y.iter().map(|l| seen.partition_point(|s| s < l)).collect();
+        let x_fit = features.select(Axis(0), fit);
+        let model = logistic::fit(
+            x_fit.view(),
+            &dense,
+            seen.len(),
+            f64::from(params.c),
+            params.max_iterations,
+            logistic::TOLERANCE,
+        );
+        if !model.converged {
+            tracing::debug!("the logistic regression stopped after {} iterations, before converging", model.iterations);
+        }
+        model.logits(x_held.view())
+    };
+    known
+        .outer_iter()
+        .map(|row| {
+            let lowest = row.iter().copied().fold(0f32, f32::min);
+            let mut out = vec![lowest - UNSEEN_LABEL_MARGIN; classes];
+            for (&label, &v) in seen.iter().zip(row) {
+                out[label] = v;
+            }
+            out
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -95,7 +239,7 @@ mod tests {
         });
         let labels: Vec<usize> =
             (0..n).map(|i| if i % 10 == 0 { (truth[i] + 1) % classes } else { truth[i] }).collect();
-        let params = cvtk_model::SvmParams::default().check().unwrap();
+        let params = LogisticParams::default();
         let (probs, _) = out_of_sample_probabilities(&x, &labels, classes, 5, &params, 0).unwrap();
         let flipped: Vec<usize> = (0..n).filter(|i| i % 10 == 0).collect();
         for &i in &flipped {
@@ -112,11 +256,35 @@ mod tests {
 
     #[test]
     fn too_few_images_or_folds_are_clear_errors() {
-        let params = cvtk_model::SvmParams::default().check().unwrap();
+        let params = LogisticParams::default();
         let x = Array2::zeros((3, 2));
         let e = out_of_sample_probabilities(&x, &[0, 1, 0], 2, 5, &params, 0).unwrap_err().to_string();
         assert!(e.contains("3 images are too few for 5 folds"), "{e}");
         let e = out_of_sample_probabilities(&x, &[0, 1, 0], 2, 1, &params, 0).unwrap_err().to_string();
         assert!(e.contains("at least 2"), "{e}");
+        let bad = LogisticParams { c: 0.0, ..LogisticParams::default() };
+        let e = out_of_sample_probabilities(&x, &[0, 1, 0], 2, 2, &bad, 0).unwrap_err().to_string();
+        assert!(e.contains("C must be a positive number"), "{e}");
+        let e = out_of_sample_probabilities(&x, &[0, 2, 0], 2, 2, &params, 0).unwrap_err().to_string();
+        assert!(e.contains("label index 2 among 2"), "{e}");
+    }
+
+    #[test]
+    fn a_label_missing_from_the_fitted_folds_is_the_least_likely() {
+        // Label 2 has one image: the model that scores it never saw label 2.
+        let x = Array2::from_shape_fn((9, 2), |(i, j)| if (i % 2 == 0) == (j == 0) { 1.0 } else { 0.0 });
+        let labels = [0, 1, 0, 1, 0, 1, 0, 1, 2];
+        let fold = [0, 0, 0, 0, 1, 1, 1, 1, 1];
+        let logits = out_of_fold_logits(&x, &labels, 3, &fold, &LogisticParams::default()).unwrap();
+        let row = &logits[8];
+        assert_eq!(row.len(), 3);
+        assert!(row[2] <= row[0].min(row[1]) - UNSEEN_LABEL_MARGIN, "{row:?}");
+        // Images 0..4 are scored by a model fitted on labels 0, 1 and 2.
+        assert!(logits[0][0] > logits[0][1], "{:?}", logits[0]);
+        // One label alone in the fitted folds: nothing to fit, no error.
+        let logits =
+            out_of_fold_logits(&x, &[0, 0, 0, 0, 1, 1, 1, 1, 1], 2, &fold, &LogisticParams::default()).unwrap();
+        assert_eq!(logits[0], vec![-UNSEEN_LABEL_MARGIN, 0.0]);
+        assert_eq!(logits[8], vec![0.0, -UNSEEN_LABEL_MARGIN]);
     }
 }

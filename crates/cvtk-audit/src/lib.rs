@@ -48,6 +48,7 @@ pub mod crossfit;
 pub mod duplicates;
 mod error;
 pub mod label_issues;
+pub mod logistic;
 pub mod neighbours;
 pub mod outliers;
 pub mod pil;

@@ -2,3 +2,4 @@
 mod cleanlab;
 mod cleanlab_outliers;
 mod cleanvision;
+mod logistic;

@@ -1,6 +1,7 @@
 //! `cvtk audit`: the images of a dataset a person should look at, and why:
 //! likely wrong labels (confident learning on out-of-sample probabilities
-//! from a linear model on a pretrained network's features, cross-fitted),
+//! from a logistic regression on a pretrained network's features,
+//! cross-fitted),
 //! neighbours that disagree, outliers, exact and near duplicates and the
 //! leaks among them, image quality, and the images per label.
 
@@ -150,8 +151,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         });
     }
     println!(
-        "{} images, {} labels; features of {} ({} featurized, {} from the cache), each image judged by a linear \
-         model fitted on the other {} of {} folds",
+        "{} images, {} labels; features of {} ({} featurized, {} from the cache), each image judged by a logistic \
+         regression fitted on the other {} of {} folds",
         audit.images,
         audit.labels.len(),
         base_model,
