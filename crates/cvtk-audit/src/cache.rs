@@ -11,8 +11,16 @@
 //!
 //! The format (little-endian): `CVTKFEAT1\n`, the dimension (u32), the row
 //! count (u64), then per row the 32-byte digest and `dim` f32 values.
+//!
+//! A dataset too large for one machine is featurized in shards
+//! ([`FeatureCache::featurize_shard`], `cvtk audit --shard K/N`): each shard
+//! writes a file of its own beside the featurizer's,
+//! `FINGERPRINT.shard-K-of-N.features`, so shards never write the same file;
+//! every file of the featurizer in the folder is read, so an audit with the
+//! shards' files gathered in its cache folder featurizes nothing.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -22,7 +30,7 @@ use cvtk_model::Featurizer;
 use ndarray::Array2;
 use sha2::Digest as _;
 
-use crate::Result;
+use crate::{Error, Result};
 
 const MAGIC: &[u8] = b"CVTKFEAT1\n";
 
@@ -44,6 +52,44 @@ pub struct CacheUse {
     pub computed: usize,
 }
 
+/// One of `count` parts of a dataset, featurized on its own (on another
+/// machine, say): the images whose manifest id hashes to `index`. Ids, not
+/// paths, so that machines that mount the dataset in other places agree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// This shard, from 0.
+    pub index: u32,
+    /// How many shards.
+    pub count: u32,
+}
+
+impl Shard {
+    /// Whether the image with manifest id `id` belongs to this shard.
+    pub fn holds(&self, id: u64) -> bool {
+        // A multiplicative hash (Fibonacci hashing), so that consecutive ids spread evenly.
+        (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % u64::from(self.count.max(1)) == u64::from(self.index)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || Error::Invalid(format!("shard '{s}' is not K/N with 0 <= K < N (e.g. 0/4)"));
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count): (u32, u32) = (k.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
 impl FeatureCache {
     /// A cache in `dir`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
@@ -62,8 +108,8 @@ impl FeatureCache {
     }
 
     /// Every image's features, in dataset order: from the cache where the
-    /// featurizer and the image's content match, featurized (and added to the
-    /// cache) otherwise.
+    /// featurizer and the image's content match (in its file or in a shard's),
+    /// featurized (and added to the cache) otherwise.
     pub fn features(
         &self,
         featurizer: &Featurizer,
@@ -71,37 +117,15 @@ impl FeatureCache {
         batch_size: usize,
     ) -> Result<(Array2<f32>, CacheUse)> {
         let dim = featurizer.dim();
-        let file = self.dir.join(format!("{}.features", featurizer.fingerprint()?));
+        let fingerprint = featurizer.fingerprint()?;
+        let file = self.dir.join(format!("{fingerprint}.features"));
         let digests: Vec<Digest> =
             dataset.images().iter().map(|i| digest(&i.path)).collect::<std::result::Result<_, IoError>>()?;
-        // Read under the lock, featurize without it (minutes, for a large
-        // dataset: another audit may use the cache meanwhile), then merge
-        // with what is there now and write, under the lock again.
         let mut rows = {
             let _lock = FileLock::acquire(&file)?;
-            read(&file, dim)
+            self.read_all(&fingerprint, dim)
         };
-        let missing: Vec<u64> =
-            dataset.images().iter().zip(&digests).filter(|(_, d)| !rows.contains_key(*d)).map(|(i, _)| i.id).collect();
-        let mut computed = 0;
-        if !missing.is_empty() {
-            let subset = dataset.subset(&missing)?;
-            let features = featurizer.features(&subset, batch_size)?;
-            let by_id: HashMap<u64, Digest> =
-                dataset.images().iter().map(|i| i.id).zip(digests.iter().copied()).collect();
-            let mut new_rows = HashMap::new();
-            for (image, row) in subset.images().iter().zip(features.outer_iter()) {
-                if let Some(d) = by_id.get(&image.id) {
-                    new_rows.insert(*d, row.to_vec());
-                    computed += 1;
-                }
-            }
-            let _lock = FileLock::acquire(&file)?;
-            let mut merged = read(&file, dim);
-            merged.extend(new_rows);
-            cvtk_core::write_atomic(&file, &encode(&merged, dim))?;
-            rows = merged;
-        }
+        let computed = self.fill(featurizer, dataset, &digests, &mut rows, &file, batch_size)?;
         let mut out = Array2::<f32>::zeros((dataset.len(), dim));
         for (i, d) in digests.iter().enumerate() {
             if let Some(row) = rows.get(d) {
@@ -109,6 +133,108 @@ impl FeatureCache {
             }
         }
         Ok((out, CacheUse { reused: dataset.len() - computed.min(dataset.len()), computed }))
+    }
+
+    /// Featurizes the images of `shard` that the cache lacks into the shard's
+    /// own file, and returns how many were reused and computed, and the file.
+    /// Once every shard is done and their files are in one cache folder (a
+    /// shared one, or copied together), [`features`](Self::features) reads
+    /// them all and featurizes nothing.
+    pub fn featurize_shard(
+        &self,
+        featurizer: &Featurizer,
+        dataset: &ClassificationDataset,
+        batch_size: usize,
+        shard: Shard,
+    ) -> Result<(CacheUse, PathBuf)> {
+        let ids: Vec<u64> = dataset.images().iter().map(|i| i.id).filter(|&id| shard.holds(id)).collect();
+        let part = dataset.subset(&ids)?;
+        let fingerprint = featurizer.fingerprint()?;
+        let file = self.dir.join(format!("{fingerprint}.shard-{}-of-{}.features", shard.index, shard.count));
+        let digests: Vec<Digest> =
+            part.images().iter().map(|i| digest(&i.path)).collect::<std::result::Result<_, IoError>>()?;
+        let mut rows = {
+            let _lock = FileLock::acquire(&file)?;
+            self.read_all(&fingerprint, featurizer.dim())
+        };
+        let computed = self.fill(featurizer, &part, &digests, &mut rows, &file, batch_size)?;
+        // Rows the cache had elsewhere (its own file, another run's) go into
+        // the shard's file too, so that the file alone carries the shard.
+        let _lock = FileLock::acquire(&file)?;
+        let mut own = read(&file, featurizer.dim());
+        let before = own.len();
+        for d in &digests {
+            if let Some(row) = rows.get(d) {
+                own.entry(*d).or_insert_with(|| row.clone());
+            }
+        }
+        if own.len() != before {
+            cvtk_core::write_atomic(&file, &encode(&own, featurizer.dim()))?;
+        }
+        Ok((CacheUse { reused: part.len() - computed.min(part.len()), computed }, file))
+    }
+
+    /// Featurizes the images of `dataset` (with file digests `digests`)
+    /// missing from `rows`, adds them to `rows` and to `file`, and returns how
+    /// many. Read under the lock, featurized without it (minutes, for a large
+    /// dataset: another audit may use the cache meanwhile), then merged with
+    /// what the file holds now and written, under the lock again.
+    fn fill(
+        &self,
+        featurizer: &Featurizer,
+        dataset: &ClassificationDataset,
+        digests: &[Digest],
+        rows: &mut HashMap<Digest, Vec<f32>>,
+        file: &Path,
+        batch_size: usize,
+    ) -> Result<usize> {
+        let missing: Vec<u64> =
+            dataset.images().iter().zip(digests).filter(|(_, d)| !rows.contains_key(*d)).map(|(i, _)| i.id).collect();
+        if missing.is_empty() {
+            return Ok(0);
+        }
+        let subset = dataset.subset(&missing)?;
+        let features = featurizer.features(&subset, batch_size)?;
+        let by_id: HashMap<u64, Digest> = dataset.images().iter().map(|i| i.id).zip(digests.iter().copied()).collect();
+        let mut new_rows = HashMap::new();
+        for (image, row) in subset.images().iter().zip(features.outer_iter()) {
+            if let Some(d) = by_id.get(&image.id) {
+                new_rows.insert(*d, row.to_vec());
+            }
+        }
+        let computed = new_rows.len();
+        let _lock = FileLock::acquire(file)?;
+        let mut merged = read(file, featurizer.dim());
+        merged.extend(new_rows.iter().map(|(d, r)| (*d, r.clone())));
+        cvtk_core::write_atomic(file, &encode(&merged, featurizer.dim()))?;
+        rows.extend(new_rows);
+        Ok(computed)
+    }
+
+    /// The rows of every file of the featurizer `fingerprint` in the folder:
+    /// its own and its shards'.
+    fn read_all(&self, fingerprint: &str, dim: usize) -> HashMap<Digest, Vec<f32>> {
+        let mut rows = read(&self.dir.join(format!("{fingerprint}.features")), dim);
+        let prefix = format!("{fingerprint}.shard-");
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return rows;
+        };
+        let mut shards: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".features"))
+            })
+            .collect();
+        shards.sort();
+        for shard in shards {
+            for (d, row) in read(&shard, dim) {
+                rows.entry(d).or_insert(row);
+            }
+        }
+        rows
     }
 }
 
@@ -200,5 +326,22 @@ mod tests {
         assert!(decode(&bytes[..bytes.len() - 1], 3).is_err());
         assert!(decode(b"something else", 3).is_err());
         assert_eq!(encode(&rows, 3), bytes, "the same rows make the same file");
+    }
+
+    #[test]
+    fn shards_part_the_ids_evenly_and_parse_with_clear_errors() {
+        let shards: Vec<Shard> = (0..4).map(|k| format!("{k}/4").parse().unwrap()).collect();
+        let mut sizes = [0usize; 4];
+        for id in 0..10_000u64 {
+            let owners: Vec<usize> = (0..4).filter(|&k| shards[k].holds(id)).collect();
+            assert_eq!(owners.len(), 1, "id {id}: {owners:?}");
+            sizes[owners[0]] += 1;
+        }
+        assert!(sizes.iter().all(|&s| (2_300..2_700).contains(&s)), "{sizes:?}");
+        assert_eq!(shards[2].to_string(), "2/4");
+        for bad in ["4/4", "1", "a/2", "0/0"] {
+            let e = bad.parse::<Shard>().unwrap_err().to_string();
+            assert!(e.contains("is not K/N"), "{bad}: {e}");
+        }
     }
 }

@@ -61,7 +61,7 @@ pub use audit::{
     AuditOptions, DatasetAudit, DuplicateMember, DuplicateSet, ImageLabelIssue, ImageRef, LabelCount, Outlier,
     QualityCount, QualityFinding, SMALL_LABEL,
 };
-pub use cache::{CacheUse, FeatureCache};
+pub use cache::{CacheUse, FeatureCache, Shard};
 pub use error::{Error, Result};
 pub use label_issues::{find_label_issues, label_issues, label_quality_scores, LabelIssue};
 pub use report::{write_report, SHOWN};

@@ -85,6 +85,34 @@ fn planted_label_errors_in_real_digits_are_found_with_their_true_labels() {
     let fresh = json(&cvtk_in(&home, &["audit", d, "--device", "cpu", "--json", "--no-cache"]));
     assert_eq!(fresh["features"], serde_json::json!({ "reused": 0, "computed": 160 }));
 
+    // Featurized in two shards (as on two machines), then audited with the
+    // shards' files gathered: nothing featurized again, the same findings,
+    // and the manifest untouched by the shards.
+    let shards = dir.path().join("shards");
+    let manifest = dir.path().join("digits.json");
+    let before = std::fs::read(&manifest).unwrap();
+    let mut parts = Vec::new();
+    for k in 0..2 {
+        let shard = format!("{k}/2");
+        let part = json(&cvtk_in(
+            &home,
+            &["audit", d, "--device", "cpu", "--json", "--shard", &shard, "--cache-dir", shards.to_str().unwrap()],
+        ));
+        assert_eq!(part["features"]["reused"], 0, "{part}");
+        assert!(part["file"].as_str().unwrap().ends_with(&format!(".shard-{k}-of-2.features")), "{part}");
+        parts.push(part["features"]["computed"].as_u64().unwrap());
+    }
+    assert_eq!(parts.iter().sum::<u64>(), 160, "{parts:?}");
+    assert!(parts.iter().all(|&p| p > 40), "uneven shards: {parts:?}");
+    assert_eq!(std::fs::read(&manifest).unwrap(), before, "a shard wrote the manifest");
+    let merged =
+        json(&cvtk_in(&home, &["audit", d, "--device", "cpu", "--json", "--cache-dir", shards.to_str().unwrap()]));
+    assert_eq!(merged["features"], serde_json::json!({ "reused": 160, "computed": 0 }));
+    assert_eq!(merged["label_issues"], fresh["label_issues"]);
+    let e = cvtk_in(&home, &["audit", d, "--shard", "2/2"]);
+    assert_eq!(e.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&e.stderr).contains("is not K/N"), "{e:?}");
+
     // The text output names them and says how to fix them.
     let text = cvtk_in(&home, &["audit", d, "--device", "cpu", "--show", "3"]);
     assert!(text.status.success(), "{}", String::from_utf8_lossy(&text.stderr));

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use cvtk_annotate::manifest_for;
 use cvtk_audit::quality::QualityIssue;
-use cvtk_audit::{write_report, AuditOptions, DatasetAudit, FeatureCache};
+use cvtk_audit::{write_report, AuditOptions, DatasetAudit, FeatureCache, Shard};
 use cvtk_core::StorageContext;
 use cvtk_dataset::ClassificationDataset;
 use cvtk_model::Featurizer;
@@ -50,6 +50,16 @@ pub struct Args {
     /// ($CVTK_HOME/cache/features, keyed by the network, its input size and weights, and each file's content).
     #[arg(long)]
     no_cache: bool,
+    /// The folder of the feature cache (default $CVTK_HOME/cache/features).
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    cache_dir: Option<PathBuf>,
+    /// Only featurize shard K of N (e.g. 0/4: the images whose manifest id hashes to K) into the
+    /// feature cache, in a file of the shard's own, and stop: no audit. For a dataset featurized on
+    /// many machines (in a Kubernetes Indexed Job: --shard $JOB_COMPLETION_INDEX/N), each with the
+    /// same manifest; gather the shards' files in one folder, and `cvtk audit --cache-dir FOLDER`
+    /// featurizes nothing.
+    #[arg(long, value_name = "K/N", conflicts_with_all = ["no_cache", "report"])]
+    shard: Option<Shard>,
     /// Findings printed of each kind (all are in --json).
     #[arg(long, default_value_t = 20)]
     show: usize,
@@ -121,7 +131,37 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ),
     };
     let featurizer = featurizer.compile(args.engine.engine)?;
-    let cache = (!args.no_cache).then(|| FeatureCache::in_storage(&StorageContext::default()));
+    let cache = match &args.cache_dir {
+        Some(dir) => Some(FeatureCache::new(dir)),
+        None => (!args.no_cache).then(|| FeatureCache::in_storage(&StorageContext::default())),
+    };
+    if let (Some(shard), Some(cache)) = (args.shard, &cache) {
+        let batch = AuditOptions::default().batch_size;
+        let (used, file) = cache.featurize_shard(&featurizer, &dataset, batch, shard)?;
+        if args.json {
+            return print_json(&serde_json::json!({
+                "dataset": &args.dataset,
+                "manifest": manifest.path(),
+                "shard": shard.to_string(),
+                "images": used.reused + used.computed,
+                "features": used,
+                "file": file,
+            }));
+        }
+        println!(
+            "shard {shard}: {} of {} images ({} featurized, {} from the cache) in {}",
+            used.reused + used.computed,
+            dataset.len(),
+            used.computed,
+            used.reused,
+            file.display()
+        );
+        println!(
+            "When every shard has run, gather their files in one folder and audit with it: cvtk audit {} --cache-dir FOLDER",
+            args.dataset.display()
+        );
+        return Ok(());
+    }
     let options = AuditOptions { folds: args.folds, seed: args.seed, cache, ..AuditOptions::default() };
     let audit = DatasetAudit::run(&dataset, &featurizer, &options)?;
     // Not recording loses nothing printed or written: a warning, and on.
