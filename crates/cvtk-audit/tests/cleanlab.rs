@@ -4,20 +4,12 @@
 //! scores those of `cleanlab.rank.get_label_quality_scores`. Reference:
 //! tests/reference/cleanlab_label_issues.py, run here with the project's venv.
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Stdio};
-
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use serde_json::{json, Value};
 
-fn python() -> std::path::PathBuf {
-    let py = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    assert!(py.is_file(), "{} missing: run `make test-setup` (cleanlab goes into .venv)", py.display());
-    py
-}
+use crate::python::reference;
 
 /// A noisy dataset: `n` images of `k` classes (class `k - 1` left empty when
 /// `missing_class`), a model whose probabilities favour the true class by
@@ -53,24 +45,10 @@ fn the_same_images_are_flagged_and_scored_as_cleanlab_does() {
         ("3 classes, 12 images", case(6, 12, 3, 2.0, 0.3, false)),
     ];
     let input: Vec<Value> = cases.iter().map(|(_, (l, p))| json!({ "labels": l, "probs": p })).collect();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/cleanlab_label_issues.py");
-    let mut child = Command::new(python())
-        .arg(&script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(serde_json::to_string(&input).unwrap().as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "the cleanlab reference failed (is cleanlab in .venv? `make test-setup`): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let theirs: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let theirs = reference("cleanlab_label_issues.py", &Value::from(input));
+    let theirs = theirs.as_array().unwrap();
     let mut flagged_in_all = 0;
-    for ((name, (labels, probs)), reference) in cases.iter().zip(&theirs) {
+    for ((name, (labels, probs)), reference) in cases.iter().zip(theirs) {
         let ours = cvtk_audit::find_label_issues(labels, probs).unwrap();
         let expected: Vec<bool> =
             reference["flagged"].as_array().unwrap().iter().map(|b| b.as_bool().unwrap()).collect();

@@ -3,10 +3,6 @@
 //! scores are `OutOfDistribution().fit_score`'s and the flagged images
 //! Datalab's outlier issue's. Reference: tests/reference/cleanlab_outliers.py.
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Stdio};
-
 use cvtk_audit::neighbours::search;
 use cvtk_audit::outliers::outlier_scores;
 use ndarray::Array2;
@@ -14,6 +10,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use serde_json::{json, Value};
+
+use crate::python::reference;
 
 /// `n` points in `dim` dimensions around `clusters` centres, plus `far` points
 /// around a centre of their own each, plus `copies` exact copies of point 0.
@@ -44,21 +42,10 @@ fn the_same_neighbours_scores_and_outliers_as_cleanlab() {
         .iter()
         .map(|(_, x)| json!({ "features": x.outer_iter().map(|r| r.to_vec()).collect::<Vec<_>>() }))
         .collect();
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/cleanlab_outliers.py");
-    let mut child = Command::new(&python)
-        .arg(&script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{}: {e}; run `make test-setup`", python.display()));
-    child.stdin.take().unwrap().write_all(serde_json::to_string(&input).unwrap().as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "the cleanlab reference failed: {}", String::from_utf8_lossy(&out.stderr));
-    let theirs: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let theirs = reference("cleanlab_outliers.py", &Value::from(input));
+    let theirs = theirs.as_array().unwrap();
     let mut outliers = 0;
-    for ((name, x), reference) in cases.iter().zip(&theirs) {
+    for ((name, x), reference) in cases.iter().zip(theirs) {
         let (neighbours, _) = search(x.view(), 10, 1.0, |_, _, _| false);
         let ours = outlier_scores(&neighbours);
         let column = |key: &str| -> Vec<Value> { reference[key].as_array().unwrap().clone() };

@@ -4,17 +4,13 @@
 //! and score equals CleanVision's, and the same images are flagged dark,
 //! light, blurry, low information, odd aspect ratio, odd size and grayscale.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use cvtk_audit::quality::{judge, measure_file, QualityIssue};
 use serde_json::Value;
 
-fn python() -> PathBuf {
-    let py = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    assert!(py.is_file(), "{} missing: run `make test-setup` (cleanvision goes into .venv)", py.display());
-    py
-}
+use crate::python::python;
 
 fn close(ours: f64, theirs: f64, what: &str, image: &str) {
     // Equal but for the last bits of exp and log (numpy may use its own).

@@ -3,16 +3,14 @@
 //! scikit-learn's `LogisticRegression` with the same `C`, run to
 //! convergence. Reference: tests/reference/sklearn_logistic.py.
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Stdio};
-
 use cvtk_audit::logistic::fit;
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use serde_json::{json, Value};
+
+use crate::python::reference;
 
 /// `n` rows in `dim` dimensions around one centre per label, overlapping
 /// (so the optimum is finite), on features of mixed scale.
@@ -36,20 +34,9 @@ fn the_same_probabilities_as_scikit_learn() {
         .iter()
         .map(|(_, (x, y), c)| json!({ "x": x.outer_iter().map(|r| r.to_vec()).collect::<Vec<_>>(), "y": y, "c": c }))
         .collect();
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/sklearn_logistic.py");
-    let mut child = Command::new(&python)
-        .arg(&script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{}: {e}; run `make test-setup`", python.display()));
-    child.stdin.take().unwrap().write_all(serde_json::to_string(&input).unwrap().as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "the scikit-learn reference failed: {}", String::from_utf8_lossy(&out.stderr));
-    let theirs: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    for ((name, (x, y), c), reference) in cases.iter().zip(&theirs) {
+    let theirs = reference("sklearn_logistic.py", &Value::from(input));
+    let theirs = theirs.as_array().unwrap();
+    for ((name, (x, y), c), theirs) in cases.iter().zip(theirs) {
         let classes = y.iter().max().unwrap() + 1;
         let model = fit(x.view(), y, classes, *c, 1000, 1e-6);
         // Converged further than the audit does (its tolerance is scikit-learn's
@@ -57,7 +44,7 @@ fn the_same_probabilities_as_scikit_learn() {
         assert!(model.iterations < 1000, "{name}: not converged after {} iterations", model.iterations);
         let logits = model.logits(x.view());
         let mut worst = 0f64;
-        for (i, (row, theirs)) in logits.outer_iter().zip(reference["probabilities"].as_array().unwrap()).enumerate() {
+        for (i, (row, theirs)) in logits.outer_iter().zip(theirs["probabilities"].as_array().unwrap()).enumerate() {
             let top = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
             let sum: f64 = row.iter().map(|&v| f64::from(v - top).exp()).sum();
             for (k, (&v, t)) in row.iter().zip(theirs.as_array().unwrap()).enumerate() {

@@ -3,3 +3,4 @@ mod cleanlab;
 mod cleanlab_outliers;
 mod cleanvision;
 mod logistic;
+mod python;
