@@ -212,30 +212,63 @@ impl FeatureCache {
     }
 
     /// The rows of every file of the featurizer `fingerprint` in the folder:
-    /// its own and its shards'.
+    /// its own and its shards'. Warns, saying what to do, when a shard of a
+    /// set is missing, and when the folder holds only other featurizers'
+    /// shards (another network, input size, engine or device): their images
+    /// would be featurized again here.
     fn read_all(&self, fingerprint: &str, dim: usize) -> HashMap<Digest, Vec<f32>> {
         let mut rows = read(&self.dir.join(format!("{fingerprint}.features")), dim);
-        let prefix = format!("{fingerprint}.shard-");
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return rows;
         };
-        let mut shards: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".features"))
-            })
-            .collect();
-        shards.sort();
-        for shard in shards {
-            for (d, row) in read(&shard, dim) {
+        let prefix = format!("{fingerprint}.shard-");
+        let (mut ours, mut others) = (Vec::new(), 0usize);
+        for path in entries.filter_map(|e| e.ok()).map(|e| e.path()) {
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+            match shard_of(name) {
+                Some(shard) if name.starts_with(&prefix) => ours.push((shard, path)),
+                Some(_) => others += 1,
+                None => {}
+            }
+        }
+        ours.sort_by_key(|(shard, _)| (shard.count, shard.index));
+        let mut counts: Vec<u32> = ours.iter().map(|(s, _)| s.count).collect();
+        counts.dedup();
+        for count in counts {
+            let missing: Vec<String> = (0..count)
+                .filter(|k| !ours.iter().any(|(s, _)| s.count == count && s.index == *k))
+                .map(|k| format!("{k}/{count}"))
+                .collect();
+            if !missing.is_empty() {
+                tracing::warn!(
+                    "feature cache {}: shard {} missing; its images are featurized here (run it with --shard, or copy its file in)",
+                    self.dir.display(),
+                    missing.join(", ")
+                );
+            }
+        }
+        if ours.is_empty() && others > 0 {
+            tracing::warn!(
+                "feature cache {}: {others} shard file(s) of another featurizer, none of this one's; run the shards and the \
+                 audit with the same network (--base-model or --model), --image-size, --engine and --device",
+                self.dir.display()
+            );
+        }
+        for (_, path) in ours {
+            for (d, row) in read(&path, dim) {
                 rows.entry(d).or_insert(row);
             }
         }
         rows
     }
+}
+
+/// The shard of a shard file's name, `FINGERPRINT.shard-K-of-N.features`.
+fn shard_of(name: &str) -> Option<Shard> {
+    let rest = name.strip_suffix(".features")?;
+    let (_, shard) = rest.rsplit_once(".shard-")?;
+    let (k, n) = shard.split_once("-of-")?;
+    format!("{k}/{n}").parse().ok()
 }
 
 /// The SHA-256 of the file at `path`.
@@ -339,6 +372,9 @@ mod tests {
         }
         assert!(sizes.iter().all(|&s| (2_300..2_700).contains(&s)), "{sizes:?}");
         assert_eq!(shards[2].to_string(), "2/4");
+        assert_eq!(shard_of("abc.shard-2-of-4.features"), Some(shards[2]));
+        assert_eq!(shard_of("abc.features"), None);
+        assert_eq!(shard_of("abc.shard-4-of-4.features"), None);
         for bad in ["4/4", "1", "a/2", "0/0"] {
             let e = bad.parse::<Shard>().unwrap_err().to_string();
             assert!(e.contains("is not K/N"), "{bad}: {e}");

@@ -19,11 +19,6 @@ use rayon::prelude::*;
 
 use crate::{logistic, Error, Result};
 
-/// The logit a label gets where the folds a model was fitted on had no image
-/// of it, below the row's lowest: the model cannot predict what it never
-/// saw, so its probability is about `e^-20` of the least likely label's.
-const UNSEEN_LABEL_MARGIN: f32 = 20.0;
-
 /// The model fitted on each fold's features.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LogisticParams {
@@ -111,14 +106,25 @@ pub fn out_of_sample_probabilities(
     check_folds(n, folds)?;
     let fold = stratified_folds(labels, classes, folds, seed);
     let logits = out_of_fold_logits(features, labels, classes, &fold, params)?;
-    let temperature = cvtk_model::fit_temperature(&logits, labels)?.temperature;
+    // The temperature is fitted on the rows whose model saw every label: a
+    // label missing from the other folds has no logit (probability 0), and
+    // would pull the temperature towards flattening every row.
+    let (judged, judged_labels): (Vec<Vec<f32>>, Vec<usize>) = logits
+        .iter()
+        .zip(labels)
+        .filter(|(row, _)| row.iter().all(|v| v.is_finite()))
+        .map(|(row, &l)| (row.clone(), l))
+        .unzip();
+    let temperature =
+        if judged.is_empty() { 1.0 } else { cvtk_model::fit_temperature(&judged, &judged_labels)?.temperature };
     let kind = ScoreKind::Logits { temperature };
     Ok((logits.iter().map(|row| kind.probabilities_f64(row)).collect(), temperature))
 }
 
 /// Each row's logits (`classes` of them) from a logistic regression fitted
-/// on the rows of the other folds (`fold[i]` is row `i`'s fold). The folds
-/// are fitted in parallel.
+/// on the rows of the other folds (`fold[i]` is row `i`'s fold). A label
+/// with no image in those folds gets `-inf`: the model cannot predict what
+/// it never saw. The folds are fitted in parallel.
 pub fn out_of_fold_logits(
     features: &Array2<f32>,
     labels: &[usize],
@@ -141,20 +147,22 @@ pub fn out_of_fold_logits(
         )));
     }
     let folds = fold.iter().max().map_or(0, |m| m + 1);
-    let scored: Vec<Vec<(usize, Vec<f32>)>> = (0..folds)
+    // Per fold: (row, logits) of each held-out row.
+    type Scored = Vec<(usize, Vec<f32>)>;
+    let scored: Vec<Result<Scored>> = (0..folds)
         .into_par_iter()
         .map(|f| {
             let (fit, held): (Vec<usize>, Vec<usize>) = (0..n).partition(|&i| fold[i] != f);
             if held.is_empty() {
-                return Vec::new();
+                return Ok(Vec::new());
             }
-            let rows = fit_and_score(features, labels, classes, &fit, &held, params);
-            held.into_iter().zip(rows).collect()
+            let rows = fit_and_score(features, labels, classes, &fit, &held, params)?;
+            Ok(held.into_iter().zip(rows).collect())
         })
         .collect();
     let mut logits = vec![Vec::new(); n];
     for part in scored {
-        for (i, row) in part {
+        for (i, row) in part? {
             logits[i] = row;
         }
     }
@@ -162,9 +170,8 @@ pub fn out_of_fold_logits(
 }
 
 /// The logits of the `held` rows by a model fitted on the `fit` rows. A
-/// label with no image among them gets a logit [`UNSEEN_LABEL_MARGIN`] below
-/// the row's lowest (or 0); with one label alone there is nothing to fit, and every
-/// seen label's logit is 0.
+/// label with no image among them gets `-inf`; with one label alone there
+/// is nothing to fit, and its logit is 0.
 fn fit_and_score(
     features: &Array2<f32>,
     labels: &[usize],
@@ -172,7 +179,7 @@ fn fit_and_score(
     fit: &[usize],
     held: &[usize],
     params: &LogisticParams,
-) -> Vec<Vec<f32>> {
+) -> Result<Vec<Vec<f32>>> {
     let y: Vec<usize> = fit.iter().map(|&i| labels[i]).collect();
     let mut seen = y.clone();
     seen.sort_unstable();
@@ -191,23 +198,22 @@ fn fit_and_score(
             f64::from(params.c),
             params.max_iterations,
             logistic::TOLERANCE,
-        );
+        )?;
         if !model.converged {
             tracing::debug!("the logistic regression stopped after {} iterations, before converging", model.iterations);
         }
         model.logits(x_held.view())
     };
-    known
+    Ok(known
         .outer_iter()
         .map(|row| {
-            let lowest = row.iter().copied().fold(0f32, f32::min);
-            let mut out = vec![lowest - UNSEEN_LABEL_MARGIN; classes];
+            let mut out = vec![f32::NEG_INFINITY; classes];
             for (&label, &v) in seen.iter().zip(row) {
                 out[label] = v;
             }
             out
         })
-        .collect()
+        .collect())
 }
 
 #[cfg(test)]
@@ -278,13 +284,18 @@ mod tests {
         let logits = out_of_fold_logits(&x, &labels, 3, &fold, &LogisticParams::default()).unwrap();
         let row = &logits[8];
         assert_eq!(row.len(), 3);
-        assert!(row[2] <= row[0].min(row[1]) - UNSEEN_LABEL_MARGIN, "{row:?}");
+        assert_eq!(row[2], f32::NEG_INFINITY, "{row:?}");
         // Images 0..4 are scored by a model fitted on labels 0, 1 and 2.
         assert!(logits[0][0] > logits[0][1], "{:?}", logits[0]);
         // One label alone in the fitted folds: nothing to fit, no error.
         let logits =
             out_of_fold_logits(&x, &[0, 0, 0, 0, 1, 1, 1, 1, 1], 2, &fold, &LogisticParams::default()).unwrap();
-        assert_eq!(logits[0], vec![-UNSEEN_LABEL_MARGIN, 0.0]);
-        assert_eq!(logits[8], vec![0.0, -UNSEEN_LABEL_MARGIN]);
+        assert_eq!(logits[0], vec![f32::NEG_INFINITY, 0.0]);
+        assert_eq!(logits[8], vec![0.0, f32::NEG_INFINITY]);
+        // The probabilities: 0 for the label never seen, the temperature
+        // fitted on the other rows.
+        let (probs, t) = out_of_sample_probabilities(&x, &labels, 3, 2, &LogisticParams::default(), 0).unwrap();
+        assert!(t.is_finite() && t > 0.0, "{t}");
+        assert!(probs.iter().all(|p| (p.iter().sum::<f64>() - 1.0).abs() < 1e-9), "{probs:?}");
     }
 }

@@ -14,6 +14,8 @@
 
 use ndarray::{Array1, Array2, ArrayView2, Axis, Slice};
 
+use crate::{Error, Result};
+
 /// L-BFGS's memory: the last 10 steps (scikit-learn's, through SciPy).
 const MEMORY: usize = 10;
 /// The largest gradient component at which the fit has converged by default
@@ -48,8 +50,9 @@ impl LogisticModel {
 /// Fits the model to rows `x` with label indices `y` (each below `classes`),
 /// with penalty `1 / c`, until no gradient component exceeds `tolerance`
 /// ([`TOLERANCE`] by default), the line search cannot improve (the limit of
-/// f32 logits), or `max_iterations` L-BFGS iterations have run. The caller
-/// checks that `x` is finite, `y` fits, and `c > 0`.
+/// f32 logits), or `max_iterations` L-BFGS iterations have run.
+/// Refuses rows and labels of different counts, a label not below
+/// `classes`, values that are not finite and a `c` that is not positive.
 pub fn fit<'a>(
     x: ArrayView2<'a, f32>,
     y: &'a [usize],
@@ -57,7 +60,19 @@ pub fn fit<'a>(
     c: f64,
     max_iterations: usize,
     tolerance: f64,
-) -> LogisticModel {
+) -> Result<LogisticModel> {
+    if y.len() != x.nrows() {
+        return Err(Error::Invalid(format!("{} rows but {} labels", x.nrows(), y.len())));
+    }
+    if let Some(&label) = y.iter().find(|&&l| l >= classes) {
+        return Err(Error::Invalid(format!("label index {label} among {classes} labels")));
+    }
+    if x.iter().any(|v| !v.is_finite()) {
+        return Err(Error::Invalid("the features hold values that are not finite numbers".into()));
+    }
+    if !(c.is_finite() && c > 0.0) {
+        return Err(Error::Invalid(format!("C = {c}; the logistic regression's C must be a positive number")));
+    }
     // With two labels scikit-learn fits one weight vector `v` (a sigmoid)
     // with penalty `‖v‖² / 2C`. The softmax's two columns settle at `w₁ = -w₀
     // = v / 2`, where `(‖w₀‖² + ‖w₁‖²) / 2C` is `‖v‖² / 4C`: the same model
@@ -110,7 +125,7 @@ pub fn fit<'a>(
         converged = max_abs(&g) <= tolerance;
     }
     let (weights, intercept) = problem.unpack(&theta);
-    LogisticModel { weights, intercept, iterations, converged }
+    Ok(LogisticModel { weights, intercept, iterations, converged })
 }
 
 /// L-BFGS's two-loop recursion: `-H·g` for the inverse Hessian that the
@@ -133,8 +148,10 @@ fn two_loop(g: &Array1<f64>, history: &[(Array1<f64>, Array1<f64>, f64)]) -> Arr
     -q
 }
 
+/// The largest component's size; infinite where one is not a number, so
+/// that a broken gradient never passes for a converged one.
 fn max_abs(v: &Array1<f64>) -> f64 {
-    v.iter().fold(0.0, |m, x| m.max(x.abs()))
+    v.iter().fold(0.0, |m, x| if x.is_nan() { f64::INFINITY } else { m.max(x.abs()) })
 }
 
 struct Problem<'a> {
@@ -213,7 +230,7 @@ mod tests {
             |(i, j)| if j == i % 3 % 2 { 1.0 + 0.5 * (i as f32 * 0.1).sin() } else { 0.0 },
         );
         let y: Vec<usize> = (0..60).map(|i| i % 3 % 2).collect();
-        let model = fit(x.view(), &y, 2, 1.0, 100, TOLERANCE);
+        let model = fit(x.view(), &y, 2, 1.0, 100, TOLERANCE).unwrap();
         assert!(model.converged, "{model:?}");
         let logits = model.logits(x.view());
         for (i, row) in logits.outer_iter().enumerate() {
@@ -226,9 +243,26 @@ mod tests {
         // What linfa-logistic returned zeros for: many rows of large values.
         let x = Array2::from_shape_fn((20_000, 8), |(i, j)| if j == i % 4 { 50.0 } else { (i * j % 7) as f32 });
         let y: Vec<usize> = (0..20_000).map(|i| i % 4).collect();
-        let model = fit(x.view(), &y, 4, 1.0, 100, TOLERANCE);
+        let model = fit(x.view(), &y, 4, 1.0, 100, TOLERANCE).unwrap();
         let logits = model.logits(x.view());
         let right = logits.outer_iter().zip(&y).filter(|(row, &label)| row.iter().all(|&v| v <= row[label])).count();
         assert_eq!(right, 20_000, "{model:?}");
+    }
+
+    #[test]
+    fn bad_input_is_refused_not_a_panic() {
+        let x = Array2::from_elem((3, 2), 1.0f32);
+        let e = fit(x.view(), &[0, 1], 2, 1.0, 10, TOLERANCE).unwrap_err().to_string();
+        assert!(e.contains("3 rows but 2 labels"), "{e}");
+        let e = fit(x.view(), &[0, 1, 2], 2, 1.0, 10, TOLERANCE).unwrap_err().to_string();
+        assert!(e.contains("label index 2 among 2"), "{e}");
+        let mut nan = x.clone();
+        nan[[1, 1]] = f32::NAN;
+        let e = fit(nan.view(), &[0, 1, 0], 2, 1.0, 10, TOLERANCE).unwrap_err().to_string();
+        assert!(e.contains("not finite"), "{e}");
+        let e = fit(x.view(), &[0, 1, 0], 2, 0.0, 10, TOLERANCE).unwrap_err().to_string();
+        assert!(e.contains("positive"), "{e}");
+        let nan = Array1::from(vec![0.0, f64::NAN]);
+        assert_eq!(max_abs(&nan), f64::INFINITY);
     }
 }

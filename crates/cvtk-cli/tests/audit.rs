@@ -96,7 +96,17 @@ fn planted_label_errors_in_real_digits_are_found_with_their_true_labels() {
         let shard = format!("{k}/2");
         let part = json(&cvtk_in(
             &home,
-            &["audit", d, "--device", "cpu", "--json", "--shard", &shard, "--cache-dir", shards.to_str().unwrap()],
+            &[
+                "audit",
+                manifest.to_str().unwrap(),
+                "--device",
+                "cpu",
+                "--json",
+                "--shard",
+                &shard,
+                "--cache-dir",
+                shards.to_str().unwrap(),
+            ],
         ));
         assert_eq!(part["features"]["reused"], 0, "{part}");
         assert!(part["file"].as_str().unwrap().ends_with(&format!(".shard-{k}-of-2.features")), "{part}");
@@ -109,9 +119,34 @@ fn planted_label_errors_in_real_digits_are_found_with_their_true_labels() {
         json(&cvtk_in(&home, &["audit", d, "--device", "cpu", "--json", "--cache-dir", shards.to_str().unwrap()]));
     assert_eq!(merged["features"], serde_json::json!({ "reused": 160, "computed": 0 }));
     assert_eq!(merged["label_issues"], fresh["label_issues"]);
-    let e = cvtk_in(&home, &["audit", d, "--shard", "2/2"]);
+    // Shard 1/2 missing from the folder: said, and its images featurized.
+    let half = dir.path().join("half");
+    std::fs::create_dir_all(&half).unwrap();
+    for entry in std::fs::read_dir(&shards).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_str().unwrap().ends_with(".shard-0-of-2.features") {
+            std::fs::copy(&path, half.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    // (With warnings shown: the tests' cvtk_in shows errors only.)
+    let partial = std::process::Command::new(env!("CARGO_BIN_EXE_cvtk"))
+        .args(["audit", d, "--device", "cpu", "--json", "--cache-dir", half.to_str().unwrap()])
+        .env("CVTK_HOME", &home)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&partial.stderr).contains("shard 1/2 missing"), "{partial:?}");
+    assert_eq!(json(&partial)["features"]["computed"], parts[1]);
+    // Bad shards, a shard without a cache folder, a shard of a folder: clear errors.
+    let e = cvtk_in(&home, &["audit", d, "--shard", "2/2", "--cache-dir", "x"]);
     assert_eq!(e.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&e.stderr).contains("is not K/N"), "{e:?}");
+    let e = cvtk_in(&home, &["audit", manifest.to_str().unwrap(), "--shard", "0/2"]);
+    assert_eq!(e.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&e.stderr).contains("--cache-dir"), "{e:?}");
+    let e = cvtk_in(&home, &["audit", d, "--shard", "0/2", "--cache-dir", "x"]);
+    assert_eq!(e.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&e.stderr).contains("needs the dataset's manifest"), "{e:?}");
 
     // The text output names them and says how to fix them.
     let text = cvtk_in(&home, &["audit", d, "--device", "cpu", "--show", "3"]);

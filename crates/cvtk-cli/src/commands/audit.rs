@@ -54,11 +54,12 @@ pub struct Args {
     #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
     cache_dir: Option<PathBuf>,
     /// Only featurize shard K of N (e.g. 0/4: the images whose manifest id hashes to K) into the
-    /// feature cache, in a file of the shard's own, and stop: no audit. For a dataset featurized on
-    /// many machines (in a Kubernetes Indexed Job: --shard $JOB_COMPLETION_INDEX/N), each with the
-    /// same manifest; gather the shards' files in one folder, and `cvtk audit --cache-dir FOLDER`
-    /// featurizes nothing.
-    #[arg(long, value_name = "K/N", conflicts_with_all = ["no_cache", "report"])]
+    /// folder of --cache-dir, in a file of the shard's own, and stop: no audit. For a dataset featurized
+    /// on many machines (in a Kubernetes Indexed Job: --shard $JOB_COMPLETION_INDEX/N), each with the
+    /// same manifest (DATASET must be one) and the same network, --image-size, --engine and --device as
+    /// the audit; gather the shards' files in one folder, and `cvtk audit --cache-dir FOLDER` featurizes
+    /// nothing.
+    #[arg(long, value_name = "K/N", requires = "cache_dir", conflicts_with_all = ["no_cache", "report"])]
     shard: Option<Shard>,
     /// Findings printed of each kind (all are in --json).
     #[arg(long, default_value_t = 20)]
@@ -114,6 +115,12 @@ struct Output<'a> {
 pub fn run(args: Args) -> anyhow::Result<()> {
     // The manifest the findings are recorded in, where `cvtk annotate` finds
     // them: the one given, or the folder's (made beside it on the first run).
+    if args.shard.is_some() && !args.dataset.is_file() {
+        anyhow::bail!(
+            "--shard needs the dataset's manifest, not a folder, so that every machine numbers the images alike: \
+             give FOLDER.json (`cvtk annotate FOLDER` or `cvtk dataset split FOLDER --out FOLDER.json` makes one)"
+        );
+    }
     let manifest = manifest_for(&args.dataset, args.manifest.as_deref())?;
     if let Some(what) = manifest.describe(&args.dataset) {
         eprintln!("{what}");
