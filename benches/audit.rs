@@ -18,7 +18,8 @@
 //! each side's time, the near-duplicate recall (copies found in a set with
 //! their original), then the time of the audit's feature-space steps
 //! (cross-fitting, confident learning, the exact neighbour search and what
-//! uses it) on 5k, 20k and 50k rows of synthetic cached features.
+//! uses it) and the process's peak memory meanwhile, on 5k, 20k, 50k and
+//! 200k rows of synthetic cached features.
 //!
 //! `cargo bench --bench audit` (or `make bench`) prints Markdown; without
 //! `--bench` (as `cargo test` runs it) it does a tiny round.
@@ -84,6 +85,22 @@ fn write_digits(root: &Path, dir: &Path, per_class: usize, copies: usize) -> any
     Ok((flipped, pairs))
 }
 
+/// Resets the process's peak resident memory (Linux's `/proc/self/clear_refs`),
+/// so that [`memory_mb`]`("VmHWM")` reads the peak since now.
+fn reset_peak_memory() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// The process's resident memory in MB, where the system says it: now
+/// (`VmRSS`) or its peak (`VmHWM`).
+fn memory_mb(field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kb: f64 =
+        line.trim_start_matches(field).trim_start_matches(':').trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kb / 1024.0)
+}
+
 fn name_of(p: &Path) -> String {
     p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
@@ -97,7 +114,8 @@ fn precision_recall(flagged: &HashSet<String>, truth: &HashSet<String>) -> (f64,
 fn main() -> anyhow::Result<()> {
     let full = std::env::args().any(|a| a == "--bench");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let (per_class, copies, sizes) = if full { (500, 200, vec![5_000, 20_000, 50_000]) } else { (30, 10, vec![500]) };
+    let (per_class, copies, sizes) =
+        if full { (500, 200, vec![5_000, 20_000, 50_000, 200_000]) } else { (30, 10, vec![500]) };
     let tmp = tempfile::tempdir()?;
     let data = tmp.path().join("digits");
     let (flipped, pairs) = write_digits(root, &data, per_class, copies)?;
@@ -178,9 +196,19 @@ fn main() -> anyhow::Result<()> {
     );
 
     // The feature-space steps alone, on cached features of growing count.
-    println!("| cached feature rows (1280 each) | cross-fitting + confident learning s | neighbour search + outliers + neighbour vote s | total s |");
-    println!("|---|---|---|---|");
+    let mb = |field: &str| memory_mb(field).map_or("n/a".to_string(), |mb| format!("{mb:.0}"));
+    println!(
+        "Peak memory is the whole process's (resident), {} MB before the first size's features are made (the audits \
+         above, the featurizer).\n",
+        mb("VmRSS")
+    );
+    println!(
+        "| cached feature rows (1280 each) | cross-fitting + confident learning s | neighbour search + outliers + \
+         neighbour vote s | total s | peak memory MB |"
+    );
+    println!("|---|---|---|---|---|");
     for rows in sizes {
+        reset_peak_memory();
         let mut rng = ChaCha8Rng::seed_from_u64(rows as u64);
         let (k, dim) = (10, 1280);
         let centres = Array2::from_shape_fn((k, dim), |_| rng.sample::<f32, _>(rand_distr::StandardNormal));
@@ -197,7 +225,7 @@ fn main() -> anyhow::Result<()> {
         let _ = outlier_scores(&nb);
         let _ = label_issues(&y, &neighbour_votes(&nb, &y, k))?;
         let knn = t.elapsed().as_secs_f64();
-        println!("| {rows} | {fit:.1} | {knn:.1} | {:.1} |", fit + knn);
+        println!("| {rows} | {fit:.1} | {knn:.1} | {:.1} | {} |", fit + knn, mb("VmHWM"));
     }
     Ok(())
 }
