@@ -113,6 +113,28 @@ impl LoaderConfig {
         LoaderConfig { width: size, height: size, ..Default::default() }
     }
 
+    /// The part of a `(width, height)` source image that becomes the
+    /// model's input, as `(left, top, width, height)` in source pixels: all of
+    /// it when squashing, the centred crop otherwise. What a map over the
+    /// input covers of the picture ([`ImageLoader::resize`] crops the same).
+    pub fn source_box(&self, (sw, sh): (u32, u32)) -> (f64, f64, f64, f64) {
+        match self.resize {
+            ResizeMode::Squash => (0.0, 0.0, f64::from(sw), f64::from(sh)),
+            ResizeMode::CenterCrop { crop_fraction } => {
+                // The largest centred box with the target's aspect ratio, scaled.
+                let target_ratio = f64::from(self.width) / f64::from(self.height);
+                let (mut cw, mut ch) = (f64::from(sw), f64::from(sw) / target_ratio);
+                if ch > f64::from(sh) {
+                    ch = f64::from(sh);
+                    cw = ch * target_ratio;
+                }
+                let f = f64::from(crop_fraction);
+                let (cw, ch) = (cw * f, ch * f);
+                ((f64::from(sw) - cw) / 2.0, (f64::from(sh) - ch) / 2.0, cw, ch)
+            }
+        }
+    }
+
     /// Checks every field; the error names the field at fault.
     pub fn validate(&self) -> Result<()> {
         let bad = |field, reason: String| Err(Error::InvalidConfig { field, reason });
@@ -276,18 +298,7 @@ impl ImageLoader {
         let (sw, sh) = src.dimensions();
         let crop = match self.config.resize {
             ResizeMode::Squash => None,
-            ResizeMode::CenterCrop { crop_fraction } => {
-                // The largest centred box with the target's aspect ratio, scaled.
-                let target_ratio = f64::from(w) / f64::from(h);
-                let (mut cw, mut ch) = (f64::from(sw), f64::from(sw) / target_ratio);
-                if ch > f64::from(sh) {
-                    ch = f64::from(sh);
-                    cw = ch * target_ratio;
-                }
-                let f = f64::from(crop_fraction);
-                let (cw, ch) = (cw * f, ch * f);
-                Some(((f64::from(sw) - cw) / 2.0, (f64::from(sh) - ch) / 2.0, cw, ch))
-            }
+            ResizeMode::CenterCrop { .. } => Some(self.config.source_box((sw, sh))),
         };
         if crop.is_none() && (sw, sh) == (w, h) {
             return Ok(src.clone());

@@ -9,6 +9,7 @@ use tch::{nn, Device, Tensor};
 
 use crate::base::{check_input, BaseModel};
 use crate::calibration::TemperatureFit;
+use crate::explain::{ClassMaps, Heatmap};
 use crate::model_dir::{ModelMeta, Training};
 use crate::nets::resnet::fused::FusedCache;
 use crate::nets::Network;
@@ -138,7 +139,10 @@ impl Backbone {
     }
 
     /// This backbone, then the linear head `w` `[labels, features]`, `b`, as
-    /// an exported classifier of `labels` whose raw scores are `score_kind`.
+    /// an exported classifier of `labels` whose raw scores are `score_kind`;
+    /// with `maps`, the graph also outputs the class activation maps
+    /// ([`crate::onnx::CLASS_MAPS`]).
+    #[allow(clippy::too_many_arguments)]
     pub fn export(
         &self,
         labels: &[String],
@@ -146,6 +150,7 @@ impl Backbone {
         score_kind: cvtk_core::ScoreKind,
         w: Tensor,
         b: Tensor,
+        maps: bool,
     ) -> Result<OnnxModel> {
         let metadata = OnnxMetadata {
             format: crate::onnx::METADATA_FORMAT,
@@ -156,7 +161,8 @@ impl Backbone {
             score_kind,
             source: self.weights_id()?,
         };
-        let bytes = crate::onnx::build(self.arch, &self.vars(), &self.loader, Head::Linear(w, b), Some(&metadata))?;
+        let bytes =
+            crate::onnx::build(self.arch, &self.vars(), &self.loader, Head::Linear { w, b, maps }, Some(&metadata))?;
         Ok(OnnxModel::new(metadata, bytes))
     }
 
@@ -203,6 +209,71 @@ impl Backbone {
             return Ok(out);
         }
         Ok(tch::no_grad(|| self.net.forward_t(&xs, false)).f_to_device(Device::Cpu)?)
+    }
+
+    /// The last feature map of a loader's batch in eval mode, `[N, C, h, w]`
+    /// on the backbone's device (never the fused copy: the map is the
+    /// training graph's), without gradients.
+    fn feature_map(&self, images: &ImageBatch) -> Result<Tensor> {
+        self.check_batch(images)?;
+        let xs = crate::tensor::images_tensor(images)?.f_to_device(self.vs.device())?;
+        tch::no_grad(|| self.net.feature_map_t(&xs, false)).ok_or_else(|| crate::onnx::no_map(self.arch))
+    }
+
+    /// The class activation maps of a batch under the linear head `w`
+    /// `[labels, C]`, `b` `[labels]`: the head on each cell of the last
+    /// feature map, without its bias, and the scores (the head on the pooled
+    /// map), per image.
+    pub fn class_maps(&self, images: &ImageBatch, w: &Tensor, b: &Tensor) -> Result<Vec<ClassMaps>> {
+        let map = self.feature_map(images)?;
+        let [n, _, h, wd] = <[i64; 4]>::try_from(map.size()).map_err(|s| Error::Torch(format!("map {s:?}")))?;
+        let dev = self.vs.device();
+        let (w, b) =
+            (w.f_to_device(dev)?.f_to_kind(tch::Kind::Float)?, b.f_to_device(dev)?.f_to_kind(tch::Kind::Float)?);
+        let (maps, scores) = tch::no_grad(|| -> Result<(Tensor, Tensor)> {
+            let maps = Tensor::f_einsum("kc,nchw->nkhw", &[&w, &map], None::<i64>)?;
+            let scores = crate::nets::pool(&map).f_matmul(&w.f_tr()?)?.f_add(&b)?;
+            Ok((maps, scores))
+        })?;
+        let k = w.size()[0];
+        let flat = |t: &Tensor| -> Result<Vec<f32>> {
+            Ok(Vec::<f32>::try_from(&t.f_to_device(Device::Cpu)?.f_contiguous()?.f_flatten(0, -1)?)?)
+        };
+        let shape = [n, k, h, wd].map(|d| d as usize);
+        ClassMaps::split(flat(&scores)?, flat(&maps)?, shape)
+    }
+
+    /// Grad-CAM maps of a batch under the head `w`, `b` on the last feature
+    /// map: per image, the positive part of the map's channels weighted by
+    /// the mean gradient of the score of label `targets[i]`.
+    pub fn grad_cam(&self, images: &ImageBatch, w: &Tensor, b: &Tensor, targets: &[usize]) -> Result<Vec<Heatmap>> {
+        let map = self.feature_map(images)?;
+        let size = map.size();
+        if targets.len() as i64 != size[0] || targets.iter().any(|&t| t as i64 >= w.size()[0]) {
+            return Err(Error::InvalidInput(format!(
+                "Grad-CAM: {} targets for {} images (labels 0..{})",
+                targets.len(),
+                size[0],
+                w.size()[0]
+            )));
+        }
+        let dev = self.vs.device();
+        let (w, b) =
+            (w.f_to_device(dev)?.f_to_kind(tch::Kind::Float)?, b.f_to_device(dev)?.f_to_kind(tch::Kind::Float)?);
+        let a = map.f_detach()?.set_requires_grad(true);
+        let scores = crate::nets::pool(&a).f_matmul(&w.f_tr()?)?.f_add(&b)?;
+        let idx: Vec<i64> = targets.iter().map(|&t| t as i64).collect();
+        let idx = Tensor::f_from_slice(&idx)?.f_view([-1, 1])?.f_to_device(dev)?;
+        let picked = scores.f_gather(1, &idx, false)?.f_sum(tch::Kind::Float)?;
+        let grads = Tensor::f_run_backward(&[&picked], &[&a], false, false)?;
+        let grad = grads.first().ok_or_else(|| Error::Torch("no gradient".into()))?;
+        let cam = tch::no_grad(|| -> Result<Tensor> {
+            let alpha = grad.f_mean_dim([2i64, 3].as_slice(), true, tch::Kind::Float)?;
+            Ok(alpha.f_mul(&a)?.f_sum_dim_intlist([1i64].as_slice(), false, tch::Kind::Float)?.f_relu()?)
+        })?;
+        let (h, wd) = (size[2] as usize, size[3] as usize);
+        let values = Vec::<f32>::try_from(&cam.f_to_device(Device::Cpu)?.f_contiguous()?.f_flatten(0, -1)?)?;
+        Ok(values.chunks((h * wd).max(1)).map(|v| Heatmap { height: h, width: wd, values: v.to_vec() }).collect())
     }
 
     /// [`Self::forward`] of a loader's batch, as rows.

@@ -44,6 +44,11 @@ pub trait Classifier: Scorer + Send {
     fn export_onnx(&self) -> Result<OnnxModel> {
         Err(Error::InvalidInput(format!("{} cannot be exported to ONNX", self.describe())))
     }
+    /// [`Self::export_onnx`] with the class activation maps as a third
+    /// output ([`crate::onnx::CLASS_MAPS`]), for networks that have them.
+    fn export_onnx_with_maps(&self) -> Result<OnnxModel> {
+        Err(Error::InvalidInput(format!("{} has no class activation maps to export", self.describe())))
+    }
     /// The ONNX graph onnxruntime scores it with: the model folder's
     /// `model.onnx` when it is the export of these very weights, else a fresh
     /// [`Self::export_onnx`] (kept as the folder's `model.onnx` when it can be).

@@ -294,6 +294,24 @@ impl OrtSession {
         Ok(OrtSession { session: Mutex::new(session), output: output.to_string() })
     }
 
+    /// The outputs `names` of a batch, each as its shape and values.
+    pub fn run_outputs(&self, batch: &ImageBatch, names: &[&str]) -> Result<Vec<(Vec<usize>, Vec<f32>)>> {
+        let shape: Vec<i64> = batch.shape().iter().map(|&d| d as i64).collect();
+        let input = ort::value::TensorRef::from_array_view((shape, batch.data())).map_err(ort_err)?;
+        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let outputs = session.run(ort::inputs![input]).map_err(ort_err)?;
+        names
+            .iter()
+            .map(|name| {
+                let output = outputs
+                    .get(*name)
+                    .ok_or_else(|| Error::InvalidInput(format!("the ONNX graph gave no output '{name}'")))?;
+                let (shape, data) = output.try_extract_tensor::<f32>().map_err(ort_err)?;
+                Ok((shape.iter().map(|&d| d.max(0) as usize).collect(), data.to_vec()))
+            })
+            .collect()
+    }
+
     /// The output rows of a batch, the batch's values handed over without a copy.
     pub fn run(&self, batch: &ImageBatch) -> Result<Vec<Vec<f32>>> {
         let shape: Vec<i64> = batch.shape().iter().map(|&d| d as i64).collect();

@@ -19,6 +19,8 @@
 //!   and their kind), with no libtorch type in it; a classifier is one on
 //!   libtorch, and [`compile`] (or [`load_scorer`]) makes one for the engine
 //!   chosen, once ([`engine`]).
+//! - [`explain`]: where in an image the evidence for a label was (class
+//!   activation maps on either engine, Grad-CAM on libtorch), and how to draw it.
 //! - [`calibration`]: temperature scaling behind the scores' [`ScoreKind`](cvtk_core::ScoreKind).
 //! - [`TrainingImages`]: the images a model was trained on, recorded in its
 //!   folder, so an evaluation on them can say it is not a test accuracy.
@@ -51,6 +53,7 @@ pub mod calibration;
 mod classifier;
 pub mod engine;
 mod error;
+pub mod explain;
 mod featurizer;
 pub mod model_dir;
 pub mod nets;
@@ -70,6 +73,7 @@ pub use calibration::{fit_temperature, TemperatureFit};
 pub use classifier::Classifier;
 pub use engine::{Engine, EngineChoice};
 pub use error::{Error, Result};
+pub use explain::{explain_files, ClassMaps, Explanation, Heatmap, Method};
 pub use featurizer::Featurizer;
 pub use model_dir::{is_model_dir, load_classifier, load_scorer, ModelKind, Training, MODEL_FILE};
 pub use onnx::{OnnxMetadata, OnnxModel};

@@ -20,6 +20,7 @@ use cvtk_dataset::{ClassificationDataset, ImageBatch, ImageInfo, ImageLoader, La
 use serde::Serialize;
 
 use crate::engine::{Engine, EngineChoice, OrtSession};
+use crate::explain::{ClassMaps, Heatmap};
 use crate::{Classifier, Error, Result};
 
 /// One image's prediction.
@@ -56,6 +57,21 @@ pub trait Scorer {
     fn engine(&self) -> Engine;
     /// A one-line description (architecture, input size, weights it started from).
     fn describe(&self) -> String;
+
+    /// Each image's raw scores and class activation maps, one map per label
+    /// ([`crate::explain`]). The default: this scorer has none.
+    fn class_maps(&self, images: &ImageBatch) -> Result<Vec<ClassMaps>> {
+        let _ = images;
+        Err(Error::InvalidInput(format!("{} has no class activation maps", self.describe())))
+    }
+
+    /// Grad-CAM maps of a batch on its last feature map, for label
+    /// `targets[i]` of image `i` ([`crate::explain`]). The default: this
+    /// scorer cannot make them.
+    fn grad_cam(&self, images: &ImageBatch, targets: &[usize]) -> Result<Vec<Heatmap>> {
+        let _ = (images, targets);
+        Err(Error::InvalidInput(format!("{} has no Grad-CAM maps", self.describe())))
+    }
 
     /// Raw scores of every image of `dataset` in dataset order, in batches of
     /// `batch_size`, with their [`ScoreKind`] (so [`Scores::probabilities`]
@@ -112,6 +128,9 @@ pub struct Compiled<M> {
     model: M,
     engine: Engine,
     session: Option<OrtSession>,
+    /// onnxruntime's session over the graph with class maps, built on the
+    /// first explanation (or why it could not be).
+    maps_session: std::sync::OnceLock<std::result::Result<OrtSession, String>>,
 }
 
 impl<M> std::fmt::Debug for Compiled<M> {
@@ -141,7 +160,7 @@ where
     let session =
         choice.session(model.device(), crate::onnx::SCORES, "scoring", &model.describe(), || model.scores_graph())?;
     let engine = if session.is_some() { Engine::Onnxruntime } else { Engine::Torch };
-    Ok(Compiled { model, engine, session })
+    Ok(Compiled { model, engine, session, maps_session: std::sync::OnceLock::new() })
 }
 
 impl<M> Compiled<M>
@@ -192,6 +211,32 @@ where
 
     fn describe(&self) -> String {
         self.model.describe()
+    }
+
+    fn class_maps(&self, images: &ImageBatch) -> Result<Vec<ClassMaps>> {
+        if self.session.is_none() {
+            return self.model.class_maps(images);
+        }
+        check_batch(&self.model.loader_config(), images)?;
+        let session = self.maps_session.get_or_init(|| {
+            self.model
+                .export_onnx_with_maps()
+                .and_then(|graph| OrtSession::new(graph.bytes(), crate::onnx::CLASS_MAPS))
+                .map_err(|e| e.to_string())
+        });
+        let session = session.as_ref().map_err(|e| Error::InvalidInput(e.clone()))?;
+        let mut outputs = session.run_outputs(images, &[crate::onnx::SCORES, crate::onnx::CLASS_MAPS])?.into_iter();
+        let (Some((_, scores)), Some((shape, maps))) = (outputs.next(), outputs.next()) else {
+            return Err(Error::InvalidInput("the ONNX graph gave no class maps".into()));
+        };
+        let [n, k, h, w] = <[usize; 4]>::try_from(shape)
+            .map_err(|s| Error::InvalidInput(format!("class maps of shape {s:?}, not [N, labels, h, w]")))?;
+        ClassMaps::split(scores, maps, [n, k, h, w])
+    }
+
+    fn grad_cam(&self, images: &ImageBatch, targets: &[usize]) -> Result<Vec<Heatmap>> {
+        // Gradients are libtorch's, whichever engine scores.
+        self.model.grad_cam(images, targets)
     }
 }
 

@@ -17,6 +17,7 @@ use crate::base::BaseModel;
 use crate::calibration::{fit_temperature, TemperatureFit};
 use crate::classifier::Classifier;
 use crate::engine::Engine;
+use crate::explain::{ClassMaps, Heatmap};
 use crate::model_dir::{read_model_dir_of_kind, save_model_dir, ModelKind, ModelMeta, Training};
 use crate::onnx::OnnxModel;
 use crate::scorer::{map_labels, Scorer};
@@ -611,6 +612,16 @@ impl Scorer for TransferModel {
         Engine::Torch
     }
 
+    fn class_maps(&self, images: &ImageBatch) -> Result<Vec<ClassMaps>> {
+        let (w, b) = self.head()?;
+        self.backbone.class_maps(images, &w, &b)
+    }
+
+    fn grad_cam(&self, images: &ImageBatch, targets: &[usize]) -> Result<Vec<Heatmap>> {
+        let (w, b) = self.head()?;
+        self.backbone.grad_cam(images, &w, &b, targets)
+    }
+
     fn describe(&self) -> String {
         let b = &self.backbone;
         format!(
@@ -625,17 +636,27 @@ impl Scorer for TransferModel {
     }
 }
 
-impl Classifier for TransferModel {
-    fn export_onnx(&self) -> Result<OnnxModel> {
+impl TransferModel {
+    /// The head's weight `[labels, features]` and bias `[labels]`.
+    fn head(&self) -> Result<(Tensor, Tensor)> {
         let head = self.backbone.arch.head_name();
         let vars = self.backbone.vars();
         let weight = |name: String| {
-            vars.get(&name)
-                .map(Tensor::shallow_clone)
-                .ok_or_else(|| Error::InvalidInput(format!("no {name} to export")))
+            vars.get(&name).map(Tensor::shallow_clone).ok_or_else(|| Error::InvalidInput(format!("no {name}")))
         };
-        let (w, b) = (weight(format!("{head}.weight"))?, weight(format!("{head}.bias"))?);
-        self.backbone.export(&self.labels, ModelKind::Dnn, self.score_kind(), w, b)
+        Ok((weight(format!("{head}.weight"))?, weight(format!("{head}.bias"))?))
+    }
+}
+
+impl Classifier for TransferModel {
+    fn export_onnx(&self) -> Result<OnnxModel> {
+        let (w, b) = self.head()?;
+        self.backbone.export(&self.labels, ModelKind::Dnn, self.score_kind(), w, b, false)
+    }
+
+    fn export_onnx_with_maps(&self) -> Result<OnnxModel> {
+        let (w, b) = self.head()?;
+        self.backbone.export(&self.labels, ModelKind::Dnn, self.score_kind(), w, b, true)
     }
 
     fn scores_graph(&self) -> Result<Vec<u8>> {

@@ -7,6 +7,7 @@ mod common;
 mod isolated;
 
 mod determinism;
+mod explain;
 mod onnx;
 mod parity;
 mod pretrained;

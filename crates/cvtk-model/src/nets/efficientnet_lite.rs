@@ -200,11 +200,9 @@ pub fn efficientnet_lite(p: &nn::Path, variant: usize, num_classes: Option<i64>)
             .apply(&head_conv)
             .apply_t(&bn1, train)
             .relu6()
-            .adaptive_avg_pool2d([1, 1])
-            .flatten(1, -1)
     });
     let head = num_classes.map(|c| torch_linear(p / "_fc", 1280, c));
-    Network::new(features, 1280, head).with_dropout(params.dropout)
+    Network::pooled(features, 1280, head).with_dropout(params.dropout)
 }
 
 /// EfficientNet-Lite0 (224x224, 1280 features); with `num_classes`, an `_fc` head.

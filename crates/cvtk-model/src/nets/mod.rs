@@ -70,9 +70,15 @@ pub(crate) fn torch_linear(p: nn::Path, in_dim: i64, out_dim: i64) -> nn::Linear
     nn::linear(p, in_dim, out_dim, nn::LinearConfig { ws_init: TORCH_DEFAULT_INIT, ..Default::default() })
 }
 
-/// A backbone with an optional classifier head.
+/// A backbone with an optional classifier head. A network that ends in
+/// global average pooling keeps its last feature map reachable
+/// ([`Network::feature_map_t`]): the class activation maps of
+/// [`crate::explain`] are the head applied to it, cell by cell.
 pub struct Network {
+    /// Pooled features, or for a pooled network the feature map before its
+    /// global average pooling.
     features: Box<dyn ModuleT + Send>,
+    pooled: bool,
     feature_dim: i64,
     head: Option<nn::Linear>,
     dropout: f64,
@@ -85,8 +91,16 @@ impl std::fmt::Debug for Network {
 }
 
 impl Network {
+    /// A network whose `features` give `[N, feature_dim]` rows directly (no
+    /// feature map: a flattening layer comes first).
     pub(crate) fn new(features: impl ModuleT + 'static, feature_dim: i64, head: Option<nn::Linear>) -> Self {
-        Network { features: Box::new(features), feature_dim, head, dropout: 0.0 }
+        Network { features: Box::new(features), pooled: false, feature_dim, head, dropout: 0.0 }
+    }
+
+    /// A network whose `map` gives `[N, feature_dim, h, w]` feature maps,
+    /// globally average-pooled into its features.
+    pub(crate) fn pooled(map: impl ModuleT + 'static, feature_dim: i64, head: Option<nn::Linear>) -> Self {
+        Network { features: Box::new(map), pooled: true, feature_dim, head, dropout: 0.0 }
     }
 
     /// Dropout applied to the features before the head, in training only.
@@ -107,7 +121,18 @@ impl Network {
 
     /// Pooled features `[N, feature_dim]`.
     pub fn features_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.features.forward_t(xs, train)
+        let out = self.features.forward_t(xs, train);
+        match self.pooled {
+            true => pool(&out),
+            false => out,
+        }
+    }
+
+    /// The last feature map `[N, feature_dim, h, w]`, whose global average
+    /// is [`Self::features_t`]; None for a network without one (the small
+    /// CNN flattens before its hidden layer).
+    pub fn feature_map_t(&self, xs: &Tensor, train: bool) -> Option<Tensor> {
+        self.pooled.then(|| self.features.forward_t(xs, train))
     }
 
     /// The head applied to features (with dropout in training); the features
@@ -123,6 +148,11 @@ impl Network {
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         self.head_t(&self.features_t(xs, train), train)
     }
+}
+
+/// Global average pooling of `[N, C, h, w]` into `[N, C]`.
+pub(crate) fn pool(map: &Tensor) -> Tensor {
+    map.adaptive_avg_pool2d([1, 1]).flatten(1, -1)
 }
 
 #[cfg(test)]

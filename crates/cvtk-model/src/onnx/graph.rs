@@ -34,6 +34,9 @@ pub(crate) struct GraphBuilder {
     pub nodes: Vec<NodeProto>,
     pub initializers: Vec<TensorProto>,
     next: usize,
+    /// The feature map [`Self::pool_features`] pooled last, and its channels'
+    /// count is the features': what class activation maps are made of.
+    pub pooled_map: Option<String>,
 }
 
 fn attr_int(name: &str, v: i64) -> AttributeProto {
@@ -196,6 +199,7 @@ impl GraphBuilder {
 
     /// The mean over height and width, flattened to `[N, C]`.
     pub fn pool_features(&mut self, x: &str) -> String {
+        self.pooled_map = Some(x.to_string());
         let pooled = self.node("GlobalAveragePool", &[x], vec![]);
         self.flatten(&pooled)
     }

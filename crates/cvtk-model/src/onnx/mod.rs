@@ -48,6 +48,11 @@ pub const SCORES: &str = "scores";
 pub const PROBABILITIES: &str = "probabilities";
 /// A backbone-only graph's output.
 pub const FEATURES: &str = "features";
+/// The optional output of class activation maps, `[batch, labels, h, w]`: the
+/// linear head applied to each cell of the last feature map (no bias), so
+/// that each map's mean plus the label's bias is its score
+/// ([`crate::explain`]).
+pub const CLASS_MAPS: &str = "class_maps";
 /// The export a model folder keeps beside its weights.
 pub const MODEL_ONNX: &str = "model.onnx";
 /// Version of cvtk's metadata layout.
@@ -116,17 +121,31 @@ pub struct OnnxModel {
     bytes: Vec<u8>,
 }
 
+/// The error for a network without a feature map before its head.
+pub(crate) fn no_map(arch: Architecture) -> Error {
+    Error::InvalidInput(format!(
+        "{arch} has no feature map before its head (it flattens before a hidden layer), so it has no class \
+         activation maps; the ResNets and EfficientNet-Lite have them"
+    ))
+}
+
 fn onnx_err(path: &Path, reason: impl Into<String>) -> Error {
     Error::Onnx { path: path.to_path_buf(), reason: reason.into() }
 }
 
 fn value_info(name: &str, dims: &[Option<i64>], doc: &str) -> ValueInfoProto {
+    let dims: Vec<std::result::Result<i64, &str>> = dims.iter().map(|d| d.ok_or("batch")).collect();
+    value_info_named(name, &dims, doc)
+}
+
+/// [`value_info`] with each free dimension named (`Err(name)`).
+fn value_info_named(name: &str, dims: &[std::result::Result<i64, &str>], doc: &str) -> ValueInfoProto {
     let dim = dims
         .iter()
         .map(|d| Dimension {
             value: Some(match d {
-                Some(v) => dimension::Value::DimValue(*v),
-                None => dimension::Value::DimParam("batch".into()),
+                Ok(v) => dimension::Value::DimValue(*v),
+                Err(param) => dimension::Value::DimParam((*param).into()),
             }),
         })
         .collect();
@@ -145,7 +164,14 @@ pub(crate) enum Head {
     Features,
     /// A linear layer `[labels, features]` and bias: the network's own head,
     /// or an SVM's weights.
-    Linear(Tensor, Tensor),
+    Linear {
+        /// `[labels, features]`.
+        w: Tensor,
+        /// `[labels]`.
+        b: Tensor,
+        /// Whether the graph also outputs [`CLASS_MAPS`].
+        maps: bool,
+    },
 }
 
 /// Builds the graph of `arch`'s backbone over `vars` for `loader`'s input,
@@ -168,16 +194,32 @@ pub(crate) fn build(
             g.identity_named(&features, FEATURES);
             vec![value_info(FEATURES, &[None, Some(arch.feature_dim())], "pooled features")]
         }
-        Head::Linear(w, b) => {
+        Head::Linear { w, b, maps } => {
             let k = w.size()[0];
             let scores = g.linear(&features, &w, &b)?;
             g.identity_named(&scores, SCORES);
             let t = metadata.and_then(|m| m.score_kind.temperature()).unwrap_or(1.0);
             g.softmax_named(&scores, t, PROBABILITIES);
-            vec![
+            let mut outputs = vec![
                 value_info(SCORES, &[None, Some(k)], "raw scores: logits, or SVM decision values"),
                 value_info(PROBABILITIES, &[None, Some(k)], "softmax(scores / calibration temperature)"),
-            ]
+            ];
+            if maps {
+                let map = g.pooled_map.clone().ok_or_else(|| no_map(arch))?;
+                // The head as a 1x1 convolution without its bias: cell by
+                // cell, the map's mean over the cells plus the bias is the score.
+                let kernel = w.f_view([k, -1, 1, 1])?;
+                let zero = Tensor::f_zeros([k], (tch::Kind::Float, tch::Device::Cpu))?;
+                let maps = g.conv(&map, &kernel, &zero, graph::ConvShape::new(1, 0))?;
+                g.identity_named(&maps, CLASS_MAPS);
+                let doc = "class activation maps: the head on each cell of the last feature map, without its bias";
+                outputs.push(value_info_named(
+                    CLASS_MAPS,
+                    &[Err("batch"), Ok(k), Err("map_height"), Err("map_width")],
+                    doc,
+                ));
+            }
+            outputs
         }
     };
     let mut metadata_props = Vec::new();

@@ -14,6 +14,7 @@ use tch::{Device, Tensor};
 use crate::backbone::Backbone;
 use crate::calibration::{fit_temperature, TemperatureFit};
 use crate::engine::Engine;
+use crate::explain::{ClassMaps, Heatmap};
 use crate::model_dir::{read_model_dir_of_kind, save_model_dir, ModelKind, ModelMeta, Training};
 use crate::onnx::OnnxModel;
 use crate::scorer::Scorer;
@@ -145,6 +146,14 @@ impl SvmClassifier {
         &self.model
     }
 
+    /// The SVM as a linear head in float32: weights `[labels, features]`, bias `[labels]`.
+    fn head(&self) -> Result<(Tensor, Tensor)> {
+        let w: Vec<f32> = self.model.weights.iter().map(|&v| v as f32).collect();
+        let b: Vec<f32> = self.model.bias.iter().map(|&v| v as f32).collect();
+        let (k, d) = self.model.weights.dim();
+        Ok((Tensor::f_from_slice(&w)?.f_view([k as i64, d as i64])?, Tensor::f_from_slice(&b)?))
+    }
+
     /// Decision values of a batch tensor, `[N, labels]` on the CPU.
     pub fn score_tensor(&self, images: &Tensor) -> Result<Tensor> {
         let f = self.featurizer.features_tensor(images)?;
@@ -237,6 +246,16 @@ impl Scorer for SvmClassifier {
         Engine::Torch
     }
 
+    fn class_maps(&self, images: &ImageBatch) -> Result<Vec<ClassMaps>> {
+        let (w, b) = self.head()?;
+        self.featurizer.backbone.class_maps(images, &w, &b)
+    }
+
+    fn grad_cam(&self, images: &ImageBatch, targets: &[usize]) -> Result<Vec<Heatmap>> {
+        let (w, b) = self.head()?;
+        self.featurizer.backbone.grad_cam(images, &w, &b, targets)
+    }
+
     fn describe(&self) -> String {
         let b = &self.featurizer.backbone;
         format!(
@@ -257,12 +276,13 @@ impl Classifier for SvmClassifier {
     }
 
     fn export_onnx(&self) -> Result<OnnxModel> {
-        let w: Vec<f32> = self.model.weights.iter().map(|&v| v as f32).collect();
-        let b: Vec<f32> = self.model.bias.iter().map(|&v| v as f32).collect();
-        let (k, d) = self.model.weights.dim();
-        let w = Tensor::f_from_slice(&w)?.f_view([k as i64, d as i64])?;
-        let b = Tensor::f_from_slice(&b)?;
-        self.featurizer.backbone.export(&self.labels, ModelKind::Svm, self.score_kind(), w, b)
+        let (w, b) = self.head()?;
+        self.featurizer.backbone.export(&self.labels, ModelKind::Svm, self.score_kind(), w, b, false)
+    }
+
+    fn export_onnx_with_maps(&self) -> Result<OnnxModel> {
+        let (w, b) = self.head()?;
+        self.featurizer.backbone.export(&self.labels, ModelKind::Svm, self.score_kind(), w, b, true)
     }
 
     fn calibration(&self) -> Option<&TemperatureFit> {

@@ -222,11 +222,9 @@ fn resnet(p: &nn::Path, blocks: Blocks, num_classes: Option<i64>) -> Network {
             .relu()
             .max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false)
             .apply_t(&stages, train)
-            .adaptive_avg_pool2d([1, 1])
-            .flatten(1, -1)
     });
     let head = num_classes.map(|n| torch_linear(p / "fc", c_in, n));
-    Network::new(features, c_in, head)
+    Network::pooled(features, c_in, head)
 }
 
 /// ResNet-18; with `num_classes`, an `fc` head of that size (without, the
