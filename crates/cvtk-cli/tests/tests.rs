@@ -12,6 +12,7 @@ mod cli;
 mod container;
 mod deploy;
 mod engine;
+mod explain;
 mod oip;
 mod onnx_client;
 mod score;

@@ -216,13 +216,21 @@ pub fn explain_files(
         let loaded: Vec<(PathBuf, Result<RgbImage>)> =
             chunk.iter().map(|p| (p.clone(), loader.load_image(p).map_err(Error::from))).collect();
         let good: Vec<RgbImage> = loaded.iter().filter_map(|(_, r)| r.as_ref().ok().cloned()).collect();
+        // A model that cannot explain (no feature map) fails every image
+        // alike: each gets the error, as an image that does not decode does.
         let mut explained = match good.is_empty() {
-            true => Vec::new(),
-            false => explain_batch(scorer, &loader.to_batch(&good)?, target, method)?,
+            true => Ok(Vec::new()),
+            false => {
+                loader.to_batch(&good).map_err(Error::from).and_then(|b| explain_batch(scorer, &b, target, method))
+            }
         }
-        .into_iter();
+        .map(Vec::into_iter)
+        .map_err(|e| e.to_string());
         for (path, image) in loaded {
-            let result = image.and_then(|_| explained.next().ok_or_else(|| Error::InvalidInput("no map".into())));
+            let result = image.and_then(|_| match &mut explained {
+                Ok(it) => it.next().ok_or_else(|| Error::InvalidInput("no map".into())),
+                Err(e) => Err(Error::InvalidInput(e.clone())),
+            });
             out.push((path, result));
         }
     }
@@ -329,6 +337,35 @@ pub fn encode_png(img: &RgbImage) -> Result<Vec<u8>> {
     Ok(bytes.into_inner())
 }
 
+/// Names for the files of each image's explanation, one per path and all
+/// different: the file's stem, or where two images share one (`a/0.png`,
+/// `b/0.png`), its folder's name and stem (`a_0`), numbered if still equal.
+pub fn output_stems(paths: &[PathBuf]) -> Vec<String> {
+    let name = |p: &Path, with_parent: bool| {
+        let stem = p.file_stem().map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned());
+        match (with_parent, p.parent().and_then(Path::file_name)) {
+            (true, Some(parent)) => format!("{}_{stem}", parent.to_string_lossy()),
+            _ => stem,
+        }
+    };
+    let count = |names: &[String], n: &String| names.iter().filter(|m| *m == n).count();
+    let plain: Vec<String> = paths.iter().map(|p| name(p, false)).collect();
+    let named: Vec<String> = paths.iter().zip(&plain).map(|(p, n)| name(p, count(&plain, n) > 1)).collect();
+    let mut seen = std::collections::HashMap::new();
+    named
+        .iter()
+        .map(|n| {
+            let k = seen.entry(n.clone()).or_insert(0usize);
+            *k += 1;
+            if count(&named, n) > 1 {
+                format!("{n}-{k}")
+            } else {
+                n.clone()
+            }
+        })
+        .collect()
+}
+
 /// Writes an explanation of `image` into `dir`: `STEM.explain.png` (the
 /// overlay on the image as it is on disk) and `STEM.explain.json` (the
 /// explanation with its map's numbers). Returns the two paths.
@@ -337,9 +374,9 @@ pub fn write_explanation(
     image: &Path,
     loader: &LoaderConfig,
     dir: &Path,
+    stem: &str,
 ) -> Result<(PathBuf, PathBuf)> {
     let picture = cvtk_dataset::decode::decode_rgb(image, loader.max_pixels)?;
-    let stem = image.file_stem().map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned());
     let png = dir.join(format!("{stem}.explain.png"));
     let json = dir.join(format!("{stem}.explain.json"));
     cvtk_core::write_atomic(&png, &encode_png(&explanation.map.overlay(&picture, loader))?)?;
@@ -385,6 +422,13 @@ mod tests {
         let png = m.png(64).unwrap();
         let back = image::load_from_memory(&png).unwrap();
         assert_eq!((back.width(), back.height()), (64, 64));
+    }
+
+    #[test]
+    fn output_names_differ_where_stems_collide() {
+        let paths: Vec<PathBuf> = ["a/0.png", "b/0.png", "b/1.png", "c/a/0.png", "x/a/0.jpg"].map(PathBuf::from).into();
+        assert_eq!(output_stems(&paths), ["a_0-1", "b_0", "1", "a_0-2", "a_0-3"].map(String::from));
+        assert_eq!(output_stems(&[PathBuf::from("p.png")]), ["p"]);
     }
 
     #[test]

@@ -200,7 +200,7 @@ fn maps_of_a_trained_model_fall_on_the_object() {
     std::fs::create_dir_all(&out).unwrap();
     let explanation = results[0].1.as_ref().unwrap();
     let (png, json) =
-        cvtk_model::explain::write_explanation(explanation, &paths[0], &model.loader_config(), &out).unwrap();
+        cvtk_model::explain::write_explanation(explanation, &paths[0], &model.loader_config(), &out, "first").unwrap();
     let overlay = image::open(&png).unwrap();
     assert!(overlay.width() > SIDE && overlay.height() == SIDE, "the overlay and its colour scale");
     let record: serde_json::Value = serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap();

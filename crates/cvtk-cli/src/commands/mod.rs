@@ -6,6 +6,7 @@ mod augment;
 mod dataset;
 mod deploy;
 mod evaluate;
+mod explain;
 mod export;
 mod health;
 mod loadtest;
@@ -38,6 +39,8 @@ pub enum Command {
     Predict(predict::Args),
     /// Evaluate a model on a dataset: accuracy, confusion matrix, curves, plots, HTML report.
     Evaluate(evaluate::Args),
+    /// Show where in each image the evidence for a label was: overlay PNGs and the maps' numbers.
+    Explain(explain::Args),
     /// Score a folder, a manifest or a list of paths/URLs into JSON Lines, CSV or Parquet (resumable, sharded).
     Score(score::Args),
     /// Write a model (or a base network's ImageNet classifier) as an ONNX file that runs without cvtk.
@@ -67,6 +70,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Train(args) => train::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Evaluate(args) => evaluate::run(args),
+        Command::Explain(args) => explain::run(args),
         Command::Score(args) => score::run(args),
         Command::Export(args) => export::run(args),
         Command::Serve(args) => serve::run(args),
