@@ -167,7 +167,7 @@ fn main() -> anyhow::Result<()> {
         println!("  without calibration:   ECE {:.4}, Brier score {:.4}", u.expected_calibration_error, u.brier_score);
     }
     println!("confusion matrix:\n{}", summary.confusion_table());
-    let images = test.images().iter().map(|i| ReportImage { id: i.id, path: i.path.clone() }).collect();
+    let images = test.images().iter().map(|i| ReportImage { id: i.id, path: i.path.clone(), overlay: None }).collect();
     let report_options = ReportOptions {
         title: format!("{} on {} ({} test images)", args.base_model, dataset.name(), test.len()),
         model: model.describe(),

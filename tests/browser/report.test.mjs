@@ -58,6 +58,36 @@ test("the report works in a browser", async () => {
     assert.deepEqual(await read(), expect.at090);
     assert.equal(await page.textContent("#ex-threshold-value"), "0.90");
 
+    // Top losses: the highest-loss images, highest first; those with a map
+    // show it, and a click shows the image without it, and back.
+    const top = await page.locator("#top-grid .tile").evaluateAll((ts) => ts.map((t) => Number(t.dataset.id)));
+    assert.deepEqual(top, expect.top_losses);
+    const withMap = expect.top_losses.find((id) => id % 2 === 0);
+    const img = page.locator(`#top-grid img[data-id="${withMap}"]`);
+    assert.equal(await img.getAttribute("class"), "map");
+    await img.click();
+    assert.equal(await page.locator(`#top-grid img[data-id="${withMap}"]`).getAttribute("class"), "plain");
+    await page.locator(`#top-grid img[data-id="${withMap}"]`).click();
+    assert.equal(await page.locator(`#top-grid img[data-id="${withMap}"]`).getAttribute("class"), "map");
+    const noMap = expect.top_losses.find((id) => id % 2 === 1);
+    assert.equal(await page.locator(`#top-grid img[data-id="${noMap}"]`).getAttribute("class"), "plain");
+
+    // Most confused: the pairs, most often first; "show" lists that pair's images.
+    const pairs = await page.locator("#confused-table tbody tr").evaluateAll((rs) =>
+      rs.map((r) => [...r.querySelectorAll("td")].slice(0, 3).map((td) => td.textContent)));
+    assert.deepEqual(pairs, expect.confused.map(([t, p, n]) => [t, p, String(n)]));
+    await page.locator("#confused-table button").first().click();
+    assert.equal(await page.locator("#grid .tile").count(), expect.confused[0][2]);
+    assert.match(await page.textContent("#pair"), new RegExp(`${expect.confused[0][0]}, predicted ${expect.confused[0][1]}`));
+    await page.click("#clear-pair");
+    assert.equal(await page.locator("#grid .tile").count(), expect.total);
+
+    // Result cards: maps on demand.
+    assert.equal(await page.locator("#grid img.map").count(), 0, "cards show images until asked");
+    await page.check("#show-maps");
+    assert.equal(await page.locator("#grid img.map").count(), expect.total / 2, "every card with a map shows it");
+    await page.uncheck("#show-maps");
+
     await page.screenshot({ path: shot, fullPage: true });
     assert.deepEqual(seen.errors, [], "console errors");
     assert.deepEqual(seen.requests, [], "network requests");

@@ -37,7 +37,7 @@ fn report_agrees_with_predict(model_dir: &Path, test: &ClassificationDataset, ou
     let model = load_classifier(model_dir, Device::Cpu).unwrap();
     let scores = model.score_dataset(test, 32).unwrap();
     let evaluation = ClassificationEvaluation::from_scores(&scores).unwrap();
-    let images = test.images().iter().map(|i| ReportImage { id: i.id, path: i.path.clone() }).collect();
+    let images = test.images().iter().map(|i| ReportImage { id: i.id, path: i.path.clone(), overlay: None }).collect();
     let options =
         ReportOptions { title: "t".into(), model: model.describe(), images, history: None, max_thumbnails: 0 };
     let report = write_report(out, &evaluation, &options).unwrap();

@@ -111,12 +111,22 @@ pub fn decode_rgb(path: &Path, max_pixels: u64) -> Result<RgbImage> {
 /// thumbnails of the pages cvtk writes and serves. None if it cannot be read.
 pub fn thumbnail_jpeg(path: &Path, side: u32, quality: u8) -> Option<Vec<u8>> {
     let img = decode_rgb(path, DEFAULT_MAX_PIXELS).ok()?;
+    encode_jpeg(&fit_in(&img, side), quality)
+}
+
+/// `img` shrunk to fit in a `side` x `side` box, its aspect ratio kept,
+/// never enlarged.
+pub fn fit_in(img: &RgbImage, side: u32) -> RgbImage {
     let (w, h) = (f64::from(img.width()), f64::from(img.height()));
     let scale = (f64::from(side) / w.max(h)).min(1.0);
     let (tw, th) = (((w * scale).round() as u32).max(1), ((h * scale).round() as u32).max(1));
-    let small = image::imageops::thumbnail(&img, tw, th);
+    image::imageops::thumbnail(img, tw, th)
+}
+
+/// `img` as a JPEG of quality `quality`; None if it cannot be encoded.
+pub fn encode_jpeg(img: &RgbImage, quality: u8) -> Option<Vec<u8>> {
     let mut out = Cursor::new(Vec::new());
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality).encode_image(&small).ok()?;
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality).encode_image(img).ok()?;
     Some(out.into_inner())
 }
 

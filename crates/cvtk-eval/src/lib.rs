@@ -37,7 +37,7 @@ pub use metrics::{
     pr_curve, roc_curve, ClassMetrics, ClassificationEvaluation, ConfusionMatrix, PrCurve, Reliability, ReliabilityBin,
     RocCurve, CALIBRATION_BINS,
 };
-pub use report::{write_report, ReportFiles, ReportImage, ReportOptions};
+pub use report::{preview_rows, write_report, ReportFiles, ReportImage, ReportOptions, TOP_LOSSES};
 pub use summary::{CalibrationFigures, ClassSummary, ConfusionSummary, EvaluationSummary, LabelCurves};
 
 impl ClassificationEvaluation {

@@ -309,6 +309,42 @@ impl ClassificationEvaluation {
         Some(ClassificationEvaluation { kind, probabilities, ..self.clone() })
     }
 
+    /// Each image's loss: the negative log of its true label's probability
+    /// (cross-entropy, natural log; a probability of 0 counts as 1e-12).
+    pub fn losses(&self) -> Vec<f64> {
+        self.probabilities
+            .iter()
+            .zip(&self.y_true)
+            .map(|(p, &t)| -p.get(t).copied().unwrap_or(0.0).max(1e-12).ln())
+            .collect()
+    }
+
+    /// The `n` images with the highest loss ([`Self::losses`]), highest
+    /// first (fastai's `plot_top_losses`); ties keep row order.
+    pub fn top_losses(&self, n: usize) -> Vec<usize> {
+        let losses = self.losses();
+        let mut order: Vec<usize> = (0..losses.len()).collect();
+        order.sort_by(|&a, &b| losses[b].total_cmp(&losses[a]));
+        order.truncate(n);
+        order
+    }
+
+    /// The pairs of labels the classifier mixes up, most often first: `(true
+    /// label, predicted label, images)` for every off-diagonal cell of the
+    /// confusion matrix that is not empty (fastai's `most_confused`); ties by
+    /// label order.
+    pub fn most_confused(&self) -> Vec<(usize, usize, usize)> {
+        let mut counts = std::collections::BTreeMap::new();
+        for (&t, &p) in self.y_true.iter().zip(&self.y_pred) {
+            if t != p {
+                *counts.entry((t, p)).or_insert(0usize) += 1;
+            }
+        }
+        let mut pairs: Vec<(usize, usize, usize)> = counts.into_iter().map(|((t, p), n)| (t, p, n)).collect();
+        pairs.sort_by_key(|p| std::cmp::Reverse(p.2));
+        pairs
+    }
+
     /// [`Self::probabilities`] as f32.
     pub fn confidences(&self) -> Vec<Vec<f32>> {
         self.probabilities.iter().map(|row| row.iter().map(|&p| p as f32).collect()).collect()
@@ -508,6 +544,23 @@ mod tests {
         assert_eq!(e.expected_calibration_error(), r.expected_calibration_error);
         // Brier: 0.005 + (0.8464 + 0.8464) + (0.2025 + 0.2025) + (0.49 + 0.1024 + 0.1444), over 4.
         assert!((e.brier_score() - 2.8396 / 4.0).abs() < 1e-6, "{}", e.brier_score());
+    }
+
+    /// The same 4 images: losses are -ln p(true), highest first; the one
+    /// mix-up pair each way is counted.
+    #[test]
+    fn top_losses_and_most_confused_by_hand() {
+        let e = eval_of(
+            &["a", "b", "c"],
+            &[0, 1, 0, 0],
+            &[&[0.95, 0.05, 0.0], &[0.92, 0.08, 0.0], &[0.55, 0.45, 0.0], &[0.3, 0.32, 0.38]],
+            ScoreKind::Probabilities,
+        )
+        .unwrap();
+        let l = e.losses();
+        assert!((l[1] + 0.08f64.ln()).abs() < 1e-6 && (l[3] + 0.3f64.ln()).abs() < 1e-6, "{l:?}");
+        assert_eq!(e.top_losses(3), vec![1, 3, 2]);
+        assert_eq!(e.most_confused(), vec![(0, 2, 1), (1, 0, 1)]);
     }
 
     #[test]

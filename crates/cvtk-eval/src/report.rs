@@ -27,6 +27,36 @@ pub struct ReportImage {
     pub id: u64,
     /// File to make the thumbnail from.
     pub path: PathBuf,
+    /// A JPEG thumbnail of why the model predicted what it did (`cvtk
+    /// explain`'s overlay for the predicted label), shown in the top-losses
+    /// gallery and on the result card on demand; None when there is none.
+    pub overlay: Option<Vec<u8>>,
+}
+
+/// Images in the report's top-losses gallery.
+pub const TOP_LOSSES: usize = 24;
+
+/// The rows (of `e`) that get a preview in the report: the
+/// [`TOP_LOSSES`] images with the highest loss, then the misclassified
+/// images, then the rest, each by loss, highest first; at most
+/// `max_thumbnails` (0: 2000) besides the top losses. A caller that makes
+/// overlays ([`ReportImage::overlay`]) makes them for these rows only.
+pub fn preview_rows(e: &ClassificationEvaluation, max_thumbnails: usize) -> Vec<usize> {
+    let limit = if max_thumbnails == 0 { 2000 } else { max_thumbnails };
+    let losses = e.losses();
+    let mut order: Vec<usize> = (0..losses.len()).collect();
+    order.sort_by(|&a, &b| {
+        let right = |i: usize| e.y_true()[i] == e.y_pred()[i];
+        right(a).cmp(&right(b)).then(losses[b].total_cmp(&losses[a]))
+    });
+    order.truncate(limit);
+    let mut rows = e.top_losses(TOP_LOSSES);
+    for i in order {
+        if !rows.contains(&i) {
+            rows.push(i);
+        }
+    }
+    rows
 }
 
 /// What goes into a report besides the evaluation.
@@ -60,12 +90,17 @@ struct Row {
     truth: usize,
     pred: usize,
     probs: Vec<f32>,
+    loss: f32,
     thumb: Option<String>,
+    overlay: Option<String>,
+}
+
+fn jpeg_url(jpeg: &[u8]) -> String {
+    format!("data:image/jpeg;base64,{}", base64::engine::general_purpose::STANDARD.encode(jpeg))
 }
 
 fn thumbnail(path: &Path) -> Option<String> {
-    let jpeg = cvtk_dataset::decode::thumbnail_jpeg(path, 112, 82)?;
-    Some(format!("data:image/jpeg;base64,{}", base64::engine::general_purpose::STANDARD.encode(jpeg)))
+    Some(jpeg_url(&cvtk_dataset::decode::thumbnail_jpeg(path, 112, 82)?))
 }
 
 fn html_escape(s: &str) -> String {
@@ -110,12 +145,10 @@ pub fn write_report(dir: &Path, e: &ClassificationEvaluation, options: &ReportOp
         svgs.push((title, s));
     }
 
-    // Thumbnails: misclassified first, up to the limit.
-    let limit = if options.max_thumbnails == 0 { 2000 } else { options.max_thumbnails };
-    let mut order: Vec<usize> = (0..e.y_true().len()).collect();
-    order.sort_by_key(|&i| e.y_true()[i] == e.y_pred()[i]);
-    let with_thumb: std::collections::HashSet<usize> = order.into_iter().take(limit).collect();
+    // Thumbnails: top losses, misclassified, the rest, up to the limit.
+    let with_thumb: std::collections::HashSet<usize> = preview_rows(e, options.max_thumbnails).into_iter().collect();
     let confidences = e.confidences();
+    let losses = e.losses();
     let rows: Vec<Row> = (0..e.y_true().len())
         .into_par_iter()
         .map(|i| {
@@ -129,13 +162,24 @@ pub fn write_report(dir: &Path, e: &ClassificationEvaluation, options: &ReportOp
                 truth: e.y_true()[i],
                 pred: e.y_pred()[i],
                 probs: confidences[i].clone(),
+                loss: losses[i] as f32,
                 thumb: if with_thumb.contains(&i) { img.and_then(|m| thumbnail(&m.path)) } else { None },
+                overlay: if with_thumb.contains(&i) {
+                    img.and_then(|m| m.overlay.as_deref()).map(jpeg_url)
+                } else {
+                    None
+                },
             }
         })
         .collect();
     let summary = EvaluationSummary::new(e);
-    let data =
-        serde_json::json!({ "labels": e.labels(), "rows": rows, "thumbnails_limited": e.y_true().len() > limit });
+    let data = serde_json::json!({
+        "labels": e.labels(),
+        "rows": rows,
+        "thumbnails_limited": e.y_true().len() > with_thumb.len(),
+        "top_losses": e.top_losses(TOP_LOSSES),
+        "confused": e.most_confused(),
+    });
     let data_json = serde_json::to_string(&data).map_err(|err| Error::Invalid(err.to_string()))?.replace("</", "<\\/");
 
     let mut per_class = String::new();

@@ -60,7 +60,7 @@ fn the_report_is_one_self_contained_page() {
         .map(|i| {
             let p = dir.path().join(format!("img{i}.png"));
             image::RgbImage::from_pixel(40, 30, image::Rgb([i as u8 * 8, 100, 200])).save(&p).unwrap();
-            ReportImage { id: i, path: p }
+            ReportImage { id: i, path: p, overlay: None }
         })
         .collect();
     let opts = ReportOptions {
@@ -84,10 +84,10 @@ fn the_report_is_one_self_contained_page() {
         .replace("xmlns=\"http://www.w3.org/2000/svg\"", "")
         .replace("xmlns:xlink=\"http://www.w3.org/1999/xlink\"", "");
     assert!(!without_ns.contains("http:") && !without_ns.contains("https:"), "the report refers to the network");
-    // (the one template `src="${r.thumb}"` is filled with the data: URIs above)
+    // (the one template `src="${src}"` is filled with the data: URIs of a row's thumbnail or overlay)
     assert!(
         html.match_indices("src=\"")
-            .all(|(i, _)| html[i + 5..].starts_with("data:") || html[i + 5..].starts_with("${r.thumb}")),
+            .all(|(i, _)| html[i + 5..].starts_with("data:") || html[i + 5..].starts_with("${src}")),
         "a src that is not inline"
     );
     assert_eq!(files.plots.len(), 10);

@@ -64,7 +64,15 @@ fn the_report_works_in_headless_chromium() {
         let mut px = [40u8, 40, 40];
         px[t] = 220;
         image::RgbImage::from_pixel(48, 36, image::Rgb(px)).save(&p).unwrap();
-        images.push(ReportImage { id: i as u64, path: p });
+        // Every other image has an overlay (a map's picture), as a model with maps gives.
+        let overlay = (i % 2 == 0).then(|| {
+            let mut jpeg = std::io::Cursor::new(Vec::new());
+            image::RgbImage::from_pixel(48, 36, image::Rgb([250, 30, 20]))
+                .write_to(&mut jpeg, image::ImageFormat::Jpeg)
+                .unwrap();
+            jpeg.into_inner()
+        });
+        images.push(ReportImage { id: i as u64, path: p, overlay });
     }
     let e = ClassificationEvaluation::new(labels, y, s, ScoreKind::LOGITS).unwrap();
     let options = ReportOptions {
@@ -87,7 +95,12 @@ fn the_report_works_in_headless_chromium() {
         "best": format!("{best:.2}"),
         "atbest": explorer(&e, 0, best),
         "ece": format!("{:.3}", e.expected_calibration_error()),
+        // The gallery: ids of the highest losses, highest first, and which have maps.
+        "top_losses": e.top_losses(cvtk_eval::TOP_LOSSES).iter().map(|&i| i as u64).collect::<Vec<_>>(),
+        "confused": e.most_confused().iter().map(|&(t, p, n)| json!([e.labels()[t], e.labels()[p], n])).collect::<Vec<_>>(),
     });
+    assert_eq!(expect["top_losses"].as_array().unwrap().len(), cvtk_eval::TOP_LOSSES);
+    assert!(expect["confused"].as_array().unwrap().len() >= 2, "several confused pairs to list");
     assert_ne!(expect["at050"], expect["at090"], "the two thresholds should keep different images");
     assert_ne!(expect["atbest"]["kept"], json!(0), "the starting threshold keeps images");
     let expect = expect.to_string();

@@ -318,6 +318,29 @@ impl Heatmap {
     }
 }
 
+/// For each of `paths`, a JPEG thumbnail (fitting in `side` pixels) of the
+/// image with the class activation map of its predicted label over it, as
+/// [`Heatmap::overlay`] draws it: the previews of the evaluation report.
+/// None for an image that cannot be read; an error when the scorer has no
+/// maps at all.
+pub fn overlay_thumbnails(scorer: &dyn Scorer, paths: &[PathBuf], side: u32) -> Result<Vec<Option<Vec<u8>>>> {
+    let loader = scorer.loader_config();
+    let explained = explain_files(scorer, paths, None, Method::Cam)?;
+    // One failure shared by every image (no feature map) is the scorer's.
+    if let Some((_, Err(e))) = explained.first().filter(|_| explained.iter().all(|(_, r)| r.is_err())) {
+        return Err(Error::InvalidInput(e.to_string()));
+    }
+    Ok(explained
+        .into_iter()
+        .map(|(path, e)| {
+            let e = e.ok()?;
+            let picture = cvtk_dataset::decode::decode_rgb(&path, loader.max_pixels).ok()?;
+            let small = cvtk_dataset::decode::fit_in(&picture, side);
+            cvtk_dataset::decode::encode_jpeg(&e.map.overlay(&small, &loader), 82)
+        })
+        .collect())
+}
+
 /// The turbo colour of `t` in 0..=1.
 fn colour(t: f32) -> [u8; 3] {
     let c = colorous::TURBO.eval_continuous(f64::from(t.clamp(0.0, 1.0)));

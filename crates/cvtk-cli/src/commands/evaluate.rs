@@ -37,6 +37,10 @@ pub struct Args {
     device: cvtk_model::DeviceChoice,
     #[command(flatten)]
     engine: EngineArgs,
+    /// Leave the maps out of the report (by default its top losses and result cards show where in each
+    /// image the evidence for the predicted label was, for models that have maps).
+    #[arg(long)]
+    no_maps: bool,
     /// Print every metric as JSON (schema: cvtk_eval::EvaluationSummary).
     #[arg(long)]
     json: bool,
@@ -60,6 +64,24 @@ fn held_out_hint(ds: &cvtk_dataset::ClassificationDataset, part: SplitPart) -> S
         (None, _) => "a manifest with the split the model was trained with (its test part is evaluated by \
                       default), or a folder of images it never saw"
             .into(),
+    }
+}
+
+/// Puts the overlay of the predicted label's map on the images the report
+/// previews ([`cvtk_eval::preview_rows`]); a model without maps gets none,
+/// with a log line.
+fn add_overlays(scorer: &dyn Scorer, eval: &ClassificationEvaluation, images: &mut [ReportImage]) {
+    let rows = cvtk_eval::preview_rows(eval, 0);
+    let paths: Vec<PathBuf> = rows.iter().filter_map(|&i| images.get(i).map(|m| m.path.clone())).collect();
+    match cvtk_model::explain::overlay_thumbnails(scorer, &paths, 112) {
+        Ok(overlays) => {
+            for (&i, overlay) in rows.iter().zip(overlays) {
+                if let Some(m) = images.get_mut(i) {
+                    m.overlay = overlay;
+                }
+            }
+        }
+        Err(e) => tracing::info!("the report shows no maps: {e}"),
     }
 }
 
@@ -93,7 +115,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let summary = EvaluationSummary::new(&eval);
     let report = match &args.report {
         Some(dir) => {
-            let images = test.images().iter().map(|i| ReportImage { id: i.id, path: i.path.clone() }).collect();
+            let mut images: Vec<ReportImage> =
+                test.images().iter().map(|i| ReportImage { id: i.id, path: i.path.clone(), overlay: None }).collect();
+            if !args.no_maps {
+                add_overlays(&scorer, &eval, &mut images);
+            }
             let options = ReportOptions {
                 title: format!("{} on {} ({} images, {part_name})", args.model.display(), test.name(), test.len()),
                 model: model.describe(),
