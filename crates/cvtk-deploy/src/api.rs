@@ -139,6 +139,57 @@ pub struct ScoreResponse {
     pub results: Vec<ItemResult>,
 }
 
+/// At most this many images in one `POST /explain` (fewer when the
+/// service's own per-request limit is lower): a map costs more than a score.
+pub const MAX_EXPLAIN_IMAGES: usize = 16;
+
+/// One image's explanation in a `POST /explain` answer: where in the image
+/// the evidence for a label was (its class activation map).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExplainResult {
+    /// The label mapped: the predicted one, or the request's `?label=`.
+    pub label: String,
+    /// Its calibrated probability.
+    pub probability: f32,
+    /// The predicted label.
+    pub predicted: String,
+    /// The predicted label's probability.
+    pub predicted_probability: f32,
+    /// The map: `height` rows of `width` cells over the image as the model
+    /// sees it, in score units (its mean plus the head's bias is the label's
+    /// raw score).
+    pub map: cvtk_model::Heatmap,
+    /// The map alone as a PNG (turbo colours, strongest red), base64.
+    pub map_png_base64: String,
+    /// The map over the image as the model took it (resized), with a colour
+    /// scale on the right, as a PNG in base64: what `cvtk explain` draws.
+    pub overlay_png_base64: String,
+}
+
+/// One entry of an explain answer: a map, or the error of that one input.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ExplainItem {
+    /// The image was explained.
+    Explained(Box<ExplainResult>),
+    /// The image could not be explained.
+    Failed {
+        /// Why.
+        error: ErrorDetail,
+    },
+}
+
+/// The body of a successful `POST /explain`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExplainResponse {
+    /// The model's labels, in score order.
+    pub labels: Vec<String>,
+    /// How the maps were made (`cam`).
+    pub method: cvtk_model::Method,
+    /// One entry per input, in input order.
+    pub results: Vec<ExplainItem>,
+}
+
 /// The body of every error answer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ErrorResponse {

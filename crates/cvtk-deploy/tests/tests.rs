@@ -10,6 +10,7 @@ mod isolated;
 
 mod amplifying_json;
 mod artifacts;
+mod explain;
 mod fuzz;
 mod hostile;
 mod server;

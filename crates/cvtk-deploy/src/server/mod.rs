@@ -5,12 +5,16 @@
 //! Endpoints:
 //! - `POST /score`: scores images (see [`crate::api`] for the payload forms);
 //!   needs `Authorization: Bearer KEY` unless the service runs without keys.
+//! - `POST /explain`: the same inputs, key and limits, at most
+//!   [`crate::api::MAX_EXPLAIN_IMAGES`] images: where in each image the
+//!   evidence for its predicted label (or `?label=NAME`) was.
 //! - `GET /health`: 200 while the process serves HTTP (liveness).
 //! - `GET /ready`: 200 once the model is loaded, 503 before (readiness).
 //! - `GET /metrics`: Prometheus text format.
 //! - `GET /openapi.json`: the OpenAPI 3 description of all this.
 //! - `/v2/...`: the Open Inference Protocol (KServe v2), see [`v2`].
 
+mod explain;
 mod fetch;
 mod inputs;
 mod listen;
@@ -279,12 +283,15 @@ impl AppState {
 /// operational endpoints open, JSON errors for unknown routes and methods.
 pub fn app(state: AppState) -> Router {
     let limit = state.0.config.max_body_bytes;
-    let score_route = post(score::score)
-        .layer(DefaultBodyLimit::max(limit))
-        .layer(middleware::from_fn_with_state(state.clone(), refuse_declared_oversize))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
+    let guarded = |route: axum::routing::MethodRouter<AppState>| {
+        route
+            .layer(DefaultBodyLimit::max(limit))
+            .layer(middleware::from_fn_with_state(state.clone(), refuse_declared_oversize))
+            .route_layer(middleware::from_fn_with_state(state.clone(), require_key))
+    };
     Router::new()
-        .route("/score", score_route)
+        .route("/score", guarded(post(score::score)))
+        .route("/explain", guarded(post(explain::explain)))
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics_text))
@@ -313,7 +320,7 @@ async fn refuse_declared_oversize(State(state): State<AppState>, req: Request, n
 
 async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let route = match req.uri().path() {
-        p @ ("/score" | "/health" | "/ready" | "/metrics" | "/openapi.json") => p.to_string(),
+        p @ ("/score" | "/explain" | "/health" | "/ready" | "/metrics" | "/openapi.json") => p.to_string(),
         p if p.starts_with("/v2/") && p.ends_with("/infer") => "/v2/infer".to_string(),
         p if p == "/v2" || p.starts_with("/v2/") => "/v2".to_string(),
         _ => "other".to_string(),

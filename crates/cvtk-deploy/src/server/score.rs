@@ -118,51 +118,11 @@ async fn read_inputs(
 async fn score_request(state: &AppState, req: Request) -> std::result::Result<Json<ScoreResponse>, ApiError> {
     let inner = &state.0;
     let default_softmax = query_softmax(req.uri().query())?;
-    // Readiness first: the body's limits depend on the model's input size.
-    let max_row = match (state.load_state(), inner.model.get()) {
-        (LoadState::Ready, Some(model)) => {
-            let c = model.loader.config();
-            (c.width as usize) * (c.height as usize) * 3
-        }
-        (LoadState::Unready(e), _) => return Err(ApiError::new(ErrorCode::NotReady, e)),
-        _ => return Err(ApiError::new(ErrorCode::NotReady, "the model is not loaded yet; retry")),
-    };
-    let max = inner.config.max_images_per_request;
-    let mut inputs = read_inputs(req, default_softmax, inputs::JsonLimits { max_images: max, max_row }).await?;
-    if inputs.is_empty() {
-        return Err(ApiError::new(ErrorCode::Empty, "the request holds no image; send at least one"));
-    }
-    if inputs.len() > max {
-        return Err(ApiError::new(
-            ErrorCode::TooManyImages,
-            format!("{} images in one request; this service takes at most {max}", inputs.len()),
-        ));
-    }
-    // All the URLs of one request together download at most the body limit.
-    let mut budget = inner.config.max_body_bytes as u64;
-    for input in &mut inputs {
-        if let Ok(Source::Url(url)) = &input.source {
-            input.source = fetch::fetch(inner.fetcher.as_ref(), url, &mut budget).await.map(Source::Bytes);
-        }
-    }
+    let inputs = read_request(state, req, default_softmax, inner.config.max_images_per_request).await?;
     let softmaxes: Vec<bool> = inputs.iter().map(|i| i.softmax).collect();
-    let (decoded, batch) = decode_all(state, inputs.into_iter().map(|i| i.source).collect()).await?;
+    let (decoded, batch, _) = decode_all(state, inputs.into_iter().map(|i| i.source).collect(), false).await?;
     let Some(images) = batch else {
-        let results: Vec<ItemResult> =
-            decoded.into_iter().filter_map(|d| d.err()).map(|error| ItemResult::Failed { error }).collect();
-        let first = match results.first() {
-            Some(ItemResult::Failed { error }) => error.clone(),
-            _ => ErrorDetail::new(ErrorCode::BadRequest, "no usable image"),
-        };
-        let detail = if results.len() == 1 {
-            first
-        } else {
-            ErrorDetail::new(
-                first.code,
-                format!("none of the {} images could be scored; the first: {}", results.len(), first.message),
-            )
-        };
-        return Err(ApiError::from(detail).with("results", results));
+        return Err(none_usable(decoded));
     };
 
     let rows = run_model(state, images).await?;
@@ -197,13 +157,77 @@ async fn score_request(state: &AppState, req: Request) -> std::result::Result<Js
     Ok(Json(ScoreResponse { labels, results }))
 }
 
+/// What [`decode_all`] gives: each input's outcome, the batch of those that
+/// decoded, and (when kept) those images as the model takes them.
+pub(super) type Decoded = (Vec<std::result::Result<(), ErrorDetail>>, Option<ImageBatch>, Vec<image::RgbImage>);
+
+/// A request's inputs, read and checked: the model is ready (the body's
+/// limits depend on its input size), there is at least one image and at most
+/// `max`, and its URLs are fetched (all of them together at most the body
+/// limit).
+pub(super) async fn read_request(
+    state: &AppState,
+    req: Request,
+    default_softmax: bool,
+    max: usize,
+) -> std::result::Result<Vec<Input>, ApiError> {
+    let inner = &state.0;
+    let max_row = match (state.load_state(), inner.model.get()) {
+        (LoadState::Ready, Some(model)) => {
+            let c = model.loader.config();
+            (c.width as usize) * (c.height as usize) * 3
+        }
+        (LoadState::Unready(e), _) => return Err(ApiError::new(ErrorCode::NotReady, e)),
+        _ => return Err(ApiError::new(ErrorCode::NotReady, "the model is not loaded yet; retry")),
+    };
+    let mut inputs = read_inputs(req, default_softmax, inputs::JsonLimits { max_images: max, max_row }).await?;
+    if inputs.is_empty() {
+        return Err(ApiError::new(ErrorCode::Empty, "the request holds no image; send at least one"));
+    }
+    if inputs.len() > max {
+        return Err(ApiError::new(
+            ErrorCode::TooManyImages,
+            format!("{} images in one request; this service takes at most {max}", inputs.len()),
+        ));
+    }
+    let mut budget = inner.config.max_body_bytes as u64;
+    for input in &mut inputs {
+        if let Ok(Source::Url(url)) = &input.source {
+            input.source = fetch::fetch(inner.fetcher.as_ref(), url, &mut budget).await.map(Source::Bytes);
+        }
+    }
+    Ok(inputs)
+}
+
+/// The answer to a request none of whose images decoded: the one error, or
+/// the first with the count, and every image's error.
+pub(super) fn none_usable(decoded: Vec<std::result::Result<(), ErrorDetail>>) -> ApiError {
+    let results: Vec<ItemResult> =
+        decoded.into_iter().filter_map(|d| d.err()).map(|error| ItemResult::Failed { error }).collect();
+    let first = match results.first() {
+        Some(ItemResult::Failed { error }) => error.clone(),
+        _ => ErrorDetail::new(ErrorCode::BadRequest, "no usable image"),
+    };
+    let detail = if results.len() == 1 {
+        first
+    } else {
+        ErrorDetail::new(
+            first.code,
+            format!("none of the {} images could be scored; the first: {}", results.len(), first.message),
+        )
+    };
+    ApiError::from(detail).with("results", results)
+}
+
 /// Decodes `sources` on a decoding slot (held until the decoding really
 /// stops; a dropped request stops it after the image in hand): each input's
-/// outcome, and the batch of those that decoded, in order.
+/// outcome, and the batch of those that decoded, in order; with `keep`, the
+/// decoded images too (resized as the model takes them).
 pub(super) async fn decode_all(
     state: &AppState,
     sources: Vec<std::result::Result<Source, ErrorDetail>>,
-) -> std::result::Result<(Vec<std::result::Result<(), ErrorDetail>>, Option<ImageBatch>), ApiError> {
+    keep: bool,
+) -> std::result::Result<Decoded, ApiError> {
     let inner = &state.0;
     let decoder = state.clone();
     // The semaphore is never closed, so acquiring only waits.
@@ -248,7 +272,7 @@ pub(super) async fn decode_all(
         } else {
             Some(model.loader.to_batch(&ok_images).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?)
         };
-        Ok((decoded, batch))
+        Ok((decoded, batch, if keep { ok_images } else { Vec::new() }))
     })
     .await
     .map_err(|e| ApiError::new(ErrorCode::Internal, format!("decoding failed: {e}")))?;
@@ -288,8 +312,20 @@ impl AppState {
 /// Scores `images` through the model worker's batching queue: one row of raw
 /// scores per image.
 pub(super) async fn run_model(state: &AppState, images: ImageBatch) -> std::result::Result<Vec<Vec<f32>>, ApiError> {
+    run_job(state, images, false).await
+}
+
+/// [`run_model`], or with `explain` the images' class activation maps (rows
+/// for [`super::worker::decode_maps`]); a model that cannot make them is a
+/// `bad_request` saying so.
+pub(super) async fn run_job(
+    state: &AppState,
+    images: ImageBatch,
+    explain: bool,
+) -> std::result::Result<Vec<Vec<f32>>, ApiError> {
     let (tx, rx) = oneshot::channel();
-    state.0.queue.try_send(Job::new(images, tx)).map_err(|e| match e {
+    let job = if explain { Job::explain(images, tx) } else { Job::new(images, tx) };
+    state.0.queue.try_send(job).map_err(|e| match e {
         Refused::Full => ApiError::new(ErrorCode::Overloaded, "the service is at capacity; retry after a second"),
         Refused::Stopped => ApiError::new(ErrorCode::NotReady, "the model worker has stopped"),
     })?;
@@ -299,6 +335,8 @@ pub(super) async fn run_model(state: &AppState, images: ImageBatch) -> std::resu
                 ErrorCode::OutOfMemory,
                 "the model ran out of memory scoring this request; retry later, or with fewer images",
             )
+        } else if explain {
+            ApiError::new(ErrorCode::BadRequest, format!("this model cannot explain: {}", e.message))
         } else {
             ApiError::new(ErrorCode::Internal, "scoring failed; see the service log")
         }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cvtk_dataset::ImageBatch;
-use cvtk_model::Scorer;
+use cvtk_model::{ClassMaps, Scorer};
 use tokio::sync::oneshot;
 
 use super::metrics::Metrics;
@@ -38,6 +38,9 @@ impl Failure {
 pub(crate) struct Job {
     pub images: ImageBatch,
     pub reply: oneshot::Sender<JobReply>,
+    /// Class activation maps asked for (`POST /explain`): each row is then
+    /// [`encode_maps`]'s, not raw scores.
+    pub explain: bool,
     /// The job's share of the queue's image budget, given back when the job
     /// is dropped (scored, or thrown away).
     reserved: Option<Reservation>,
@@ -46,8 +49,37 @@ pub(crate) struct Job {
 impl Job {
     /// A job of `images` answering on `reply`.
     pub fn new(images: ImageBatch, reply: oneshot::Sender<JobReply>) -> Self {
-        Job { images, reply, reserved: None }
+        Job { images, reply, explain: false, reserved: None }
     }
+
+    /// A job asking for `images`' class activation maps.
+    pub fn explain(images: ImageBatch, reply: oneshot::Sender<JobReply>) -> Self {
+        Job { images, reply, explain: true, reserved: None }
+    }
+}
+
+/// One image's [`ClassMaps`] as a job's row: `[height, width, scores...,
+/// maps...]`.
+fn encode_maps(m: ClassMaps) -> Vec<f32> {
+    let mut row = Vec::with_capacity(2 + m.scores.len() + m.values.len());
+    row.extend([m.height as f32, m.width as f32]);
+    row.extend(m.scores);
+    row.extend(m.values);
+    row
+}
+
+/// [`encode_maps`]'s row back, for a model of `labels` labels.
+pub(crate) fn decode_maps(row: &[f32], labels: usize) -> Option<ClassMaps> {
+    let (&h, rest) = row.split_first()?;
+    let (&w, rest) = rest.split_first()?;
+    let (h, w) = (h as usize, w as usize);
+    let (scores, values) = (rest.get(..labels)?, rest.get(labels..)?);
+    (values.len() == labels * h * w).then(|| ClassMaps {
+        scores: scores.to_vec(),
+        height: h,
+        width: w,
+        values: values.to_vec(),
+    })
 }
 
 /// Images counted against the queue's budget while a job lives.
@@ -156,10 +188,12 @@ pub(crate) fn run(
         }
         // Requests that timed out meanwhile are not worth scoring.
         jobs.retain(|j| !j.reply.is_closed());
-        if jobs.is_empty() {
-            continue;
+        let (explain, scores): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| j.explain);
+        for (jobs, explain) in [(scores, false), (explain, true)] {
+            if !jobs.is_empty() {
+                score(classifier, jobs, metrics, max_batch, explain);
+            }
         }
-        score(classifier, jobs, metrics, max_batch);
     }
 }
 
@@ -177,7 +211,10 @@ pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send), otherwise: &str)
 /// chunk that fails, by an error or a panic in the model (tch turns a CUDA
 /// out-of-memory error into one), fails the jobs it holds images of, and
 /// only those: the worker goes on with the next chunk and the next job.
-fn score(classifier: &dyn Scorer, jobs: Vec<Job>, metrics: &Metrics, max_batch: usize) {
+///
+/// With `explain`, each row is the image's class activation maps
+/// ([`encode_maps`]) instead of its raw scores.
+fn score(classifier: &dyn Scorer, jobs: Vec<Job>, metrics: &Metrics, max_batch: usize, explain: bool) {
     let sizes: Vec<usize> = jobs.iter().map(Job::len).collect();
     let total: usize = sizes.iter().sum();
     let parts: Vec<&ImageBatch> = jobs.iter().map(|j| &j.images).collect();
@@ -220,7 +257,10 @@ fn score(classifier: &dyn Scorer, jobs: Vec<Job>, metrics: &Metrics, max_batch: 
                     .map_err(|e| e.to_string())?;
                 &owned
             };
-            let out = classifier.score_images(batch).map_err(|e| e.to_string())?;
+            let out = match explain {
+                false => classifier.score_images(batch).map_err(|e| e.to_string())?,
+                true => classifier.class_maps(batch).map_err(|e| e.to_string())?.into_iter().map(encode_maps).collect(),
+            };
             if out.len() != to - from {
                 return Err(format!("the model gave {} rows of scores for {} images", out.len(), to - from));
             }

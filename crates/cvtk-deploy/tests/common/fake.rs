@@ -58,6 +58,31 @@ impl Scorer for Fake {
             })
             .collect())
     }
+    /// Maps on a 2x2 grid: each cell's mean intensity for "x" (so the map's
+    /// mean is the score), its negation for "y".
+    fn class_maps(&self, images: &ImageBatch) -> cvtk_model::Result<Vec<cvtk_model::ClassMaps>> {
+        let [n, _, h, w] = images.shape();
+        let per = h * w;
+        Ok((0..n)
+            .map(|i| {
+                let px = &images.data()[i * per..(i + 1) * per];
+                let cell = |cy: usize, cx: usize| {
+                    let mut sum = 0.0;
+                    for y in cy * h / 2..(cy + 1) * h / 2 {
+                        for x in cx * w / 2..(cx + 1) * w / 2 {
+                            sum += px[y * w + x];
+                        }
+                    }
+                    sum / (per / 4) as f32
+                };
+                let x: Vec<f32> = [(0, 0), (0, 1), (1, 0), (1, 1)].iter().map(|&(cy, cx)| cell(cy, cx)).collect();
+                let m = x.iter().sum::<f32>() / 4.0;
+                let mut values = x.clone();
+                values.extend(x.iter().map(|v| -v));
+                cvtk_model::ClassMaps { scores: vec![m, -m], height: 2, width: 2, values }
+            })
+            .collect())
+    }
     fn score_kind(&self) -> ScoreKind {
         ScoreKind::Logits { temperature: FAKE_TEMPERATURE }
     }

@@ -261,7 +261,7 @@ async fn infer_request(state: &AppState, req: Request) -> V2Result<Response> {
     let raw = match tensor {
         Tensor::Images(bytes) => {
             let sources = bytes.into_iter().map(|b| Ok(Source::Bytes(b))).collect();
-            let (decoded, batch) = decode_all(state, sources).await?;
+            let (decoded, batch, _) = decode_all(state, sources, false).await?;
             if let Some((i, e)) = decoded.iter().enumerate().find_map(|(i, d)| d.as_ref().err().map(|e| (i, e))) {
                 return Err(ApiError::new(e.code, format!("input '{IMAGE_INPUT}' element {i}: {}", e.message)));
             }
