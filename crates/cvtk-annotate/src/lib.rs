@@ -36,4 +36,4 @@ mod store;
 pub use error::{Error, Result};
 pub use manifest::{manifest_for, ManifestChoice};
 pub use server::{app, serve, AnnotateConfig};
-pub use store::{AuditView, DatasetView, Edit, ImageState, ImageView, Prediction, Store};
+pub use store::{AuditView, DatasetView, Edit, ImageState, ImageView, Overlays, Prediction, Store};

@@ -148,6 +148,25 @@ async fn image_file(State(state): State<AppState>, Path(raw): Path<String>) -> s
         .into_response())
 }
 
+/// The image with the model's map over it (a PNG), drawn on request; 404
+/// without `--model`, or for an image that cannot be explained.
+async fn image_explain(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> std::result::Result<Response, ApiError> {
+    let id = parse_id(&raw)?;
+    let (path, overlays) =
+        with_store(&state, move |s| s.image_path(id).map(|p| (p, s.overlays()))).await?.ok_or_else(not_found)?;
+    let overlays = overlays.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::NotFound,
+            "no maps: start cvtk annotate with --model (a ResNet or EfficientNet-Lite model)",
+        )
+    })?;
+    let png = tokio::task::spawn_blocking(move || overlays(id, &path)).await.ok().flatten().ok_or_else(not_found)?;
+    Ok(([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "private, max-age=60")], png).into_response())
+}
+
 fn make_thumb(path: &std::path::Path) -> Option<Bytes> {
     cvtk_dataset::decode::thumbnail_jpeg(path, THUMB_SIZE, 75).map(Bytes::from)
 }
@@ -241,6 +260,7 @@ pub fn app(store: Store, loopback_only: bool) -> Router {
         .route("/api/dataset", get(dataset))
         .route("/api/images/{id}/file", get(image_file))
         .route("/api/images/{id}/thumb", get(image_thumb))
+        .route("/api/images/{id}/explain", get(image_explain))
         .route("/api/images/{id}", post(edit_image))
         .route("/api/undo", post(undo))
         .route("/api/labels", post(add_label))

@@ -80,6 +80,9 @@ pub struct DatasetView {
     pub excluded: usize,
     /// Whether predictions are shown.
     pub has_model: bool,
+    /// Whether the model's maps can be shown on the large view
+    /// (`/api/images/{id}/explain`).
+    pub has_maps: bool,
     /// Whether there is a change to undo.
     pub can_undo: bool,
     /// Every image, excluded ones too, in id order.
@@ -118,7 +121,13 @@ pub struct Store {
     on_disk: Vec<u8>,
     undo: Vec<Change>,
     predictions: HashMap<u64, Prediction>,
+    maps: Option<Overlays>,
 }
+
+/// Draws an image's map over it (a PNG), given the image's id and file:
+/// where in it the evidence for the model's predicted label was. None when
+/// the image cannot be explained.
+pub type Overlays = std::sync::Arc<dyn Fn(u64, &Path) -> Option<Vec<u8>> + Send + Sync>;
 
 fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::io("cannot read manifest", path.to_path_buf(), e))
@@ -131,7 +140,18 @@ impl Store {
         let manifest = manifest.into();
         let on_disk = read(&manifest)?;
         let dataset = ClassificationDataset::from_manifest(&manifest)?;
-        Ok(Store { manifest, dataset, on_disk, undo: Vec::new(), predictions })
+        Ok(Store { manifest, dataset, on_disk, undo: Vec::new(), predictions, maps: None })
+    }
+
+    /// Shows maps on the large view, drawn by `overlays`.
+    pub fn with_overlays(mut self, overlays: Overlays) -> Self {
+        self.maps = Some(overlays);
+        self
+    }
+
+    /// What draws the maps, if any.
+    pub fn overlays(&self) -> Option<Overlays> {
+        self.maps.clone()
     }
 
     /// The manifest being edited.
@@ -220,6 +240,7 @@ impl Store {
             counts,
             excluded: self.dataset.excluded().len(),
             has_model: !self.predictions.is_empty(),
+            has_maps: self.maps.is_some(),
             can_undo: !self.undo.is_empty(),
             images,
             audit: self.dataset.findings().map(|f| AuditView {

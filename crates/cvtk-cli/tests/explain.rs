@@ -95,3 +95,136 @@ fn a_model_without_a_feature_map_is_an_error_per_image_not_a_panic() {
     let e = rows[0]["error"].as_str().unwrap();
     assert!(e.contains("no feature map") && e.contains("small-cnn"), "{e}");
 }
+
+/// The mean absolute difference of two same-sized pictures' channels.
+fn mean_diff(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
+    assert_eq!(a.dimensions(), b.dimensions());
+    let sum: u64 = a.as_raw().iter().zip(b.as_raw()).map(|(x, y)| u64::from(x.abs_diff(*y))).sum();
+    sum as f64 / a.as_raw().len() as f64
+}
+
+/// The service started by `cvtk serve` on a free port, killed when dropped.
+struct Served(std::process::Child, String);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(model: &Path, dir: &Path) -> Served {
+    let addr = dir.join("addr");
+    let mut served = Served(
+        std::process::Command::new(env!("CARGO_BIN_EXE_cvtk"))
+            .args(["serve", "--model", model.to_str().unwrap(), "--port", "0"])
+            .args(["--addr-file", addr.to_str().unwrap()])
+            .env("CVTK_SERVICE_KEY", "explain-test-key-0123456789")
+            .env("RUST_LOG", "error")
+            .spawn()
+            .unwrap(),
+        String::new(),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Ok(url) = std::fs::read_to_string(&addr) {
+            if reqwest::blocking::get(format!("{url}/ready")).is_ok_and(|r| r.status().is_success()) {
+                served.1 = url;
+                return served;
+            }
+        }
+        assert!(served.0.try_wait().unwrap().is_none(), "cvtk serve exited");
+        assert!(std::time::Instant::now() < deadline, "cvtk serve did not get ready");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// One image's map as `cvtk explain`, the evaluation report, the annotation
+/// page and the service's `/explain` show it: the same overlay, the same
+/// numbers.
+#[test]
+fn the_command_the_report_the_annotation_page_and_the_service_show_the_same_map() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let (_, manifest) = split_colours(dir.path());
+    let model = dir.path().join("svm");
+    train_svm(&manifest, &model);
+    let ds = cvtk_dataset::ClassificationDataset::open(&manifest).unwrap();
+    let test = ds.test().unwrap();
+    let image = &test.images()[0];
+
+    // 1. cvtk explain.
+    let out = dir.path().join("explained");
+    let rows = json(&explain(&model, &[&image.path], &out, &[]));
+    let ours = image::open(rows[0]["overlay"].as_str().unwrap()).unwrap().to_rgb8();
+    let map: Vec<f64> = rows[0]["map"]["values"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+
+    // 2. The report: the card's overlay (a JPEG of the image at its own
+    // 32 pixels, never enlarged) is the same picture.
+    let report = dir.path().join("report");
+    let m = model.to_str().unwrap();
+    json(&cvtk(&[
+        "evaluate",
+        manifest.to_str().unwrap(),
+        "--model",
+        m,
+        "--report",
+        report.to_str().unwrap(),
+        "--json",
+    ]));
+    let html = std::fs::read_to_string(report.join("report.html")).unwrap();
+    let data = &html[html.find("id=\"data\">").unwrap() + 10..];
+    let data: serde_json::Value = serde_json::from_str(&data[..data.find("</script>").unwrap()]).unwrap();
+    let row = data["rows"].as_array().unwrap().iter().find(|r| r["id"] == image.id).expect("the image's card");
+    let url = row["overlay"].as_str().expect("the card has the map");
+    let jpeg =
+        base64::engine::general_purpose::STANDARD.decode(url.trim_start_matches("data:image/jpeg;base64,")).unwrap();
+    let card = image::load_from_memory(&jpeg).unwrap().to_rgb8();
+    let d = mean_diff(&card, &ours);
+    assert!(d < 6.0, "the report's map differs from cvtk explain's by {d} per channel on average");
+    assert!(
+        data["top_losses"].as_array().unwrap().len() == test.len(),
+        "every test image is among the top losses here"
+    );
+
+    // 3. The annotation page's large view: the very same PNG.
+    let (_server, page) = crate::annotate::annotate(&[manifest.to_str().unwrap(), "--model", m]);
+    let view: serde_json::Value = reqwest::blocking::get(format!("{page}api/dataset")).unwrap().json().unwrap();
+    assert_eq!(view["has_maps"], true);
+    let png = reqwest::blocking::get(format!("{page}api/images/{}/explain", image.id)).unwrap();
+    assert_eq!(png.headers()["content-type"], "image/png");
+    let shown = image::load_from_memory(&png.bytes().unwrap()).unwrap().to_rgb8();
+    assert_eq!(mean_diff(&shown, &ours), 0.0, "the page's map is cvtk explain's");
+    // In the browser: `m` on the large view (tests/browser/annotate_maps.test.mjs).
+    let (_, shot) = crate::browser::run_browser_test(
+        "annotate_maps.test.mjs",
+        "annotate_maps.png",
+        &[("CVTK_ANNOTATE_URL", std::ffi::OsStr::new(&page))],
+    );
+    assert!(shot.is_file());
+
+    // 4. The service: the same numbers, and its overlay (over the image as
+    // the model took it, 64 pixels) has its hottest part in the same cell.
+    let served = serve(&model, dir.path());
+    let answer: serde_json::Value = reqwest::blocking::Client::new()
+        .post(format!("{}/explain", served.1))
+        .bearer_auth("explain-test-key-0123456789")
+        .header("content-type", "image/png")
+        .body(std::fs::read(&image.path).unwrap())
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let r = &answer["results"][0];
+    assert_eq!(r["label"], rows[0]["label"]);
+    let theirs: Vec<f64> = r["map"]["values"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert!(map.iter().zip(&theirs).all(|(a, b)| (a - b).abs() < 1e-4), "{map:?} vs {theirs:?}");
+    let overlay = base64::engine::general_purpose::STANDARD.decode(r["overlay_png_base64"].as_str().unwrap()).unwrap();
+    let overlay = image::load_from_memory(&overlay).unwrap().to_rgb8();
+    assert_eq!(overlay.height(), 64, "over the image as the model took it");
+    // Its picture, brought to the image's own 32 pixels, is cvtk explain's.
+    let area = |img: &image::RgbImage, side: u32| image::imageops::crop_imm(img, 0, 0, side, side).to_image();
+    let small = image::imageops::resize(&area(&overlay, 64), 32, 32, image::imageops::FilterType::Triangle);
+    let d = mean_diff(&small, &area(&ours, 32));
+    assert!(d < 12.0, "the service's map differs from cvtk explain's by {d} per channel on average");
+}

@@ -360,6 +360,13 @@ pub fn encode_png(img: &RgbImage) -> Result<Vec<u8>> {
     Ok(bytes.into_inner())
 }
 
+/// The overlay PNG of `explanation` over the image file `image` as it is on
+/// disk (what `cvtk explain` writes and the annotation page shows).
+pub fn overlay_png(explanation: &Explanation, image: &Path, loader: &LoaderConfig) -> Result<Vec<u8>> {
+    let picture = cvtk_dataset::decode::decode_rgb(image, loader.max_pixels)?;
+    encode_png(&explanation.map.overlay(&picture, loader))
+}
+
 /// Names for the files of each image's explanation, one per path and all
 /// different: the file's stem, or where two images share one (`a/0.png`,
 /// `b/0.png`), its folder's name and stem (`a_0`), numbered if still equal.
@@ -399,10 +406,9 @@ pub fn write_explanation(
     dir: &Path,
     stem: &str,
 ) -> Result<(PathBuf, PathBuf)> {
-    let picture = cvtk_dataset::decode::decode_rgb(image, loader.max_pixels)?;
     let png = dir.join(format!("{stem}.explain.png"));
     let json = dir.join(format!("{stem}.explain.json"));
-    cvtk_core::write_atomic(&png, &encode_png(&explanation.map.overlay(&picture, loader))?)?;
+    cvtk_core::write_atomic(&png, &overlay_png(explanation, image, loader)?)?;
     let record = serde_json::json!({
         "image": image,
         "label": explanation.label,

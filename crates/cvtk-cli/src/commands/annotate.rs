@@ -6,9 +6,10 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use cvtk_annotate::{manifest_for, AnnotateConfig, Prediction, Store};
+use cvtk_annotate::{manifest_for, AnnotateConfig, Overlays, Prediction, Store};
 use cvtk_dataset::ClassificationDataset;
-use cvtk_model::{load_scorer, predict_dataset, EngineChoice};
+use cvtk_model::explain::{explain_files, overlay_png, Method};
+use cvtk_model::{load_scorer, predict_dataset, Classifier, Compiled, EngineChoice, Scorer};
 
 use super::train::EngineArgs;
 
@@ -16,7 +17,8 @@ use super::train::EngineArgs;
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Every change is saved to the manifest at once. A folder gets a manifest beside it \
     (FOLDER.json, or --manifest), made on the first run and reused after. \
-    Keys on the page: arrows move, 1-9 set a label, x excludes, Enter opens large, u undoes.")]
+    Keys on the page: arrows move, 1-9 set a label, x excludes, Enter opens large, m shows the model's map \
+    on the large view (with --model), u undoes.")]
 pub struct Args {
     /// A folder with one sub-folder per label, or a manifest (.json).
     dataset: PathBuf,
@@ -42,19 +44,44 @@ pub struct Args {
     allow_remote: bool,
 }
 
-/// The model's top label and probability for every image, excluded ones too.
+/// A model folder loaded for scoring on the engine chosen.
+type Model = Compiled<Box<dyn Classifier>>;
+
+/// The model's top label and probability for every image, excluded ones
+/// too, and the model itself.
 fn predictions(
     model_dir: &Path,
     device: cvtk_model::DeviceChoice,
     engine: EngineChoice,
     manifest: &Path,
-) -> anyhow::Result<HashMap<u64, Prediction>> {
+) -> anyhow::Result<(HashMap<u64, Prediction>, Model)> {
     let model = load_scorer(model_dir, device, engine)?;
     let ds = ClassificationDataset::from_manifest(manifest)?;
-    Ok(predict_dataset(&model, &ds, true, 32)?
+    let predictions = predict_dataset(&model, &ds, true, 32)?
         .into_iter()
         .map(|(id, p)| (id, Prediction { label: p.label, probability: p.probability }))
-        .collect())
+        .collect();
+    Ok((predictions, model))
+}
+
+/// The large view's maps: the map of the model's predicted label over the
+/// image, drawn on request as `cvtk explain` draws it. None when the model
+/// has no maps (tried on the first image).
+fn overlays(model: Model, first: Option<&Path>) -> Option<Overlays> {
+    if let Some(path) = first {
+        if let Err(e) =
+            model.class_maps(&cvtk_dataset::ImageLoader::new(model.loader_config()).ok()?.load_batch(&[path]).ok()?)
+        {
+            tracing::info!("no maps on the large view: {e}");
+            return None;
+        }
+    }
+    let model = std::sync::Mutex::new(model);
+    Some(std::sync::Arc::new(move |_id, path: &Path| {
+        let model = model.lock().unwrap_or_else(|p| p.into_inner());
+        let (_, explained) = explain_files(&*model, &[path.to_path_buf()], None, Method::Cam).ok()?.pop()?;
+        overlay_png(&explained.ok()?, path, &model.loader_config()).ok()
+    }))
 }
 
 /// Runs `cvtk annotate` until Ctrl-C.
@@ -64,13 +91,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         eprintln!("{what}");
     }
     let manifest = choice.path().to_path_buf();
-    let predictions = match &args.model {
+    let (predictions, model) = match &args.model {
         Some(dir) => {
-            predictions(dir, args.device, args.engine.engine, &manifest).context("scoring the images with --model")?
+            let (p, m) = predictions(dir, args.device, args.engine.engine, &manifest)
+                .context("scoring the images with --model")?;
+            (p, Some(m))
         }
-        None => HashMap::new(),
+        None => (HashMap::new(), None),
     };
-    let store = Store::open(&manifest, predictions)?;
+    let mut store = Store::open(&manifest, predictions)?;
+    if let Some(model) = model {
+        let first = ClassificationDataset::from_manifest(&manifest)?.images().first().map(|i| i.path.clone());
+        if let Some(maps) = overlays(model, first.as_deref()) {
+            store = store.with_overlays(maps);
+        }
+    }
     let config = AnnotateConfig { host: args.host, port: args.port, allow_remote: args.allow_remote };
     cvtk_annotate::serve(store, &config, |addr| {
         // The first line of stdout is the URL, for scripts and tests.
