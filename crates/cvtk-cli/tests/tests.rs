@@ -19,5 +19,6 @@ mod score;
 mod scores;
 mod tour;
 mod trained_on;
+mod tta;
 mod usage;
 mod workflow;

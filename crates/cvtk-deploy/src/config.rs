@@ -168,6 +168,10 @@ pub struct ServeConfig {
     /// When the engine asked for cannot run, the service stays up and
     /// `/ready` answers 503 with the reason.
     pub engine: cvtk_model::EngineChoice,
+    /// Test-time augmentation. By default, None: what the model folder
+    /// records (`cvtk train --tta`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tta: Option<cvtk_model::TtaMode>,
     /// The model's name in the Open Inference Protocol routes
     /// (`/v2/models/NAME/...`). By default, [`model_name_of`] the model
     /// folder (`"model"` for a classifier handed over in memory).
@@ -229,6 +233,7 @@ impl Default for ServeConfig {
             max_queued_images: 1024,
             header_timeout: Duration::from_secs(10),
             engine: cvtk_model::EngineChoice::Auto,
+            tta: None,
             model_name: None,
             model_version: None,
         }
@@ -258,6 +263,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("max_queued_images", &self.max_queued_images)
             .field("header_timeout", &self.header_timeout)
             .field("engine", &self.engine)
+            .field("tta", &self.tta)
             .field("model_name", &self.model_name)
             .field("model_version", &self.model_version)
             .finish()

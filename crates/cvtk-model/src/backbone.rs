@@ -305,6 +305,7 @@ impl Backbone {
             training,
             calibration,
             training_images: None,
+            tta: crate::TtaMode::None,
         }
     }
 

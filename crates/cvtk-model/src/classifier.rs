@@ -22,6 +22,11 @@ pub trait Classifier: Scorer + Send {
     fn calibration(&self) -> Option<&TemperatureFit> {
         None
     }
+    /// The test-time augmentation it was trained (and calibrated) with:
+    /// [`crate::compile`] scores with it unless told otherwise.
+    fn tta(&self) -> crate::TtaMode {
+        crate::TtaMode::None
+    }
     /// Saves the classifier into a model folder.
     fn save(&self, dir: &Path) -> Result<()>;
     /// The device it runs on.

@@ -21,6 +21,8 @@
 //!   chosen, once ([`engine`]).
 //! - [`explain`]: where in an image the evidence for a label was (class
 //!   activation maps on either engine, Grad-CAM on libtorch), and how to draw it.
+//! - [`tta`]: test-time augmentation (the image and its mirror image), recorded
+//!   in the model folder when trained with it.
 //! - [`calibration`]: temperature scaling behind the scores' [`ScoreKind`](cvtk_core::ScoreKind).
 //! - [`TrainingImages`]: the images a model was trained on, recorded in its
 //!   folder, so an evaluation on them can say it is not a test accuracy.
@@ -65,6 +67,7 @@ pub mod tensor;
 pub mod tensorboard;
 pub mod trained_on;
 mod transfer;
+pub mod tta;
 pub mod weights;
 
 pub use arch::{weights_search_dirs, Architecture, ARCHITECTURE_NAMES};
@@ -87,6 +90,7 @@ pub use tch::Device;
 pub use tensor::rows;
 pub use trained_on::TrainingImages;
 pub use transfer::{EpochCallback, EpochStats, TrainConfig, TrainHooks, TransferModel, ValidTrainConfig};
+pub use tta::TtaMode;
 
 /// libtorch's random generator is global to the process. Work that draws from it
 /// (initialising weights, training with dropout) holds this lock and seeds the

@@ -77,6 +77,8 @@ pub(crate) struct ModelMeta {
     pub calibration: Option<TemperatureFit>,
     /// The file of the folder that records the training images, if any.
     pub training_images: Option<String>,
+    /// The test-time augmentation it was trained and calibrated with.
+    pub tta: crate::TtaMode,
 }
 
 impl ModelMeta {
@@ -110,6 +112,9 @@ struct MetaFile {
     /// Added after version 1 was fixed; older readers ignore it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     training_images: Option<String>,
+    /// Added later still; absent means none.
+    #[serde(default, skip_serializing_if = "crate::TtaMode::is_none")]
+    tta: crate::TtaMode,
 }
 
 impl ModelMeta {
@@ -130,6 +135,7 @@ impl ModelMeta {
             history: history.unwrap_or_default(),
             calibration: self.calibration.clone(),
             training_images: self.training_images.clone(),
+            tta: self.tta,
         }
     }
 
@@ -153,6 +159,7 @@ impl ModelMeta {
             training,
             calibration: f.calibration,
             training_images: f.training_images,
+            tta: f.tta,
         })
     }
 }

@@ -131,6 +131,8 @@ pub struct Compiled<M> {
     /// onnxruntime's session over the graph with class maps, built on the
     /// first explanation (or why it could not be).
     maps_session: std::sync::OnceLock<std::result::Result<OrtSession, String>>,
+    /// The test-time augmentation it scores with.
+    tta: crate::TtaMode,
 }
 
 impl<M> std::fmt::Debug for Compiled<M> {
@@ -160,7 +162,8 @@ where
     let session =
         choice.session(model.device(), crate::onnx::SCORES, "scoring", &model.describe(), || model.scores_graph())?;
     let engine = if session.is_some() { Engine::Onnxruntime } else { Engine::Torch };
-    Ok(Compiled { model, engine, session, maps_session: std::sync::OnceLock::new() })
+    let tta = model.tta();
+    Ok(Compiled { model, engine, session, maps_session: std::sync::OnceLock::new(), tta })
 }
 
 impl<M> Compiled<M>
@@ -176,6 +179,18 @@ where
     /// The classifier back.
     pub fn into_model(self) -> M {
         self.model
+    }
+
+    /// Scores with test-time augmentation `mode` instead of the one the
+    /// classifier was trained with ([`Classifier::tta`]).
+    pub fn with_tta(mut self, mode: crate::TtaMode) -> Self {
+        self.tta = mode;
+        self
+    }
+
+    /// The test-time augmentation it scores with.
+    pub fn tta(&self) -> crate::TtaMode {
+        self.tta
     }
 }
 
@@ -193,12 +208,14 @@ where
     }
 
     fn score_images(&self, images: &ImageBatch) -> Result<Vec<Vec<f32>>> {
-        let Some(session) = &self.session else {
-            return self.model.score_images(images);
-        };
-        // onnxruntime's graph has a fixed image size: check before it sees one.
-        check_batch(&self.model.loader_config(), images)?;
-        session.run(images)
+        crate::tta::scores(self.tta, images, |images| {
+            let Some(session) = &self.session else {
+                return self.model.score_images(images);
+            };
+            // onnxruntime's graph has a fixed image size: check before it sees one.
+            check_batch(&self.model.loader_config(), images)?;
+            session.run(images)
+        })
     }
 
     fn score_kind(&self) -> ScoreKind {
@@ -210,10 +227,29 @@ where
     }
 
     fn describe(&self) -> String {
-        self.model.describe()
+        match self.tta {
+            crate::TtaMode::None => self.model.describe(),
+            mode => format!("{}; test-time augmentation: {mode}", self.model.describe()),
+        }
     }
 
     fn class_maps(&self, images: &ImageBatch) -> Result<Vec<ClassMaps>> {
+        crate::tta::class_maps(self.tta, images, |images| self.engine_class_maps(images))
+    }
+
+    fn grad_cam(&self, images: &ImageBatch, targets: &[usize]) -> Result<Vec<Heatmap>> {
+        // Gradients are libtorch's, whichever engine scores.
+        crate::tta::grad_cam(self.tta, images, targets, |b, t| self.model.grad_cam(b, t))
+    }
+}
+
+impl<M> Compiled<M>
+where
+    M: Deref,
+    M::Target: Classifier,
+{
+    /// Class maps on this engine, without test-time augmentation.
+    fn engine_class_maps(&self, images: &ImageBatch) -> Result<Vec<ClassMaps>> {
         if self.session.is_none() {
             return self.model.class_maps(images);
         }
@@ -232,11 +268,6 @@ where
         let [n, k, h, w] = <[usize; 4]>::try_from(shape)
             .map_err(|s| Error::InvalidInput(format!("class maps of shape {s:?}, not [N, labels, h, w]")))?;
         ClassMaps::split(scores, maps, [n, k, h, w])
-    }
-
-    fn grad_cam(&self, images: &ImageBatch, targets: &[usize]) -> Result<Vec<Heatmap>> {
-        // Gradients are libtorch's, whichever engine scores.
-        self.model.grad_cam(images, targets)
     }
 }
 

@@ -203,6 +203,8 @@ pub struct TransferModel {
     calibration: Option<TemperatureFit>,
     /// The images it was trained on.
     trained_on: Record,
+    /// The test-time augmentation it is calibrated and scored with.
+    tta: crate::TtaMode,
 }
 
 impl std::fmt::Debug for TransferModel {
@@ -239,7 +241,14 @@ impl TransferModel {
     }
 
     fn from_backbone(labels: Vec<String>, backbone: Backbone) -> Self {
-        TransferModel { labels, backbone, history: Vec::new(), calibration: None, trained_on: Record::None }
+        TransferModel {
+            labels,
+            backbone,
+            history: Vec::new(),
+            calibration: None,
+            trained_on: Record::None,
+            tta: crate::TtaMode::None,
+        }
     }
 
     /// The pretrained network as it is, ImageNet head included: a classifier of
@@ -267,6 +276,13 @@ impl TransferModel {
         Ok(Self::from_backbone(labels, backbone))
     }
 
+    /// Scores (and calibrates, when trained after this call with a
+    /// calibration hold-out) with test-time augmentation `mode`; saved in the
+    /// model folder, so that [`crate::load_scorer`] scores with it too.
+    pub fn set_tta(&mut self, mode: crate::TtaMode) {
+        self.tta = mode;
+    }
+
     /// The architecture.
     pub fn arch(&self) -> Architecture {
         self.backbone.arch
@@ -292,7 +308,8 @@ impl TransferModel {
     /// then on [`Scorer::score_kind`] carries it and [`Classifier::save`]
     /// writes it. Which label scores highest does not change.
     pub fn calibrate(&mut self, held_out: &ClassificationDataset, batch_size: usize) -> Result<&TemperatureFit> {
-        let scores = self.score_dataset(held_out, batch_size.max(1))?;
+        // On the scores it will give: with its test-time augmentation.
+        let scores = crate::tta::Tta::new(&*self, self.tta).score_dataset(held_out, batch_size.max(1))?;
         let fit = fit_temperature(&scores.values, &scores.true_labels)?;
         tracing::info!(
             "temperature {:.3} fitted on {} held-out images (negative log-likelihood {:.4} -> {:.4})",
@@ -579,7 +596,14 @@ impl TransferModel {
         let history = history.clone();
         let trained_on = meta.training_record(dir);
         let backbone = Backbone::from_parts(dir, &meta, tensors, device, Some(meta.labels.len() as i64), &[])?;
-        Ok(TransferModel { labels: meta.labels, backbone, history, calibration: meta.calibration, trained_on })
+        Ok(TransferModel {
+            labels: meta.labels,
+            backbone,
+            history,
+            calibration: meta.calibration,
+            trained_on,
+            tta: meta.tta,
+        })
     }
 
     /// Loads a model saved by [`Classifier::save`], onto `device`.
@@ -668,7 +692,9 @@ impl Classifier for TransferModel {
     }
 
     fn save(&self, dir: &Path) -> Result<()> {
-        let meta = self.backbone.meta(&self.labels, Training::Epochs(self.history.clone()), self.calibration.clone());
+        let mut meta =
+            self.backbone.meta(&self.labels, Training::Epochs(self.history.clone()), self.calibration.clone());
+        meta.tta = self.tta;
         save_model_dir(dir, meta, &self.tensors(), &self.trained_on)
     }
 
@@ -678,6 +704,10 @@ impl Classifier for TransferModel {
 
     fn kind(&self) -> ModelKind {
         ModelKind::Dnn
+    }
+
+    fn tta(&self) -> crate::TtaMode {
+        self.tta
     }
 
     fn train_eval_accs(&self) -> Option<(Vec<f64>, Vec<f64>)> {

@@ -9,7 +9,7 @@ use anyhow::Context;
 use cvtk_annotate::{manifest_for, AnnotateConfig, Overlays, Prediction, Store};
 use cvtk_dataset::ClassificationDataset;
 use cvtk_model::explain::{explain_files, overlay_png, Method};
-use cvtk_model::{load_scorer, predict_dataset, Classifier, Compiled, EngineChoice, Scorer};
+use cvtk_model::{load_scorer, predict_dataset, Classifier, Compiled, Scorer};
 
 use super::train::EngineArgs;
 
@@ -52,10 +52,10 @@ type Model = Compiled<Box<dyn Classifier>>;
 fn predictions(
     model_dir: &Path,
     device: cvtk_model::DeviceChoice,
-    engine: EngineChoice,
+    engine: EngineArgs,
     manifest: &Path,
 ) -> anyhow::Result<(HashMap<u64, Prediction>, Model)> {
-    let model = load_scorer(model_dir, device, engine)?;
+    let model = engine.tta(load_scorer(model_dir, device, engine.engine)?);
     let ds = ClassificationDataset::from_manifest(manifest)?;
     let predictions = predict_dataset(&model, &ds, true, 32)?
         .into_iter()
@@ -93,8 +93,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let manifest = choice.path().to_path_buf();
     let (predictions, model) = match &args.model {
         Some(dir) => {
-            let (p, m) = predictions(dir, args.device, args.engine.engine, &manifest)
-                .context("scoring the images with --model")?;
+            let (p, m) =
+                predictions(dir, args.device, args.engine, &manifest).context("scoring the images with --model")?;
             (p, Some(m))
         }
         None => (HashMap::new(), None),

@@ -93,7 +93,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(_) => (ds.part(part)?, part.name()),
         None => (ds.clone(), "all"),
     };
-    let scorer = load_scorer(&args.model, args.device, args.engine.engine)?;
+    let scorer = args.engine.tta(load_scorer(&args.model, args.device, args.engine.engine)?);
     let scores = scorer.score_dataset(&test, args.mb_size)?;
     let model = scorer.model();
     let mut eval = ClassificationEvaluation::from_scores(&scores)?;

@@ -82,7 +82,7 @@ fn show(paths: &[PathBuf]) -> String {
 /// Runs `cvtk explain`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let model: Box<dyn Scorer> = match &args.model {
-        Some(dir) => Box::new(load_scorer(dir, args.base.device, args.engine.engine)?),
+        Some(dir) => Box::new(args.engine.tta(load_scorer(dir, args.base.device, args.engine.engine)?)),
         None => Box::new(args.base.imagenet_classifier(args.engine)?.1),
     };
     let paths = image_paths(&args.images)?;

@@ -72,7 +72,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bail!("--all adds every label's probability to the JSON output: use it with --json");
     }
     let model: Box<dyn Scorer> = match &args.model {
-        Some(dir) => Box::new(load_scorer(dir, args.base.device, args.engine.engine)?),
+        Some(dir) => Box::new(args.engine.tta(load_scorer(dir, args.base.device, args.engine.engine)?)),
         None => Box::new(args.base.imagenet_classifier(args.engine)?.1),
     };
     let scorer = BatchScorer::new(

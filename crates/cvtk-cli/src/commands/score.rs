@@ -70,7 +70,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let (model, model_id): (Box<dyn Scorer>, String) = match &args.model {
         Some(dir) => (
-            Box::new(load_scorer(dir, args.base.device, args.engine.engine)?),
+            Box::new(args.engine.tta(load_scorer(dir, args.base.device, args.engine.engine)?)),
             format!(
                 "{} (weights {})",
                 // Resolved, so that `model/`, `./model` and a link to it are one model.

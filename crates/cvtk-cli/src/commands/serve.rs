@@ -113,6 +113,10 @@ pub struct ServeSettings {
     /// the service stays up and /ready answers 503 with the reason.
     #[arg(long, default_value_t = defaults().engine)]
     pub engine: cvtk_model::EngineChoice,
+    /// Test-time augmentation: none, or flip (each image and its mirror image, scores averaged); by
+    /// default what the model was trained with (`cvtk train --tta`).
+    #[arg(long)]
+    pub tta: Option<cvtk_model::TtaMode>,
     /// The model's name in the Open Inference Protocol routes (/v2/models/NAME). The rule: a deployment's
     /// name (`cvtk deploy create NAME`, the image of `cvtk deploy docker NAME`, KServe's NAME), else the
     /// model folder's name.
@@ -147,6 +151,7 @@ impl ServeSettings {
                 allow_private: self.allow_private_urls,
             },
             engine: self.engine,
+            tta: self.tta,
             max_connections: self.max_connections,
             max_queued_images: self.max_queued_images,
             header_timeout: Duration::from_secs(self.header_timeout_s),

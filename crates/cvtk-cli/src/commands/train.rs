@@ -62,7 +62,7 @@ impl BaseModelArgs {
     ) -> anyhow::Result<(BaseModel, Compiled<Box<dyn Classifier>>)> {
         let base = self.base_model()?;
         let model = cvtk_model::TransferModel::imagenet(&base, self.device()?)?;
-        Ok((base, cvtk_model::compile(Box::new(model) as Box<dyn Classifier>, engine.engine)?))
+        Ok((base, engine.tta(cvtk_model::compile(Box::new(model) as Box<dyn Classifier>, engine.engine)?)))
     }
 }
 
@@ -74,6 +74,26 @@ pub struct EngineArgs {
     /// always runs on torch.
     #[arg(long, default_value = "auto")]
     pub engine: EngineChoice,
+    /// Test-time augmentation: none, or flip (average the scores of each image and its mirror image).
+    /// Scoring commands default to what the model was trained with; `cvtk train --tta flip` calibrates
+    /// on it and records it in the model folder.
+    #[arg(long)]
+    pub tta: Option<cvtk_model::TtaMode>,
+}
+
+impl EngineArgs {
+    /// `scorer` with the test-time augmentation asked for, if any (else the
+    /// model folder's).
+    pub fn tta<M>(&self, scorer: cvtk_model::Compiled<M>) -> cvtk_model::Compiled<M>
+    where
+        M: std::ops::Deref,
+        M::Target: Classifier,
+    {
+        match self.tta {
+            Some(mode) => scorer.with_tta(mode),
+            None => scorer,
+        }
+    }
 }
 
 /// Arguments of `cvtk train`.
@@ -306,6 +326,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 }),
             };
             let mut model = TransferModel::new_seeded(labels.clone(), &base, args.image_size, device, args.seed)?;
+            model.set_tta(args.engine.tta.unwrap_or_default());
             model.train_with(&train, &cfg, eval.as_ref(), &hooks)?;
             let history = model.history().to_vec();
             (Box::new(model), history)
@@ -313,7 +334,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ClassifierKind::Svm => {
             let params = args.svm_params();
             let featurizer = Featurizer::new(&base, args.image_size, device)?.compile(args.engine.engine)?;
-            (Box::new(SvmClassifier::fit(featurizer, &train, &params)?), Vec::new())
+            let tta = args.engine.tta.unwrap_or_default();
+            (Box::new(SvmClassifier::fit_with(featurizer, &train, &params, tta)?), Vec::new())
         }
     };
     classifier.save(&args.out).with_context(|| format!("saving the model to {}", args.out.display()))?;

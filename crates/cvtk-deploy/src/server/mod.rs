@@ -484,9 +484,14 @@ pub fn serve(
         .map_err(|e| Error::config("runtime", e.to_string()))?;
     let config = config.with_model_identity(model_dir);
     let dir = model_dir.to_path_buf();
-    let engine = config.engine;
+    let (engine, tta) = (config.engine, config.tta);
     let service = ScoringService::start(config.clone(), move || {
-        Ok(Box::new(cvtk_model::load_scorer(&dir, device, engine)?) as Box<dyn Scorer>)
+        let scorer = cvtk_model::load_scorer(&dir, device, engine)?;
+        let scorer = match tta {
+            Some(mode) => scorer.with_tta(mode),
+            None => scorer,
+        };
+        Ok(Box::new(scorer) as Box<dyn Scorer>)
     })?;
     let result = runtime.block_on(async {
         let addr = format!("{}:{}", config.host, config.port);

@@ -100,6 +100,8 @@ pub struct SvmClassifier {
     calibration: Option<TemperatureFit>,
     /// The images it was fitted on.
     trained_on: Record,
+    /// The test-time augmentation it is calibrated and scored with.
+    tta: crate::TtaMode,
 }
 
 impl std::fmt::Debug for SvmClassifier {
@@ -118,12 +120,28 @@ impl SvmClassifier {
     /// ([`cross_fit_temperature`]), so the classifier's probabilities mean
     /// something.
     pub fn fit(featurizer: Featurizer, train_set: &ClassificationDataset, params: &SvmParams) -> Result<Self> {
+        Self::fit_with(featurizer, train_set, params, crate::TtaMode::None)
+    }
+
+    /// [`Self::fit`] for scoring with test-time augmentation `tta`: the SVM
+    /// is fitted on the images' features and its temperature cross-fitted on
+    /// the augmented features ([`Featurizer::features_with`]), the decision
+    /// values it will give; `tta` is saved with it.
+    pub fn fit_with(
+        featurizer: Featurizer,
+        train_set: &ClassificationDataset,
+        params: &SvmParams,
+        tta: crate::TtaMode,
+    ) -> Result<Self> {
         let params = params.check()?;
         let x = featurizer.features(train_set, 32)?;
         let y: Vec<usize> = train_set.images().iter().map(|i| i.label()).collect();
         let labels = train_set.label_names();
         let model = fit_linear_svm(&x, &y, labels.len(), &params)?;
-        let calibration = cross_fit_temperature(&x, &y, labels.len(), &params)?;
+        let calibration = match tta {
+            crate::TtaMode::None => cross_fit_temperature(&x, &y, labels.len(), &params)?,
+            mode => cross_fit_temperature(&featurizer.features_with(train_set, 32, mode)?, &y, labels.len(), &params)?,
+        };
         match &calibration {
             Some(c) => tracing::info!(
                 "SVM decision values calibrated: temperature {:.4} (negative log-likelihood {:.4} -> {:.4} out of fold)",
@@ -138,7 +156,7 @@ impl SvmClassifier {
         }
         let mut trained_on = Record::None;
         trained_on.add(train_set);
-        Ok(SvmClassifier { labels, featurizer, model, params, calibration, trained_on })
+        Ok(SvmClassifier { labels, featurizer, model, params, calibration, trained_on, tta })
     }
 
     /// The fitted weights.
@@ -210,6 +228,7 @@ impl SvmClassifier {
             params,
             calibration: meta.calibration,
             trained_on,
+            tta: meta.tta,
         })
     }
 
@@ -296,7 +315,8 @@ impl Classifier for SvmClassifier {
         let (k, d) = self.model.weights.dim();
         tensors.push(("svm.weight".into(), Tensor::f_from_slice(&w)?.f_view([k as i64, d as i64])?));
         tensors.push(("svm.bias".into(), Tensor::f_from_slice(&self.model.bias.to_vec())?));
-        let meta = backbone.meta(&self.labels, Training::Svm((*self.params).clone()), self.calibration.clone());
+        let mut meta = backbone.meta(&self.labels, Training::Svm((*self.params).clone()), self.calibration.clone());
+        meta.tta = self.tta;
         save_model_dir(dir, meta, &tensors, &self.trained_on)
     }
 
@@ -306,6 +326,10 @@ impl Classifier for SvmClassifier {
 
     fn kind(&self) -> ModelKind {
         ModelKind::Svm
+    }
+
+    fn tta(&self) -> crate::TtaMode {
+        self.tta
     }
 
     fn training_images(&self) -> Result<Option<Arc<TrainingImages>>> {
