@@ -35,6 +35,13 @@ fn a_model_trained_with_flip_scores_each_image_with_its_mirror() {
             "by default the folder's flip: {plain:?} {flipped:?} -> {averaged:?}"
         );
     }
+    // The ONNX export bakes the folder's flip in (and --tta none leaves it out).
+    let onnx = dir.path().join("m.onnx");
+    json(&cvtk(&["export", o, "--out", onnx.to_str().unwrap(), "--json"]));
+    let has = |bytes: &[u8]| bytes.windows(8).any(|w| w == b"cvtk.tta");
+    assert!(has(&std::fs::read(&onnx).unwrap()), "the export records its baked-in flip");
+    json(&cvtk(&["export", o, "--out", onnx.to_str().unwrap(), "--tta", "none", "--json"]));
+    assert!(!has(&std::fs::read(&onnx).unwrap()));
     // An unknown mode is refused by name.
     let out = cvtk(&["predict", "--model", o, image.to_str().unwrap(), "--tta", "rotate"]);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("none, flip"));

@@ -141,7 +141,8 @@ impl Backbone {
     /// This backbone, then the linear head `w` `[labels, features]`, `b`, as
     /// an exported classifier of `labels` whose raw scores are `score_kind`;
     /// with `maps`, the graph also outputs the class activation maps
-    /// ([`crate::onnx::CLASS_MAPS`]).
+    /// ([`crate::onnx::CLASS_MAPS`]); with `tta`, it scores each image with
+    /// its mirror image and averages.
     #[allow(clippy::too_many_arguments)]
     pub fn export(
         &self,
@@ -151,6 +152,7 @@ impl Backbone {
         w: Tensor,
         b: Tensor,
         maps: bool,
+        tta: crate::TtaMode,
     ) -> Result<OnnxModel> {
         let metadata = OnnxMetadata {
             format: crate::onnx::METADATA_FORMAT,
@@ -161,8 +163,13 @@ impl Backbone {
             score_kind,
             source: self.weights_id()?,
         };
-        let bytes =
-            crate::onnx::build(self.arch, &self.vars(), &self.loader, Head::Linear { w, b, maps }, Some(&metadata))?;
+        let bytes = crate::onnx::build(
+            self.arch,
+            &self.vars(),
+            &self.loader,
+            Head::Linear { w, b, maps, tta },
+            Some(&metadata),
+        )?;
         Ok(OnnxModel::new(metadata, bytes))
     }
 

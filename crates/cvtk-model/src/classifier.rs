@@ -49,6 +49,17 @@ pub trait Classifier: Scorer + Send {
     fn export_onnx(&self) -> Result<OnnxModel> {
         Err(Error::InvalidInput(format!("{} cannot be exported to ONNX", self.describe())))
     }
+    /// [`Self::export_onnx`] with test-time augmentation `tta` baked into the
+    /// graph: it then scores as cvtk does with it ([`crate::tta`]).
+    fn export_onnx_tta(&self, tta: crate::TtaMode) -> Result<OnnxModel> {
+        match tta {
+            crate::TtaMode::None => self.export_onnx(),
+            mode => Err(Error::InvalidInput(format!(
+                "{} cannot be exported with test-time augmentation {mode}",
+                self.describe()
+            ))),
+        }
+    }
     /// [`Self::export_onnx`] with the class activation maps as a third
     /// output ([`crate::onnx::CLASS_MAPS`]), for networks that have them.
     fn export_onnx_with_maps(&self) -> Result<OnnxModel> {

@@ -343,6 +343,36 @@ mod tests {
     }
 
     #[test]
+    fn a_graph_with_flip_baked_in_scores_as_cvtk_does_with_flip() {
+        use crate::{Architecture, BaseModel, Classifier, Scorer, TransferModel, TtaMode};
+        let base = BaseModel::new(Architecture::Resnet18, None);
+        let model = TransferModel::new_seeded(vec!["a".into(), "b".into()], &base, Some(64), Device::Cpu, 3).unwrap();
+        let data: Vec<f32> = (0..2 * 3 * 64 * 64).map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0).collect();
+        let batch = ImageBatch::new(data, [2, 3, 64, 64]).unwrap();
+        let want = crate::tta::scores(TtaMode::Flip, &batch, |b| model.score_images(b)).unwrap();
+        let plain = model.score_images(&batch).unwrap();
+        let graph = model.export_onnx_tta(TtaMode::Flip).unwrap();
+        let got = OrtSession::new(graph.bytes(), crate::onnx::SCORES).unwrap().run(&batch).unwrap();
+        let diff = |a: &[Vec<f32>], b: &[Vec<f32>]| {
+            a.iter().flatten().zip(b.iter().flatten()).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max)
+        };
+        assert!(diff(&got, &want) < 1e-4, "{got:?} vs {want:?}");
+        assert!(diff(&plain, &want) > 1e-3, "the test input must tell the two apart");
+        // The maps too: the graph's averaged maps are tta::class_maps'.
+        let want = crate::tta::class_maps(TtaMode::Flip, &batch, |b| model.class_maps(b)).unwrap();
+        let (w, b) = model.head_for_test();
+        let graph = model
+            .backbone_for_test()
+            .export(&["a".into(), "b".into()], crate::ModelKind::Dnn, model.score_kind(), w, b, true, TtaMode::Flip)
+            .unwrap();
+        let s = OrtSession::new(graph.bytes(), crate::onnx::CLASS_MAPS).unwrap();
+        let out = s.run_outputs(&batch, &[crate::onnx::CLASS_MAPS]).unwrap();
+        let flat: Vec<f32> = want.iter().flat_map(|m| m.values.clone()).collect();
+        let d = out[0].1.iter().zip(&flat).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        assert!(d < 1e-3, "maps differ by {d}");
+    }
+
+    #[test]
     fn a_graph_without_the_output_asked_for_is_refused_when_loaded_not_a_panic_when_scoring() {
         use crate::{Architecture, BaseModel, Classifier, TransferModel};
         let base = BaseModel::new(Architecture::SmallCnn, None);

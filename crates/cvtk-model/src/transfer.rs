@@ -661,6 +661,16 @@ impl Scorer for TransferModel {
 }
 
 impl TransferModel {
+    #[cfg(test)]
+    pub(crate) fn head_for_test(&self) -> (Tensor, Tensor) {
+        self.head().expect("a head")
+    }
+
+    #[cfg(test)]
+    pub(crate) fn backbone_for_test(&self) -> &Backbone {
+        &self.backbone
+    }
+
     /// The head's weight `[labels, features]` and bias `[labels]`.
     fn head(&self) -> Result<(Tensor, Tensor)> {
         let head = self.backbone.arch.head_name();
@@ -675,12 +685,17 @@ impl TransferModel {
 impl Classifier for TransferModel {
     fn export_onnx(&self) -> Result<OnnxModel> {
         let (w, b) = self.head()?;
-        self.backbone.export(&self.labels, ModelKind::Dnn, self.score_kind(), w, b, false)
+        self.backbone.export(&self.labels, ModelKind::Dnn, self.score_kind(), w, b, false, crate::TtaMode::None)
+    }
+
+    fn export_onnx_tta(&self, tta: crate::TtaMode) -> Result<OnnxModel> {
+        let (w, b) = self.head()?;
+        self.backbone.export(&self.labels, ModelKind::Dnn, self.score_kind(), w, b, false, tta)
     }
 
     fn export_onnx_with_maps(&self) -> Result<OnnxModel> {
         let (w, b) = self.head()?;
-        self.backbone.export(&self.labels, ModelKind::Dnn, self.score_kind(), w, b, true)
+        self.backbone.export(&self.labels, ModelKind::Dnn, self.score_kind(), w, b, true, crate::TtaMode::None)
     }
 
     fn scores_graph(&self) -> Result<Vec<u8>> {

@@ -33,6 +33,11 @@ pub struct Args {
     out: PathBuf,
     #[command(flatten)]
     base: BaseModelArgs,
+    /// Test-time augmentation baked into the graph: none, or flip (each image and its mirror image,
+    /// scores averaged). By default, what the model was trained with (`cvtk train --tta`), so the file
+    /// scores as cvtk does.
+    #[arg(long)]
+    tta: Option<cvtk_model::TtaMode>,
     /// Print what was written as JSON.
     #[arg(long)]
     json: bool,
@@ -58,7 +63,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(dir) => load_classifier(dir, device)?,
         None => Box::new(TransferModel::imagenet(&args.base.base_model()?, device)?),
     };
-    let onnx = model.export_onnx()?;
+    let onnx = model.export_onnx_tta(args.tta.unwrap_or_else(|| model.tta()))?;
     onnx.write(&args.out).with_context(|| format!("writing {}", args.out.display()))?;
     let exported = Exported {
         out: args.out.clone(),

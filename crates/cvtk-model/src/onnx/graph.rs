@@ -110,6 +110,62 @@ impl GraphBuilder {
         name
     }
 
+    /// An int64 tensor from values (shapes, axes, slice bounds); returns its name.
+    pub fn constant_i64(&mut self, hint: &str, data: &[i64]) -> String {
+        let name = self.fresh(hint);
+        self.initializers.push(TensorProto {
+            dims: vec![data.len() as i64],
+            data_type: Some(super::proto::INT64),
+            name: Some(name.clone()),
+            raw_data: Some(data.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        });
+        name
+    }
+
+    /// `x` mirrored along its last axis (width).
+    pub fn mirror(&mut self, x: &str) -> String {
+        let starts = self.constant_i64("starts", &[-1]);
+        let ends = self.constant_i64("ends", &[i64::MIN]);
+        let axes = self.constant_i64("axes", &[-1]);
+        let steps = self.constant_i64("steps", &[-1]);
+        self.node("Slice", &[x, &starts, &ends, &axes, &steps], vec![])
+    }
+
+    /// `x` (`[N, ...]`) followed by its mirror image along the batch axis (`[2N, ...]`).
+    pub fn with_mirrors(&mut self, x: &str) -> String {
+        let m = self.mirror(x);
+        self.node("Concat", &[x, &m], vec![attr_int("axis", 0)])
+    }
+
+    /// The mean of the two halves of `x` (`[2N, rest...]` to `[N, rest...]`),
+    /// the second half mirrored back along its last axis first when `mirror`.
+    pub fn mean_of_halves(&mut self, x: &str, mirror: bool) -> String {
+        // [2, -1] followed by x's own sizes after the batch axis.
+        let shape = self.node("Shape", &[x], vec![]);
+        let (one, end, axis) = (
+            self.constant_i64("starts", &[1]),
+            self.constant_i64("ends", &[i64::MAX]),
+            self.constant_i64("axes", &[0]),
+        );
+        let rest = self.node("Slice", &[&shape, &one, &end, &axis], vec![]);
+        let two = self.constant_i64("halves", &[2, -1]);
+        let shape = self.node("Concat", &[&two, &rest], vec![attr_int("axis", 0)]);
+        let mut halves = self.node("Reshape", &[x, &shape], vec![]);
+        if mirror {
+            let (zero, one, two, axis) = (
+                self.constant_i64("starts", &[0]),
+                self.constant_i64("split", &[1]),
+                self.constant_i64("ends", &[2]),
+                self.constant_i64("axes", &[0]),
+            );
+            let first = self.node("Slice", &[&halves, &zero, &one, &axis], vec![]);
+            let second = self.node("Slice", &[&halves, &one, &two, &axis], vec![]);
+            let back = self.mirror(&second);
+            halves = self.node("Concat", &[&first, &back], vec![attr_int("axis", 0)]);
+        }
+        self.node("ReduceMean", &[&halves], vec![attr_ints("axes", &[0]), attr_int("keepdims", 0)])
+    }
+
     /// A node with one output; returns the output's name.
     pub fn node(&mut self, op: &str, inputs: &[&str], attribute: Vec<AttributeProto>) -> String {
         let out = self.fresh(&op.to_ascii_lowercase());

@@ -171,6 +171,10 @@ pub(crate) enum Head {
         b: Tensor,
         /// Whether the graph also outputs [`CLASS_MAPS`].
         maps: bool,
+        /// Test-time augmentation baked into the graph: with
+        /// [`crate::TtaMode::Flip`], every output is the mean over the image
+        /// and its mirror image (maps mirrored back), as cvtk scores.
+        tta: crate::TtaMode,
     },
 }
 
@@ -186,7 +190,9 @@ pub(crate) fn build(
 ) -> Result<Vec<u8>> {
     let mut g = GraphBuilder::default();
     let size = (i64::from(loader.height), i64::from(loader.width));
-    let features = (arch.spec().onnx)(&mut g, vars, INPUT, size)?;
+    let flip = matches!(head, Head::Linear { tta: crate::TtaMode::Flip, .. });
+    let input = if flip { g.with_mirrors(INPUT) } else { INPUT.to_string() };
+    let features = (arch.spec().onnx)(&mut g, vars, &input, size)?;
     let input_dims = [None, Some(loader.color.channels() as i64), Some(size.0), Some(size.1)];
     let input_doc = "images resized and normalised as the cvtk.input metadata says, NCHW";
     let outputs = match head {
@@ -194,9 +200,12 @@ pub(crate) fn build(
             g.identity_named(&features, FEATURES);
             vec![value_info(FEATURES, &[None, Some(arch.feature_dim())], "pooled features")]
         }
-        Head::Linear { w, b, maps } => {
+        Head::Linear { w, b, maps, tta } => {
             let k = w.size()[0];
-            let scores = g.linear(&features, &w, &b)?;
+            let mut scores = g.linear(&features, &w, &b)?;
+            if tta == crate::TtaMode::Flip {
+                scores = g.mean_of_halves(&scores, false);
+            }
             g.identity_named(&scores, SCORES);
             let t = metadata.and_then(|m| m.score_kind.temperature()).unwrap_or(1.0);
             g.softmax_named(&scores, t, PROBABILITIES);
@@ -210,7 +219,10 @@ pub(crate) fn build(
                 // cell, the map's mean over the cells plus the bias is the score.
                 let kernel = w.f_view([k, -1, 1, 1])?;
                 let zero = Tensor::f_zeros([k], (tch::Kind::Float, tch::Device::Cpu))?;
-                let maps = g.conv(&map, &kernel, &zero, graph::ConvShape::new(1, 0))?;
+                let mut maps = g.conv(&map, &kernel, &zero, graph::ConvShape::new(1, 0))?;
+                if tta == crate::TtaMode::Flip {
+                    maps = g.mean_of_halves(&maps, true);
+                }
                 g.identity_named(&maps, CLASS_MAPS);
                 let doc = "class activation maps: the head on each cell of the last feature map, without its bias";
                 outputs.push(value_info_named(
@@ -235,6 +247,9 @@ pub(crate) fn build(
         entry("cvtk.input", json(serde_json::to_string(&m.input))?);
         entry("cvtk.score_kind", json(serde_json::to_string(&m.score_kind))?);
         entry("cvtk.source", m.source.clone());
+        if flip {
+            entry("cvtk.tta", "flip".into());
+        }
         entry("labels", m.labels.join("\n"));
     }
     let model = ModelProto {

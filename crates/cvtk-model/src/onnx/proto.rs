@@ -105,6 +105,8 @@ pub struct AttributeProto {
 
 /// `TensorProto.DataType`'s float.
 pub const FLOAT: i32 = 1;
+/// `TensorProto.DataType`'s int64.
+pub const INT64: i32 = 7;
 
 /// `TensorProto`, with its values as little-endian `raw_data`.
 #[derive(Clone, PartialEq, prost::Message)]

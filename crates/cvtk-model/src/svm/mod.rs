@@ -296,12 +296,33 @@ impl Classifier for SvmClassifier {
 
     fn export_onnx(&self) -> Result<OnnxModel> {
         let (w, b) = self.head()?;
-        self.featurizer.backbone.export(&self.labels, ModelKind::Svm, self.score_kind(), w, b, false)
+        self.featurizer.backbone.export(
+            &self.labels,
+            ModelKind::Svm,
+            self.score_kind(),
+            w,
+            b,
+            false,
+            crate::TtaMode::None,
+        )
+    }
+
+    fn export_onnx_tta(&self, tta: crate::TtaMode) -> Result<OnnxModel> {
+        let (w, b) = self.head()?;
+        self.featurizer.backbone.export(&self.labels, ModelKind::Svm, self.score_kind(), w, b, false, tta)
     }
 
     fn export_onnx_with_maps(&self) -> Result<OnnxModel> {
         let (w, b) = self.head()?;
-        self.featurizer.backbone.export(&self.labels, ModelKind::Svm, self.score_kind(), w, b, true)
+        self.featurizer.backbone.export(
+            &self.labels,
+            ModelKind::Svm,
+            self.score_kind(),
+            w,
+            b,
+            true,
+            crate::TtaMode::None,
+        )
     }
 
     fn calibration(&self) -> Option<&TemperatureFit> {
