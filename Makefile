@@ -125,7 +125,7 @@ template-test: setup
 
 # Every benchmark, then their tables into docs/benchmarks.md and docs/augmentation.md.
 # serving runs the cvtk program it finds beside the benchmark: build it first.
-BENCHES := pipeline inference training svm serving augment audit
+BENCHES := pipeline inference training svm serving augment audit tta
 bench: setup test-venv
 	$(CARGO) build --release --locked -p cvtk-cli --bins
 	@mkdir -p outputs/bench
@@ -137,7 +137,7 @@ bench: setup test-venv
 	$(PY) scripts/update-benchmarks-doc.py docs/benchmarks.md \
 	  pipeline=outputs/bench/pipeline.md inference=outputs/bench/inference.md \
 	  training=outputs/bench/training.md svm=outputs/bench/svm.md \
-	  serving=outputs/bench/serving.md audit=outputs/bench/audit.md
+	  serving=outputs/bench/serving.md audit=outputs/bench/audit.md tta=outputs/bench/tta.md
 	$(PY) scripts/update-benchmarks-doc.py docs/augmentation.md augment=outputs/bench/augment.md
 
 clean:
