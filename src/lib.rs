@@ -48,6 +48,8 @@ mod docs {
     struct Models;
     #[doc = include_str!("../docs/evaluation.md")]
     struct Evaluation;
+    #[doc = include_str!("../docs/explain.md")]
+    struct Explain;
     #[doc = include_str!("../docs/deployment.md")]
     struct Deployment;
     #[doc = include_str!("../docs/api-mapping.md")]
