@@ -42,6 +42,15 @@ fn a_model_trained_with_flip_scores_each_image_with_its_mirror() {
     assert!(has(&std::fs::read(&onnx).unwrap()), "the export records its baked-in flip");
     json(&cvtk(&["export", o, "--out", onnx.to_str().unwrap(), "--tta", "none", "--json"]));
     assert!(!has(&std::fs::read(&onnx).unwrap()));
+    // An export with the flip baked in, saved as the folder's own
+    // model.onnx, is not taken for the engine's graph: --tta none still
+    // scores without the flip (the engine applies its own).
+    json(&cvtk(&["export", o, "--out", model.join("model.onnx").to_str().unwrap(), "--json"]));
+    let engine_none = raw(&model, &image, &["--tta", "none", "--engine", "onnxruntime"]);
+    assert!(plain.iter().zip(&engine_none).all(|(a, b)| (a - b).abs() < 1e-4), "{plain:?} vs {engine_none:?}");
+    // The audit scores no trained model: --tta there is refused, not ignored.
+    let out = cvtk(&["audit", m, "--tta", "flip"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--tta is for commands"));
     // An unknown mode is refused by name.
     let out = cvtk(&["predict", "--model", o, image.to_str().unwrap(), "--tta", "rotate"]);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("none, flip"));

@@ -170,7 +170,7 @@ impl Backbone {
             Head::Linear { w, b, maps, tta },
             Some(&metadata),
         )?;
-        Ok(OnnxModel::new(metadata, bytes))
+        Ok(OnnxModel::new(metadata, bytes).with_tta(tta))
     }
 
     /// The graph onnxruntime scores a classifier with: the model folder's
@@ -188,6 +188,13 @@ impl Backbone {
             let source = self.weights_id()?;
             match OnnxModel::read(&path).and_then(|m| {
                 m.check_fits(&path, labels, &self.loader)?;
+                if !m.tta().is_none() {
+                    // The engines apply test-time augmentation themselves.
+                    return Err(Error::Onnx {
+                        path: path.clone(),
+                        reason: format!("it has test-time augmentation ({}) baked in by cvtk export", m.tta()),
+                    });
+                }
                 if m.metadata().source != source {
                     return Err(Error::Onnx {
                         path: path.clone(),

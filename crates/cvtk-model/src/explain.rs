@@ -371,6 +371,7 @@ pub fn overlay_png(explanation: &Explanation, image: &Path, loader: &LoaderConfi
 /// different: the file's stem, or where two images share one (`a/0.png`,
 /// `b/0.png`), its folder's name and stem (`a_0`), numbered if still equal.
 pub fn output_stems(paths: &[PathBuf]) -> Vec<String> {
+    use std::collections::{HashMap, HashSet};
     let name = |p: &Path, with_parent: bool| {
         let stem = p.file_stem().map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned());
         match (with_parent, p.parent().and_then(Path::file_name)) {
@@ -378,19 +379,34 @@ pub fn output_stems(paths: &[PathBuf]) -> Vec<String> {
             _ => stem,
         }
     };
-    let count = |names: &[String], n: &String| names.iter().filter(|m| *m == n).count();
+    let counts = |names: &[String]| {
+        let mut c: HashMap<String, usize> = HashMap::new();
+        for n in names {
+            *c.entry(n.clone()).or_default() += 1;
+        }
+        c
+    };
     let plain: Vec<String> = paths.iter().map(|p| name(p, false)).collect();
-    let named: Vec<String> = paths.iter().zip(&plain).map(|(p, n)| name(p, count(&plain, n) > 1)).collect();
-    let mut seen = std::collections::HashMap::new();
+    let plain_counts = counts(&plain);
+    let named: Vec<String> = paths.iter().zip(&plain).map(|(p, n)| name(p, plain_counts[n] > 1)).collect();
+    let named_counts = counts(&named);
+    // Names still shared get a number; a number that another image's name
+    // already is (`a_x-1`) is skipped.
+    let mut used: HashSet<String> = named.iter().filter(|n| named_counts[*n] == 1).cloned().collect();
+    let mut next: HashMap<String, usize> = HashMap::new();
     named
         .iter()
         .map(|n| {
-            let k = seen.entry(n.clone()).or_insert(0usize);
-            *k += 1;
-            if count(&named, n) > 1 {
-                format!("{n}-{k}")
-            } else {
-                n.clone()
+            if named_counts[n] == 1 {
+                return n.clone();
+            }
+            let k = next.entry(n.clone()).or_insert(0);
+            loop {
+                *k += 1;
+                let candidate = format!("{n}-{k}");
+                if used.insert(candidate.clone()) {
+                    return candidate;
+                }
             }
         })
         .collect()
@@ -458,6 +474,9 @@ mod tests {
         let paths: Vec<PathBuf> = ["a/0.png", "b/0.png", "b/1.png", "c/a/0.png", "x/a/0.jpg"].map(PathBuf::from).into();
         assert_eq!(output_stems(&paths), ["a_0-1", "b_0", "1", "a_0-2", "a_0-3"].map(String::from));
         assert_eq!(output_stems(&[PathBuf::from("p.png")]), ["p"]);
+        // A numbered name that is already another image's is skipped.
+        let tricky: Vec<PathBuf> = ["p/a/x.png", "q/a/x.png", "a_x-1.png"].map(PathBuf::from).into();
+        assert_eq!(output_stems(&tricky), ["a_x-2", "a_x-3", "a_x-1"].map(String::from));
     }
 
     #[test]

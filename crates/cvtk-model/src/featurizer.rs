@@ -138,35 +138,39 @@ impl Featurizer {
     /// Features of every image of `dataset`, in dataset order, as `[n, dim]`,
     /// reporting progress.
     pub fn features(&self, dataset: &ClassificationDataset, batch_size: usize) -> Result<Array2<f32>> {
-        self.features_with(dataset, batch_size, crate::TtaMode::None)
+        Ok(self.features_and_tta(dataset, batch_size, crate::TtaMode::None)?.0)
     }
 
-    /// [`Self::features`] under test-time augmentation `tta`: each image's
-    /// features averaged with its mirror image's (what a linear head then
-    /// scores as it scores the two averaged).
-    pub fn features_with(
+    /// [`Self::features`], and with test-time augmentation `tta` also each
+    /// image's features averaged with its mirror image's (what a linear head
+    /// scores as it scores the two averaged), in one pass.
+    pub fn features_and_tta(
         &self,
         dataset: &ClassificationDataset,
         batch_size: usize,
         tta: crate::TtaMode,
-    ) -> Result<Array2<f32>> {
+    ) -> Result<(Array2<f32>, Option<Array2<f32>>)> {
         let loader = ImageLoader::new(self.backbone.loader.clone())?;
+        let mut averaged = (!tta.is_none()).then(|| Array2::<f32>::zeros((dataset.len(), self.dim())));
         let mut out = Array2::<f32>::zeros((dataset.len(), self.dim()));
         let progress = Progress::start(dataset.len() as u64, "featurizing");
         let mut row = 0;
         for batch in loader.batches(dataset, batch_size.max(1), None, 0) {
             let batch = batch?;
-            let mut f = self.features_batch(&batch.images)?;
-            if tta == crate::TtaMode::Flip {
-                f = (f + self.features_batch(&crate::tta::flip_batch(&batch.images)?)?) / 2.0;
-            }
+            let f = self.features_batch(&batch.images)?;
             let n = f.nrows();
+            if let Some(avg) = averaged.as_mut() {
+                let both = (&f + &self.features_batch(&crate::tta::flip_batch(&batch.images)?)?) / 2.0;
+                for (i, r) in both.outer_iter().enumerate() {
+                    avg.row_mut(row + i).assign(&r);
+                }
+            }
             for r in f.outer_iter() {
                 out.row_mut(row).assign(&r);
                 row += 1;
             }
             progress.inc(n as u64);
         }
-        Ok(out)
+        Ok((out, averaged))
     }
 }

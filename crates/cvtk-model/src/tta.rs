@@ -142,7 +142,10 @@ pub fn grad_cam(
     let n = batch.len();
     let twice: Vec<usize> = targets.iter().chain(targets).copied().collect();
     let all = maps(&with_mirrors(batch)?, &twice)?;
-    let (plain, mirrored) = all.split_at(n.min(all.len()));
+    if all.len() != 2 * n {
+        return Err(Error::InvalidInput(format!("{} maps for {} images", all.len(), 2 * n)));
+    }
+    let (plain, mirrored) = all.split_at(n);
     Ok(plain
         .iter()
         .zip(mirrored)

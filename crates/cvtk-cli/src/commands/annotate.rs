@@ -69,11 +69,19 @@ fn predictions(
 /// has no maps (tried on the first image).
 fn overlays(model: Model, first: Option<&Path>) -> Option<Overlays> {
     if let Some(path) = first {
-        if let Err(e) =
-            model.class_maps(&cvtk_dataset::ImageLoader::new(model.loader_config()).ok()?.load_batch(&[path]).ok()?)
-        {
-            tracing::info!("no maps on the large view: {e}");
-            return None;
+        // Only a model without maps turns them off; an image that does not
+        // decode is that image's problem, not the model's.
+        let probe = cvtk_dataset::ImageLoader::new(model.loader_config())
+            .and_then(|loader| loader.load_batch(&[path]))
+            .map_err(cvtk_model::Error::from)
+            .and_then(|batch| model.class_maps(&batch));
+        match probe {
+            Err(cvtk_model::Error::Dataset(e)) => tracing::info!("could not try the maps on {}: {e}", path.display()),
+            Err(e) => {
+                tracing::info!("no maps on the large view: {e}");
+                return None;
+            }
+            Ok(_) => {}
         }
     }
     let model = std::sync::Mutex::new(model);

@@ -113,6 +113,11 @@ struct Output<'a> {
 
 /// Runs `cvtk audit`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.engine.tta.is_some() {
+        anyhow::bail!(
+            "--tta is for commands that score with a trained model; the audit uses the network's features alone"
+        );
+    }
     // The manifest the findings are recorded in, where `cvtk annotate` finds
     // them: the one given, or the folder's (made beside it on the first run).
     if args.shard.is_some() && !args.dataset.is_file() {

@@ -122,7 +122,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
             let options = ReportOptions {
                 title: format!("{} on {} ({} images, {part_name})", args.model.display(), test.name(), test.len()),
-                model: model.describe(),
+                model: scorer.describe(),
                 images,
                 history: model.train_eval_accs(),
                 max_thumbnails: 0,

@@ -32,7 +32,7 @@ pub(super) async fn explain(State(state): State<AppState>, req: Request) -> Resp
         )
         .into_response(),
     };
-    state.0.metrics.latency.observe(started.elapsed().as_secs_f64());
+    state.0.metrics.explain_latency.observe(started.elapsed().as_secs_f64());
     response
 }
 

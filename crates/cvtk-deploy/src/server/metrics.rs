@@ -22,6 +22,7 @@ pub(crate) struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
     pub latency: Histogram,
+    pub explain_latency: Histogram,
     pub batch_size: Histogram,
     pub images: Counter,
     pub decoded: Counter,
@@ -37,6 +38,12 @@ impl Metrics {
         registry.register("http_requests", "HTTP requests by route and status", requests.clone());
         let latency = Histogram::new(exponential_buckets(0.0005, 2.0, 18));
         registry.register("score_latency_seconds", "Time to answer POST /score, queueing included", latency.clone());
+        let explain_latency = Histogram::new(exponential_buckets(0.0005, 2.0, 18));
+        registry.register(
+            "explain_latency_seconds",
+            "Time to answer POST /explain, queueing included",
+            explain_latency.clone(),
+        );
         let batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 10));
         registry.register("batch_size_images", "Images per forward pass of the model", batch_size.clone());
         let images = Counter::default();
@@ -61,6 +68,7 @@ impl Metrics {
             registry,
             requests,
             latency,
+            explain_latency,
             batch_size,
             images,
             decoded,

@@ -335,7 +335,7 @@ pub(super) async fn run_job(
                 ErrorCode::OutOfMemory,
                 "the model ran out of memory scoring this request; retry later, or with fewer images",
             )
-        } else if explain {
+        } else if explain && (e.message.contains("no feature map") || e.message.contains("no class activation maps")) {
             ApiError::new(ErrorCode::BadRequest, format!("this model cannot explain: {}", e.message))
         } else {
             ApiError::new(ErrorCode::Internal, "scoring failed; see the service log")

@@ -119,6 +119,7 @@ pub struct OnnxMetadata {
 pub struct OnnxModel {
     metadata: OnnxMetadata,
     bytes: Vec<u8>,
+    tta: crate::TtaMode,
 }
 
 /// The error for a network without a feature map before its head.
@@ -275,7 +276,13 @@ pub(crate) fn build(
 
 impl OnnxModel {
     pub(crate) fn new(metadata: OnnxMetadata, bytes: Vec<u8>) -> Self {
-        OnnxModel { metadata, bytes }
+        OnnxModel { metadata, bytes, tta: crate::TtaMode::None }
+    }
+
+    /// Records the test-time augmentation baked into the graph.
+    pub(crate) fn with_tta(mut self, tta: crate::TtaMode) -> Self {
+        self.tta = tta;
+        self
     }
 
     /// What the graph says about itself.
@@ -323,7 +330,13 @@ impl OnnxModel {
         if metadata.format > METADATA_FORMAT {
             return Err(onnx_err(path, format!("metadata format {} is newer than this cvtk reads", metadata.format)));
         }
-        Ok(OnnxModel { metadata, bytes })
+        let tta = get("cvtk.tta").map_or(Ok(crate::TtaMode::None), |t| t.parse())?;
+        Ok(OnnxModel { metadata, bytes, tta })
+    }
+
+    /// The test-time augmentation baked into the graph (`cvtk.tta`).
+    pub fn tta(&self) -> crate::TtaMode {
+        self.tta
     }
 
     /// Checks that the graph fits a model of `labels` read through `loader`:

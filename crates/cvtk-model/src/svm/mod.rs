@@ -38,6 +38,21 @@ pub fn cross_fit_temperature(
     k: usize,
     params: &ValidSvmParams,
 ) -> Result<Option<TemperatureFit>> {
+    cross_fit_temperature_on(x, x, y, k, params)
+}
+
+/// [`cross_fit_temperature`] with each fold's SVM fitted on rows of `x` and
+/// its decision values taken on the same rows of `scored` (another view of
+/// the same images: their features under test-time augmentation), so the
+/// temperature fits the decision values the SVM fitted on `x` gives to
+/// `scored`.
+pub fn cross_fit_temperature_on(
+    x: &Array2<f32>,
+    scored: &Array2<f32>,
+    y: &[usize],
+    k: usize,
+    params: &ValidSvmParams,
+) -> Result<Option<TemperatureFit>> {
     let n = x.nrows();
     if n < 2 * CALIBRATION_FOLDS {
         return Ok(None);
@@ -52,7 +67,7 @@ pub fn cross_fit_temperature(
             f
         })
         .collect();
-    let values = out_of_fold_decisions(x, y, k, &fold, params)?;
+    let values = out_of_fold_decisions_on(x, scored, y, k, &fold, params)?;
     fit_temperature(&values, y).map(Some)
 }
 
@@ -66,7 +81,22 @@ pub fn out_of_fold_decisions(
     fold: &[usize],
     params: &ValidSvmParams,
 ) -> Result<Vec<Vec<f32>>> {
+    out_of_fold_decisions_on(x, x, y, k, fold, params)
+}
+
+/// [`out_of_fold_decisions`] fitted on `x`, scored on the same rows of `scored`.
+fn out_of_fold_decisions_on(
+    x: &Array2<f32>,
+    scored: &Array2<f32>,
+    y: &[usize],
+    k: usize,
+    fold: &[usize],
+    params: &ValidSvmParams,
+) -> Result<Vec<Vec<f32>>> {
     let n = x.nrows();
+    if scored.dim() != x.dim() {
+        return Err(Error::InvalidInput(format!("{:?} features to fit on but {:?} to score", x.dim(), scored.dim())));
+    }
     if y.len() != n || fold.len() != n {
         return Err(Error::InvalidInput(format!(
             "{n} rows of features, {} labels and {} folds: give one of each per row",
@@ -82,7 +112,7 @@ pub fn out_of_fold_decisions(
         }
         let fit_y: Vec<usize> = fit_rows.iter().map(|&i| y[i]).collect();
         let model = fit_linear_svm(&x.select(Axis(0), &fit_rows), &fit_y, k, params)?;
-        let d = model.decision(&x.select(Axis(0), &held));
+        let d = model.decision(&scored.select(Axis(0), &held));
         for (row, &i) in d.outer_iter().zip(&held) {
             values[i] = row.iter().map(|&v| v as f32).collect();
         }
@@ -124,9 +154,10 @@ impl SvmClassifier {
     }
 
     /// [`Self::fit`] for scoring with test-time augmentation `tta`: the SVM
-    /// is fitted on the images' features and its temperature cross-fitted on
-    /// the augmented features ([`Featurizer::features_with`]), the decision
-    /// values it will give; `tta` is saved with it.
+    /// is fitted on the images' features, and its temperature cross-fitted
+    /// with fold SVMs fitted the same way but scoring the augmented features
+    /// ([`Featurizer::features_and_tta`]), the decision values it will give;
+    /// `tta` is saved with it.
     pub fn fit_with(
         featurizer: Featurizer,
         train_set: &ClassificationDataset,
@@ -134,14 +165,12 @@ impl SvmClassifier {
         tta: crate::TtaMode,
     ) -> Result<Self> {
         let params = params.check()?;
-        let x = featurizer.features(train_set, 32)?;
+        // The images' features, and what the SVM will score under `tta`.
+        let (x, scored) = featurizer.features_and_tta(train_set, 32, tta)?;
         let y: Vec<usize> = train_set.images().iter().map(|i| i.label()).collect();
         let labels = train_set.label_names();
         let model = fit_linear_svm(&x, &y, labels.len(), &params)?;
-        let calibration = match tta {
-            crate::TtaMode::None => cross_fit_temperature(&x, &y, labels.len(), &params)?,
-            mode => cross_fit_temperature(&featurizer.features_with(train_set, 32, mode)?, &y, labels.len(), &params)?,
-        };
+        let calibration = cross_fit_temperature_on(&x, scored.as_ref().unwrap_or(&x), &y, labels.len(), &params)?;
         match &calibration {
             Some(c) => tracing::info!(
                 "SVM decision values calibrated: temperature {:.4} (negative log-likelihood {:.4} -> {:.4} out of fold)",
