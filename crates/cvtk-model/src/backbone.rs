@@ -234,6 +234,12 @@ impl Backbone {
         tch::no_grad(|| self.net.feature_map_t(&xs, false)).ok_or_else(|| crate::onnx::no_map(self.arch))
     }
 
+    /// A linear head's weight and bias as float32 on this backbone's device.
+    fn head_here(&self, w: &Tensor, b: &Tensor) -> Result<(Tensor, Tensor)> {
+        let dev = self.vs.device();
+        Ok((w.f_to_device(dev)?.f_to_kind(tch::Kind::Float)?, b.f_to_device(dev)?.f_to_kind(tch::Kind::Float)?))
+    }
+
     /// The class activation maps of a batch under the linear head `w`
     /// `[labels, C]`, `b` `[labels]`: the head on each cell of the last
     /// feature map, without its bias, and the scores (the head on the pooled
@@ -241,12 +247,10 @@ impl Backbone {
     pub fn class_maps(&self, images: &ImageBatch, w: &Tensor, b: &Tensor) -> Result<Vec<ClassMaps>> {
         let map = self.feature_map(images)?;
         let [n, _, h, wd] = <[i64; 4]>::try_from(map.size()).map_err(|s| Error::Torch(format!("map {s:?}")))?;
-        let dev = self.vs.device();
-        let (w, b) =
-            (w.f_to_device(dev)?.f_to_kind(tch::Kind::Float)?, b.f_to_device(dev)?.f_to_kind(tch::Kind::Float)?);
+        let (w, b) = self.head_here(w, b)?;
         let (maps, scores) = tch::no_grad(|| -> Result<(Tensor, Tensor)> {
             let maps = Tensor::f_einsum("kc,nchw->nkhw", &[&w, &map], None::<i64>)?;
-            let scores = crate::nets::pool(&map).f_matmul(&w.f_tr()?)?.f_add(&b)?;
+            let scores = head_scores(&map, &w, &b)?;
             Ok((maps, scores))
         })?;
         let k = w.size()[0];
@@ -271,13 +275,11 @@ impl Backbone {
                 w.size()[0]
             )));
         }
-        let dev = self.vs.device();
-        let (w, b) =
-            (w.f_to_device(dev)?.f_to_kind(tch::Kind::Float)?, b.f_to_device(dev)?.f_to_kind(tch::Kind::Float)?);
+        let (w, b) = self.head_here(w, b)?;
         let a = map.f_detach()?.set_requires_grad(true);
-        let scores = crate::nets::pool(&a).f_matmul(&w.f_tr()?)?.f_add(&b)?;
+        let scores = head_scores(&a, &w, &b)?;
         let idx: Vec<i64> = targets.iter().map(|&t| t as i64).collect();
-        let idx = Tensor::f_from_slice(&idx)?.f_view([-1, 1])?.f_to_device(dev)?;
+        let idx = Tensor::f_from_slice(&idx)?.f_view([-1, 1])?.f_to_device(self.vs.device())?;
         let picked = scores.f_gather(1, &idx, false)?.f_sum(tch::Kind::Float)?;
         let grads = Tensor::f_run_backward(&[&picked], &[&a], false, false)?;
         let grad = grads.first().ok_or_else(|| Error::Torch("no gradient".into()))?;
@@ -327,4 +329,10 @@ impl Backbone {
     pub fn source(&self) -> String {
         self.base_weights.as_ref().map_or("random initialisation".to_string(), |w| w.display().to_string())
     }
+}
+
+/// The linear head `w`, `b` on the global average of feature maps `map`:
+/// the scores the maps explain.
+fn head_scores(map: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    Ok(crate::nets::pool(map).f_matmul(&w.f_tr()?)?.f_add(b)?)
 }

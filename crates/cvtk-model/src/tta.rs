@@ -60,9 +60,7 @@ impl std::fmt::Display for TtaMode {
 pub fn flip_batch(batch: &ImageBatch) -> Result<ImageBatch> {
     let [n, c, h, w] = batch.shape();
     let mut data = batch.data().to_vec();
-    for row in data.chunks_mut(w.max(1)) {
-        row.reverse();
-    }
+    mirror_rows(&mut data, w);
     debug_assert_eq!(data.len(), n * c * h * w);
     Ok(ImageBatch::new(data, [n, c, h, w])?)
 }
@@ -82,19 +80,37 @@ pub fn scores(
     if mode.is_none() {
         return score(batch);
     }
-    let n = batch.len();
-    let rows = score(&with_mirrors(batch)?)?;
-    if rows.len() != 2 * n {
-        return Err(Error::InvalidInput(format!("{} rows of scores for {} images", rows.len(), 2 * n)));
-    }
-    Ok(rows[..n].iter().zip(&rows[n..]).map(|(a, b)| a.iter().zip(b).map(|(x, y)| (x + y) / 2.0).collect()).collect())
+    halves(batch.len(), score(&with_mirrors(batch)?)?, "rows of scores", |a, b| mean(a, b))
 }
 
-/// Mirrors a `h` x `w` grid's rows.
-fn mirror(values: &mut [f32], w: usize) {
+/// The element-wise mean of two rows.
+fn mean(a: &[f32], b: &[f32]) -> Vec<f32> {
+    a.iter().zip(b).map(|(x, y)| (x + y) / 2.0).collect()
+}
+
+/// Reverses each row of `w` values: a grid (or an image plane) mirrored
+/// left-right.
+fn mirror_rows(values: &mut [f32], w: usize) {
     for row in values.chunks_mut(w.max(1)) {
         row.reverse();
     }
+}
+
+/// The mean of a grid of rows `w` wide and another mirrored back.
+fn mirrored_mean(a: &[f32], b: &[f32], w: usize) -> Vec<f32> {
+    let mut back = b.to_vec();
+    mirror_rows(&mut back, w);
+    mean(a, &back)
+}
+
+/// Each image's result from the `2n` results of the images then their
+/// mirror images, paired by `pair`; an error when there are not `2n`.
+fn halves<T>(n: usize, all: Vec<T>, what: &str, pair: impl Fn(&T, &T) -> T) -> Result<Vec<T>> {
+    if all.len() != 2 * n {
+        return Err(Error::InvalidInput(format!("{} {what} for {} images", all.len(), 2 * n)));
+    }
+    let (plain, mirrored) = all.split_at(n);
+    Ok(plain.iter().zip(mirrored).map(|(a, b)| pair(a, b)).collect())
 }
 
 /// Class maps of `batch` under `mode`: `maps` on the images and their mirror
@@ -107,26 +123,12 @@ pub fn class_maps(
     if mode.is_none() {
         return maps(batch);
     }
-    let n = batch.len();
-    let all = maps(&with_mirrors(batch)?)?;
-    if all.len() != 2 * n {
-        return Err(Error::InvalidInput(format!("{} maps for {} images", all.len(), 2 * n)));
-    }
-    let (plain, mirrored) = all.split_at(n);
-    Ok(plain
-        .iter()
-        .zip(mirrored)
-        .map(|(a, b)| {
-            let mut back = b.values.clone();
-            mirror(&mut back, a.width);
-            ClassMaps {
-                scores: a.scores.iter().zip(&b.scores).map(|(x, y)| (x + y) / 2.0).collect(),
-                height: a.height,
-                width: a.width,
-                values: a.values.iter().zip(&back).map(|(x, y)| (x + y) / 2.0).collect(),
-            }
-        })
-        .collect())
+    halves(batch.len(), maps(&with_mirrors(batch)?)?, "maps", |a, b| ClassMaps {
+        scores: mean(&a.scores, &b.scores),
+        height: a.height,
+        width: a.width,
+        values: mirrored_mean(&a.values, &b.values, a.width),
+    })
 }
 
 /// Grad-CAM maps under `mode`, averaged as [`class_maps`] does.
@@ -139,26 +141,12 @@ pub fn grad_cam(
     if mode.is_none() {
         return maps(batch, targets);
     }
-    let n = batch.len();
     let twice: Vec<usize> = targets.iter().chain(targets).copied().collect();
-    let all = maps(&with_mirrors(batch)?, &twice)?;
-    if all.len() != 2 * n {
-        return Err(Error::InvalidInput(format!("{} maps for {} images", all.len(), 2 * n)));
-    }
-    let (plain, mirrored) = all.split_at(n);
-    Ok(plain
-        .iter()
-        .zip(mirrored)
-        .map(|(a, b)| {
-            let mut back = b.values.clone();
-            mirror(&mut back, a.width);
-            Heatmap {
-                height: a.height,
-                width: a.width,
-                values: a.values.iter().zip(&back).map(|(x, y)| (x + y) / 2.0).collect(),
-            }
-        })
-        .collect())
+    halves(batch.len(), maps(&with_mirrors(batch)?, &twice)?, "maps", |a, b| Heatmap {
+        height: a.height,
+        width: a.width,
+        values: mirrored_mean(&a.values, &b.values, a.width),
+    })
 }
 
 /// A scorer seen through test-time augmentation (what a classifier

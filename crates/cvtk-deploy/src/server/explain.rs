@@ -3,16 +3,14 @@
 //! activation map of its predicted label (or of `?label=NAME`) as numbers, as
 //! a PNG, and over the image as the model took it.
 
-use std::time::Instant;
-
-use axum::extract::{Request, State};
-use axum::response::{IntoResponse, Response};
+use axum::extract::{Query, Request, State};
+use axum::response::Response;
 use axum::Json;
 use base64::Engine;
 use cvtk_http::{ApiError, ErrorCode};
 use cvtk_model::Method;
 
-use super::score::{decode_all, none_usable, read_request, run_job};
+use super::score::{decode_all, none_usable, read_request, run_job, within_time_limit};
 use super::worker::decode_maps;
 use super::AppState;
 use crate::api::{ExplainItem, ExplainResponse, ExplainResult, MAX_EXPLAIN_IMAGES};
@@ -21,63 +19,22 @@ use crate::api::{ExplainItem, ExplainResponse, ExplainResult, MAX_EXPLAIN_IMAGES
 const MAP_PNG_SIDE: u32 = 112;
 
 pub(super) async fn explain(State(state): State<AppState>, req: Request) -> Response {
-    let started = Instant::now();
-    let timeout = state.0.config.request_timeout;
-    let response = match tokio::time::timeout(timeout, explain_request(&state, req)).await {
-        Ok(Ok(r)) => r.into_response(),
-        Ok(Err(e)) => e.into_response(),
-        Err(_) => ApiError::new(
-            ErrorCode::Timeout,
-            format!("not explained within {timeout:?}; send fewer images per request or retry later"),
-        )
-        .into_response(),
-    };
-    state.0.metrics.explain_latency.observe(started.elapsed().as_secs_f64());
-    response
+    let latency = &state.0.metrics.explain_latency;
+    within_time_limit(&state, latency, "explained", explain_request(&state, req)).await
 }
 
-/// `label` from the query string, if given.
-fn query_label(query: Option<&str>) -> std::result::Result<Option<String>, ApiError> {
-    let mut label = None;
-    for (k, v) in query.unwrap_or("").split('&').filter(|p| !p.is_empty()).map(|p| p.split_once('=').unwrap_or((p, "")))
-    {
-        if k == "label" {
-            let decoded = percent_decode(v)
-                .ok_or_else(|| ApiError::new(ErrorCode::BadRequest, "label= is not valid percent-encoded UTF-8"))?;
-            label = Some(decoded);
-        }
-    }
-    Ok(label)
-}
-
-/// `%XX` and `+` decoding of a query value; None if it is not UTF-8.
-fn percent_decode(v: &str) -> Option<String> {
-    let mut out = Vec::with_capacity(v.len());
-    let bytes = v.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
+/// The query string: `?label=NAME` (percent-encoded), other keys ignored.
+#[derive(serde::Deserialize)]
+struct ExplainQuery {
+    label: Option<String>,
 }
 
 async fn explain_request(state: &AppState, req: Request) -> std::result::Result<Json<ExplainResponse>, ApiError> {
     let inner = &state.0;
-    let label = query_label(req.uri().query())?;
+    let label = Query::<ExplainQuery>::try_from_uri(req.uri())
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("the query string is not valid: {}", e.body_text())))?
+        .0
+        .label;
     let (labels, kind, loader) = inner
         .model
         .get()

@@ -23,18 +23,30 @@ use super::{AppState, CancelOnDrop, LoadState};
 use crate::api::{ErrorDetail, ItemResult, ScoreResponse, ScoreResult, TOP};
 
 pub(super) async fn score(State(state): State<AppState>, req: Request) -> Response {
+    within_time_limit(&state, &state.0.metrics.latency, "scored", score_request(&state, req)).await
+}
+
+/// `answer`'s response, or a `timeout` error once the request time limit
+/// passes (the answer is then dropped, which stops its decoding); the time
+/// taken goes into `latency`. `done` says what did not happen in time.
+pub(super) async fn within_time_limit<T: IntoResponse>(
+    state: &AppState,
+    latency: &prometheus_client::metrics::histogram::Histogram,
+    done: &str,
+    answer: impl std::future::Future<Output = std::result::Result<T, ApiError>>,
+) -> Response {
     let started = Instant::now();
     let timeout = state.0.config.request_timeout;
-    let response = match tokio::time::timeout(timeout, score_request(&state, req)).await {
+    let response = match tokio::time::timeout(timeout, answer).await {
         Ok(Ok(r)) => r.into_response(),
         Ok(Err(e)) => e.into_response(),
         Err(_) => ApiError::new(
             ErrorCode::Timeout,
-            format!("not scored within {timeout:?}; send fewer images per request or retry later"),
+            format!("not {done} within {timeout:?}; send fewer images per request or retry later"),
         )
         .into_response(),
     };
-    state.0.metrics.latency.observe(started.elapsed().as_secs_f64());
+    latency.observe(started.elapsed().as_secs_f64());
     response
 }
 
