@@ -154,7 +154,8 @@ fn main() -> anyhow::Result<()> {
 
     println!("\n== 6. Evaluate on the test images");
     // onnxruntime scores when its library loads, else libtorch.
-    let scores = compile(&*model, EngineChoice::Auto)?.score_dataset(&test, 32)?;
+    let scorer = compile(&*model, EngineChoice::Auto)?;
+    let scores = scorer.score_dataset(&test, 32)?;
     let evaluation = ClassificationEvaluation::from_scores(&scores)?;
     let summary = EvaluationSummary::new(&evaluation);
     println!("class-averaged accuracy: {:.2}%", 100.0 * summary.class_averaged_accuracy);
@@ -167,7 +168,16 @@ fn main() -> anyhow::Result<()> {
         println!("  without calibration:   ECE {:.4}, Brier score {:.4}", u.expected_calibration_error, u.brier_score);
     }
     println!("confusion matrix:\n{}", summary.confusion_table());
-    let images = test.images().iter().map(|i| ReportImage { id: i.id, path: i.path.clone(), overlay: None }).collect();
+    let mut images: Vec<ReportImage> =
+        test.images().iter().map(|i| ReportImage { id: i.id, path: i.path.clone(), overlay: None }).collect();
+    // Where the evidence for each previewed image's prediction was: the maps
+    // of the report's top losses and result cards (as `cvtk evaluate` adds them).
+    let previewed = cvtk::eval::preview_rows(&evaluation, 0);
+    let paths: Vec<std::path::PathBuf> = previewed.iter().map(|&i| images[i].path.clone()).collect();
+    match cvtk::model::explain::overlay_thumbnails(&scorer, &paths, 112) {
+        Ok(overlays) => previewed.iter().zip(overlays).for_each(|(&i, overlay)| images[i].overlay = overlay),
+        Err(e) => println!("the report shows no maps: {e}"), // small-cnn has none
+    }
     let report_options = ReportOptions {
         title: format!("{} on {} ({} test images)", args.base_model, dataset.name(), test.len()),
         model: model.describe(),
